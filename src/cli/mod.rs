@@ -1,0 +1,2 @@
+//! Command-line glue: one module per subcommand.
+pub mod bench;

@@ -1,0 +1,1 @@
+//! Fake Karmada API server (test-only).
