@@ -1,0 +1,449 @@
+//! Loads a state root (or individual files) from disk into a
+//! [`DesiredState`]. Only unreadable roots are errors; everything about a
+//! file's content is a finding.
+
+use super::intent::translate;
+use super::{DesiredState, Graph, GraphEntry};
+use crate::descriptor::Descriptor;
+use crate::descriptor::semantic::{self, Context};
+use crate::descriptor::types::DnsLabel;
+use crate::spec::cluster::RawClusterFile;
+use crate::spec::settings::{RawSettings, Settings, cross_checks};
+use crate::validate::findings::{self, Finding, Pos, Severity};
+use crate::validate::schema::SchemaKind;
+use crate::validate::{read_document, typed};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read the state root {path}: {source}")]
+    Root {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot list {path}: {source}")]
+    List {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} does not exist")]
+    Missing { path: PathBuf },
+}
+
+const SETTINGS_FILES: [&str; 2] = ["smo.yaml", "smo.yml"];
+
+fn is_yaml(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+fn is_hidden(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
+}
+
+/// Visible entries of a directory, sorted by name; a missing directory is empty.
+fn entries(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let read = match std::fs::read_dir(dir) {
+        Ok(r) => r,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(LoadError::List {
+                path: dir.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut out: Vec<PathBuf> = read
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| !is_hidden(p))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn file_error(shown: &str, message: String) -> Finding {
+    Finding::new(
+        shown,
+        Pos { line: 1, column: 1 },
+        "",
+        Severity::Error,
+        message,
+    )
+}
+
+/// One descriptor file's raw outcome.
+struct Loaded {
+    id: Option<String>,
+    id_pos: Pos,
+    descriptor: Option<Descriptor>,
+    findings: Vec<Finding>,
+}
+
+fn load_descriptor(
+    path: &Path,
+    shown: &str,
+    root: Option<&Path>,
+    known: Option<&BTreeSet<String>>,
+) -> Loaded {
+    let mut loaded = Loaded {
+        id: None,
+        id_pos: Pos { line: 1, column: 1 },
+        descriptor: None,
+        findings: Vec::new(),
+    };
+    let doc = match read_document(path, shown) {
+        Err(f) => {
+            loaded.findings = f;
+            return loaded;
+        }
+        Ok(None) => {
+            loaded.findings.push(file_error(
+                shown,
+                "file is empty; a descriptor starts with `hdaGraph:`".into(),
+            ));
+            return loaded;
+        }
+        Ok(Some(doc)) => doc,
+    };
+    loaded.id = doc
+        .value
+        .pointer("/hdaGraph/id")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    loaded.id_pos = doc.position("/hdaGraph/id");
+    let (descriptor, mut found) = typed::<Descriptor>(SchemaKind::Hdag, &doc, shown);
+    // Semantic checks run even when the schema found errors, so that every
+    // mistake of a file is reported in one go.
+    let ctx = Context {
+        file: shown,
+        dir: path.parent(),
+        root,
+        known_clusters: known,
+    };
+    found.extend(semantic::check(&doc, &ctx));
+    let ok = !found.iter().any(Finding::is_error);
+    loaded.descriptor = descriptor.filter(|_| ok);
+    loaded.findings = found;
+    loaded
+}
+
+fn load_settings(path: &Path, shown: &str) -> (Option<Settings>, Vec<Finding>) {
+    match read_document(path, shown) {
+        Err(f) => (None, f),
+        Ok(None) => (Some(Settings::default()), Vec::new()),
+        Ok(Some(doc)) => {
+            let (raw, mut found) = typed::<RawSettings>(SchemaKind::Settings, &doc, shown);
+            found.extend(cross_checks(&doc, shown));
+            let Some(raw) = raw else { return (None, found) };
+            let (settings, more) = raw.validate(&doc, shown);
+            found.extend(more);
+            let ok = !found.iter().any(Finding::is_error);
+            (ok.then_some(settings), found)
+        }
+    }
+}
+
+fn load_cluster(
+    path: &Path,
+    shown: &str,
+) -> (Option<crate::spec::cluster::ClusterMeta>, Vec<Finding>) {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_owned();
+    match read_document(path, shown) {
+        Err(f) => (None, f),
+        Ok(None) => (
+            None,
+            vec![file_error(
+                shown,
+                "file is empty; a cluster file starts with `cluster:`".into(),
+            )],
+        ),
+        Ok(Some(doc)) => {
+            let (raw, mut found) = typed::<RawClusterFile>(SchemaKind::Cluster, &doc, shown);
+            let Some(raw) = raw else { return (None, found) };
+            let (meta, more) = raw.validate(&stem, &doc, shown);
+            found.extend(more);
+            (meta, found)
+        }
+    }
+}
+
+/// Loads a whole state root.
+pub fn load_root(root: &Path) -> Result<DesiredState, LoadError> {
+    let root = root.canonicalize().map_err(|source| LoadError::Root {
+        path: root.to_owned(),
+        source,
+    })?;
+    if !root.is_dir() {
+        return Err(LoadError::Root {
+            path: root,
+            source: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+        });
+    }
+    let mut state = DesiredState {
+        settings_valid: true,
+        ..DesiredState::default()
+    };
+
+    for name in SETTINGS_FILES {
+        let path = root.join(name);
+        if path.is_file() {
+            let (settings, found) = load_settings(&path, name);
+            state.findings.extend(found);
+            match settings {
+                Some(s) => state.settings = s,
+                None => state.settings_valid = false,
+            }
+            break;
+        }
+    }
+
+    for path in entries(&root.join("clusters"))? {
+        if !(path.is_file() && is_yaml(&path)) {
+            continue;
+        }
+        let shown = relative(&root, &path);
+        if let Some(f) = escapes(&root, &path, &shown) {
+            state.findings.push(f);
+            continue;
+        }
+        let (meta, found) = load_cluster(&path, &shown);
+        state.findings.extend(found);
+        if let Some(m) = meta {
+            state.clusters.insert(m.name.clone(), m);
+        }
+    }
+    let known: BTreeSet<String> = state.clusters.keys().cloned().collect();
+
+    let mut loaded: Vec<Entry> = Vec::new();
+    for project_dir in entries(&root.join("projects"))? {
+        if project_dir.is_file() {
+            if is_yaml(&project_dir) {
+                let shown = relative(&root, &project_dir);
+                state.findings.push(Finding::new(&shown, Pos { line: 1, column: 1 }, "", Severity::Warning,
+                    "ignored: descriptors belong in projects/<project>/, the project names the namespace"));
+            }
+            continue;
+        }
+        let project = project_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for path in entries(&project_dir)? {
+            if !(path.is_file() && is_yaml(&path)) {
+                continue;
+            }
+            let shown = relative(&root, &path);
+            if let Some(f) = escapes(&root, &path, &shown) {
+                state.findings.push(f);
+                continue;
+            }
+            let mut l = load_descriptor(&path, &shown, Some(&root), Some(&known));
+            if !DnsLabel::is_valid(&project) {
+                l.findings.push(file_error(&shown, format!(
+                    "project directory `{project}` is not a DNS-1123 label; it names a Kubernetes namespace: use lowercase letters, digits and '-'"
+                )));
+                l.descriptor = None;
+            }
+            loaded.push((String::new(), project.clone(), shown, l));
+        }
+    }
+    finish(&mut state, loaded);
+    Ok(state)
+}
+
+/// A symlinked file that resolves outside the root is not read.
+fn escapes(root: &Path, path: &Path, shown: &str) -> Option<Finding> {
+    match path.canonicalize() {
+        Ok(real) if real.starts_with(root) => None,
+        _ => Some(file_error(
+            shown,
+            "file is a link that leaves the state root; it is ignored".into(),
+        )),
+    }
+}
+
+/// One loaded descriptor: the state root it belongs to (empty for the root
+/// being loaded), its project, its shown path and its outcome.
+type Entry = (String, String, String, Loaded);
+
+/// Marks duplicate identities, translates intents, sorts findings. Graph
+/// identity is `(project, id)` within one state root; a file outside any
+/// `projects/<project>/` folder has no identity to collide with.
+fn finish(state: &mut DesiredState, loaded: Vec<Entry>) {
+    let mut by_identity: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+    for (scope, project, shown, l) in &loaded {
+        if let Some(id) = l.id.as_ref().filter(|_| !project.is_empty()) {
+            by_identity
+                .entry((scope.clone(), project.clone(), id.clone()))
+                .or_default()
+                .push(shown.clone());
+        }
+    }
+    for (scope, project, shown, mut l) in loaded {
+        if let Some(id) = &l.id {
+            let files = by_identity
+                .get(&(scope, project.clone(), id.clone()))
+                .map_or(&[][..], Vec::as_slice);
+            if files.len() > 1 {
+                let others: Vec<&str> = files
+                    .iter()
+                    .filter(|f| **f != shown)
+                    .map(String::as_str)
+                    .collect();
+                l.findings.push(Finding::new(&shown, l.id_pos, "/hdaGraph/id", Severity::Error, format!(
+                    "graph `{id}` of project `{project}` is also declared in {}; declare each graph once (neither file is applied)",
+                    others.join(", ")
+                )));
+                l.descriptor = None;
+            }
+        }
+        let graph = l.descriptor.map(|descriptor| {
+            let resources = descriptor
+                .hda_graph
+                .services
+                .iter()
+                .map(|s| translate(s, &state.settings.intents))
+                .collect();
+            Graph {
+                project: project.clone(),
+                file: shown.clone(),
+                descriptor,
+                resources,
+            }
+        });
+        state.findings.extend(l.findings);
+        state.graphs.push(GraphEntry {
+            project,
+            id: l.id,
+            file: shown,
+            graph,
+        });
+    }
+    findings::sort(&mut state.findings);
+}
+
+/// What a file given on the command line holds, judged by its top-level key
+/// (or name, for `smo.yaml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Descriptor,
+    Cluster,
+    Settings,
+    Inventory,
+    Config,
+}
+
+fn kind_of(path: &Path) -> FileKind {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if SETTINGS_FILES.contains(&name) {
+        return FileKind::Settings;
+    }
+    let Ok(Some(doc)) = read_document(path, name) else {
+        return FileKind::Descriptor;
+    };
+    let has = |k: &str| doc.value.get(k).is_some();
+    if has("hdaGraph") {
+        FileKind::Descriptor
+    } else if has("cluster") {
+        FileKind::Cluster
+    } else if has("clusters") {
+        FileKind::Inventory
+    } else if has("source") {
+        FileKind::Config
+    } else {
+        FileKind::Descriptor
+    }
+}
+
+/// The state root and project of a file under `<root>/projects/<project>/`.
+fn locate(path: &Path) -> (Option<PathBuf>, Option<String>) {
+    let Ok(real) = path.canonicalize() else {
+        return (None, None);
+    };
+    let dir = real.parent();
+    let project_dir = dir.and_then(Path::parent);
+    match project_dir {
+        Some(p) if p.file_name().is_some_and(|n| n == "projects") => (
+            p.parent().map(Path::to_owned),
+            dir.and_then(|d| d.file_name())
+                .map(|n| n.to_string_lossy().into_owned()),
+        ),
+        _ => (dir.map(Path::to_owned), None),
+    }
+}
+
+/// Loads files named on the command line, each by its kind.
+pub fn load_files(paths: &[PathBuf]) -> Result<DesiredState, LoadError> {
+    let mut state = DesiredState {
+        settings_valid: true,
+        ..DesiredState::default()
+    };
+    let mut loaded = Vec::new();
+    for path in paths {
+        if !path.exists() {
+            return Err(LoadError::Missing { path: path.clone() });
+        }
+        let shown = path.display().to_string();
+        match kind_of(path) {
+            FileKind::Settings => {
+                let (s, found) = load_settings(path, &shown);
+                state.settings_valid &= s.is_some();
+                state.findings.extend(found);
+            }
+            FileKind::Cluster => state.findings.extend(load_cluster(path, &shown).1),
+            FileKind::Inventory => {
+                if let Err(found) = crate::spec::inventory::load(path) {
+                    state.findings.extend(found);
+                }
+            }
+            FileKind::Config => {
+                if let Err(crate::spec::config::ConfigError::Invalid { findings, .. }) =
+                    crate::spec::config::load(path)
+                {
+                    state.findings.extend(findings);
+                }
+            }
+            FileKind::Descriptor => {
+                let (root, project) = locate(path);
+                let known: Option<BTreeSet<String>> = root.as_ref().and_then(|r| {
+                    let names: BTreeSet<String> = entries(&r.join("clusters"))
+                        .ok()?
+                        .iter()
+                        .filter(|p| is_yaml(p))
+                        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                        .collect();
+                    (!names.is_empty()).then_some(names)
+                });
+                let l = load_descriptor(path, &shown, root.as_deref(), known.as_ref());
+                let scope = root
+                    .as_ref()
+                    .map(|r| r.display().to_string())
+                    .unwrap_or_default();
+                loaded.push((scope, project.unwrap_or_default(), shown, l));
+            }
+        }
+    }
+    finish(&mut state, loaded);
+    Ok(state)
+}

@@ -1,0 +1,495 @@
+//! The daemon's host configuration (`/etc/smo/config.yaml` by default).
+//!
+//! Two stages: the raw document (schema-checked, serde) and the validated
+//! [`Config`] with units parsed, defaults applied and relative paths
+//! resolved against the configuration file's directory. Secrets are never
+//! in this file, only paths of files that hold them.
+
+use crate::units::parse_duration;
+use crate::validate::findings::{Finding, Pos, Severity};
+use crate::validate::schema::SchemaKind;
+use crate::validate::{read_document, typed};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default location of the configuration file.
+pub const DEFAULT_PATH: &str = "/etc/smo/config.yaml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration {path} is invalid:\n{}", render(.findings))]
+    Invalid {
+        path: String,
+        findings: Vec<Finding>,
+    },
+}
+
+fn render(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GitRef {
+    Branch(String),
+    Tag(String),
+    Commit(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GitAuth {
+    None,
+    Token {
+        file: PathBuf,
+        username: Option<String>,
+    },
+    SshKey {
+        file: PathBuf,
+        known_hosts: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Source {
+    Dir {
+        path: PathBuf,
+        debounce: Duration,
+    },
+    Git {
+        url: String,
+        reference: GitRef,
+        path: Option<PathBuf>,
+        interval: Duration,
+        auth: GitAuth,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Karmada {
+    /// `None`: the client's defaults (KUBECONFIG, ~/.kube/config).
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    /// Extended resource counted as GPU.
+    pub gpu_resource: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Helm {
+    pub binary: PathBuf,
+    pub timeout: Duration,
+    pub wait: bool,
+    pub extra_args: Vec<String>,
+    pub insecure_registries: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum RuleSink {
+    None,
+    Dir(PathBuf),
+    PrometheusRule {
+        namespace: String,
+        labels: BTreeMap<String, String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prometheus {
+    pub url: Option<String>,
+    pub rules: RuleSink,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Grafana {
+    pub url: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub folder: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Http {
+    pub listen: SocketAddr,
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Log {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// The validated host configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    pub source: Source,
+    pub state_dir: PathBuf,
+    pub karmada: Karmada,
+    pub helm: Helm,
+    pub prometheus: Prometheus,
+    pub grafana: Grafana,
+    pub http: Http,
+    pub resync_interval: Duration,
+    pub scaling_interval: Duration,
+    pub log: Log,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Raw {
+    source: RawSource,
+    state_dir: Option<String>,
+    #[serde(default)]
+    karmada: RawKarmada,
+    #[serde(default)]
+    helm: RawHelm,
+    #[serde(default)]
+    prometheus: RawPrometheus,
+    #[serde(default)]
+    grafana: RawGrafana,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    intervals: RawIntervals,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawSource {
+    dir: Option<String>,
+    debounce: Option<String>,
+    git: Option<RawGit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawGit {
+    url: String,
+    #[serde(rename = "ref", default)]
+    reference: RawRef,
+    path: Option<String>,
+    interval: Option<String>,
+    #[serde(default)]
+    auth: RawAuth,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawRef {
+    branch: Option<String>,
+    tag: Option<String>,
+    commit: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawAuth {
+    token_file: Option<String>,
+    username: Option<String>,
+    ssh_key_file: Option<String>,
+    known_hosts_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawKarmada {
+    kubeconfig: Option<String>,
+    context: Option<String>,
+    gpu_resource: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawHelm {
+    binary: Option<String>,
+    timeout: Option<String>,
+    wait: Option<bool>,
+    #[serde(default)]
+    extra_args: Vec<String>,
+    #[serde(default)]
+    insecure_registries: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawPrometheus {
+    url: Option<String>,
+    rules_dir: Option<String>,
+    prometheus_rule: Option<RawPrometheusRule>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawPrometheusRule {
+    namespace: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawGrafana {
+    url: Option<String>,
+    token_file: Option<String>,
+    folder: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawHttp {
+    listen: Option<String>,
+    token_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawIntervals {
+    resync: Option<String>,
+    scaling: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawLog {
+    format: Option<LogFormat>,
+    level: Option<String>,
+}
+
+/// Loads and validates the configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let shown = path.display().to_string();
+    let invalid = |findings| ConfigError::Invalid {
+        path: shown.clone(),
+        findings,
+    };
+    let doc = read_document(path, &shown)
+        .map_err(invalid)?
+        .ok_or_else(|| {
+            invalid(vec![Finding::new(
+                &shown,
+                Pos { line: 1, column: 1 },
+                "",
+                Severity::Error,
+                "configuration file is empty",
+            )])
+        })?;
+    let (raw, mut findings) = typed::<Raw>(SchemaKind::Config, &doc, &shown);
+    let Some(raw) = raw else {
+        return Err(invalid(findings));
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut ctx = Stage {
+        base,
+        doc: &doc,
+        file: &shown,
+        findings: &mut findings,
+    };
+    let config = ctx.build(raw);
+    if findings.iter().any(Finding::is_error) {
+        return Err(invalid(findings));
+    }
+    Ok(config)
+}
+
+struct Stage<'a> {
+    base: &'a Path,
+    doc: &'a crate::validate::yaml::Document,
+    file: &'a str,
+    findings: &'a mut Vec<Finding>,
+}
+
+impl Stage<'_> {
+    fn path(&self, p: &str) -> PathBuf {
+        self.base.join(p)
+    }
+
+    fn duration(&mut self, text: Option<&str>, pointer: &str, default: Duration) -> Duration {
+        match text.map(parse_duration) {
+            None => default,
+            Some(Ok(d)) if d.is_zero() => {
+                self.error(pointer, "must be longer than zero".into());
+                default
+            }
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                self.error(pointer, e.to_string());
+                default
+            }
+        }
+    }
+
+    fn error(&mut self, pointer: &str, message: String) {
+        self.findings.push(Finding::new(
+            self.file,
+            self.doc.position(pointer),
+            pointer,
+            Severity::Error,
+            message,
+        ));
+    }
+
+    fn build(&mut self, raw: Raw) -> Config {
+        let source = match (raw.source.dir, raw.source.git) {
+            (Some(dir), _) => Source::Dir {
+                path: self.path(&dir),
+                // Long enough to coalesce an editor's write-rename-chmod
+                // burst, short enough to feel immediate.
+                debounce: self.duration(
+                    raw.source.debounce.as_deref(),
+                    "/source/debounce",
+                    Duration::from_millis(200),
+                ),
+            },
+            (None, Some(git)) => {
+                let reference = match git.reference {
+                    RawRef { tag: Some(t), .. } => GitRef::Tag(t),
+                    RawRef {
+                        commit: Some(c), ..
+                    } => GitRef::Commit(c),
+                    RawRef {
+                        branch: Some(b), ..
+                    } => GitRef::Branch(b),
+                    RawRef { .. } => GitRef::Branch("main".into()),
+                };
+                let auth = match git.auth {
+                    RawAuth {
+                        token_file: Some(f),
+                        ssh_key_file: None,
+                        username,
+                        ..
+                    } => GitAuth::Token {
+                        file: self.path(&f),
+                        username,
+                    },
+                    RawAuth {
+                        ssh_key_file: Some(f),
+                        token_file: None,
+                        known_hosts_file,
+                        ..
+                    } => GitAuth::SshKey {
+                        file: self.path(&f),
+                        known_hosts: known_hosts_file.map(|k| self.path(&k)),
+                    },
+                    RawAuth {
+                        ssh_key_file: Some(_),
+                        token_file: Some(_),
+                        ..
+                    } => {
+                        self.error(
+                            "/source/git/auth",
+                            "set one of `tokenFile` or `sshKeyFile`, not both".into(),
+                        );
+                        GitAuth::None
+                    }
+                    _ => GitAuth::None,
+                };
+                Source::Git {
+                    url: git.url,
+                    reference,
+                    path: git.path.map(PathBuf::from),
+                    interval: self.duration(
+                        git.interval.as_deref(),
+                        "/source/git/interval",
+                        Duration::from_secs(30),
+                    ),
+                    auth,
+                }
+            }
+            (None, None) => unreachable_source(),
+        };
+        let listen_text = raw.http.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = listen_text
+            .replace("localhost", "127.0.0.1")
+            .parse()
+            .unwrap_or_else(|_| {
+                self.error(
+                    "/http/listen",
+                    format!("`{listen_text}` is not ADDRESS:PORT"),
+                );
+                SocketAddr::from(([127, 0, 0, 1], 8080))
+            });
+        let rules = match (raw.prometheus.rules_dir, raw.prometheus.prometheus_rule) {
+            (Some(d), _) => RuleSink::Dir(self.path(&d)),
+            (None, Some(r)) => RuleSink::PrometheusRule {
+                namespace: r.namespace,
+                labels: r.labels,
+            },
+            (None, None) => RuleSink::None,
+        };
+        Config {
+            source,
+            state_dir: raw
+                .state_dir
+                .map_or_else(|| PathBuf::from("/var/lib/smo"), |d| self.path(&d)),
+            karmada: Karmada {
+                kubeconfig: raw.karmada.kubeconfig.map(|k| self.path(&k)),
+                context: raw.karmada.context,
+                gpu_resource: raw
+                    .karmada
+                    .gpu_resource
+                    .unwrap_or_else(|| "nvidia.com/gpu".into()),
+            },
+            helm: Helm {
+                binary: raw
+                    .helm
+                    .binary
+                    .map_or_else(|| PathBuf::from("helm"), PathBuf::from),
+                timeout: self.duration(
+                    raw.helm.timeout.as_deref(),
+                    "/helm/timeout",
+                    Duration::from_secs(300),
+                ),
+                wait: raw.helm.wait.unwrap_or(false),
+                extra_args: raw.helm.extra_args,
+                insecure_registries: raw.helm.insecure_registries,
+            },
+            prometheus: Prometheus {
+                url: raw.prometheus.url,
+                rules,
+            },
+            grafana: Grafana {
+                url: raw.grafana.url,
+                token_file: raw.grafana.token_file.map(|f| self.path(&f)),
+                folder: raw.grafana.folder,
+            },
+            http: Http {
+                listen,
+                token_file: raw.http.token_file.map(|f| self.path(&f)),
+            },
+            resync_interval: self.duration(
+                raw.intervals.resync.as_deref(),
+                "/intervals/resync",
+                Duration::from_secs(300),
+            ),
+            scaling_interval: self.duration(
+                raw.intervals.scaling.as_deref(),
+                "/intervals/scaling",
+                Duration::from_secs(30),
+            ),
+            log: Log {
+                format: raw.log.format.unwrap_or_default(),
+                level: raw.log.level.unwrap_or_else(|| "info".into()),
+            },
+        }
+    }
+}
+
+/// The schema's `oneOf` guarantees a source; this keeps the match total.
+fn unreachable_source() -> Source {
+    Source::Dir {
+        path: PathBuf::from("."),
+        debounce: Duration::from_millis(200),
+    }
+}
