@@ -1,7 +1,26 @@
-//! smo — the Synergetic Meta-Orchestrator as a declarative reconciliation daemon.
+//! smo — the Synergetic Meta-Orchestrator as a declarative reconciliation
+//! daemon for Hyper Distributed Application Graphs on Karmada.
+//!
+//! Map of the modules:
+//! - [`validate`]: findings, the position-aware YAML reader, the embedded
+//!   JSON Schemas (`schemas/`), unknown-key suggestions;
+//! - [`descriptor`]: the HDAG descriptor's typed model and semantic checks;
+//! - [`spec`]: the other files — `smo.yaml` settings, cluster metadata, the
+//!   offline inventory, the daemon's host configuration;
+//! - [`desired`]: loading a state root into validated graphs, with intent
+//!   translation;
+//! - [`units`]: Kubernetes quantities and Prometheus durations;
+//! - [`placement`], [`scaling`]: the MILP engines (pure);
+//! - [`bench`]: deterministic instance generators for benchmarks;
+//! - [`cli`]: one module per subcommand.
 #![forbid(unsafe_code)]
 
 pub mod bench;
 pub mod cli;
+pub mod descriptor;
+pub mod desired;
 pub mod placement;
 pub mod scaling;
+pub mod spec;
+pub mod units;
+pub mod validate;

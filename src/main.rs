@@ -1,1 +1,43 @@
-fn main() {}
+//! The `smo` binary: the operator's CLI and (later) the daemon.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "smo",
+    version,
+    about = "Synergetic Meta-Orchestrator: keeps HDAGs on Karmada as their repository describes them"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a state root or individual descriptor, cluster, settings,
+    /// inventory or configuration files.
+    Validate(smo::cli::validate::ValidateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Validate(args) => smo::cli::validate::run(&args, &mut std::io::stdout().lock()),
+    };
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(2)),
+        Err(e) => {
+            eprintln!("smo: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,2 +1,5 @@
-//! Command-line glue: one module per subcommand.
+//! Command-line glue: one module per subcommand. Each `run` returns the
+//! process exit code (0 ok, 1 findings, 2 usage or runtime failure).
+
 pub mod bench;
+pub mod validate;

@@ -1,1 +1,9 @@
-fn main() {}
+//! smo's integration tests, compiled into one binary (linking is the slow
+//! part of a build on small machines).
+
+mod agreement;
+mod cli;
+mod examples;
+mod fixtures;
+mod loader;
+mod support;

@@ -1,0 +1,114 @@
+//! `smo validate [PATH...] [--format text|json]`.
+//!
+//! A PATH is a state root (a directory) or individual files, each judged by
+//! its content. Exit codes: 0 no errors (warnings allowed), 1 errors,
+//! 2 usage or I/O failure — what a pre-commit hook needs.
+
+use crate::desired::DesiredState;
+use crate::desired::loader::{LoadError, load_files, load_root};
+use crate::validate::findings::{self, Finding};
+use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// State roots (directories) or individual files; default `.`.
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Serialize)]
+struct GraphSummary {
+    project: String,
+    id: String,
+    services: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    findings: Vec<Finding>,
+    graphs: Vec<GraphSummary>,
+}
+
+/// Loads every PATH and merges the results.
+pub fn collect(paths: &[PathBuf]) -> Result<Vec<DesiredState>, LoadError> {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        paths.to_vec()
+    };
+    let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = paths.into_iter().partition(|p| p.is_dir());
+    let mut states = Vec::new();
+    for dir in dirs {
+        states.push(load_root(&dir)?);
+    }
+    if !files.is_empty() {
+        states.push(load_files(&files)?);
+    }
+    Ok(states)
+}
+
+/// Runs the subcommand; returns the exit code.
+pub fn run(args: &ValidateArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
+    let states = match collect(&args.paths) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("smo validate: {e}");
+            return Ok(2);
+        }
+    };
+    let mut all: Vec<Finding> = states
+        .iter()
+        .flat_map(|s| s.findings.iter().cloned())
+        .collect();
+    findings::sort(&mut all);
+    let graphs: Vec<GraphSummary> = states
+        .iter()
+        .flat_map(DesiredState::valid_graphs)
+        .map(|g| GraphSummary {
+            project: g.project.clone(),
+            id: g.id().to_owned(),
+            services: g.descriptor.hda_graph.services.len(),
+        })
+        .collect();
+    let errors = all.iter().filter(|f| f.is_error()).count();
+    let warnings = all.len() - errors;
+    let invalid = states
+        .iter()
+        .flat_map(|s| &s.graphs)
+        .filter(|g| g.graph.is_none())
+        .count();
+    match args.format {
+        Format::Text => {
+            for f in &all {
+                writeln!(out, "{f}")?;
+            }
+            writeln!(
+                out,
+                "{} valid graph(s), {invalid} invalid; {errors} error(s), {warnings} warning(s)",
+                graphs.len()
+            )?;
+        }
+        Format::Json => {
+            serde_json::to_writer_pretty(
+                &mut *out,
+                &Report {
+                    findings: all,
+                    graphs,
+                },
+            )?;
+            writeln!(out)?;
+        }
+    }
+    Ok(i32::from(errors > 0))
+}

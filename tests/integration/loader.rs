@@ -1,0 +1,312 @@
+//! The state-root loader: layout rules, duplicates, isolation of broken
+//! files, hidden files, symlink escapes.
+
+use crate::support::graph;
+use smo::desired::loader::load_root;
+use std::fs;
+use std::path::Path;
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, text).unwrap();
+}
+
+#[test]
+fn one_broken_file_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "projects/p/good.yaml",
+        &graph("good").service("a").cpu("small").yaml(),
+    );
+    write(
+        dir.path(),
+        "projects/p/broken.yaml",
+        "hdaGraph:\n  id: [unclosed\n",
+    );
+    write(
+        dir.path(),
+        "projects/q/also-good.yaml",
+        &graph("other").service("b").yaml(),
+    );
+    let state = load_root(dir.path()).unwrap();
+    let valid: Vec<(&str, &str)> = state
+        .valid_graphs()
+        .map(|g| (g.project.as_str(), g.id()))
+        .collect();
+    assert_eq!(valid, vec![("p", "good"), ("q", "other")]);
+    assert_eq!(state.graphs.len(), 3);
+    assert!(
+        state
+            .findings
+            .iter()
+            .all(|f| f.file == "projects/p/broken.yaml")
+    );
+    assert!(state.has_errors());
+}
+
+#[test]
+fn duplicate_identities_are_errors_on_both_files_and_neither_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = graph("same").service("a").yaml();
+    write(dir.path(), "projects/p/one.yaml", &g);
+    write(dir.path(), "projects/p/two.yml", &g);
+    // The same id in another project is a different graph.
+    write(dir.path(), "projects/other/three.yaml", &g);
+    let state = load_root(dir.path()).unwrap();
+    let valid: Vec<&str> = state.valid_graphs().map(|g| g.project.as_str()).collect();
+    assert_eq!(valid, vec!["other"]);
+    let files: Vec<(&str, usize, &str)> = state
+        .findings
+        .iter()
+        .map(|f| (f.file.as_str(), f.line, f.pointer.as_str()))
+        .collect();
+    assert_eq!(
+        files,
+        vec![
+            ("projects/p/one.yaml", 3, "/hdaGraph/id"),
+            ("projects/p/two.yml", 3, "/hdaGraph/id")
+        ]
+    );
+    assert!(state.findings[0].message.contains("projects/p/two.yml"));
+}
+
+#[test]
+fn hidden_non_yaml_and_chart_files_are_not_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "projects/p/g.yaml",
+        &graph("g").service("a").chart("charts/a").yaml(),
+    );
+    write(dir.path(), "projects/p/.g.yaml.swp", "garbage: [");
+    write(dir.path(), "projects/p/.hidden.yaml", "garbage: [");
+    write(dir.path(), "projects/p/README.md", "# notes");
+    write(
+        dir.path(),
+        "projects/p/charts/a/Chart.yaml",
+        "apiVersion: v2\nname: a\nversion: 0.1.0\n",
+    );
+    write(
+        dir.path(),
+        "projects/p/charts/a/values.yaml",
+        "replicas: 1\n",
+    );
+    write(dir.path(), "projects/.trash/g.yaml", "garbage: [");
+    let state = load_root(dir.path()).unwrap();
+    assert!(state.findings.is_empty(), "{:#?}", state.findings);
+    assert_eq!(state.graphs.len(), 1);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_chart_symlink_that_leaves_the_root_is_an_error() {
+    let outside = tempfile::tempdir().unwrap();
+    write(
+        outside.path(),
+        "evil/Chart.yaml",
+        "apiVersion: v2\nname: evil\nversion: 0.1.0\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "projects/p/g.yaml",
+        &graph("g").service("a").chart("charts/evil").yaml(),
+    );
+    fs::create_dir_all(dir.path().join("projects/p/charts")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("evil"),
+        dir.path().join("projects/p/charts/evil"),
+    )
+    .unwrap();
+    let state = load_root(dir.path()).unwrap();
+    assert_eq!(state.valid_graphs().count(), 0);
+    assert_eq!(state.findings.len(), 1);
+    assert_eq!(
+        state.findings[0].pointer,
+        "/hdaGraph/services/0/artifact/ociImage"
+    );
+    assert!(
+        state.findings[0].message.contains("outside the state root"),
+        "{}",
+        state.findings[0].message
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_descriptor_symlink_that_leaves_the_root_is_not_read() {
+    let outside = tempfile::tempdir().unwrap();
+    write(
+        outside.path(),
+        "secret.yaml",
+        &graph("g").service("a").yaml(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("projects/p")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.yaml"),
+        dir.path().join("projects/p/g.yaml"),
+    )
+    .unwrap();
+    let state = load_root(dir.path()).unwrap();
+    assert_eq!(state.valid_graphs().count(), 0);
+    assert!(state.findings[0].message.contains("leaves the state root"));
+}
+
+#[test]
+fn project_directories_must_be_dns_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "projects/My_Project/g.yaml",
+        &graph("g").service("a").yaml(),
+    );
+    let state = load_root(dir.path()).unwrap();
+    assert_eq!(state.valid_graphs().count(), 0);
+    assert!(
+        state.findings[0]
+            .message
+            .contains("`My_Project` is not a DNS-1123 label")
+    );
+}
+
+#[test]
+fn intents_are_translated_with_the_table_from_smo_yaml() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "smo.yaml",
+        "intents:\n  cpu: {small: 1500m}\n  ram: {light: 256Mi}\n",
+    );
+    write(
+        dir.path(),
+        "projects/p/g.yaml",
+        &graph("g")
+            .service("a")
+            .cpu("small")
+            .service("b")
+            .cpu("large")
+            .depends_on("a")
+            .yaml(),
+    );
+    let state = load_root(dir.path()).unwrap();
+    assert!(state.findings.is_empty(), "{:#?}", state.findings);
+    let g = state.valid_graphs().next().unwrap();
+    assert_eq!(g.resources[0].cpu_cores, 1.5);
+    assert_eq!(g.resources[1].cpu_cores, 8.0);
+    assert_eq!(g.resources[0].memory_bytes, 256.0 * 1024.0 * 1024.0);
+}
+
+#[test]
+fn broken_settings_are_reported_and_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "smo.yaml",
+        "scaling:\n  minReplicas: 5\n  maxReplicas: 2\nplacement:\n  timeLimit: soon\n",
+    );
+    write(
+        dir.path(),
+        "projects/p/g.yaml",
+        &graph("g").service("a").yaml(),
+    );
+    let state = load_root(dir.path()).unwrap();
+    assert!(!state.settings_valid);
+    let at: Vec<(usize, &str)> = state
+        .findings
+        .iter()
+        .map(|f| (f.line, f.pointer.as_str()))
+        .collect();
+    assert_eq!(
+        at,
+        vec![(2, "/scaling/minReplicas"), (5, "/placement/timeLimit")]
+    );
+}
+
+#[test]
+fn cluster_files_are_checked_and_pins_to_unknown_clusters_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "clusters/edge.yaml",
+        "cluster:\n  name: edge\n  reserve: {cpu: 2 cores}\n",
+    );
+    write(dir.path(), "clusters/core.yaml", "cluster:\n  name: kern\n");
+    write(
+        dir.path(),
+        "clusters/gpu.yaml",
+        "cluster:\n  name: gpu\n  carbonIntensity: 50\n",
+    );
+    write(
+        dir.path(),
+        "projects/p/g.yaml",
+        "hdaGraph:\n  imVersion: 0.4.0\n  id: g\n  services:\n    - id: a\n      deployment:\n        intent:\n          clusters: [gpu, mars]\n      artifact:\n        ociImage: oci://r/c/a\n",
+    );
+    let state = load_root(dir.path()).unwrap();
+    let got: Vec<(&str, usize, &str, String)> = state
+        .findings
+        .iter()
+        .map(|f| {
+            (
+                f.file.as_str(),
+                f.line,
+                f.pointer.as_str(),
+                f.severity.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("clusters/core.yaml", 2, "/cluster/name", "error".to_owned()),
+            (
+                "clusters/edge.yaml",
+                3,
+                "/cluster/reserve/cpu",
+                "error".to_owned()
+            ),
+            (
+                "projects/p/g.yaml",
+                8,
+                "/hdaGraph/services/0/deployment/intent/clusters/1",
+                "warning".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(state.clusters.keys().collect::<Vec<_>>(), vec!["gpu"]);
+    // A warning never blocks the graph.
+    assert_eq!(state.valid_graphs().count(), 1);
+}
+
+#[test]
+fn an_empty_state_root_is_valid_and_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = load_root(dir.path()).unwrap();
+    assert!(state.graphs.is_empty() && state.findings.is_empty());
+}
+
+#[test]
+fn a_missing_root_is_an_io_error() {
+    assert!(load_root(Path::new("/nonexistent/smo-state")).is_err());
+}
+
+#[test]
+fn duplicate_identities_in_files_named_on_the_command_line_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = graph("same").service("a").yaml();
+    write(dir.path(), "projects/p/one.yaml", &g);
+    write(dir.path(), "projects/p/two.yaml", &g);
+    write(dir.path(), "loose/one.yaml", &g);
+    write(dir.path(), "loose/two.yaml", &g);
+    let files = |a: &str, b: &str| vec![dir.path().join(a), dir.path().join(b)];
+    let state =
+        smo::desired::loader::load_files(&files("projects/p/one.yaml", "projects/p/two.yaml"))
+            .unwrap();
+    assert_eq!(state.findings.len(), 2);
+    // Files outside projects/<project>/ have no identity to collide with.
+    let state =
+        smo::desired::loader::load_files(&files("loose/one.yaml", "loose/two.yaml")).unwrap();
+    assert!(state.findings.is_empty(), "{:#?}", state.findings);
+}
