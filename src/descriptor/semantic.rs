@@ -34,9 +34,8 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn push(&mut self, severity: Severity, pointer: String, message: String) {
-        let pos = self.doc.position(&pointer);
         self.out
-            .push(Finding::new(self.ctx.file, pos, pointer, severity, message));
+            .push(self.doc.finding(self.ctx.file, &pointer, severity, message));
     }
     fn error(&mut self, pointer: String, message: String) {
         self.push(Severity::Error, pointer, message);

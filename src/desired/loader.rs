@@ -215,15 +215,7 @@ pub fn load_root(root: &Path) -> Result<DesiredState, LoadError> {
         }
     }
 
-    for path in entries(&root.join("clusters"))? {
-        if !(path.is_file() && is_yaml(&path)) {
-            continue;
-        }
-        let shown = relative(&root, &path);
-        if let Some(f) = escapes(&root, &path, &shown) {
-            state.findings.push(f);
-            continue;
-        }
+    for (path, shown) in yaml_files(&root, &root.join("clusters"), &mut state.findings)? {
         let (meta, found) = load_cluster(&path, &shown);
         state.findings.extend(found);
         if let Some(m) = meta {
@@ -246,15 +238,7 @@ pub fn load_root(root: &Path) -> Result<DesiredState, LoadError> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        for path in entries(&project_dir)? {
-            if !(path.is_file() && is_yaml(&path)) {
-                continue;
-            }
-            let shown = relative(&root, &path);
-            if let Some(f) = escapes(&root, &path, &shown) {
-                state.findings.push(f);
-                continue;
-            }
+        for (path, shown) in yaml_files(&root, &project_dir, &mut state.findings)? {
             let mut l = load_descriptor(&path, &shown, Some(&root), Some(&known));
             if !DnsLabel::is_valid(&project) {
                 l.findings.push(file_error(&shown, format!(
@@ -267,6 +251,27 @@ pub fn load_root(root: &Path) -> Result<DesiredState, LoadError> {
     }
     finish(&mut state, loaded);
     Ok(state)
+}
+
+/// The YAML files of `dir` with their shown paths; a file that is a link
+/// leaving the root is reported instead of listed.
+fn yaml_files(
+    root: &Path,
+    dir: &Path,
+    findings: &mut Vec<Finding>,
+) -> Result<Vec<(PathBuf, String)>, LoadError> {
+    let mut out = Vec::new();
+    for path in entries(dir)? {
+        if !(path.is_file() && is_yaml(&path)) {
+            continue;
+        }
+        let shown = relative(root, &path);
+        match escapes(root, &path, &shown) {
+            Some(f) => findings.push(f),
+            None => out.push((path, shown)),
+        }
+    }
+    Ok(out)
 }
 
 /// A symlinked file that resolves outside the root is not read.

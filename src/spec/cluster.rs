@@ -2,7 +2,7 @@
 //! cluster (location, energy, cost, latency, cordon, reserve).
 
 use crate::units::quantity_of;
-use crate::validate::findings::{Finding, Severity};
+use crate::validate::findings::Finding;
 use crate::validate::yaml::Document;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -73,15 +73,8 @@ impl RawClusterFile {
     ) -> (Option<ClusterMeta>, Vec<Finding>) {
         let mut out = Vec::new();
         let c = self.cluster;
-        let mut error = |pointer: &str, message: String| {
-            out.push(Finding::new(
-                file,
-                doc.position(pointer),
-                pointer,
-                Severity::Error,
-                message,
-            ));
-        };
+        let mut error =
+            |pointer: &str, message: String| out.push(doc.error(file, pointer, message));
         if c.name != stem {
             error(
                 "/cluster/name",

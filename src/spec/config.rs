@@ -331,13 +331,8 @@ impl Stage<'_> {
     }
 
     fn error(&mut self, pointer: &str, message: String) {
-        self.findings.push(Finding::new(
-            self.file,
-            self.doc.position(pointer),
-            pointer,
-            Severity::Error,
-            message,
-        ));
+        self.findings
+            .push(self.doc.error(self.file, pointer, message));
     }
 
     fn build(&mut self, raw: Raw) -> Config {

@@ -77,15 +77,8 @@ pub fn load(path: &Path) -> Result<Inventory, Vec<Finding>> {
     let mut seen = BTreeSet::new();
     for (i, c) in raw.clusters.into_iter().enumerate() {
         let base = format!("/clusters/{i}");
-        let mut error = |pointer: String, message: String| {
-            findings.push(Finding::new(
-                &shown,
-                doc.position(&pointer),
-                pointer,
-                Severity::Error,
-                message,
-            ));
-        };
+        let mut error =
+            |pointer: String, message: String| findings.push(doc.error(&shown, &pointer, message));
         if !seen.insert(c.name.clone()) {
             error(
                 format!("{base}/name"),

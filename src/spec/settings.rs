@@ -4,7 +4,7 @@
 
 use crate::descriptor::model::{Size, StorageSize, Strategy};
 use crate::units::{parse_duration, quantity_of};
-use crate::validate::findings::{Finding, Severity};
+use crate::validate::findings::Finding;
 use crate::validate::yaml::Document;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -261,7 +261,7 @@ pub fn cross_checks(doc: &Document, file: &str) -> Vec<Finding> {
         } else {
             "/scaling/maxReplicas"
         };
-        out.push(Finding::new(file, doc.position(at), at, Severity::Error, format!(
+        out.push(doc.error(file, at, format!(
             "minReplicas ({min}) is greater than maxReplicas ({max}); need minReplicas ≤ maxReplicas"
         )));
     }
@@ -270,7 +270,7 @@ pub fn cross_checks(doc: &Document, file: &str) -> Vec<Finding> {
     let low = num("/placement/lowLatencyMs").unwrap_or(defaults.placement.low_latency_ms);
     if ultra > low {
         let at = "/placement/ultralowLatencyMs";
-        out.push(Finding::new(file, doc.position(at), at, Severity::Error, format!(
+        out.push(doc.error(file, at, format!(
             "ultralowLatencyMs ({ultra}) exceeds lowLatencyMs ({low}); the ultralow class must be the stricter one"
         )));
     }
@@ -282,15 +282,8 @@ impl RawSettings {
     pub fn validate(self, doc: &Document, file: &str) -> (Settings, Vec<Finding>) {
         let mut out = Vec::new();
         let mut s = Settings::default();
-        let mut error = |pointer: &str, message: String| {
-            out.push(Finding::new(
-                file,
-                doc.position(pointer),
-                pointer,
-                Severity::Error,
-                message,
-            ));
-        };
+        let mut error =
+            |pointer: &str, message: String| out.push(doc.error(file, pointer, message));
         let mut classes = |raw: &RawClasses, kind: &str, into: &mut [f64]| {
             let named = [&raw.light, &raw.small, &raw.medium, &raw.large];
             let names = ["light", "small", "medium", "large"];

@@ -11,7 +11,7 @@
 //! strings. Duplicate keys are an error, never a silent overwrite. Merge keys
 //! (`<<`, a YAML 1.1 feature) are not expanded.
 
-use super::findings::{Pos, child};
+use super::findings::{Finding, Pos, Severity, child};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 use serde_json::{Map, Number, Value};
 use std::collections::{HashMap, HashSet};
@@ -54,6 +54,22 @@ impl Document {
                 None => return Pos { line: 1, column: 1 },
             }
         }
+    }
+
+    /// A finding about the field at `pointer` of this document.
+    pub fn finding(
+        &self,
+        file: &str,
+        pointer: &str,
+        severity: Severity,
+        message: impl Into<String>,
+    ) -> Finding {
+        Finding::new(file, self.position(pointer), pointer, severity, message)
+    }
+
+    /// An error about the field at `pointer` of this document.
+    pub fn error(&self, file: &str, pointer: &str, message: impl Into<String>) -> Finding {
+        self.finding(file, pointer, Severity::Error, message)
     }
 
     /// Position of the key that introduces `pointer` (falls back to the node).
