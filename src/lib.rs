@@ -9,6 +9,7 @@
 //!   offline inventory, the daemon's host configuration;
 //! - [`desired`]: loading a state root into validated graphs, with intent
 //!   translation;
+//! - [`observe`]: the observed clusters (inventory merged with metadata);
 //! - [`units`]: Kubernetes quantities and Prometheus durations;
 //! - [`placement`], [`scaling`]: the MILP engines (pure);
 //! - [`bench`]: deterministic instance generators for benchmarks;
@@ -19,6 +20,7 @@ pub mod bench;
 pub mod cli;
 pub mod descriptor;
 pub mod desired;
+pub mod observe;
 pub mod placement;
 pub mod scaling;
 pub mod spec;
