@@ -1,1 +1,618 @@
-//! Fake Karmada API server (test-only).
+//! Fake Karmada/Kubernetes API server (test-only).
+//!
+//! Plain HTTP on loopback, good enough for the real `helm` binary (v3.18+
+//! and v4) and for kube-rs. Start one per test with
+//! [`FakeKarmada::start`]; the handle offers the URL, a kubeconfig file
+//! and controls: cluster readiness and resource summaries, fault injection
+//! (errors, latency, outage), a request log and out-of-band object edits.
+//!
+//! Module map:
+//! - `kinds`: the served kinds (discovery, routing); [`KindSpec`].
+//! - `store`: objects, resourceVersions, event history.
+//! - `api`: API-server semantics (metadata, subresources, patches, apply).
+//! - `patch`: merge / JSON / strategic patches and field sets.
+//! - `server`, `watch`, `openapi`: the HTTP side.
+//! - `proto`: protobuf request bodies.
+//! - `inventory`: inventory files and seeded `Cluster` objects.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), fake_karmada::Error> {
+//! use fake_karmada::{FakeKarmada, Options};
+//! let fake = FakeKarmada::start(Options::default()).await?;
+//! let kubeconfig = fake.kubeconfig_path(); // hand to helm / kube-rs
+//! # let _ = kubeconfig;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod api;
+mod inventory;
+mod kinds;
+mod openapi;
+mod patch;
+mod proto;
+mod selector;
+mod server;
+mod store;
+mod util;
+mod watch;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::net::TcpSocket;
+use tokio::sync::watch as tokio_watch;
+
+pub use inventory::{ClusterResources, ClusterSpec, Inventory, ResourcePair};
+pub use kinds::KindSpec;
+
+use server::Shared;
+
+/// Errors of the fake's own API (not of the HTTP API it serves).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Binding or re-binding the listen address failed.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be read or written.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The inventory is malformed.
+    #[error("invalid inventory: {0}")]
+    Inventory(String),
+    /// `api_version`/`kind` is not registered.
+    #[error("unknown kind {kind} in {api_version}; register it with FakeKarmada::register_kind")]
+    UnknownKind { api_version: String, kind: String },
+    /// The object does not exist.
+    #[error("{kind} {name} not found")]
+    NotFound { kind: String, name: String },
+    /// The object was refused (missing name or namespace).
+    #[error("object refused: {0}")]
+    Invalid(String),
+}
+
+/// How to start the fake.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Address to listen on; port 0 picks a free port. Default `127.0.0.1:0`.
+    pub listen: SocketAddr,
+    /// Where to write the kubeconfig; default: a file in a fresh temporary
+    /// directory removed when the handle is dropped.
+    pub kubeconfig_path: Option<PathBuf>,
+    /// Member clusters to seed as `Cluster` objects.
+    pub clusters: Vec<ClusterSpec>,
+    /// When set, Deployments and StatefulSets get their status replicas
+    /// (`replicas`, `readyReplicas`, `availableReplicas`, `updatedReplicas`)
+    /// set to `spec.replicas` this long after each change.
+    pub simulate_members: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            kubeconfig_path: None,
+            clusters: Vec::new(),
+            simulate_members: None,
+        }
+    }
+}
+
+impl Options {
+    /// Adds member clusters (builder style).
+    pub fn clusters(mut self, clusters: impl IntoIterator<Item = ClusterSpec>) -> Self {
+        self.clusters.extend(clusters);
+        self
+    }
+
+    /// Turns member simulation on with the given delay (builder style).
+    pub fn simulate_members(mut self, delay: Duration) -> Self {
+        self.simulate_members = Some(delay);
+        self
+    }
+}
+
+/// A rule failing matching requests with a status (see [`FakeKarmada::fail_next`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// HTTP method to match (`GET`, `PATCH`...); None matches any.
+    pub method: Option<String>,
+    /// Path prefix to match (`/apis/apps/v1`); empty matches any.
+    pub path_prefix: String,
+    /// HTTP status answered (with a `Status` body).
+    pub status: u16,
+    /// How many more requests this rule fails.
+    pub remaining: usize,
+}
+
+impl Fault {
+    /// Fails the next matching request with `status` (any method, any path
+    /// until narrowed with [`Fault::method`] / [`Fault::path_prefix`]).
+    pub fn status(status: u16) -> Self {
+        Self {
+            method: None,
+            path_prefix: String::new(),
+            status,
+            remaining: 1,
+        }
+    }
+
+    /// Only requests with this method.
+    pub fn method(mut self, method: &str) -> Self {
+        self.method = Some(method.to_ascii_uppercase());
+        self
+    }
+
+    /// Only requests whose path starts with `prefix`.
+    pub fn path_prefix(mut self, prefix: &str) -> Self {
+        self.path_prefix = prefix.to_string();
+        self
+    }
+
+    /// Fail this many matching requests instead of one.
+    pub fn times(mut self, n: usize) -> Self {
+        self.remaining = n.max(1);
+        self
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.remaining > 0
+            && self.method.as_deref().is_none_or(|m| m == method)
+            && path.starts_with(&self.path_prefix)
+    }
+}
+
+/// One request as the fake received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedRequest {
+    /// `GET`, `PATCH`...
+    pub method: String,
+    /// URL path.
+    pub path: String,
+    /// Raw query string (without `?`).
+    pub query: String,
+    /// `Content-Type` header, empty if none.
+    pub content_type: String,
+    /// `fieldManager` query parameter, if any.
+    pub field_manager: Option<String>,
+    /// `User-Agent` header, empty if none.
+    pub user_agent: String,
+    /// Raw body.
+    pub body: Vec<u8>,
+    /// The body as JSON (protobuf and YAML bodies decoded), if it parsed.
+    pub body_json: Option<Value>,
+}
+
+/// A running fake API server. Dropping it stops the server.
+pub struct FakeKarmada {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    kubeconfig: PathBuf,
+    temp_dir: Option<PathBuf>,
+    stop: tokio_watch::Sender<bool>,
+    accept_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for FakeKarmada {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeKarmada")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
+    let err = |source| Error::Bind { addr, source };
+    let sock = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    // Recovery after an outage re-binds the same port.
+    sock.set_reuseaddr(true).map_err(err)?;
+    sock.bind(addr).map_err(err)?;
+    sock.listen(1024).map_err(err)
+}
+
+fn kubeconfig_text(url: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake-karmada\n  cluster:\n    server: {url}\ncontexts:\n- name: fake-karmada\n  context:\n    cluster: fake-karmada\n    user: fake-karmada\n    namespace: default\ncurrent-context: fake-karmada\nusers:\n- name: fake-karmada\n  user:\n    token: fake-token\npreferences: {{}}\n"
+    )
+}
+
+impl FakeKarmada {
+    /// Binds, writes the kubeconfig, seeds the `default`, `kube-system` and
+    /// `karmada-system` namespaces and the inventory's clusters, and serves.
+    pub async fn start(options: Options) -> Result<Self, Error> {
+        let shared = Arc::new(Shared::new());
+        let listener = bind(options.listen)?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: options.listen,
+            source,
+        })?;
+        let (kubeconfig, temp_dir) = match options.kubeconfig_path {
+            Some(p) => (p, None),
+            None => {
+                let dir = std::env::temp_dir().join(format!(
+                    "fake-karmada-{}-{}",
+                    std::process::id(),
+                    util::new_uid()
+                ));
+                std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+                    what: format!("creating {}", dir.display()),
+                    source,
+                })?;
+                (dir.join("kubeconfig"), Some(dir))
+            }
+        };
+        let url = format!("http://{addr}");
+        std::fs::write(&kubeconfig, kubeconfig_text(&url)).map_err(|source| Error::Io {
+            what: format!("writing kubeconfig {}", kubeconfig.display()),
+            source,
+        })?;
+        let (stop, stop_rx) = tokio_watch::channel(false);
+        let mut fake = Self {
+            shared: shared.clone(),
+            addr,
+            kubeconfig,
+            temp_dir,
+            stop,
+            accept_task: None,
+        };
+        for ns in ["default", "kube-system", "karmada-system"] {
+            fake.put_object(serde_json::json!({
+                "apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": ns}, "status": {"phase": "Active"},
+            }))?;
+        }
+        for c in &options.clusters {
+            fake.add_cluster(c)?;
+        }
+        if let Some(delay) = options.simulate_members {
+            tokio::spawn(members::run(shared.clone(), delay, fake.stop.subscribe()));
+        }
+        fake.accept_task = Some(tokio::spawn(server::accept_loop(shared, listener, stop_rx)));
+        Ok(fake)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The kubeconfig file pointing at this server (context `fake-karmada`,
+    /// namespace `default`, a dummy bearer token).
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    // ---- member clusters -------------------------------------------------
+
+    /// Creates or replaces a `Cluster` object from an inventory entry.
+    pub fn add_cluster(&self, cluster: &ClusterSpec) -> Result<(), Error> {
+        cluster.resources.validate(&cluster.name)?;
+        self.put_object(inventory::cluster_object(cluster))
+            .map(|_| ())
+    }
+
+    /// Sets the `Ready` condition of a cluster.
+    pub fn set_cluster_ready(&self, name: &str, ready: bool) -> Result<(), Error> {
+        self.mutate_object(CLUSTER_API, "Cluster", None, name, |c| {
+            let conds = c["status"]["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let mut conds: Vec<Value> =
+                conds.into_iter().filter(|x| x["type"] != "Ready").collect();
+            conds.push(inventory::ready_condition(ready));
+            c["status"]["conditions"] = Value::Array(conds);
+        })
+        .map(|_| ())
+    }
+
+    /// Sets a cluster's `status.resourceSummary`.
+    pub fn set_cluster_resources(
+        &self,
+        name: &str,
+        resources: &ClusterResources,
+    ) -> Result<(), Error> {
+        resources.validate(name)?;
+        let summary = resources.summary();
+        self.mutate_object(CLUSTER_API, "Cluster", None, name, |c| {
+            c["status"]["resourceSummary"] = summary;
+        })
+        .map(|_| ())
+    }
+
+    // ---- faults ----------------------------------------------------------
+
+    /// Fails the next requests matching the rule (rules are tried in the
+    /// order added; each failed request uses up one count of one rule).
+    pub fn fail_next(&self, fault: Fault) {
+        self.shared
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(fault);
+    }
+
+    /// Removes all pending fault rules.
+    pub fn clear_faults(&self) {
+        self.shared
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Delays every request by `latency` (zero turns it off).
+    pub fn set_latency(&self, latency: Duration) {
+        *self
+            .shared
+            .latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = latency;
+    }
+
+    /// Full outage: stops listening (connections are refused) and drops all
+    /// open connections, including watches. State is kept.
+    pub async fn outage(&mut self) {
+        let _ = self.stop.send(true);
+        self.shared.epoch.send_modify(|e| *e += 1);
+        if let Some(t) = self.accept_task.take() {
+            let _ = t.await;
+        }
+    }
+
+    /// Ends an outage: listens again on the same address. A no-op when the
+    /// server is up.
+    pub async fn recover(&mut self) -> Result<(), Error> {
+        if self.accept_task.is_some() {
+            return Ok(());
+        }
+        let listener = bind(self.addr)?;
+        let (stop, stop_rx) = tokio_watch::channel(false);
+        self.stop = stop;
+        self.accept_task = Some(tokio::spawn(server::accept_loop(
+            self.shared.clone(),
+            listener,
+            stop_rx,
+        )));
+        Ok(())
+    }
+
+    // ---- request log -----------------------------------------------------
+
+    /// Every request received so far (faulted ones included), oldest first.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.shared
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Empties the request log.
+    pub fn clear_requests(&self) {
+        self.shared
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    // ---- objects ---------------------------------------------------------
+
+    /// Registers (or replaces) a kind; discovery and OpenAPI show it at once.
+    pub fn register_kind(&self, spec: KindSpec) {
+        self.shared
+            .registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .register(spec);
+    }
+
+    fn spec(&self, api_version: &str, kind: &str) -> Result<KindSpec, Error> {
+        self.shared
+            .registry()
+            .by_kind(api_version, kind)
+            .cloned()
+            .ok_or_else(|| Error::UnknownKind {
+                api_version: api_version.into(),
+                kind: kind.into(),
+            })
+    }
+
+    /// A stored object, if present (`namespace` is ignored for
+    /// cluster-scoped kinds).
+    pub fn get_object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        let spec = self.spec(api_version, kind).ok()?;
+        let k = api::key(&spec, namespace.unwrap_or(""), name);
+        self.shared.store().get(&k).cloned()
+    }
+
+    /// All stored objects of a kind, in one namespace or (None) in all.
+    pub fn list_objects(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Vec<Value> {
+        let Ok(spec) = self.spec(api_version, kind) else {
+            return Vec::new();
+        };
+        let ns = if spec.namespaced { namespace } else { None };
+        self.shared
+            .store()
+            .list(&spec.group, &spec.version, &spec.plural, ns)
+            .into_iter()
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Creates or replaces an object out of band (no admission, status
+    /// kept, managedFields untouched); watchers see ADDED or MODIFIED.
+    /// Returns the stored object.
+    pub fn put_object(&self, object: Value) -> Result<Value, Error> {
+        let api_version = object["apiVersion"].as_str().unwrap_or("").to_string();
+        let kind = object["kind"].as_str().unwrap_or("").to_string();
+        let spec = self.spec(&api_version, &kind)?;
+        let mut store = self.shared.store();
+        api::put_raw(&mut store, &spec, object).map_err(|e| Error::Invalid(e.message))
+    }
+
+    /// Changes a live object out of band (drift): `f` edits a copy, which
+    /// is stored with a new resourceVersion; watchers see MODIFIED.
+    /// Returns the stored object.
+    pub fn mutate_object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) -> Result<Value, Error> {
+        let spec = self.spec(api_version, kind)?;
+        let mut store = self.shared.store();
+        let k = api::key(&spec, namespace.unwrap_or(""), name);
+        let mut obj = store.get(&k).cloned().ok_or_else(|| Error::NotFound {
+            kind: kind.into(),
+            name: name.into(),
+        })?;
+        f(&mut obj);
+        api::put_raw(&mut store, &spec, obj).map_err(|e| Error::Invalid(e.message))
+    }
+
+    /// Deletes an object out of band; returns whether it existed.
+    pub fn delete_object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<bool, Error> {
+        let spec = self.spec(api_version, kind)?;
+        let mut store = self.shared.store();
+        Ok(store
+            .remove(&api::key(&spec, namespace.unwrap_or(""), name))
+            .is_some())
+    }
+
+    /// Stops serving (also done on drop).
+    pub async fn shutdown(mut self) {
+        self.outage().await;
+    }
+}
+
+const CLUSTER_API: &str = "cluster.karmada.io/v1alpha1";
+
+impl Drop for FakeKarmada {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        self.shared.epoch.send_modify(|e| *e += 1);
+        if let Some(t) = self.accept_task.take() {
+            t.abort();
+        }
+        if let Some(dir) = &self.temp_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+mod members {
+    //! `--simulate-members`: plays the member clusters' controllers for
+    //! workloads, so readiness-based logic sees progress.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+    use tokio::sync::{broadcast, watch};
+
+    use crate::server::Shared;
+
+    fn wanted_status(obj: &Value) -> Option<Value> {
+        let replicas = obj
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let generation = obj
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let mut status = obj.get("status").cloned().unwrap_or(json!({}));
+        if !status.is_object() {
+            status = json!({});
+        }
+        for f in [
+            "replicas",
+            "readyReplicas",
+            "availableReplicas",
+            "updatedReplicas",
+        ] {
+            status[f] = json!(replicas);
+        }
+        status["observedGeneration"] = json!(generation);
+        status["conditions"] = json!([
+            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+        ]);
+        (obj.get("status") != Some(&status)).then_some(status)
+    }
+
+    pub(crate) async fn run(shared: Arc<Shared>, delay: Duration, mut stop: watch::Receiver<bool>) {
+        let mut rx = shared.store().subscribe();
+        loop {
+            let ev = tokio::select! {
+                _ = stop.changed() => return,
+                ev = rx.recv() => ev,
+            };
+            let ev = match ev {
+                Ok(ev) => ev,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            let workload = ev.key.group == "apps"
+                && (ev.key.plural == "deployments" || ev.key.plural == "statefulsets");
+            if !workload || ev.kind == "DELETED" || wanted_status(&ev.object).is_none() {
+                continue;
+            }
+            let shared = shared.clone();
+            let key = ev.key.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let mut store = shared.store();
+                let Some(mut obj) = store.get(&key).cloned() else {
+                    return;
+                };
+                if let Some(status) = wanted_status(&obj) {
+                    obj["status"] = status;
+                    store.put(key, obj);
+                }
+            });
+        }
+    }
+}
