@@ -288,6 +288,7 @@ fn update_managed_fields(
 
 /// Finishes a write: keeps server-owned metadata, honours the scope,
 /// bumps generation, records managedFields and stores the object.
+#[allow(clippy::too_many_arguments)] // one call shape for create, update, patch and apply
 fn commit(
     store: &mut Store,
     spec: &KindSpec,
@@ -347,10 +348,11 @@ fn commit(
                 .unwrap_or(Value::Null),
         );
     } else {
-        if spec.status_subresource && spec.kind != "Namespace" {
-            if let Some(m) = new.as_object_mut() {
-                m.remove("status");
-            }
+        if spec.status_subresource
+            && spec.kind != "Namespace"
+            && let Some(m) = new.as_object_mut()
+        {
+            m.remove("status");
         }
         let m = md_mut(&mut new);
         m.insert("uid".into(), json!(new_uid()));

@@ -188,6 +188,8 @@ pub struct LoggedRequest {
     pub field_manager: Option<String>,
     /// `User-Agent` header, empty if none.
     pub user_agent: String,
+    /// HTTP status of the answer (for watches: of the stream's start).
+    pub status: u16,
     /// Raw body.
     pub body: Vec<u8>,
     /// The body as JSON (protobuf and YAML bodies decoded), if it parsed.

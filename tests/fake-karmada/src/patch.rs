@@ -329,10 +329,8 @@ pub(crate) fn from_fields_v1(v: &Value) -> FieldSet {
     fn walk(v: &Value, prefix: &mut Vec<String>, out: &mut FieldSet) {
         let Some(m) = v.as_object() else { return };
         let children: Vec<_> = m.iter().filter(|(k, _)| k.as_str() != ".").collect();
-        if children.is_empty() || m.contains_key(".") {
-            if !prefix.is_empty() {
-                out.insert(prefix.clone());
-            }
+        if (children.is_empty() || m.contains_key(".")) && !prefix.is_empty() {
+            out.insert(prefix.clone());
         }
         for (k, child) in children {
             prefix.push(k.clone());

@@ -197,20 +197,17 @@ async fn handle(
         .unwrap_or("")
         .to_string();
     let decoded = decode_body(&content_type, &body);
-    shared
-        .log
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(LoggedRequest {
-            method: parts.method.to_string(),
-            path: path.clone(),
-            query: query.clone(),
-            content_type: content_type.clone(),
-            field_manager: q.get("fieldManager").cloned(),
-            user_agent: user_agent.clone(),
-            body: body.to_vec(),
-            body_json: decoded.as_ref().ok().cloned(),
-        });
+    let mut entry = LoggedRequest {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        query: query.clone(),
+        content_type: content_type.clone(),
+        field_manager: q.get("fieldManager").cloned(),
+        user_agent: user_agent.clone(),
+        status: 0,
+        body: body.to_vec(),
+        body_json: decoded.as_ref().ok().cloned(),
+    };
     let latency = *shared.latency.lock().unwrap_or_else(|p| p.into_inner());
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -221,6 +218,8 @@ async fn handle(
             reason_for(status),
             format!("fault injected by the test (status {status})"),
         );
+        entry.status = status;
+        push_log(&shared, entry);
         return error_response(&e);
     }
     let ctx = Ctx {
@@ -233,10 +232,21 @@ async fn handle(
         decoded,
         addr,
     };
-    match route(&ctx, &path).await {
+    let response = match route(&ctx, &path).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
-    }
+    };
+    entry.status = response.status().as_u16();
+    push_log(&shared, entry);
+    response
+}
+
+fn push_log(shared: &Shared, entry: LoggedRequest) {
+    shared
+        .log
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(entry);
 }
 
 fn reason_for(status: u16) -> &'static str {
