@@ -3,6 +3,8 @@
 //! apply and managedFields. HTTP-free: `server` maps requests onto these
 //! functions and their `ApiError`s onto `Status` bodies.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use serde_json::{Map, Value, json};
 
 use crate::kinds::KindSpec;
@@ -180,6 +182,39 @@ fn normalize(spec: &KindSpec, obj: &mut Value) {
     }
     if spec.group.is_empty() && spec.kind == "Namespace" {
         obj["status"] = json!({"phase": "Active"});
+    }
+}
+
+/// Fields the real API server defaults or allocates that clients rely on:
+/// `spec.replicas` of workloads (helm 3's `--wait` dereferences it) and a
+/// Service's `clusterIP` (helm 3's `--wait` waits for it). Applied after
+/// managedFields are computed, so no manager owns them (as in Kubernetes).
+fn defaults(spec: &KindSpec, old: Option<&Value>, obj: &mut Value) {
+    static NEXT_IP: AtomicU32 = AtomicU32::new(1);
+    let workload = spec.group == "apps"
+        && matches!(
+            spec.kind.as_str(),
+            "Deployment" | "StatefulSet" | "ReplicaSet"
+        );
+    if workload && let Some(s) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        s.entry("replicas").or_insert(json!(1));
+    }
+    if spec.group.is_empty()
+        && spec.kind == "Service"
+        && let Some(s) = obj.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        let ty = s.entry("type").or_insert(json!("ClusterIP")).clone();
+        if ty != "ExternalName" && !s.contains_key("clusterIP") {
+            let ip = old
+                .and_then(|o| o.pointer("/spec/clusterIP"))
+                .cloned()
+                .unwrap_or_else(|| {
+                    let n = NEXT_IP.fetch_add(1, Ordering::Relaxed);
+                    json!(format!("10.96.{}.{}", (n / 250) % 256, n % 250 + 1))
+                });
+            s.insert("clusterIPs".into(), json!([ip.clone()]));
+            s.insert("clusterIP".into(), ip);
+        }
     }
 }
 
@@ -370,6 +405,7 @@ fn commit(
         }
         None => update_managed_fields(spec, old, &mut new, &opts.manager, scope),
     }
+    defaults(spec, old, &mut new);
     if let Some(old) = old
         && *old == new
     {

@@ -546,7 +546,12 @@ impl Drop for FakeKarmada {
 
 mod members {
     //! `--simulate-members`: plays the member clusters' controllers for
-    //! workloads, so readiness-based logic sees progress.
+    //! workloads, so readiness-based logic (and `helm --wait`) sees
+    //! progress: after the delay, a Deployment or StatefulSet reports all
+    //! replicas ready, and a Deployment gets a ReplicaSet for its current
+    //! template (owned by it, scaled to its replicas; older ones scaled to
+    //! zero), which is what helm 3's `--wait` inspects. ReplicaSets of a
+    //! deleted Deployment are deleted with it.
 
     use std::sync::Arc;
     use std::time::Duration;
@@ -555,12 +560,16 @@ mod members {
     use tokio::sync::{broadcast, watch};
 
     use crate::server::Shared;
+    use crate::store::{ObjKey, Store};
+
+    fn replicas(obj: &Value) -> i64 {
+        obj.pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1)
+    }
 
     fn wanted_status(obj: &Value) -> Option<Value> {
-        let replicas = obj
-            .pointer("/spec/replicas")
-            .and_then(Value::as_i64)
-            .unwrap_or(1);
+        let replicas = replicas(obj);
         let generation = obj
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
@@ -578,11 +587,104 @@ mod members {
             status[f] = json!(replicas);
         }
         status["observedGeneration"] = json!(generation);
-        status["conditions"] = json!([
-            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
-            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
-        ]);
+        if obj["kind"] == "Deployment" {
+            status["conditions"] = json!([
+                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "message": "Deployment has minimum availability."},
+                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "message": "ReplicaSet has successfully progressed."},
+            ]);
+        } else {
+            status["currentReplicas"] = json!(replicas);
+        }
         (obj.get("status") != Some(&status)).then_some(status)
+    }
+
+    /// FNV-1a of the pod template, as a short name suffix.
+    fn template_hash(template: &Value) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in template.to_string().bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{:010x}", h & 0xff_ffff_ffff)
+    }
+
+    fn owned_replica_sets(store: &Store, namespace: &str, uid: &Value) -> Vec<(ObjKey, Value)> {
+        store
+            .list("apps", "v1", "replicasets", Some(namespace))
+            .into_iter()
+            .filter(|(_, rs)| {
+                rs.pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .is_some_and(|refs| refs.iter().any(|r| r.get("uid") == Some(uid)))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn sync_replica_sets(store: &mut Store, key: &ObjKey, deploy: &Value) {
+        let uid = deploy
+            .pointer("/metadata/uid")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let template = deploy
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or(json!({}));
+        let hash = template_hash(&template);
+        let name = format!("{}-{hash}", key.name);
+        let replicas = replicas(deploy);
+        for (k, mut rs) in owned_replica_sets(store, &key.namespace, &uid) {
+            if k.name != name && rs.pointer("/spec/replicas") != Some(&json!(0)) {
+                rs["spec"]["replicas"] = json!(0);
+                rs["status"] = json!({"replicas": 0, "readyReplicas": 0, "availableReplicas": 0});
+                store.put(k, rs);
+            }
+        }
+        let mut labeled = template.clone();
+        labeled["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+        let mut selector = deploy
+            .pointer("/spec/selector")
+            .cloned()
+            .unwrap_or(json!({}));
+        selector["matchLabels"]["pod-template-hash"] = json!(hash);
+        let rs_key = ObjKey {
+            group: "apps".into(),
+            version: "v1".into(),
+            plural: "replicasets".into(),
+            namespace: key.namespace.clone(),
+            name: name.clone(),
+        };
+        let existing = store.get(&rs_key).cloned();
+        let rs = json!({
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": name,
+                "namespace": key.namespace,
+                "labels": labeled["metadata"]["labels"],
+                "uid": existing.as_ref().and_then(|e| e.pointer("/metadata/uid")).cloned()
+                    .unwrap_or_else(|| json!(crate::util::new_uid())),
+                "creationTimestamp": existing.as_ref().and_then(|e| e.pointer("/metadata/creationTimestamp")).cloned()
+                    .unwrap_or_else(|| json!(crate::util::now_rfc3339())),
+                "generation": 1,
+                "ownerReferences": [{
+                    "apiVersion": "apps/v1", "kind": "Deployment", "name": key.name,
+                    "uid": uid, "controller": true, "blockOwnerDeletion": true,
+                }],
+            },
+            "spec": {"replicas": replicas, "selector": selector, "template": labeled},
+            "status": {
+                "replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas,
+                "fullyLabeledReplicas": replicas, "observedGeneration": 1,
+            },
+        });
+        let mut cmp = existing.clone().unwrap_or(Value::Null);
+        if let Some(m) = cmp.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
+        if cmp != rs {
+            store.put(rs_key, rs);
+        }
     }
 
     pub(crate) async fn run(shared: Arc<Shared>, delay: Duration, mut stop: watch::Receiver<bool>) {
@@ -599,7 +701,23 @@ mod members {
             };
             let workload = ev.key.group == "apps"
                 && (ev.key.plural == "deployments" || ev.key.plural == "statefulsets");
-            if !workload || ev.kind == "DELETED" || wanted_status(&ev.object).is_none() {
+            if !workload {
+                continue;
+            }
+            if ev.kind == "DELETED" {
+                // No garbage collector: take the Deployment's ReplicaSets along.
+                let uid = ev
+                    .object
+                    .pointer("/metadata/uid")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let mut store = shared.store();
+                for (k, _) in owned_replica_sets(&store, &ev.key.namespace, &uid) {
+                    store.remove(&k);
+                }
+                continue;
+            }
+            if wanted_status(&ev.object).is_none() {
                 continue;
             }
             let shared = shared.clone();
@@ -610,6 +728,9 @@ mod members {
                 let Some(mut obj) = store.get(&key).cloned() else {
                     return;
                 };
+                if key.plural == "deployments" {
+                    sync_replica_sets(&mut store, &key, &obj);
+                }
                 if let Some(status) = wanted_status(&obj) {
                     obj["status"] = status;
                     store.put(key, obj);

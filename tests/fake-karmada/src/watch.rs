@@ -1,7 +1,8 @@
 //! Watch streams: newline-delimited JSON events (`ADDED`, `MODIFIED`,
 //! `DELETED`, `ERROR`) from a resourceVersion, or from "now" with a
 //! synthetic `ADDED` for every existing object when none is given (or
-//! "0"). Objects that stop matching a label selector are not turned into
+//! "0"), or with `sendInitialEvents=true` (then ending the initial
+//! events with the `k8s.io/initial-events-end` BOOKMARK). Objects that stop matching a label selector are not turned into
 //! `DELETED` events (a documented simplification).
 
 use std::collections::HashMap;
@@ -42,6 +43,12 @@ pub(crate) fn start(
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .map(Duration::from_secs);
+    // Streaming lists (client-go's WatchList, used by helm 4's kstatus
+    // waiter): the current state as ADDED events, then a BOOKMARK marking
+    // the end of the initial events.
+    let initial_events = q.get("sendInitialEvents").is_some_and(|v| v == "true");
+    let since = if initial_events { None } else { since };
+    let bookmark_head = json!({"kind": spec.kind, "apiVersion": spec.api_version()});
     let group = spec.group.clone();
     let version = spec.version.clone();
     let plural = spec.plural.clone();
@@ -70,12 +77,23 @@ pub(crate) fn start(
                         .status(),
                 )],
             },
-            None => store
-                .list(&spec.group, &spec.version, &spec.plural, None)
-                .into_iter()
-                .filter(|(k, v)| matches(k, v))
-                .map(|(_, v)| line("ADDED", v))
-                .collect(),
+            None => {
+                let mut out: Vec<Bytes> = store
+                    .list(&spec.group, &spec.version, &spec.plural, None)
+                    .into_iter()
+                    .filter(|(k, v)| matches(k, v))
+                    .map(|(_, v)| line("ADDED", v))
+                    .collect();
+                if initial_events {
+                    let mut bookmark = bookmark_head.clone();
+                    bookmark["metadata"] = json!({
+                        "resourceVersion": store.resource_version().to_string(),
+                        "annotations": {"k8s.io/initial-events-end": "true"},
+                    });
+                    out.push(line("BOOKMARK", &bookmark));
+                }
+                out
+            }
         };
         (backlog, store.subscribe())
     };

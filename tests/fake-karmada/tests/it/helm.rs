@@ -226,7 +226,7 @@ async fn helm3_release_lifecycle() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn helm_release_secrets_arrive_as_protobuf_or_json_and_are_decoded() {
+async fn helm4_release_secrets_arrive_as_protobuf_and_are_decoded() {
     let Some(bin) = support::tool("SMO_HELM") else {
         return;
     };
@@ -247,6 +247,21 @@ async fn helm_release_secrets_arrive_as_protobuf_or_json_and_are_decoded() {
         .filter(|r| r.path.contains("/secrets") && (r.method == "POST" || r.method == "PUT"))
         .collect();
     assert!(!writes.is_empty(), "helm wrote its release Secret");
+    assert!(
+        writes.iter().all(|w| w
+            .content_type
+            .starts_with("application/vnd.kubernetes.protobuf")),
+        "helm 4.1 writes release Secrets as protobuf"
+    );
+    let stored = fake
+        .get_object("v1", "Secret", Some("default"), "sh.helm.release.v1.p.v1")
+        .expect("stored");
+    assert!(
+        stored["data"]["release"]
+            .as_str()
+            .is_some_and(|r| r.len() > 100),
+        "release payload kept"
+    );
     for w in &writes {
         let body = w
             .body_json
@@ -255,4 +270,96 @@ async fn helm_release_secrets_arrive_as_protobuf_or_json_and_are_decoded() {
         assert_eq!(body["kind"], "Secret");
         assert_eq!(body["metadata"]["labels"]["owner"], "helm");
     }
+}
+
+/// `--wait` with member simulation: helm sees the workload become ready.
+async fn wait_for_ready(bin: std::path::PathBuf) {
+    let fake = FakeKarmada::start(
+        fake_karmada::Options::default()
+            .clusters(support::clusters())
+            .simulate_members(std::time::Duration::from_millis(100)),
+    )
+    .await
+    .expect("fake starts");
+    let helm = Helm::new(bin, &fake);
+    let chart = support::chart_dir();
+    let chart = chart.to_str().expect("utf-8");
+    for replicas in ["2", "3"] {
+        helm.run(&[
+            "upgrade",
+            "--install",
+            REL,
+            chart,
+            "-n",
+            NS,
+            "--create-namespace",
+            "--wait",
+            "--timeout",
+            "120s",
+            "--set",
+            &format!("replicas={replicas}"),
+        ])
+        .await;
+        let d = deployment(&fake).expect("Deployment");
+        assert_eq!(d["status"]["readyReplicas"].to_string(), replicas, "{d}");
+    }
+    let svc = fake
+        .get_object("v1", "Service", Some(NS), REL)
+        .expect("Service");
+    assert!(
+        svc["spec"]["clusterIP"]
+            .as_str()
+            .is_some_and(|ip| !ip.is_empty()),
+        "{svc}"
+    );
+    let rs = fake.list_objects("apps/v1", "ReplicaSet", Some(NS));
+    assert_eq!(rs.len(), 2, "one ReplicaSet per template: {rs:?}");
+    helm.run(&["uninstall", REL, "-n", NS, "--wait"]).await;
+    assert!(
+        fake.list_objects("apps/v1", "ReplicaSet", Some(NS))
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm4_wait_sees_simulated_members() {
+    let Some(bin) = support::tool("SMO_HELM") else {
+        return;
+    };
+    wait_for_ready(bin).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm3_wait_sees_simulated_members() {
+    let Some(bin) = support::tool("SMO_HELM3") else {
+        return;
+    };
+    wait_for_ready(bin).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm4_wait_fails_when_nothing_becomes_ready() {
+    let Some(bin) = support::tool("SMO_HELM") else {
+        return;
+    };
+    let fake = support::start().await;
+    let helm = Helm::new(bin, &fake);
+    let chart = support::chart_dir();
+    let out = helm
+        .try_run(&[
+            "install",
+            REL,
+            chart.to_str().expect("utf-8"),
+            "-n",
+            "default",
+            "--wait",
+            "--timeout",
+            "2s",
+        ])
+        .await;
+    assert!(
+        !out.ok,
+        "no member simulation: the Deployment never becomes ready"
+    );
+    assert!(out.stderr.contains("Deployment"), "{}", out.stderr);
 }
