@@ -943,3 +943,184 @@ pub(crate) fn put_raw(
     }
     Ok(store.put(k, obj))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> KindSpec {
+        KindSpec::namespaced("v1", "ConfigMap", "configmaps")
+    }
+
+    fn store_with_ns() -> Store {
+        let mut store = Store::new();
+        let ns = KindSpec::cluster_scoped("v1", "Namespace", "namespaces");
+        put_raw(&mut store, &ns, json!({"metadata": {"name": "d"}})).unwrap();
+        store
+    }
+
+    fn opts(manager: &str) -> WriteOpts {
+        WriteOpts {
+            manager: manager.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn patches_of_every_kind_apply() {
+        let cur = json!({"data": {"a": "1", "b": "2"}, "list": [{"name": "x", "v": 1}]});
+        let p = patched(
+            &cur,
+            PatchKind::Json,
+            br#"[{"op":"replace","path":"/data/a","value":"9"},{"op":"remove","path":"/data/b"}]"#,
+        )
+        .unwrap();
+        assert_eq!(p["data"], json!({"a": "9"}));
+        let p = patched(&cur, PatchKind::Merge, br#"{"data":{"b":null}}"#).unwrap();
+        assert_eq!(p["data"], json!({"a": "1"}));
+        let p = patched(
+            &cur,
+            PatchKind::Strategic,
+            br#"{"list":[{"name":"y","v":2}]}"#,
+        )
+        .unwrap();
+        assert_eq!(p["list"].as_array().map(Vec::len), Some(2));
+        let p = patched(
+            &cur,
+            PatchKind::Strategic,
+            br#"{"data":{"$patch":"replace","c":"3"}}"#,
+        )
+        .unwrap();
+        assert_eq!(p["data"], json!({"c": "3"}));
+        let e = patched(
+            &cur,
+            PatchKind::Json,
+            br#"[{"op":"remove","path":"/nope"}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, 422);
+        assert_eq!(patched(&cur, PatchKind::Merge, b"{").unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn generation_moves_only_with_the_spec_and_noops_keep_the_version() {
+        let mut store = store_with_ns();
+        let s = spec();
+        let c = create(
+            &mut store,
+            &s,
+            "d",
+            json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
+            &opts("m"),
+        )
+        .unwrap();
+        assert_eq!(c["metadata"]["generation"], 1);
+        let rv = c["metadata"]["resourceVersion"].clone();
+        let same = patch_object(
+            &mut store,
+            &s,
+            "d",
+            "c",
+            PatchKind::Merge,
+            br#"{"data":{"a":"1"}}"#,
+            Scope::Main,
+            &opts("m"),
+        )
+        .unwrap();
+        assert_eq!(
+            same["metadata"]["resourceVersion"], rv,
+            "no-op write keeps the version"
+        );
+        let labels = patch_object(
+            &mut store,
+            &s,
+            "d",
+            "c",
+            PatchKind::Merge,
+            br#"{"metadata":{"labels":{"x":"y"}}}"#,
+            Scope::Main,
+            &opts("m"),
+        )
+        .unwrap();
+        assert_eq!(
+            labels["metadata"]["generation"], 1,
+            "metadata changes keep the generation"
+        );
+        assert_ne!(labels["metadata"]["resourceVersion"], rv);
+        let data = patch_object(
+            &mut store,
+            &s,
+            "d",
+            "c",
+            PatchKind::Merge,
+            br#"{"data":{"a":"2"}}"#,
+            Scope::Main,
+            &opts("m"),
+        )
+        .unwrap();
+        assert_eq!(data["metadata"]["generation"], 2);
+    }
+
+    #[test]
+    fn status_subresource_separates_writes() {
+        let mut store = store_with_ns();
+        let s = KindSpec::namespaced("apps/v1", "Deployment", "deployments").with_status();
+        let c = create(
+            &mut store,
+            &s,
+            "d",
+            json!({"metadata": {"name": "w"}, "spec": {"replicas": 2}, "status": {"x": 1}}),
+            &opts("m"),
+        )
+        .unwrap();
+        assert!(c.get("status").is_none(), "status dropped on create");
+        let st = patch_object(
+            &mut store,
+            &s,
+            "d",
+            "w",
+            PatchKind::Merge,
+            br#"{"spec":{"replicas":9},"status":{"readyReplicas":2}}"#,
+            Scope::Status,
+            &opts("m"),
+        )
+        .unwrap();
+        assert_eq!(st["status"]["readyReplicas"], 2);
+        assert_eq!(st["spec"]["replicas"], 2, "a status write leaves the spec");
+        let main = patch_object(
+            &mut store,
+            &s,
+            "d",
+            "w",
+            PatchKind::Merge,
+            br#"{"status":{"readyReplicas":0}}"#,
+            Scope::Main,
+            &opts("m"),
+        )
+        .unwrap();
+        assert_eq!(
+            main["status"]["readyReplicas"], 2,
+            "a main write leaves the status"
+        );
+    }
+
+    #[test]
+    fn namespace_deletion_takes_its_contents() {
+        let mut store = store_with_ns();
+        create(
+            &mut store,
+            &spec(),
+            "d",
+            json!({"metadata": {"name": "c"}}),
+            &opts("m"),
+        )
+        .unwrap();
+        let ns = KindSpec::cluster_scoped("v1", "Namespace", "namespaces");
+        delete(&mut store, &ns, "", "d", false).unwrap();
+        assert!(store.get(&key(&spec(), "d", "c")).is_none());
+        assert_eq!(
+            delete(&mut store, &ns, "", "d", false).unwrap_err().code,
+            404
+        );
+    }
+}

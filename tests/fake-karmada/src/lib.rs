@@ -598,13 +598,9 @@ mod members {
         (obj.get("status") != Some(&status)).then_some(status)
     }
 
-    /// FNV-1a of the pod template, as a short name suffix.
+    /// A hash of the pod template, as a short name suffix.
     fn template_hash(template: &Value) -> String {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in template.to_string().bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        let h = crate::util::fnv64(template.to_string().as_bytes());
         format!("{:010x}", h & 0xff_ffff_ffff)
     }
 

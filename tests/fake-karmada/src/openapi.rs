@@ -20,13 +20,7 @@ fn gv_path(spec: &KindSpec) -> String {
 
 /// A stable content hash so clients may cache documents.
 fn hash_of(v: &Value) -> String {
-    let s = v.to_string();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016X}")
+    format!("{:016X}", crate::util::fnv64(v.to_string().as_bytes()))
 }
 
 /// `/openapi/v3`: the index of group-version documents.

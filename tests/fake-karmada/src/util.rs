@@ -27,6 +27,16 @@ pub(crate) fn base64_encode(data: &[u8]) -> String {
     out
 }
 
+/// 64-bit FNV-1a: a stable, dependency-free content hash (not for security).
+pub(crate) fn fnv64(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 /// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the Unix epoch.
 pub(crate) fn rfc3339_from_unix(secs: i64) -> String {
     let days = secs.div_euclid(86_400);

@@ -1,5 +1,6 @@
 //! Shared helpers: locating external tools, running helm, kube clients.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -26,7 +27,11 @@ pub fn tool(var: &str) -> Option<PathBuf> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{hint} (CI=true: tests needing it must not be skipped)");
     }
-    eprintln!("\n!!!!!!!! SKIPPING TEST: {hint} !!!!!!!!\n");
+    // Written past the test harness's output capture, so it shows.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!!!!!!! SKIPPING TEST: {hint} !!!!!!!!\n"
+    );
     None
 }
 
