@@ -196,6 +196,12 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let accept = parts
+        .headers
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let decoded = decode_body(&content_type, &body);
     let mut entry = LoggedRequest {
         method: parts.method.to_string(),
@@ -228,6 +234,7 @@ async fn handle(
         q,
         content_type,
         user_agent,
+        accept,
         body,
         decoded,
         addr,
@@ -302,12 +309,22 @@ struct Ctx<'a> {
     q: HashMap<String, String>,
     content_type: String,
     user_agent: String,
+    accept: String,
     body: Bytes,
     decoded: Result<Value, ApiError>,
     addr: Option<SocketAddr>,
 }
 
 impl Ctx<'_> {
+    /// Whether the client accepts aggregated discovery (apidiscovery.k8s.io/v2).
+    fn wants_aggregated(&self) -> bool {
+        self.accept.split(',').any(|t| {
+            t.contains("g=apidiscovery.k8s.io")
+                && t.contains("v=v2;")
+                && t.contains("as=APIGroupDiscoveryList")
+        })
+    }
+
     fn opts(&self) -> WriteOpts {
         let manager = self.q.get("fieldManager").cloned().unwrap_or_else(|| {
             // The real API derives the default manager from the user agent.
@@ -340,6 +357,8 @@ async fn route(ctx: &Ctx<'_>, path: &str) -> Result<Response<Body>, ApiError> {
     match segs.as_slice() {
         ["version"] if get => Ok(json_response(200, &version())),
         ["healthz" | "readyz" | "livez", ..] if get => Ok(respond(200, "text/plain", "ok")),
+        ["api"] if get && ctx.wants_aggregated() => Ok(aggregated(&ctx.shared.registry(), true)),
+        ["apis"] if get && ctx.wants_aggregated() => Ok(aggregated(&ctx.shared.registry(), false)),
         ["api"] if get => Ok(json_response(
             200,
             &json!({
@@ -432,6 +451,63 @@ fn group_list(reg: &Registry) -> Value {
         .map(|(g, vs)| group_json(g, vs, false))
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+const AGGREGATED_CT: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Aggregated discovery (`apidiscovery.k8s.io/v2`): every group, version and
+/// resource in one document; `core` selects `/api` instead of `/apis`.
+fn aggregated(reg: &Registry, core: bool) -> Response<Body> {
+    let groups: Vec<(String, Vec<String>)> = if core {
+        vec![(String::new(), vec!["v1".to_string()])]
+    } else {
+        reg.groups()
+    };
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|(g, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let resources: Vec<Value> = reg
+                        .in_group_version(g, v)
+                        .iter()
+                        .map(|k| {
+                            let mut subs = Vec::new();
+                            if k.status_subresource {
+                                subs.push(json!({"subresource": "status", "responseKind": {"group": k.group, "version": k.version, "kind": k.kind}, "verbs": ["get", "patch", "update"]}));
+                            }
+                            if k.scale_subresource {
+                                subs.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]}));
+                            }
+                            json!({
+                                "resource": k.plural,
+                                "responseKind": {"group": k.group, "version": k.version, "kind": k.kind},
+                                "scope": if k.namespaced { "Namespaced" } else { "Cluster" },
+                                "singularResource": k.singular(),
+                                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+                                "shortNames": k.short_names,
+                                "subresources": subs,
+                            })
+                        })
+                        .collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            json!({"metadata": {"name": g}, "versions": versions})
+        })
+        .collect();
+    let doc = json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    });
+    respond(
+        200,
+        AGGREGATED_CT,
+        serde_json::to_vec(&doc).unwrap_or_default(),
+    )
 }
 
 fn resource_list(ctx: &Ctx<'_>, group: &str, version: &str) -> Result<Response<Body>, ApiError> {

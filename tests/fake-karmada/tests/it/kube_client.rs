@@ -504,3 +504,40 @@ async fn out_of_band_drift_is_visible_to_clients() {
         .expect("discovery");
     assert_eq!(disc.resources[0].kind, "Widget");
 }
+
+#[tokio::test]
+async fn legacy_and_aggregated_discovery_agree() {
+    let fake = support::start().await;
+    let client = support::client(&fake).await;
+    for discovery in [
+        kube::Discovery::new(client.clone())
+            .run()
+            .await
+            .expect("legacy discovery"),
+        kube::Discovery::new(client.clone())
+            .run_aggregated()
+            .await
+            .expect("aggregated discovery"),
+    ] {
+        let gvk = GroupVersionKind::gvk("cluster.karmada.io", "v1alpha1", "Cluster");
+        let (ar, caps) = discovery.resolve_gvk(&gvk).expect("Cluster discovered");
+        assert_eq!(ar.plural, "clusters");
+        assert_eq!(caps.scope, kube::discovery::Scope::Cluster);
+        let gvk = GroupVersionKind::gvk("apps", "v1", "Deployment");
+        let (ar, caps) = discovery.resolve_gvk(&gvk).expect("Deployment discovered");
+        assert_eq!(ar.plural, "deployments");
+        assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+        assert!(
+            caps.subresources
+                .iter()
+                .any(|(sub, _)| sub.plural == "deployments/scale" || sub.plural == "scale"),
+            "{:?}",
+            caps.subresources
+        );
+        let gvk = GroupVersionKind::gvk("", "v1", "Secret");
+        assert!(
+            discovery.resolve_gvk(&gvk).is_some(),
+            "core kinds discovered"
+        );
+    }
+}
