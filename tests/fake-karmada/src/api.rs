@@ -334,6 +334,17 @@ fn commit(
     opts: &WriteOpts,
     apply_fields: Option<Vec<Value>>,
 ) -> Result<Value, ApiError> {
+    if !new.is_object() {
+        return Err(ApiError::bad_request(
+            "the resulting object must be a JSON object",
+        ));
+    }
+    if new
+        .get("metadata")
+        .is_some_and(|m| !m.is_object() && !m.is_null())
+    {
+        return Err(ApiError::bad_request("metadata must be an object"));
+    }
     new["apiVersion"] = json!(spec.api_version());
     new["kind"] = json!(spec.kind);
     normalize(spec, &mut new);
@@ -882,6 +893,9 @@ pub(crate) fn write_scale(
         ));
     }
     let mut new = current.clone();
+    if !new.get("spec").is_some_and(Value::is_object) {
+        new["spec"] = json!({});
+    }
     new["spec"]["replicas"] = json!(replicas);
     let stored = commit(store, spec, k, Some(&current), new, Scope::Main, opts, None)?;
     Ok(scale_of(&stored))
@@ -894,6 +908,9 @@ pub(crate) fn put_raw(
     spec: &KindSpec,
     mut obj: Value,
 ) -> Result<Value, ApiError> {
+    if !obj.is_object() {
+        return Err(ApiError::bad_request("an object must be a JSON object"));
+    }
     let name = md(&obj, "name").unwrap_or_default();
     if name.is_empty() {
         return Err(ApiError::invalid(spec, "", "metadata.name: Required value"));

@@ -317,6 +317,9 @@ impl FakeKarmada {
     /// Sets the `Ready` condition of a cluster.
     pub fn set_cluster_ready(&self, name: &str, ready: bool) -> Result<(), Error> {
         self.mutate_object(CLUSTER_API, "Cluster", None, name, |c| {
+            if !c["status"].is_object() {
+                c["status"] = serde_json::json!({});
+            }
             let conds = c["status"]["conditions"]
                 .as_array()
                 .cloned()
@@ -338,6 +341,9 @@ impl FakeKarmada {
         resources.validate(name)?;
         let summary = resources.summary();
         self.mutate_object(CLUSTER_API, "Cluster", None, name, |c| {
+            if !c["status"].is_object() {
+                c["status"] = serde_json::json!({});
+            }
             c["status"]["resourceSummary"] = summary;
         })
         .map(|_| ())
@@ -626,6 +632,22 @@ mod members {
             .pointer("/spec/template")
             .cloned()
             .unwrap_or(json!({}));
+        // Client input is arbitrary JSON: only well-formed templates get a
+        // ReplicaSet (the fake does not validate Deployments).
+        let template_ok = template.is_object()
+            && template.get("metadata").is_none_or(Value::is_object)
+            && template
+                .pointer("/metadata/labels")
+                .is_none_or(Value::is_object);
+        let selector_ok = deploy
+            .pointer("/spec/selector")
+            .is_none_or(Value::is_object)
+            && deploy
+                .pointer("/spec/selector/matchLabels")
+                .is_none_or(Value::is_object);
+        if !template_ok || !selector_ok {
+            return;
+        }
         let hash = template_hash(&template);
         let name = format!("{}-{hash}", key.name);
         let replicas = replicas(deploy);

@@ -81,6 +81,20 @@ impl http_body::Body for Body {
             Body::Stream(rx) => rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
         }
     }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Body::Full(None))
+    }
+
+    // An exact hint lets hyper send Content-Length instead of chunking.
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Body::Full(b) => {
+                http_body::SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Body::Stream(_) => http_body::SizeHint::default(),
+        }
+    }
 }
 
 fn respond(code: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {

@@ -9,3 +9,4 @@ mod faults;
 mod helm;
 mod kube_client;
 mod oci;
+mod robustness;
