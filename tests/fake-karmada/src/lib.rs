@@ -197,7 +197,12 @@ pub struct LoggedRequest {
 }
 
 /// A running fake API server. Dropping it stops the server.
+///
+/// The server runs on its own small Tokio runtime (one worker thread), so
+/// it keeps answering while a test blocks its own thread (running `helm`
+/// with `std::process::Command`, say) or pauses its clock.
 pub struct FakeKarmada {
+    rt: Option<tokio::runtime::Runtime>,
     shared: Arc<Shared>,
     addr: SocketAddr,
     kubeconfig: PathBuf,
@@ -238,8 +243,20 @@ impl FakeKarmada {
     /// Binds, writes the kubeconfig, seeds the `default`, `kube-system` and
     /// `karmada-system` namespaces and the inventory's clusters, and serves.
     pub async fn start(options: Options) -> Result<Self, Error> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("fake-karmada")
+            .enable_all()
+            .build()
+            .map_err(|source| Error::Io {
+                what: "starting the fake's runtime".into(),
+                source,
+            })?;
         let shared = Arc::new(Shared::new());
-        let listener = bind(options.listen)?;
+        let listener = {
+            let _in_rt = rt.enter();
+            bind(options.listen)?
+        };
         let addr = listener.local_addr().map_err(|source| Error::Bind {
             addr: options.listen,
             source,
@@ -266,6 +283,7 @@ impl FakeKarmada {
         })?;
         let (stop, stop_rx) = tokio_watch::channel(false);
         let mut fake = Self {
+            rt: Some(rt),
             shared: shared.clone(),
             addr,
             kubeconfig,
@@ -282,11 +300,20 @@ impl FakeKarmada {
         for c in &options.clusters {
             fake.add_cluster(c)?;
         }
+        let rt = fake.runtime();
         if let Some(delay) = options.simulate_members {
-            tokio::spawn(members::run(shared.clone(), delay, fake.stop.subscribe()));
+            // Ends when the runtime shuts down with the handle.
+            rt.spawn(members::run(shared.clone(), delay));
         }
-        fake.accept_task = Some(tokio::spawn(server::accept_loop(shared, listener, stop_rx)));
+        fake.accept_task = Some(rt.spawn(server::accept_loop(shared, listener, stop_rx)));
         Ok(fake)
+    }
+
+    fn runtime(&self) -> tokio::runtime::Handle {
+        self.rt
+            .as_ref()
+            .map(|rt| rt.handle().clone())
+            .expect("the runtime lives as long as the handle")
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -395,14 +422,15 @@ impl FakeKarmada {
         if self.accept_task.is_some() {
             return Ok(());
         }
-        let listener = bind(self.addr)?;
+        let rt = self.runtime();
+        let listener = {
+            let _in_rt = rt.enter();
+            bind(self.addr)?
+        };
         let (stop, stop_rx) = tokio_watch::channel(false);
         self.stop = stop;
-        self.accept_task = Some(tokio::spawn(server::accept_loop(
-            self.shared.clone(),
-            listener,
-            stop_rx,
-        )));
+        self.accept_task =
+            Some(rt.spawn(server::accept_loop(self.shared.clone(), listener, stop_rx)));
         Ok(())
     }
 
@@ -544,6 +572,10 @@ impl Drop for FakeKarmada {
         if let Some(t) = self.accept_task.take() {
             t.abort();
         }
+        if let Some(rt) = self.rt.take() {
+            // Does not block, so dropping inside async code is fine.
+            rt.shutdown_background();
+        }
         if let Some(dir) = &self.temp_dir {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -563,7 +595,7 @@ mod members {
     use std::time::Duration;
 
     use serde_json::{Value, json};
-    use tokio::sync::{broadcast, watch};
+    use tokio::sync::broadcast;
 
     use crate::server::Shared;
     use crate::store::{ObjKey, Store};
@@ -705,14 +737,10 @@ mod members {
         }
     }
 
-    pub(crate) async fn run(shared: Arc<Shared>, delay: Duration, mut stop: watch::Receiver<bool>) {
+    pub(crate) async fn run(shared: Arc<Shared>, delay: Duration) {
         let mut rx = shared.store().subscribe();
         loop {
-            let ev = tokio::select! {
-                _ = stop.changed() => return,
-                ev = rx.recv() => ev,
-            };
-            let ev = match ev {
+            let ev = match rx.recv().await {
                 Ok(ev) => ev,
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return,

@@ -57,7 +57,8 @@ fn parse_args() -> Result<Options, String> {
     Ok(opts)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+// The fake serves from its own runtime; this one only waits for Ctrl-C.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let opts = match parse_args() {
         Ok(o) => o,

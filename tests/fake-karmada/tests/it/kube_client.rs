@@ -429,9 +429,13 @@ async fn label_and_field_selectors_filter_lists() {
 
 #[tokio::test]
 async fn simulated_members_make_deployments_ready() {
-    let fake = FakeKarmada::start(Options::default().simulate_members(Duration::from_millis(20)))
-        .await
-        .expect("fake starts");
+    let mut fake =
+        FakeKarmada::start(Options::default().simulate_members(Duration::from_millis(20)))
+            .await
+            .expect("fake starts");
+    // Simulation survives an outage.
+    fake.outage().await;
+    fake.recover().await.expect("recover");
     let client = support::client(&fake).await;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let created = deploys
