@@ -545,3 +545,49 @@ async fn legacy_and_aggregated_discovery_agree() {
         );
     }
 }
+
+#[tokio::test]
+async fn kube_runtime_watcher_follows_cluster_changes() {
+    use kube::runtime::watcher;
+    let fake = support::start().await;
+    let client = support::client(&fake).await;
+    let clusters = dynamic(
+        &client,
+        "cluster.karmada.io",
+        "v1alpha1",
+        "Cluster",
+        "clusters",
+        None,
+    );
+    for config in [
+        watcher::Config::default(),
+        watcher::Config::default().streaming_lists(),
+    ] {
+        let mut events = watcher::watcher(clusters.clone(), config).boxed();
+        // The initial listing ends with InitDone; then a change arrives.
+        let mut initial = Vec::new();
+        loop {
+            match events.next().await.expect("stream open").expect("watch ok") {
+                watcher::Event::InitApply(c) => initial.push(c.metadata.name.unwrap_or_default()),
+                watcher::Event::InitDone => break,
+                _ => {}
+            }
+        }
+        initial.sort();
+        assert_eq!(initial, ["brussels-edge", "ghent-core"]);
+        fake.set_cluster_ready("brussels-edge", false)
+            .expect("cluster exists");
+        let changed = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                if let watcher::Event::Apply(c) = events.next().await.expect("open").expect("ok") {
+                    return c;
+                }
+            }
+        })
+        .await
+        .expect("change delivered");
+        assert_eq!(changed.data["status"]["conditions"][0]["status"], "False");
+        fake.set_cluster_ready("brussels-edge", true)
+            .expect("cluster exists");
+    }
+}
