@@ -231,6 +231,12 @@ fn entry_set(e: &Value) -> FieldSet {
         .unwrap_or_default()
 }
 
+/// (manager, operation) of a managedFields entry.
+fn entry_id(e: &Value) -> (String, String) {
+    let field = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    (field("manager"), field("operation"))
+}
+
 fn entry_matches(e: &Value, manager: &str, op: &str, sub: Option<&str>) -> bool {
     e.get("manager").and_then(Value::as_str) == Some(manager)
         && e.get("operation").and_then(Value::as_str) == Some(op)
@@ -755,49 +761,12 @@ fn apply(
         _ => out.push(mine),
     }
     // Leave the order of entries as it was, for stable no-op detection.
-    let order: Vec<(String, String)> = managed_entries(&current)
-        .iter()
-        .map(|e| {
-            (
-                e.get("manager")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                e.get("operation")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-            )
-        })
-        .collect();
+    let order: Vec<(String, String)> = managed_entries(&current).iter().map(entry_id).collect();
     out.sort_by_key(|e| {
-        let id = (
-            e.get("manager")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            e.get("operation")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-        );
+        let id = entry_id(e);
         order.iter().position(|o| *o == id).unwrap_or(usize::MAX)
     });
-    let effective_scope = if scope == Scope::Status {
-        Scope::Status
-    } else {
-        Scope::Main
-    };
-    commit(
-        store,
-        spec,
-        k,
-        Some(&current),
-        new,
-        effective_scope,
-        opts,
-        Some(out),
-    )
+    commit(store, spec, k, Some(&current), new, scope, opts, Some(out))
 }
 
 /// `DELETE` of one object; deleting a namespace deletes its contents.

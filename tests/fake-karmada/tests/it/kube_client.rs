@@ -31,6 +31,17 @@ fn dynamic(
     }
 }
 
+fn clusters_api(client: &kube::Client) -> Api<DynamicObject> {
+    dynamic(
+        client,
+        "cluster.karmada.io",
+        "v1alpha1",
+        "Cluster",
+        "clusters",
+        None,
+    )
+}
+
 fn api_error(e: kube::Error) -> (u16, String) {
     match e {
         kube::Error::Api(s) => (s.code, s.reason.clone()),
@@ -56,14 +67,7 @@ fn deployment(name: &str, replicas: i32) -> Deployment {
 async fn clusters_carry_the_inventory_resource_summary() {
     let fake = support::start().await;
     let client = support::client(&fake).await;
-    let clusters = dynamic(
-        &client,
-        "cluster.karmada.io",
-        "v1alpha1",
-        "Cluster",
-        "clusters",
-        None,
-    );
+    let clusters = clusters_api(&client);
     let list = clusters
         .list(&ListParams::default())
         .await
@@ -551,14 +555,7 @@ async fn kube_runtime_watcher_follows_cluster_changes() {
     use kube::runtime::watcher;
     let fake = support::start().await;
     let client = support::client(&fake).await;
-    let clusters = dynamic(
-        &client,
-        "cluster.karmada.io",
-        "v1alpha1",
-        "Cluster",
-        "clusters",
-        None,
-    );
+    let clusters = clusters_api(&client);
     for config in [
         watcher::Config::default(),
         watcher::Config::default().streaming_lists(),
