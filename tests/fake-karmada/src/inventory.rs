@@ -8,14 +8,18 @@ use crate::Error;
 use crate::util::now_rfc3339;
 
 /// An allocatable/allocated pair in Kubernetes quantity notation
-/// (`"8"`, `"2500m"`, `"32Gi"`).
+/// (`"8"`, `"2500m"`, `"32Gi"`; YAML numbers are accepted and kept as
+/// written). As in the schema, `allocated` may be absent; it is then left
+/// out of the `Cluster`'s `resourceSummary.allocated`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourcePair {
     /// What the cluster can hand out.
+    #[serde(deserialize_with = "quantity")]
     pub allocatable: String,
     /// What is already handed out.
-    pub allocated: String,
+    #[serde(default, deserialize_with = "optional_quantity")]
+    pub allocated: Option<String>,
 }
 
 impl ResourcePair {
@@ -23,9 +27,44 @@ impl ResourcePair {
     pub fn new(allocatable: impl Into<String>, allocated: impl Into<String>) -> Self {
         Self {
             allocatable: allocatable.into(),
-            allocated: allocated.into(),
+            allocated: Some(allocated.into()),
         }
     }
+
+    /// A pair with nothing reported as allocated.
+    pub fn allocatable_only(allocatable: impl Into<String>) -> Self {
+        Self {
+            allocatable: allocatable.into(),
+            allocated: None,
+        }
+    }
+}
+
+/// A quantity written as a YAML string or number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawQuantity {
+    Text(String),
+    Int(i64),
+    Float(f64),
+}
+
+impl From<RawQuantity> for String {
+    fn from(q: RawQuantity) -> Self {
+        match q {
+            RawQuantity::Text(s) => s,
+            RawQuantity::Int(i) => i.to_string(),
+            RawQuantity::Float(f) => f.to_string(),
+        }
+    }
+}
+
+fn quantity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    RawQuantity::deserialize(d).map(String::from)
+}
+
+fn optional_quantity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<RawQuantity>::deserialize(d).map(|q| q.map(String::from))
 }
 
 /// The resource summary of one member cluster.
@@ -87,20 +126,35 @@ impl Inventory {
 
 /// Whether `q` is a Kubernetes quantity the fake understands
 /// (decimal number with an optional SI or binary suffix).
+/// The schema's pattern `^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[mkMGTPE]|[eE][+-]?[0-9]+)?$`,
+/// plus Kubernetes' `n` and `u` suffixes.
 pub(crate) fn is_quantity(q: &str) -> bool {
+    let q = q.strip_prefix('+').unwrap_or(q);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let number = |num: &str| match num.split_once('.') {
+        Some((int, frac)) => {
+            (digits(int) && (frac.is_empty() || digits(frac))) || (int.is_empty() && digits(frac))
+        }
+        None => digits(num),
+    };
     let suffixes = [
         "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E", "",
     ];
-    suffixes.iter().any(|s| {
-        q.strip_suffix(s).is_some_and(|num| {
-            let mut parts = num.splitn(2, '.');
-            let int = parts.next().unwrap_or("");
-            let frac = parts.next();
-            (!int.is_empty() || frac.is_some_and(|f| !f.is_empty()))
-                && int.chars().all(|c| c.is_ascii_digit())
-                && frac.is_none_or(|f| f.chars().all(|c| c.is_ascii_digit()))
-        })
-    })
+    if suffixes
+        .iter()
+        .any(|s| q.strip_suffix(s).is_some_and(number))
+    {
+        return true;
+    }
+    // Decimal exponent: 1e3, 1.5E-2.
+    match q.find(['e', 'E']) {
+        Some(i) => {
+            let exp = &q[i + 1..];
+            let exp = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+            number(&q[..i]) && digits(exp)
+        }
+        None => false,
+    }
 }
 
 impl ClusterResources {
@@ -110,7 +164,7 @@ impl ClusterResources {
             pairs.push(("gpu", g));
         }
         for (what, p) in pairs {
-            for q in [&p.allocatable, &p.allocated] {
+            for q in std::iter::once(&p.allocatable).chain(p.allocated.as_ref()) {
                 if !is_quantity(q) {
                     return Err(Error::Inventory(format!(
                         "cluster {cluster}: {what} quantity {q:?} is not in Kubernetes notation (e.g. \"8\", \"2500m\", \"32Gi\")"
@@ -124,12 +178,25 @@ impl ClusterResources {
     pub(crate) fn summary(&self) -> Value {
         let mut allocatable =
             json!({"cpu": self.cpu.allocatable, "memory": self.memory.allocatable});
-        let mut allocated = json!({"cpu": self.cpu.allocated, "memory": self.memory.allocated});
         if let Some(g) = &self.gpu {
             allocatable["nvidia.com/gpu"] = json!(g.allocatable);
-            allocated["nvidia.com/gpu"] = json!(g.allocated);
         }
-        json!({"allocatable": allocatable, "allocated": allocated})
+        let mut allocated = serde_json::Map::new();
+        let named = [
+            ("cpu", Some(&self.cpu)),
+            ("memory", Some(&self.memory)),
+            ("nvidia.com/gpu", self.gpu.as_ref()),
+        ];
+        for (name, pair) in named {
+            if let Some(q) = pair.and_then(|p| p.allocated.as_ref()) {
+                allocated.insert(name.to_string(), json!(q));
+            }
+        }
+        let mut summary = json!({"allocatable": allocatable});
+        if !allocated.is_empty() {
+            summary["allocated"] = Value::Object(allocated);
+        }
+        summary
     }
 }
 
@@ -181,7 +248,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(inv.clusters.len(), 2);
-        assert_eq!(inv.clusters[0].resources.cpu.allocated, "2500m");
+        assert_eq!(
+            inv.clusters[0].resources.cpu.allocated.as_deref(),
+            Some("2500m")
+        );
         assert!(inv.clusters[1].ready);
         assert!(inv.clusters[1].resources.gpu.is_none());
         let obj = cluster_object(&inv.clusters[0]);
@@ -192,9 +262,34 @@ mod tests {
     }
 
     #[test]
+    fn accepts_the_example_state_root_style() {
+        // Unquoted YAML numbers and quantities, allocated left out.
+        let inv = Inventory::parse(
+            "clusters:\n  - name: athens-core\n    ready: true\n    cpu: {allocatable: 6, allocated: 1}\n    memory: {allocatable: 32Gi}\n    gpu: {allocatable: 0.5, allocated: \"0\"}\n",
+        )
+        .unwrap();
+        let r = &inv.clusters[0].resources;
+        assert_eq!(r.cpu.allocatable, "6");
+        assert_eq!(r.memory.allocated, None);
+        assert_eq!(r.gpu.as_ref().map(|g| g.allocatable.as_str()), Some("0.5"));
+        let summary = r.summary();
+        assert_eq!(
+            summary["allocated"],
+            json!({"cpu": "1", "nvidia.com/gpu": "0"})
+        );
+        assert_eq!(summary["allocatable"]["memory"], "32Gi");
+    }
+
+    #[test]
     fn rejects_bad_quantities() {
-        assert!(is_quantity("2500m") && is_quantity("32Gi") && is_quantity("0.5"));
-        assert!(!is_quantity("lots") && !is_quantity("") && !is_quantity("1.2.3"));
+        for ok in [
+            "2500m", "32Gi", "0.5", "+1", ".5", "5.", "1e3", "1.5E-2", "64G", "100n",
+        ] {
+            assert!(is_quantity(ok), "{ok}");
+        }
+        for bad in ["lots", "", "1.2.3", "Gi", ".", "1e", "1Gb", "-1", "1 Gi"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
         let bad = "clusters:\n  - name: x\n    cpu: {allocatable: \"many\", allocated: \"0\"}\n    memory: {allocatable: \"1Gi\", allocated: \"0\"}\n";
         assert!(Inventory::parse(bad).is_err());
     }
