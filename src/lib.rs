@@ -23,6 +23,7 @@ pub mod desired;
 pub mod observe;
 pub mod placement;
 pub mod scaling;
+pub mod source;
 pub mod spec;
 pub mod units;
 pub mod validate;

@@ -51,9 +51,10 @@ pub enum GitAuth {
         file: PathBuf,
         username: Option<String>,
     },
+    /// Host keys are checked by libgit2 against the service user's
+    /// `~/.ssh/known_hosts`.
     SshKey {
         file: PathBuf,
-        known_hosts: Option<PathBuf>,
     },
 }
 
@@ -202,7 +203,6 @@ struct RawAuth {
     token_file: Option<String>,
     username: Option<String>,
     ssh_key_file: Option<String>,
-    known_hosts_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -371,11 +371,9 @@ impl Stage<'_> {
                     RawAuth {
                         ssh_key_file: Some(f),
                         token_file: None,
-                        known_hosts_file,
                         ..
                     } => GitAuth::SshKey {
                         file: self.path(&f),
-                        known_hosts: known_hosts_file.map(|k| self.path(&k)),
                     },
                     RawAuth {
                         ssh_key_file: Some(_),

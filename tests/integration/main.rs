@@ -6,4 +6,5 @@ mod cli;
 mod examples;
 mod fixtures;
 mod loader;
+mod sources;
 mod support;

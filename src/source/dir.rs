@@ -1,0 +1,120 @@
+//! A directory on the management host, watched with `notify`.
+//!
+//! Events are debounced (an editor's save is a burst: write a temporary
+//! file, rename it over the original, change its mode), then the content is
+//! hashed; only a changed hash yields a snapshot. Recursive inotify watches
+//! cover sub-directories created later. Hidden entries (`.git`, editor swap
+//! files) do not count towards the revision.
+
+use super::{Snapshot, SourceError};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Hashes every visible file below `root` (paths and contents, sorted).
+pub fn snapshot(root: &Path) -> Result<Snapshot, SourceError> {
+    let err = |source| SourceError::ReadDir {
+        path: root.to_owned(),
+        source,
+    };
+    let mut files = Vec::new();
+    collect(root, root, &mut files).map_err(err)?;
+    files.sort();
+    let mut hash = Sha256::new();
+    for rel in &files {
+        let bytes = std::fs::read(root.join(rel)).map_err(err)?;
+        hash.update(rel.as_bytes());
+        hash.update([0]);
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(&bytes);
+    }
+    let digest = hash.finalize();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Snapshot {
+        revision: format!("sha256:{hex}"),
+        root: root.to_owned(),
+    })
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            collect(root, &path, out)?;
+        } else if path.is_file() {
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            out.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    Ok(())
+}
+
+/// Watches `root` and sends a snapshot whenever its content changes (and
+/// once at start). Returns when `shutdown` flips to true or the receiver is
+/// gone. Errors while hashing are logged and retried on the next event.
+pub async fn watch(
+    root: PathBuf,
+    debounce: Duration,
+    tx: mpsc::Sender<Snapshot>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), SourceError> {
+    let (event_tx, mut events) = mpsc::unbounded_channel::<()>();
+    let mut watcher: RecommendedWatcher =
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if res.is_ok() {
+                // A closed channel means the watch loop ended; nothing to do.
+                let _ = event_tx.send(());
+            }
+        })
+        .map_err(|source| SourceError::Watch {
+            path: root.clone(),
+            source,
+        })?;
+    watcher
+        .watch(&root, RecursiveMode::Recursive)
+        .map_err(|source| SourceError::Watch {
+            path: root.clone(),
+            source,
+        })?;
+
+    let mut last: Option<String> = None;
+    // The first pass takes the initial snapshot; each later pass starts
+    // with the event that woke the loop.
+    loop {
+        // Quiet period: every new event restarts it.
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(debounce) => break,
+                ev = events.recv() => if ev.is_none() { return Ok(()) },
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+        let root2 = root.clone();
+        match tokio::task::spawn_blocking(move || snapshot(&root2)).await {
+            Ok(Ok(snap)) => {
+                if last.as_deref() != Some(snap.revision.as_str()) {
+                    last = Some(snap.revision.clone());
+                    if tx.send(snap).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, "directory source unreadable; keeping the last snapshot");
+            }
+            Err(error) => tracing::error!(error = %error, "directory snapshot task failed"),
+        }
+        tokio::select! {
+            ev = events.recv() => if ev.is_none() { return Ok(()) },
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! A Git repository followed by polling (`git2`, no shell).
+//!
+//! The repository is fetched into a bare clone under the state directory;
+//! each revision is checked out into its own directory
+//! (`checkouts/<sha>`), written under a temporary name and renamed into
+//! place, so a snapshot's files never change under a reader. Force-pushes
+//! are followed (forced refspecs; the checkout is by commit). Credentials
+//! are read from their files at each fetch and never logged.
+
+use super::{Snapshot, SourceError};
+use crate::spec::config::{GitAuth, GitRef};
+use git2::{Cred, FetchOptions, RemoteCallbacks, Repository, build::CheckoutBuilder};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// How many checkouts to keep besides the current one: the previous
+/// revision may still be read by a reconcile that started before the switch.
+const KEEP_CHECKOUTS: usize = 2;
+
+/// Where our fetched refs live, apart from any ref a user might create.
+const FETCH_REF: &str = "refs/smo/target";
+
+#[derive(Debug, Clone)]
+pub struct GitSource {
+    pub url: String,
+    pub reference: GitRef,
+    /// Sub-directory of the repository that holds the state root.
+    pub path: Option<PathBuf>,
+    pub auth: GitAuth,
+    /// Private working area (under the daemon's state directory).
+    pub dir: PathBuf,
+}
+
+/// What the polling loop reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitEvent {
+    Snapshot(Snapshot),
+    /// The remote could not be read; the last snapshot stays in force.
+    Failed(String),
+}
+
+impl GitSource {
+    fn git_err(&self, operation: &'static str) -> impl Fn(git2::Error) -> SourceError + '_ {
+        move |source| SourceError::Git {
+            operation,
+            url: self.url.clone(),
+            source,
+        }
+    }
+
+    fn repository(&self) -> Result<Repository, SourceError> {
+        let path = self.dir.join("repo.git");
+        match Repository::open_bare(&path) {
+            Ok(r) => Ok(r),
+            Err(_) => {
+                std::fs::create_dir_all(&self.dir).map_err(|source| SourceError::Checkout {
+                    path: self.dir.clone(),
+                    source,
+                })?;
+                Repository::init_bare(&path).map_err(self.git_err("init"))
+            }
+        }
+    }
+
+    fn callbacks(&self) -> Result<RemoteCallbacks<'static>, SourceError> {
+        let mut cb = RemoteCallbacks::new();
+        match &self.auth {
+            GitAuth::None => {}
+            GitAuth::Token { file, username } => {
+                let token = std::fs::read_to_string(file)
+                    .map_err(|source| SourceError::Credential {
+                        path: file.clone(),
+                        source,
+                    })?
+                    .trim()
+                    .to_owned();
+                let user = username.clone().unwrap_or_else(|| "git".to_owned());
+                cb.credentials(move |_, _, _| Cred::userpass_plaintext(&user, &token));
+            }
+            GitAuth::SshKey { file } => {
+                let key = file.clone();
+                cb.credentials(move |_, user, _| {
+                    Cred::ssh_key(user.unwrap_or("git"), None, &key, None)
+                });
+            }
+        }
+        Ok(cb)
+    }
+
+    /// Fetches and checks out the configured ref; returns its snapshot.
+    /// Blocking: call it from `spawn_blocking`.
+    pub fn sync(&self) -> Result<Snapshot, SourceError> {
+        let repo = self.repository()?;
+        let refspecs: Vec<String> = match &self.reference {
+            GitRef::Branch(b) => vec![format!("+refs/heads/{b}:{FETCH_REF}")],
+            GitRef::Tag(t) => vec![format!("+refs/tags/{t}:{FETCH_REF}")],
+            // A bare commit id cannot be fetched by every server; fetch the
+            // branches and tags that may contain it.
+            GitRef::Commit(_) => vec![
+                "+refs/heads/*:refs/smo/heads/*".into(),
+                "+refs/tags/*:refs/smo/tags/*".into(),
+            ],
+        };
+        if let Ok(mut r) = repo.find_reference(FETCH_REF) {
+            // A ref deleted upstream must not leave a stale target behind.
+            r.delete().map_err(self.git_err("ref cleanup"))?;
+        }
+        let mut options = FetchOptions::new();
+        options.remote_callbacks(self.callbacks()?);
+        let mut remote = repo
+            .remote_anonymous(&self.url)
+            .map_err(self.git_err("remote"))?;
+        remote
+            .fetch(&refspecs, Some(&mut options), None)
+            .map_err(self.git_err("fetch"))?;
+
+        let commit = match &self.reference {
+            GitRef::Commit(c) => repo
+                .revparse_single(c)
+                .and_then(|o| o.peel_to_commit())
+                .map_err(|_| SourceError::RefNotFound {
+                    what: "commit",
+                    name: c.clone(),
+                    url: self.url.clone(),
+                })?,
+            other => {
+                let (what, name) = match other {
+                    GitRef::Tag(t) => ("tag", t),
+                    GitRef::Branch(b) | GitRef::Commit(b) => ("branch", b),
+                };
+                repo.find_reference(FETCH_REF)
+                    .and_then(|r| r.peel_to_commit())
+                    .map_err(|_| SourceError::RefNotFound {
+                        what,
+                        name: name.clone(),
+                        url: self.url.clone(),
+                    })?
+            }
+        };
+        let sha = commit.id().to_string();
+        let checkouts = self.dir.join("checkouts");
+        let target = checkouts.join(&sha);
+        if !target.is_dir() {
+            let tmp = checkouts.join(format!(".tmp-{sha}"));
+            let io = |path: &Path| {
+                let path = path.to_owned();
+                move |source| SourceError::Checkout { path, source }
+            };
+            if tmp.exists() {
+                std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+            }
+            std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+            let mut co = CheckoutBuilder::new();
+            co.target_dir(&tmp).force().recreate_missing(true);
+            repo.checkout_tree(commit.as_object(), Some(&mut co))
+                .map_err(self.git_err("checkout"))?;
+            std::fs::rename(&tmp, &target).map_err(io(&target))?;
+        }
+        prune_checkouts(&checkouts, &sha);
+        let root = match &self.path {
+            Some(p) => target.join(p),
+            None => target,
+        };
+        if !root.is_dir() {
+            return Err(SourceError::MissingPath {
+                path: self.path.clone().unwrap_or_default(),
+                revision: sha,
+            });
+        }
+        Ok(Snapshot {
+            revision: sha,
+            root,
+        })
+    }
+
+    /// Polls every `interval` (at once at start) and reports snapshots of
+    /// new revisions and failures. Ends on shutdown or when the receiver is
+    /// gone.
+    pub async fn poll(
+        self,
+        interval: Duration,
+        tx: mpsc::Sender<GitEvent>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut last: Option<String> = None;
+        loop {
+            let me = self.clone();
+            let event = match tokio::task::spawn_blocking(move || me.sync()).await {
+                Ok(Ok(snap)) if last.as_deref() == Some(snap.revision.as_str()) => None,
+                Ok(Ok(snap)) => {
+                    last = Some(snap.revision.clone());
+                    Some(GitEvent::Snapshot(snap))
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(error = %error, url = %self.url, "git source unreachable; keeping the last snapshot");
+                    Some(GitEvent::Failed(error.to_string()))
+                }
+                Err(error) => Some(GitEvent::Failed(format!("git sync task failed: {error}"))),
+            };
+            if let Some(e) = event
+                && tx.send(e).await.is_err()
+            {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Removes old checkouts, keeping the current one and the most recent
+/// others. Failures only cost disk space, so they are logged, not raised.
+fn prune_checkouts(dir: &Path, current: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut old: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name != current && !name.starts_with('.')
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    old.sort();
+    let excess = old.len().saturating_sub(KEEP_CHECKOUTS);
+    for (_, path) in old.into_iter().take(excess) {
+        if let Err(error) = std::fs::remove_dir_all(&path) {
+            tracing::warn!(error = %error, path = %path.display(), "could not remove an old checkout");
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Sources of desired state. A snapshot is a revision and a directory that
+//! holds the state root at that revision; the directory never changes while
+//! the snapshot is in use (Git checks every revision out into its own
+//! directory; a watched directory is read in place and identified by a hash
+//! of its content).
+//!
+//! A source that cannot be read keeps the last good snapshot: the caller
+//! owns it, and the source only reports the failure.
+
+pub mod dir;
+pub mod git;
+
+use std::path::PathBuf;
+
+/// The state root at one revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// A commit SHA, or `sha256:<hex>` of a directory's content.
+    pub revision: String,
+    /// The state root (what `desired::loader::load_root` reads).
+    pub root: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read the state directory {path}: {source}")]
+    ReadDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot watch {path}: {source}")]
+    Watch {
+        path: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+    #[error(
+        "git {operation} of {url} failed: {source}; check source.git.url, the ref and the credentials"
+    )]
+    Git {
+        operation: &'static str,
+        url: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("{what} `{name}` not found in {url}")]
+    RefNotFound {
+        what: &'static str,
+        name: String,
+        url: String,
+    },
+    #[error("cannot read the credential file {path}: {source}")]
+    Credential {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot prepare the checkout directory {path}: {source}")]
+    Checkout {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the state root `{path}` does not exist at revision {revision}; check source.git.path")]
+    MissingPath { path: PathBuf, revision: String },
+}

@@ -1,0 +1,340 @@
+//! Desired-state sources against the real file system and real Git
+//! repositories (file:// and git:// served by `git daemon` on loopback).
+
+use smo::source::dir;
+use smo::source::git::{GitEvent, GitSource};
+use smo::source::{Snapshot, SourceError};
+use smo::spec::config::{GitAuth, GitRef};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn commit_file(repo: &Path, rel: &str, text: &str) -> String {
+    let p = repo.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, text).unwrap();
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-qm", rel]);
+    git(repo, &["rev-parse", "HEAD"])
+}
+
+fn origin() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("origin");
+    fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    (dir, repo)
+}
+
+fn source(url: String, reference: GitRef, work: &Path) -> GitSource {
+    GitSource {
+        url,
+        reference,
+        path: None,
+        auth: GitAuth::None,
+        dir: work.to_owned(),
+    }
+}
+
+fn url(repo: &Path) -> String {
+    format!("file://{}", repo.display())
+}
+
+#[test]
+fn directory_revision_follows_content_not_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("a.yaml"), "x: 1\n").unwrap();
+    let first = dir::snapshot(dir.path()).unwrap();
+    assert!(first.revision.starts_with("sha256:"));
+    assert_eq!(dir::snapshot(dir.path()).unwrap(), first);
+    fs::write(dir.path().join(".a.yaml.swp"), "junk").unwrap();
+    fs::create_dir_all(dir.path().join(".git")).unwrap();
+    fs::write(dir.path().join(".git/HEAD"), "junk").unwrap();
+    assert_eq!(
+        dir::snapshot(dir.path()).unwrap().revision,
+        first.revision,
+        "hidden files do not count"
+    );
+    fs::write(dir.path().join("a.yaml"), "x: 2\n").unwrap();
+    assert_ne!(dir::snapshot(dir.path()).unwrap().revision, first.revision);
+}
+
+async fn next(rx: &mut mpsc::Receiver<Snapshot>) -> Snapshot {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a snapshot within 10 s")
+        .expect("open channel")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_watch_sees_rename_saves_new_folders_and_deletions_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    fs::create_dir_all(root.join("projects/p")).unwrap();
+    fs::write(root.join("projects/p/g.yaml"), "v: 1\n").unwrap();
+    let (tx, mut rx) = mpsc::channel(8);
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(dir::watch(
+        root.clone(),
+        Duration::from_millis(150),
+        tx,
+        stopped,
+    ));
+    let initial = next(&mut rx).await;
+
+    // An editor's atomic save: write a temporary file, rename it over.
+    fs::write(root.join("projects/p/.g.yaml.tmp"), "v: 2\n").unwrap();
+    fs::rename(
+        root.join("projects/p/.g.yaml.tmp"),
+        root.join("projects/p/g.yaml"),
+    )
+    .unwrap();
+    let saved = next(&mut rx).await;
+    assert_ne!(saved.revision, initial.revision);
+
+    // A folder created after the watch started is watched too.
+    fs::create_dir_all(root.join("projects/q/charts/c")).unwrap();
+    fs::write(root.join("projects/q/charts/c/Chart.yaml"), "name: c\n").unwrap();
+    let added = next(&mut rx).await;
+    assert_ne!(added.revision, saved.revision);
+    fs::write(root.join("projects/q/charts/c/values.yaml"), "a: 1\n").unwrap();
+    let nested = next(&mut rx).await;
+    assert_ne!(nested.revision, added.revision);
+
+    fs::remove_file(root.join("projects/p/g.yaml")).unwrap();
+    let deleted = next(&mut rx).await;
+    assert_ne!(deleted.revision, nested.revision);
+
+    // Touching a file without changing it yields no snapshot.
+    let f = fs::File::options()
+        .append(true)
+        .open(root.join("projects/q/charts/c/values.yaml"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now()).unwrap();
+    drop(f);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(800), rx.recv())
+            .await
+            .is_err(),
+        "no-op change must not produce a snapshot"
+    );
+
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[test]
+fn git_follows_a_branch_through_commits_and_force_pushes() {
+    let (_tmp, repo) = origin();
+    let first = commit_file(&repo, "projects/p/g.yaml", "v: 1\n");
+    let work = tempfile::tempdir().unwrap();
+    let src = source(url(&repo), GitRef::Branch("main".into()), work.path());
+
+    let s1 = src.sync().unwrap();
+    assert_eq!(s1.revision, first);
+    assert_eq!(
+        fs::read_to_string(s1.root.join("projects/p/g.yaml")).unwrap(),
+        "v: 1\n"
+    );
+
+    let second = commit_file(&repo, "projects/p/g.yaml", "v: 2\n");
+    let s2 = src.sync().unwrap();
+    assert_eq!(s2.revision, second);
+    assert_eq!(
+        fs::read_to_string(s2.root.join("projects/p/g.yaml")).unwrap(),
+        "v: 2\n"
+    );
+    // The previous snapshot's files are untouched: a reader may still use them.
+    assert_eq!(
+        fs::read_to_string(s1.root.join("projects/p/g.yaml")).unwrap(),
+        "v: 1\n"
+    );
+
+    // Force-push back to the first commit.
+    git(&repo, &["reset", "-q", "--hard", &first]);
+    let s3 = src.sync().unwrap();
+    assert_eq!(s3.revision, first);
+    assert_eq!(
+        fs::read_to_string(s3.root.join("projects/p/g.yaml")).unwrap(),
+        "v: 1\n"
+    );
+}
+
+#[test]
+fn git_follows_tags_commits_and_sub_paths() {
+    let (_tmp, repo) = origin();
+    let tagged = commit_file(&repo, "state/projects/p/g.yaml", "v: 1\n");
+    git(&repo, &["tag", "-a", "v1", "-m", "release"]);
+    let later = commit_file(&repo, "state/projects/p/g.yaml", "v: 2\n");
+    let work = tempfile::tempdir().unwrap();
+
+    let mut src = source(url(&repo), GitRef::Tag("v1".into()), work.path());
+    src.path = Some("state".into());
+    let s = src.sync().unwrap();
+    assert_eq!(s.revision, tagged, "annotated tags resolve to their commit");
+    assert!(s.root.ends_with("state"));
+    assert_eq!(
+        fs::read_to_string(s.root.join("projects/p/g.yaml")).unwrap(),
+        "v: 1\n"
+    );
+
+    let src = source(
+        url(&repo),
+        GitRef::Commit(tagged[..12].to_owned()),
+        work.path(),
+    );
+    assert_eq!(src.sync().unwrap().revision, tagged);
+    let src = source(url(&repo), GitRef::Branch("main".into()), work.path());
+    assert_eq!(src.sync().unwrap().revision, later);
+}
+
+#[test]
+fn git_errors_name_what_is_missing() {
+    let (_tmp, repo) = origin();
+    commit_file(&repo, "a.yaml", "a: 1\n");
+    let work = tempfile::tempdir().unwrap();
+    let err = source(url(&repo), GitRef::Branch("nope".into()), work.path())
+        .sync()
+        .unwrap_err();
+    assert!(
+        matches!(err, SourceError::RefNotFound { what: "branch", .. }),
+        "{err}"
+    );
+    let mut src = source(url(&repo), GitRef::Branch("main".into()), work.path());
+    src.path = Some("state".into());
+    assert!(matches!(
+        src.sync().unwrap_err(),
+        SourceError::MissingPath { .. }
+    ));
+    let err = source(
+        "file:///nonexistent/repo".into(),
+        GitRef::Branch("main".into()),
+        work.path(),
+    )
+    .sync()
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SourceError::Git {
+                operation: "fetch",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("check source.git.url"));
+}
+
+async fn recv(rx: &mut mpsc::Receiver<GitEvent>) -> GitEvent {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("an event")
+        .expect("open")
+}
+
+/// `git daemon` on a free loopback port, killed on drop.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `git-daemon` itself: `git daemon` would run it as a child process
+/// that outlives a kill of `git`.
+fn spawn_daemon(base: &Path, port: u16) -> Daemon {
+    let exec_path = git(base, &["--exec-path"]);
+    let child = Command::new(Path::new(&exec_path).join("git-daemon"))
+        .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", base.display()))
+        .arg(base)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("git-daemon starts");
+    Daemon(child)
+}
+
+fn git_daemon(base: &Path) -> (Daemon, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let daemon = spawn_daemon(base, port);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (daemon, port);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("git daemon did not listen on {port}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_daemon_polling_reports_new_commits_and_outages_and_keeps_going() {
+    let (tmp, repo) = origin();
+    let first = commit_file(&repo, "projects/p/g.yaml", "v: 1\n");
+    let (daemon, port) = git_daemon(tmp.path());
+    let work = tempfile::tempdir().unwrap();
+    let src = source(
+        format!("git://127.0.0.1:{port}/origin"),
+        GitRef::Branch("main".into()),
+        work.path(),
+    );
+
+    let (tx, mut rx) = mpsc::channel(8);
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(src.poll(Duration::from_millis(200), tx, stopped));
+    assert!(matches!(recv(&mut rx).await, GitEvent::Snapshot(s) if s.revision == first));
+
+    let second = commit_file(&repo, "projects/p/g.yaml", "v: 2\n");
+    assert!(matches!(recv(&mut rx).await, GitEvent::Snapshot(s) if s.revision == second));
+
+    drop(daemon);
+    assert!(matches!(recv(&mut rx).await, GitEvent::Failed(m) if m.contains("fetch")));
+
+    // Back online at the same address: polling resumes by itself.
+    let third = commit_file(&repo, "projects/p/g.yaml", "v: 3\n");
+    let _daemon = spawn_daemon(tmp.path(), port);
+    loop {
+        match recv(&mut rx).await {
+            GitEvent::Failed(_) => continue,
+            GitEvent::Snapshot(s) => {
+                assert_eq!(s.revision, third);
+                break;
+            }
+        }
+    }
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
