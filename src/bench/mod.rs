@@ -8,7 +8,8 @@
 //! services, one cluster in four with GPUs, clusters grouped in regions
 //! (a few ms apart inside a region, tens of ms between regions, 5% of pairs
 //! unknown), and a current placement equal to the planted one with 10% of
-//! the services displaced.
+//! the services displaced. With 10 or more clusters every tenth cluster is
+//! drained (NotReady), so the services on it must move, as after a failure.
 //!
 //! Runners return a [`Report`] whose `Display` is the one line the CLI
 //! prints; timing uses `Instant` only (no other I/O here).
@@ -99,8 +100,15 @@ fn clusters(rng: &mut SplitMix64, m: usize) -> (Vec<Cluster>, LatencyMatrix) {
     (cl, LatencyMatrix { entries })
 }
 
+fn mark_drained(cl: &mut [Cluster]) {
+    let m = cl.len();
+    for (i, c) in cl.iter_mut().enumerate() {
+        c.ready = !drained(i, m);
+    }
+}
+
 fn is_gpu_cluster(i: usize) -> bool {
-    i % 4 == 0
+    i.is_multiple_of(4)
 }
 
 /// Services, edges and planted clusters of one graph.
@@ -110,7 +118,9 @@ fn graph(
     m: usize,
     lat: &dyn Fn(usize, usize) -> Option<f64>,
 ) -> (PlacementProblem, Vec<usize>) {
-    let gpu_clusters: Vec<usize> = (0..m).filter(|&i| is_gpu_cluster(i)).collect();
+    let gpu_clusters: Vec<usize> = (0..m)
+        .filter(|&i| is_gpu_cluster(i) && !drained(i, m))
+        .collect();
     let mut planted = Vec::with_capacity(n);
     let services: Vec<Service> = (0..n)
         .map(|i| {
@@ -231,8 +241,10 @@ fn size_clusters(
     let gpu_clusters = (0..m).filter(|&i| is_gpu_cluster(i)).count().max(1) as f64;
     for (i, c) in cl.iter_mut().enumerate() {
         let f = rng.range(0.5, 1.5);
-        let cap_cpu = planted[i][0] + 0.5 * total[0] / m as f64 * f;
-        let cap_mem = planted[i][1] + 0.5 * total[1] / m as f64 * f;
+        // 20% headroom over the planted usage everywhere plus 0.3× the
+        // average demand spread unevenly: 1.5× demand in total.
+        let cap_cpu = 1.2 * planted[i][0] + 0.3 * total[0] / m as f64 * f;
+        let cap_mem = 1.2 * planted[i][1] + 0.3 * total[1] / m as f64 * f;
         let cap_gpu = if is_gpu_cluster(i) {
             planted[i][2] + (0.5 * total[2] / gpu_clusters).ceil()
         } else {
@@ -244,6 +256,12 @@ fn size_clusters(
     }
 }
 
+/// Clusters whose index is this modulo 10 are drained (NotReady) when
+/// there are at least 10: their services must move, as after a failure.
+fn drained(i: usize, m: usize) -> bool {
+    m >= 10 && i % 10 == 9
+}
+
 /// A feasible single-graph instance.
 pub fn placement_instance(n: usize, m: usize, seed: u64) -> PlacementProblem {
     let mut rng = SplitMix64::new(seed);
@@ -253,6 +271,7 @@ pub fn placement_instance(n: usize, m: usize, seed: u64) -> PlacementProblem {
     let (mut p, planted) = graph(&mut rng, n, m, &lat);
     let cur = displace(&mut rng, &mut p, &planted, &cl);
     size_clusters(&mut rng, &mut cl, &[(&p, &planted, &cur)]);
+    mark_drained(&mut cl);
     p.clusters = cl;
     p.latency = lm;
     p
@@ -275,6 +294,7 @@ pub fn fleet_instance(g: usize, n: usize, m: usize, seed: u64) -> (Vec<Cluster>,
         .map(|(p, a, b)| (p, a.as_slice(), b.as_slice()))
         .collect();
     size_clusters(&mut rng, &mut cl, &refs);
+    mark_drained(&mut cl);
     let graphs = gs
         .into_iter()
         .enumerate()
@@ -410,10 +430,10 @@ pub fn run_fleet(g: usize, n: usize, m: usize, seed: u64) -> Result<Report, Plac
             Err(_) => failed += 1,
         }
     }
-    if failed > 0 {
-        if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
-            return Err(e);
-        }
+    if failed > 0
+        && let Some(Err(e)) = results.into_iter().find(Result::is_err)
+    {
+        return Err(e);
     }
     Ok(Report(format!(
         "fleet graphs={g} services={n} clusters={m} strategy=milp model=full status=ok total_ms={total_ms} build_ms={build} solve_ms={solve} objective={objective:.4} gap={}",

@@ -159,12 +159,13 @@ impl<'a> Instance<'a> {
             row[c] = Some(0.0);
         }
         for e in &problem.latency.entries {
-            if let (Some(&a), Some(&b)) = (index.get(e.from.as_str()), index.get(e.to.as_str())) {
-                if a != b && e.ms.is_finite() {
-                    let v = latency[a][b].map_or(e.ms, |old: f64| old.max(e.ms));
-                    latency[a][b] = Some(v);
-                    latency[b][a] = Some(v);
-                }
+            if let (Some(&a), Some(&b)) = (index.get(e.from.as_str()), index.get(e.to.as_str()))
+                && a != b
+                && e.ms.is_finite()
+            {
+                let v = latency[a][b].map_or(e.ms, |old: f64| old.max(e.ms));
+                latency[a][b] = Some(v);
+                latency[b][a] = Some(v);
             }
         }
 

@@ -42,6 +42,18 @@ use super::solver::{self, Failure, Solved};
 /// enough to stay far below any real term (1000 services add at most 0.001).
 const TIE: f64 = 1e-6;
 
+/// One traffic column per (caller, callee, cluster) instead of per
+/// (caller, cluster): more columns, tighter LP relaxation.
+const PER_CALLEE: bool = true;
+
+/// Models up to this many columns skip presolve (see `solver::solve`).
+const SMALL_MODEL_COLUMNS: usize = 2000;
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// An x column with the cluster it stands for.
+type Col = (usize, Variable);
+
 /// Which constraint families to include (diagnosis drops some).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Families {
@@ -68,8 +80,12 @@ enum Aux {
     Traffic {
         rep: usize,
         c: usize,
+        /// `None`: all callees of `rep` (aggregated form).
+        callee: Option<usize>,
     },
     Balance,
+    /// The constant column (always 1).
+    One,
 }
 
 struct Cols {
@@ -104,6 +120,9 @@ fn callee_weights(inst: &Instance<'_>, rep: &[usize]) -> Vec<BTreeMap<usize, f64
     out
 }
 
+// Rows and columns are indexed by cluster across several parallel tables
+// (`xv`, `inst.capacity`, `inst.latency`); index loops read clearer here.
+#[allow(clippy::needless_range_loop)]
 fn build(
     inst: &Instance<'_>,
     w: &Weights,
@@ -152,6 +171,16 @@ fn build(
             objective.add_mul(coef, v);
         }
     }
+    // Movement is Σ (|current| − chosen current clusters): the constant part
+    // goes in as a column fixed at 1, so that HiGHS's relative gap is
+    // measured against the true objective (HiGHS drops expression constants).
+    let lost_if_all_move: f64 =
+        (0..ns).map(|s| inst.current[s].len() as f64).sum::<f64>() * w.movement;
+    if lost_if_all_move > 0.0 {
+        let (one, _) = cols.add(variable().clamp(1.0, 1.0));
+        aux.push(Some(Aux::One));
+        objective.add_mul(lost_if_all_move, one);
+    }
     let mut constraints = Vec::new();
     for &r in &reps {
         let sum: Expression = xv[r].iter().flatten().copied().sum();
@@ -161,10 +190,14 @@ fn build(
     if fam.capacity {
         for c in 0..nc {
             let cap = inst.capacity[c];
+            // Memory rows in GiB: byte-sized coefficients (1e9) next to
+            // CPU-sized ones (1e-1) hurt HiGHS's numerics.
+            let scale = [1.0, 1.0 / GIB, 1.0];
             for (res, limit) in [cap.cpu, cap.memory, cap.gpu].into_iter().enumerate() {
+                let limit = limit * scale[res];
                 let terms: Vec<(f64, Variable)> = reps
                     .iter()
-                    .filter_map(|&r| xv[r][c].map(|v| (dem[r][res], v)))
+                    .filter_map(|&r| xv[r][c].map(|v| (dem[r][res] * scale[res], v)))
                     .filter(|(d, _)| *d > 0.0)
                     .collect();
                 let most: f64 = terms.iter().map(|t| t.0).sum();
@@ -188,15 +221,21 @@ fn build(
             }
             for c in 0..nc {
                 let Some(xa) = xv[a][c] else { continue };
-                let reach: Vec<Variable> = (0..nc)
-                    .filter(|&d| inst.allowed(e.class, c, d))
-                    .filter_map(|d| xv[b][d])
-                    .collect();
-                if reach.len() == xv[b].iter().flatten().count() {
+                let (reach, blocked): (Vec<Col>, Vec<Col>) = (0..nc)
+                    .filter_map(|d| xv[b][d].map(|v| (d, v)))
+                    .partition(|&(d, _)| inst.allowed(e.class, c, d));
+                if blocked.is_empty() {
                     continue;
                 }
-                let rhs: Expression = reach.into_iter().sum();
-                constraints.push(Expression::from(xa).leq(rhs));
+                // With k_b = 1, `x[a,c] ≤ Σ_reach x[b,d]` equals
+                // `x[a,c] + Σ_blocked x[b,d] ≤ 1`; use the shorter row.
+                if inst.k[b] == 1 && blocked.len() < reach.len() {
+                    let lhs: Expression = blocked.into_iter().map(|p| p.1).sum::<Expression>() + xa;
+                    constraints.push(lhs.leq(1.0));
+                } else {
+                    let rhs: Expression = reach.into_iter().map(|p| p.1).sum();
+                    constraints.push(Expression::from(xa).leq(rhs));
+                }
             }
         }
     }
@@ -207,27 +246,35 @@ fn build(
             if weights[a].is_empty() {
                 continue;
             }
-            let total: f64 = weights[a].values().sum();
+            let blocks: Vec<Vec<(usize, f64)>> = if PER_CALLEE {
+                weights[a].iter().map(|(&b, &wb)| vec![(b, wb)]).collect()
+            } else {
+                vec![weights[a].iter().map(|(&b, &wb)| (b, wb)).collect()]
+            };
             for c in 0..nc {
                 let Some(xa) = xv[a][c] else { continue };
-                let local: Vec<(f64, Variable)> = weights[a]
-                    .iter()
-                    .filter_map(|(&b, &wb)| xv[b][c].map(|v| (wb, v)))
-                    .collect();
-                if local.is_empty() {
-                    // No callee can join a here: the traffic is a constant of x.
-                    objective.add_mul(w.traffic * total, xa);
-                    continue;
+                for block in &blocks {
+                    let total: f64 = block.iter().map(|p| p.1).sum();
+                    let local: Vec<(f64, Variable)> = block
+                        .iter()
+                        .filter_map(|&(b, wb)| xv[b][c].map(|v| (wb, v)))
+                        .collect();
+                    if local.is_empty() {
+                        // No callee can join a here: the traffic is a constant of x.
+                        objective.add_mul(w.traffic * total, xa);
+                        continue;
+                    }
+                    let (u, _) = cols.add(variable().min(0.0));
+                    let callee = if PER_CALLEE { Some(block[0].0) } else { None };
+                    aux.push(Some(Aux::Traffic { rep: a, c, callee }));
+                    let mut rhs = Expression::default();
+                    rhs.add_mul(total, xa);
+                    for (wb, v) in local {
+                        rhs.add_mul(-wb, v);
+                    }
+                    constraints.push(Expression::from(u).geq(rhs));
+                    objective.add_mul(w.traffic, u);
                 }
-                let (u, _) = cols.add(variable().min(0.0));
-                aux.push(Some(Aux::Traffic { rep: a, c }));
-                let mut rhs = Expression::default();
-                rhs.add_mul(total, xa);
-                for (wb, v) in local {
-                    rhs.add_mul(-wb, v);
-                }
-                constraints.push(Expression::from(u).geq(rhs));
-                objective.add_mul(w.traffic, u);
             }
         }
     }
@@ -244,14 +291,35 @@ fn build(
             let mut e = Expression::default();
             let mut any = false;
             for &r in &reps {
-                if let Some(v) = xv[r][c] {
-                    if dem[r][0] > 0.0 {
-                        e.add_mul(dem[r][0] / cap, v);
-                        any = true;
-                    }
+                if let Some(v) = xv[r][c]
+                    && dem[r][0] > 0.0
+                {
+                    e.add_mul(dem[r][0] / cap, v);
+                    any = true;
                 }
             }
             if any {
+                constraints.push(e.leq(u));
+            }
+        }
+        // Valid cuts: the maximum is at least each group's own share of the
+        // cluster it lands on. The per-cluster rows alone let the LP spread
+        // groups thinly and see almost no imbalance; these rows close most
+        // of that gap.
+        for &r in &reps {
+            let mut e = Expression::default();
+            let mut any = false;
+            for c in 0..nc {
+                let cap = inst.capacity[c].cpu;
+                if let Some(v) = xv[r][c]
+                    && cap > 1e-9
+                    && dem[r][0] > 0.0
+                {
+                    e.add_mul(dem[r][0] / cap, v);
+                    any = true;
+                }
+            }
+            if any && inst.k[r] == 1 {
                 constraints.push(e.leq(u));
             }
         }
@@ -285,17 +353,18 @@ impl Layout {
         for (i, aux) in self.aux.iter().enumerate() {
             let Some(aux) = aux else { continue };
             cols[i] = match aux {
-                Aux::Traffic { rep, c } => {
+                Aux::Traffic { rep, c, callee } => {
                     if !a[*rep].contains(c) {
                         0.0
                     } else {
                         weights[*rep]
                             .iter()
-                            .filter(|(b, _)| !a[**b].contains(c))
+                            .filter(|(b, _)| callee.is_none_or(|x| x == **b) && !a[**b].contains(c))
                             .map(|(_, wb)| wb)
                             .sum()
                     }
                 }
+                Aux::One => 1.0,
                 Aux::Balance => used
                     .iter()
                     .zip(&inst.capacity)
@@ -340,7 +409,8 @@ pub(crate) fn solve(
     let start = warm.map(|a| layout.warm_start(inst, a));
     let build_ms = t0.elapsed().as_millis() as u64;
     let remaining = (time_limit_s - t0.elapsed().as_secs_f64()).max(0.01);
-    let solved = solver::solve(problem, remaining, mip_gap, start.as_deref())?;
+    let small = layout.aux.len() <= SMALL_MODEL_COLUMNS;
+    let solved = solver::solve(problem, remaining, mip_gap, start.as_deref(), small)?;
     let a = layout.extract(inst, &solved.columns);
     Ok((a, solved, build_ms))
 }

@@ -92,38 +92,53 @@ impl PlacementStrategy for Milp {
         inst: &Instance<'_>,
         opts: &PlacementOptions,
     ) -> Result<Assigned, PlacementError> {
+        let started = Instant::now();
         let w = effective_weights(inst, opts);
-        // Warm start: the better of first-fit and the current placement
-        // (when the latter is complete and still valid).
+        // Warm start: the best of first-fit, the greedy repair of the
+        // current placement (the current placement itself when valid), the
+        // cheapest-cluster greedy and the strict-latency-component greedy.
         let ff = first_fit::first_fit(inst).ok();
-        let current = Some(inst.current.clone()).filter(|a| violation(inst, a).is_none());
-        let warm = [ff.clone(), current].into_iter().flatten().min_by(|a, b| {
-            evaluate(inst, &w, a)
-                .total
-                .total_cmp(&evaluate(inst, &w, b).total)
+        let kept = first_fit::keep_current(inst).ok();
+        let cheap = first_fit::cheapest(inst, &w).ok();
+        let strict = first_fit::strict_components(inst, &w).ok();
+        let warm = [ff, kept, cheap, strict]
+            .into_iter()
+            .flatten()
+            .min_by(|a, b| {
+                evaluate(inst, &w, a)
+                    .total
+                    .total_cmp(&evaluate(inst, &w, b).total)
+            });
+        // No heuristic found a feasible point (long chains of strict
+        // latency edges defeat greedy passes): spend up to a third of the
+        // budget on the pure feasibility problem, whose first feasible
+        // point is optimal, and start the real solve from it.
+        let warm = warm.or_else(|| {
+            let zero = Weights {
+                movement: 0.0,
+                traffic: 0.0,
+                energy: 0.0,
+                cost: 0.0,
+                balance: 0.0,
+            };
+            milp::solve(inst, &zero, milp::ALL, opts.time_limit_s / 3.0, 1.0, None)
+                .ok()
+                .map(|r| r.0)
         });
-        match milp::solve(
-            inst,
-            &w,
-            milp::ALL,
-            opts.time_limit_s,
-            opts.mip_gap,
-            warm.as_ref(),
-        ) {
+        let time_left = (opts.time_limit_s - started.elapsed().as_secs_f64()).max(0.01);
+        match milp::solve(inst, &w, milp::ALL, time_left, opts.mip_gap, warm.as_ref()) {
             Ok((a, solved, build_ms)) => {
                 let mut warnings = Vec::new();
                 let mut assignment = a;
                 // HiGHS keeps the warm start as incumbent, so this only
                 // matters if it rejected the start; never answer worse.
-                if let Some(wa) = warm {
-                    if evaluate(inst, &w, &wa).total + 1e-9 < evaluate(inst, &w, &assignment).total
-                    {
-                        warnings.push(
-                            "solver answer was worse than its warm start; kept the warm start"
-                                .into(),
-                        );
-                        assignment = wa;
-                    }
+                if let Some(wa) = warm
+                    && evaluate(inst, &w, &wa).total + 1e-9 < evaluate(inst, &w, &assignment).total
+                {
+                    warnings.push(
+                        "solver answer was worse than its warm start; kept the warm start".into(),
+                    );
+                    assignment = wa;
                 }
                 let status = match solved.finish {
                     Finish::Optimal => SolveStatus::Optimal,

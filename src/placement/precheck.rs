@@ -10,6 +10,14 @@ use super::error::Infeasibility;
 use super::instance::{Instance, fmt_bytes, fmt_num};
 use super::model::LatencyClass;
 
+/// Name, demand of a service, capacity of a cluster, number formatting.
+type Resource = (
+    &'static str,
+    fn(&Instance<'_>, usize) -> f64,
+    fn(&Instance<'_>, usize) -> f64,
+    fn(f64) -> String,
+);
+
 pub(crate) fn check(inst: &Instance<'_>) -> Result<(), Infeasibility> {
     let nc = inst.n_clusters();
     let ns = inst.n_services();
@@ -50,12 +58,7 @@ pub(crate) fn check(inst: &Instance<'_>) -> Result<(), Infeasibility> {
 
     // Aggregate: demand × k against the capacity of clusters eligible for at
     // least one service that needs the resource.
-    let resources: [(
-        &'static str,
-        fn(&Instance<'_>, usize) -> f64,
-        fn(&Instance<'_>, usize) -> f64,
-        fn(f64) -> String,
-    ); 3] = [
+    let resources: [Resource; 3] = [
         (
             "CPU",
             |i, s| i.demand[s].cpu,

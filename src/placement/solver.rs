@@ -45,6 +45,7 @@ pub(crate) fn solve(
     time_limit_s: f64,
     mip_gap: f64,
     initial: Option<&[f64]>,
+    small: bool,
 ) -> Result<Solved, Failure> {
     let mut model = problem
         .try_into_inner()
@@ -52,6 +53,13 @@ pub(crate) fn solve(
     set(&mut model, "threads", HIGHS_THREADS)?;
     set(&mut model, "time_limit", time_limit_s.max(0.001))?;
     set(&mut model, "mip_rel_gap", mip_gap.max(0.0))?;
+    if small {
+        // Measured on 5-service graphs over 50 clusters: presolve and the
+        // feasibility-jump heuristic cost more than they save on models this
+        // small (fleet of 20 graphs 1.6 s → 1.1 s).
+        set(&mut model, "presolve", c"off")?;
+        set(&mut model, "mip_heuristic_run_feasibility_jump", false)?;
+    }
     if let Some(cols) = initial {
         // A rejected warm start only costs speed, never correctness.
         let _ = model.try_set_solution(Some(cols), None, None, None);

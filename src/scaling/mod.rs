@@ -300,10 +300,13 @@ fn coupled(
     }
     model.add_constraint(capacity.leq(problem.cpu_capacity));
     // Exact (gap 0): these models are small knapsacks.
-    let solved = solver::solve(model, opts.time_limit_s, 0.0, None).map_err(|f| match f {
-        Failure::Infeasible | Failure::NoSolutionInTime => ScalingError::Solver(format!("{f:?}")),
-        Failure::Other(m) => ScalingError::Solver(m),
-    })?;
+    let solved =
+        solver::solve(model, opts.time_limit_s, 0.0, None, false).map_err(|f| match f {
+            Failure::Infeasible | Failure::NoSolutionInTime => {
+                ScalingError::Solver(format!("{f:?}"))
+            }
+            Failure::Other(m) => ScalingError::Solver(m),
+        })?;
     // r columns were added first of each (r, d) pair.
     Ok((0..rs.len())
         .map(|i| solved.columns[2 * i].round() as u32)
