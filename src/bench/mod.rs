@@ -441,19 +441,28 @@ pub fn run_fleet(g: usize, n: usize, m: usize, seed: u64) -> Result<Report, Plac
     )))
 }
 
-/// `smo bench scaling`.
-pub fn run_scaling(n: usize, seed: u64) -> Result<Report, crate::scaling::ScalingError> {
-    let p = scaling_instance(n, seed);
+/// `smo bench scaling`; `capacity` overrides the generated CPU capacity
+/// (to exercise the coupled MILP, which only runs when capacity binds).
+pub fn run_scaling(
+    n: usize,
+    seed: u64,
+    capacity: Option<f64>,
+) -> Result<Report, crate::scaling::ScalingError> {
+    let mut p = scaling_instance(n, seed);
+    if let Some(c) = capacity {
+        p.cpu_capacity = c;
+    }
     let t0 = Instant::now();
     let d = scale(&p, &ScalingOptions::default())?;
     let ms = t0.elapsed().as_secs_f64() * 1000.0;
     Ok(Report(format!(
-        "scaling services={n} status={} solve_ms={ms:.3} objective={:.4}",
+        "scaling services={n} status={} capacity={} solve_ms={ms:.3} objective={:.4}",
         if d.capacity_bound {
             "capacity-bound"
         } else {
             "optimal"
         },
+        p.cpu_capacity,
         d.objective
     )))
 }

@@ -75,6 +75,9 @@ pub struct ScalingBench {
     pub services: usize,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Override the CPU capacity (default: 1.5× what the rates need).
+    #[arg(long)]
+    pub capacity: Option<f64>,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -96,7 +99,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             bench::run_placement(b.services, b.clusters, b.seed, strategy, model, opts)?
         }
         BenchCommand::Fleet(b) => bench::run_fleet(b.graphs, b.services, b.clusters, b.seed)?,
-        BenchCommand::Scaling(b) => bench::run_scaling(b.services, b.seed)?,
+        BenchCommand::Scaling(b) => bench::run_scaling(b.services, b.seed, b.capacity)?,
     };
     println!("{line}");
     Ok(())
