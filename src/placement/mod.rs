@@ -1,1 +1,310 @@
-//! Placement engine.
+//! Placement engine: decides on which member cluster(s) each service of a
+//! graph runs. Pure code: no I/O, no clock other than the solver's own time
+//! limit and the reported timings.
+//!
+//! Entry points: [`place`] for one graph, [`place_fleet`] for graphs placed
+//! one after another, each seeing the capacity the previous ones took.
+//!
+//! Pipeline of [`place`]: index the problem ([`instance`]), run the cheap
+//! infeasibility checks ([`precheck`]), run the strategy (`first-fit` or
+//! `milp`, behind [`PlacementStrategy`]), verify the answer against every constraint
+//! ([`check`]) — an answer that breaks one is an error, never returned — and
+//! explain it ([`explain`]).
+//!
+//! Determinism: clusters are processed in name order and services in input
+//! order; HiGHS runs single-threaded with a fixed model, so the same input
+//! gives the same answer (a solve cut short by the time limit is the one
+//! exception, as wall-clock time decides where it stops). Ties go to the
+//! cluster earlier in name order.
+
+mod check;
+mod error;
+mod explain;
+mod first_fit;
+mod instance;
+mod milp;
+mod model;
+mod precheck;
+pub(crate) mod solver;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{Infeasibility, PlacementError};
+pub use model::*;
+
+use check::{Assignment, effective_weights, evaluate, violation};
+use instance::Instance;
+use solver::{Failure, Finish};
+use std::time::Instant;
+
+/// What a strategy hands back before verification and explanation.
+pub(crate) struct Assigned {
+    pub assignment: Assignment,
+    pub status: SolveStatus,
+    pub gap: Option<f64>,
+    pub build_ms: u64,
+    pub warnings: Vec<String>,
+}
+
+/// A way of choosing clusters. Implementations must return a complete
+/// assignment satisfying every constraint, or an error.
+pub(crate) trait PlacementStrategy {
+    fn kind(&self) -> StrategyKind;
+    fn assign(
+        &self,
+        inst: &Instance<'_>,
+        opts: &PlacementOptions,
+    ) -> Result<Assigned, PlacementError>;
+}
+
+struct FirstFit;
+
+impl PlacementStrategy for FirstFit {
+    fn kind(&self) -> StrategyKind {
+        StrategyKind::FirstFit
+    }
+
+    fn assign(
+        &self,
+        inst: &Instance<'_>,
+        _opts: &PlacementOptions,
+    ) -> Result<Assigned, PlacementError> {
+        Ok(Assigned {
+            assignment: first_fit::run(inst, false)?,
+            status: SolveStatus::Heuristic,
+            gap: None,
+            build_ms: 0,
+            warnings: Vec::new(),
+        })
+    }
+}
+
+struct Milp;
+
+impl PlacementStrategy for Milp {
+    fn kind(&self) -> StrategyKind {
+        StrategyKind::Milp
+    }
+
+    fn assign(
+        &self,
+        inst: &Instance<'_>,
+        opts: &PlacementOptions,
+    ) -> Result<Assigned, PlacementError> {
+        let started = Instant::now();
+        let w = effective_weights(inst, opts);
+        // Warm start: the best of first-fit, the greedy repair of the
+        // current placement (the current placement itself when valid), the
+        // cheapest-cluster greedy and the strict-latency-component greedy.
+        let ff = first_fit::first_fit(inst).ok();
+        let kept = first_fit::keep_current(inst).ok();
+        let cheap = first_fit::cheapest(inst, &w).ok();
+        let strict = first_fit::strict_components(inst, &w).ok();
+        let warm = [ff, kept, cheap, strict]
+            .into_iter()
+            .flatten()
+            .min_by(|a, b| {
+                evaluate(inst, &w, a)
+                    .total
+                    .total_cmp(&evaluate(inst, &w, b).total)
+            });
+        // No heuristic found a feasible point (long chains of strict
+        // latency edges defeat greedy passes): spend up to a third of the
+        // budget on the pure feasibility problem, whose first feasible
+        // point is optimal, and start the real solve from it.
+        let warm = warm.or_else(|| {
+            let zero = Weights {
+                movement: 0.0,
+                traffic: 0.0,
+                energy: 0.0,
+                cost: 0.0,
+                balance: 0.0,
+            };
+            milp::solve(inst, &zero, milp::ALL, opts.time_limit_s / 3.0, 1.0, None)
+                .ok()
+                .map(|r| r.0)
+        });
+        let time_left = (opts.time_limit_s - started.elapsed().as_secs_f64()).max(0.01);
+        match milp::solve(inst, &w, milp::ALL, time_left, opts.mip_gap, warm.as_ref()) {
+            Ok((a, solved, build_ms)) => {
+                let mut warnings = Vec::new();
+                let mut assignment = a;
+                // HiGHS keeps the warm start as incumbent, so this only
+                // matters if it rejected the start; never answer worse.
+                if let Some(wa) = warm
+                    && evaluate(inst, &w, &wa).total + 1e-9 < evaluate(inst, &w, &assignment).total
+                {
+                    warnings.push(
+                        "solver answer was worse than its warm start; kept the warm start".into(),
+                    );
+                    assignment = wa;
+                }
+                let status = match solved.finish {
+                    Finish::Optimal => SolveStatus::Optimal,
+                    Finish::GapLimit => SolveStatus::GapLimit,
+                    Finish::TimeLimit => {
+                        warnings.push(format!(
+                            "time limit of {}s reached; answer within {:.1}% of optimal",
+                            opts.time_limit_s,
+                            solved.gap * 100.0
+                        ));
+                        SolveStatus::TimeLimit
+                    }
+                };
+                Ok(Assigned {
+                    assignment,
+                    status,
+                    gap: Some(solved.gap),
+                    build_ms,
+                    warnings,
+                })
+            }
+            Err(Failure::Infeasible) => Err(PlacementError::SolverInfeasible {
+                families: diagnose(inst, opts),
+            }),
+            Err(Failure::NoSolutionInTime) => {
+                let assignment = first_fit::run(inst, true)?;
+                Ok(Assigned {
+                    assignment,
+                    status: SolveStatus::Heuristic,
+                    gap: None,
+                    build_ms: 0,
+                    warnings: vec![format!(
+                        "MILP found no feasible answer within {}s; fell back to first-fit",
+                        opts.time_limit_s
+                    )],
+                })
+            }
+            Err(Failure::Other(m)) => Err(PlacementError::Solver(m)),
+        }
+    }
+}
+
+/// Names the constraint families of an infeasible model: a family counts as
+/// involved when dropping it makes the model feasible; if no single family
+/// does, all present ones are named.
+fn diagnose(inst: &Instance<'_>, opts: &PlacementOptions) -> Vec<String> {
+    let zero = Weights {
+        movement: 0.0,
+        traffic: 0.0,
+        energy: 0.0,
+        cost: 0.0,
+        balance: 0.0,
+    };
+    let limit = opts.time_limit_s.min(2.0);
+    let feasible_without = |fam| milp::solve(inst, &zero, fam, limit, 1.0, None).is_ok();
+    let has_latency = inst
+        .edges
+        .iter()
+        .any(|e| e.class != LatencyClass::BestEffort);
+    let mut out = vec!["exactly k clusters per service".to_string()];
+    if inst.problem.services.iter().any(|s| !s.pinned.is_empty()) {
+        out.push("pins".into());
+    }
+    if !inst.groups.is_empty() {
+        out.push("co-location".into());
+    }
+    let cap = feasible_without(milp::Families {
+        capacity: false,
+        latency: true,
+    });
+    let lat = has_latency
+        && feasible_without(milp::Families {
+            capacity: true,
+            latency: false,
+        });
+    if cap || !lat {
+        out.push("capacity (CPU, memory, GPU)".into());
+    }
+    if has_latency && (lat || !cap) {
+        out.push("latency classes".into());
+    }
+    out
+}
+
+/// Places one graph.
+pub fn place(
+    problem: &PlacementProblem,
+    opts: &PlacementOptions,
+) -> Result<PlacementOutcome, PlacementError> {
+    let t0 = Instant::now();
+    let inst = Instance::new(problem, opts)?;
+    precheck::check(&inst)?;
+    let strategy: &dyn PlacementStrategy = match opts.strategy {
+        StrategyKind::Milp => &Milp,
+        StrategyKind::FirstFit => &FirstFit,
+    };
+    let assigned = strategy.assign(&inst, opts)?;
+    let solve_done = t0.elapsed().as_millis() as u64;
+    if let Some(v) = violation(&inst, &assigned.assignment) {
+        return Err(PlacementError::Solver(format!(
+            "internal error: the answer breaks a constraint: {v}"
+        )));
+    }
+    let w = effective_weights(&inst, opts);
+    let objective = evaluate(&inst, &w, &assigned.assignment);
+    let services = explain::explain(&inst, &assigned.assignment, &objective, strategy.kind());
+    Ok(PlacementOutcome {
+        strategy: strategy.kind(),
+        services,
+        objective,
+        solve: SolveStats {
+            status: assigned.status,
+            millis: solve_done,
+            build_millis: assigned.build_ms,
+            solve_millis: solve_done.saturating_sub(assigned.build_ms),
+            gap: assigned.gap,
+        },
+        warnings: assigned.warnings,
+    })
+}
+
+/// One graph of a fleet. Its `problem.clusters` is ignored: the fleet's
+/// running cluster state is used instead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetGraph {
+    pub name: String,
+    pub problem: PlacementProblem,
+    pub options: PlacementOptions,
+}
+
+/// Places graphs in the given order; each sees the free capacity left by
+/// the previous ones (its own current usage counts as free for itself). A
+/// graph that fails leaves the capacity as it was.
+pub fn place_fleet(
+    clusters: &[Cluster],
+    graphs: &[FleetGraph],
+) -> Vec<Result<PlacementOutcome, PlacementError>> {
+    let mut state: Vec<Cluster> = clusters.to_vec();
+    let mut out = Vec::with_capacity(graphs.len());
+    for g in graphs {
+        let mut problem = g.problem.clone();
+        problem.clusters = state.clone();
+        let result = place(&problem, &g.options);
+        if let Ok(outcome) = &result {
+            for (svc, placed) in problem.services.iter().zip(&outcome.services) {
+                let r = f64::from(svc.replicas);
+                let mem = svc.memory_bytes.saturating_mul(u64::from(svc.replicas));
+                let gpu = if svc.gpu { svc.replicas } else { 0 };
+                for cl in &mut state {
+                    if svc.current.contains(&cl.name) {
+                        cl.free_cpu += svc.cpu * r;
+                        cl.free_memory_bytes = cl.free_memory_bytes.saturating_add(mem);
+                        cl.free_gpu = cl.free_gpu.saturating_add(gpu);
+                    }
+                    if placed.clusters.contains(&cl.name) {
+                        cl.free_cpu -= svc.cpu * r;
+                        cl.free_memory_bytes = cl.free_memory_bytes.saturating_sub(mem);
+                        cl.free_gpu = cl.free_gpu.saturating_sub(gpu);
+                    }
+                }
+            }
+        }
+        out.push(result.map_err(|e| PlacementError::Graph {
+            graph: g.name.clone(),
+            source: Box::new(e),
+        }));
+    }
+    out
+}
