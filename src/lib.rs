@@ -12,6 +12,9 @@
 //! - [`observe`]: the observed clusters (inventory merged with metadata);
 //! - [`units`]: Kubernetes quantities and Prometheus durations;
 //! - [`placement`], [`scaling`]: the MILP engines (pure);
+//! - [`plan`]: desired state + observed clusters → placement problems and
+//!   the plan report;
+//! - [`source`]: desired-state sources (a watched directory, a Git repository);
 //! - [`bench`]: deterministic instance generators for benchmarks;
 //! - [`cli`]: one module per subcommand.
 #![forbid(unsafe_code)]
@@ -22,6 +25,7 @@ pub mod descriptor;
 pub mod desired;
 pub mod observe;
 pub mod placement;
+pub mod plan;
 pub mod scaling;
 pub mod source;
 pub mod spec;

@@ -19,6 +19,11 @@ enum Command {
     /// Validate a state root or individual descriptor, cluster, settings,
     /// inventory or configuration files.
     Validate(smo::cli::validate::ValidateArgs),
+    /// Place every valid graph of a state root on an offline inventory and
+    /// explain each choice.
+    Plan(smo::cli::plan::PlanArgs),
+    /// Measure the placement and scaling engines on generated instances.
+    Bench(smo::cli::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +37,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Validate(args) => smo::cli::validate::run(&args, &mut std::io::stdout().lock()),
+        Command::Plan(args) => smo::cli::plan::run(&args, &mut std::io::stdout().lock()),
+        Command::Bench(args) => smo::cli::bench::run(args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(2)),

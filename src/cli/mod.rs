@@ -2,4 +2,5 @@
 //! process exit code (0 ok, 1 findings, 2 usage or runtime failure).
 
 pub mod bench;
+pub mod plan;
 pub mod validate;

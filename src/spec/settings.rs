@@ -66,15 +66,16 @@ pub struct ObjectiveWeights {
 }
 
 impl Default for ObjectiveWeights {
-    /// Equal weights: the engine normalises each term to a comparable
-    /// scale, so 1 means "as important as the others".
+    /// The placement engine's defaults (`placement::Weights` documents each
+    /// term's unit): one source of truth.
     fn default() -> Self {
+        let w = crate::placement::Weights::default();
         ObjectiveWeights {
-            movement: 1.0,
-            traffic: 1.0,
-            energy: 1.0,
-            cost: 1.0,
-            balance: 1.0,
+            movement: w.movement,
+            traffic: w.traffic,
+            energy: w.energy,
+            cost: w.cost,
+            balance: w.balance,
         }
     }
 }
@@ -85,10 +86,9 @@ pub struct PlacementSettings {
     pub weights: ObjectiveWeights,
     pub time_limit: Duration,
     pub mip_gap: f64,
-    /// Neighbour threshold of the `low` latency class.
+    /// Neighbour threshold of the `low` latency class (`ultralow` is fixed
+    /// by the information model: below 10 ms).
     pub low_latency_ms: f64,
-    /// Bound of the `ultralow` latency class (strictly below).
-    pub ultralow_latency_ms: f64,
     /// How long a cluster may be NotReady before its services move.
     pub failover_grace: Duration,
 }
@@ -100,9 +100,7 @@ impl Default for PlacementSettings {
             weights: ObjectiveWeights::default(),
             time_limit: Duration::from_secs(10),
             mip_gap: 0.01,
-            // "Direct neighbour": a metro-area round trip.
-            low_latency_ms: 20.0,
-            ultralow_latency_ms: 10.0,
+            low_latency_ms: crate::placement::PlacementOptions::default().low_latency_ms,
             failover_grace: Duration::from_secs(60),
         }
     }
@@ -206,7 +204,6 @@ struct RawPlacement {
     time_limit: Option<String>,
     mip_gap: Option<f64>,
     low_latency_ms: Option<f64>,
-    ultralow_latency_ms: Option<f64>,
     failover_grace_period: Option<String>,
 }
 
@@ -265,15 +262,6 @@ pub fn cross_checks(doc: &Document, file: &str) -> Vec<Finding> {
             "minReplicas ({min}) is greater than maxReplicas ({max}); need minReplicas ≤ maxReplicas"
         )));
     }
-    let ultra =
-        num("/placement/ultralowLatencyMs").unwrap_or(defaults.placement.ultralow_latency_ms);
-    let low = num("/placement/lowLatencyMs").unwrap_or(defaults.placement.low_latency_ms);
-    if ultra > low {
-        let at = "/placement/ultralowLatencyMs";
-        out.push(doc.error(file, at, format!(
-            "ultralowLatencyMs ({ultra}) exceeds lowLatencyMs ({low}); the ultralow class must be the stricter one"
-        )));
-    }
     out
 }
 
@@ -315,9 +303,6 @@ impl RawSettings {
         }
         if let Some(v) = self.placement.low_latency_ms {
             p.low_latency_ms = v;
-        }
-        if let Some(v) = self.placement.ultralow_latency_ms {
-            p.ultralow_latency_ms = v;
         }
         let mut duration = |text: &Option<String>, pointer: &str, slot: &mut Duration| {
             if let Some(t) = text {

@@ -6,5 +6,6 @@ mod cli;
 mod examples;
 mod fixtures;
 mod loader;
+mod plan;
 mod sources;
 mod support;

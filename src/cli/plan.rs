@@ -1,0 +1,93 @@
+//! `smo plan --state DIR --inventory FILE [--current FILE] [--format text|json]`.
+//!
+//! Offline: loads and validates the state root, merges the inventory with
+//! `clusters/*.yaml`, places every valid graph and prints why each service
+//! went where it went. Exit codes: 0 every graph placed, 1 a graph is
+//! invalid or infeasible, 2 usage or input failure (unreadable state root,
+//! inventory or `--current`).
+
+use super::validate::Format;
+use crate::desired::loader::load_root;
+use crate::observe::clusters::merge;
+use crate::plan::plan;
+use crate::plan::report::{CurrentPlacement, current_from_json, render_text};
+use crate::spec::inventory;
+use crate::validate::findings::{self, Finding, Pos, Severity};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The state root to plan.
+    #[arg(long)]
+    pub state: PathBuf,
+    /// Cluster inventory (inventory.schema.json).
+    #[arg(long)]
+    pub inventory: PathBuf,
+    /// A previous `smo plan --format json` output: the current placement
+    /// that movement is measured against.
+    #[arg(long)]
+    pub current: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Runs the subcommand; returns the exit code.
+pub fn run(args: &PlanArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
+    let state = match load_root(&args.state) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("smo plan: {e}");
+            return Ok(2);
+        }
+    };
+    let inventory = match inventory::load(&args.inventory) {
+        Ok(i) => i,
+        Err(found) => {
+            eprintln!(
+                "smo plan: the inventory {} is invalid:",
+                args.inventory.display()
+            );
+            for f in found {
+                eprintln!("{f}");
+            }
+            return Ok(2);
+        }
+    };
+    let current: CurrentPlacement = match &args.current {
+        None => CurrentPlacement::new(),
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|t| Ok(current_from_json(&t)?))
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("smo plan: cannot read --current {}: {e}", path.display());
+                return Ok(2);
+            }
+        },
+    };
+    let (facts, notes) = merge(&inventory, &state.clusters);
+    let mut report = plan(&state, &facts, &current);
+    let inventory_file = args.inventory.display().to_string();
+    report.findings.extend(notes.into_iter().map(|n| {
+        Finding::new(
+            &inventory_file,
+            Pos { line: 1, column: 1 },
+            "",
+            Severity::Warning,
+            format!("cluster `{}`: {}", n.cluster, n.message),
+        )
+    }));
+    findings::sort(&mut report.findings);
+    match args.format {
+        Format::Text => write!(out, "{}", render_text(&report))?,
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, &report)?;
+            writeln!(out)?;
+        }
+    }
+    let failed = report.graphs.iter().any(|g| g.status != "placed");
+    Ok(i32::from(failed))
+}
