@@ -732,3 +732,55 @@ fn bench_instances_are_feasible_and_milp_beats_first_fit() {
         }
     }
 }
+
+#[test]
+fn local_search_keeps_validity_and_never_worsens() {
+    // Co-location and high availability exercise the group and k = 2 moves.
+    let (mut runs, mut improved) = (0, 0);
+    for seed in 1..9 {
+        let mut p = crate::bench::placement_instance(60, 8, seed);
+        p.co_location.push(vec![0, 1]);
+        p.flags.high_availability = seed % 2 == 0;
+        if p.flags.high_availability {
+            // Two copies of everything need about twice the room.
+            for c in &mut p.clusters {
+                c.free_cpu *= 3.0;
+                c.free_memory_bytes *= 3;
+                c.free_gpu *= 3;
+            }
+            // Strict edges with two copies each defeat the greedy starts.
+            for e in &mut p.edges {
+                e.latency = LatencyClass::BestEffort;
+            }
+            // As do GPU services with one or two GPU clusters.
+            for s in &mut p.services {
+                s.gpu = false;
+            }
+        }
+        let opts = PlacementOptions::default();
+        let Ok(inst) = Instance::new(&p, &opts) else {
+            continue;
+        };
+        let w = check::effective_weights(&inst, &opts);
+        for start in [first_fit::first_fit(&inst), first_fit::keep_current(&inst)]
+            .into_iter()
+            .flatten()
+        {
+            let before = evaluate(&inst, &w, &start).total;
+            let mut a = start.clone();
+            let far = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            let changed = local::improve(&inst, &w, &mut a, far);
+            runs += 1;
+            improved += usize::from(changed);
+            assert_eq!(violation(&inst, &a), None, "seed {seed}");
+            let after = evaluate(&inst, &w, &a).total;
+            assert!(after <= before + 1e-9, "seed {seed}: {after} > {before}");
+            assert_eq!(changed, a != start);
+            // Deterministic: the same start gives the same answer.
+            let mut again = start.clone();
+            local::improve(&inst, &w, &mut again, far);
+            assert_eq!(again, a);
+        }
+    }
+    assert!(runs > 0 && improved > 0, "{runs} runs, {improved} improved");
+}
