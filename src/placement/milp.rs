@@ -40,7 +40,7 @@ use super::solver::{self, Failure, Solved};
 
 /// Tie-break cost per `x` column, scaled by the cluster's rank. Small
 /// enough to stay far below any real term (1000 services add at most 0.001).
-const TIE: f64 = 1e-6;
+pub(crate) const TIE: f64 = 1e-6;
 
 /// One traffic column per (caller, callee, cluster) instead of per
 /// (caller, cluster): more columns, tighter LP relaxation.

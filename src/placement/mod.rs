@@ -19,6 +19,7 @@
 
 mod check;
 mod error;
+mod exact;
 mod explain;
 mod first_fit;
 mod instance;
@@ -95,7 +96,11 @@ impl PlacementStrategy for FirstFit {
     }
 }
 
-struct Milp;
+struct Milp {
+    /// Solve small graphs by exact enumeration (see [`exact`]) instead of
+    /// HiGHS; off only in tests that check the MILP formulation itself.
+    enumerate: bool,
+}
 
 impl PlacementStrategy for Milp {
     fn kind(&self) -> StrategyKind {
@@ -149,6 +154,17 @@ impl PlacementStrategy for Milp {
         {
             let until = Instant::now() + Duration::from_secs_f64(limit * WARM_SEARCH_SHARE);
             local::improve(inst, &w, wa, until);
+            if self.enumerate
+                && let Some(best) = exact::solve(inst, &w, wa)
+            {
+                return Ok(Assigned {
+                    assignment: best,
+                    status: SolveStatus::Optimal,
+                    gap: Some(0.0),
+                    build_ms: 0,
+                    warnings: Vec::new(),
+                });
+            }
         }
         let pairs = (inst.n_services() * inst.n_clusters()) as f64;
         let reserve = Duration::from_secs_f64(
@@ -276,11 +292,21 @@ pub fn place(
     problem: &PlacementProblem,
     opts: &PlacementOptions,
 ) -> Result<PlacementOutcome, PlacementError> {
+    place_with(problem, opts, true)
+}
+
+/// [`place`], with the exact enumeration of small graphs switchable (tests
+/// turn it off to check the MILP itself against brute force).
+pub(crate) fn place_with(
+    problem: &PlacementProblem,
+    opts: &PlacementOptions,
+    enumerate: bool,
+) -> Result<PlacementOutcome, PlacementError> {
     let t0 = Instant::now();
     let inst = Instance::new(problem, opts)?;
     precheck::check(&inst)?;
     let strategy: &dyn PlacementStrategy = match opts.strategy {
-        StrategyKind::Milp => &Milp,
+        StrategyKind::Milp => &Milp { enumerate },
         StrategyKind::FirstFit => &FirstFit,
     };
     let assigned = strategy.assign(&inst, opts)?;

@@ -652,12 +652,14 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     /// Feasible ⇔ answered; every answer valid; the MILP (gap 0) matches
-    /// brute force; the reported objective is the evaluator's.
+    /// brute force; the reported objective is the evaluator's. Once through
+    /// `place` (small graphs take the exact enumeration) and once with the
+    /// enumeration off, so that the MILP formulation itself is checked.
     #[test]
-    fn milp_matches_brute_force_and_is_valid(p in arb_instance()) {
+    fn milp_matches_brute_force_and_is_valid(p in arb_instance(), enumerate in any::<bool>()) {
         let opts = exact();
         let best = brute_force(&p, &opts);
-        match place(&p, &opts) {
+        match place_with(&p, &opts, enumerate) {
             Ok(o) => {
                 assert_valid(&p, &opts, &o);
                 let best = best.expect("answered an instance brute force finds infeasible");
@@ -783,4 +785,26 @@ fn local_search_keeps_validity_and_never_worsens() {
         }
     }
     assert!(runs > 0 && improved > 0, "{runs} runs, {improved} improved");
+}
+
+#[test]
+fn enumeration_matches_the_milp_on_fleet_graphs() {
+    // 5 services on 50 clusters, as in the fleet benchmark: the exact search
+    // and the MILP at gap 0 reach the same objective (up to the tie-break).
+    let (clusters, graphs) = crate::bench::fleet_instance(8, 5, 50, 3);
+    for g in &graphs {
+        let mut p = g.problem.clone();
+        p.clusters = clusters.clone();
+        let by_search = place_with(&p, &exact(), true).unwrap();
+        let by_milp = place_with(&p, &exact(), false).unwrap();
+        assert_valid(&p, &exact(), &by_search);
+        assert_eq!(by_search.solve.gap, Some(0.0));
+        assert!(
+            (by_search.objective.total - by_milp.objective.total).abs() < 1e-4,
+            "{}: search {} vs milp {}",
+            g.name,
+            by_search.objective.total,
+            by_milp.objective.total
+        );
+    }
 }
