@@ -111,9 +111,14 @@ pub(crate) fn solve_until(
         };
     }
     let raw_gap = solved.mip_gap();
-    // An LP (no integer columns) reports an infinite gap; it is exact.
+    // An LP (no integer columns) reports an infinite gap; solved, it is
+    // exact. Cut short by the limit before any bound existed (seen when a
+    // large model gets little time), the gap is unknown: report 100% rather
+    // than claim optimality.
     let gap = if raw_gap.is_finite() {
         raw_gap.max(0.0)
+    } else if finish == Finish::TimeLimit {
+        1.0
     } else {
         0.0
     };
