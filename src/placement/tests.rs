@@ -659,6 +659,11 @@ proptest! {
     fn milp_matches_brute_force_and_is_valid(p in arb_instance(), enumerate in any::<bool>()) {
         let opts = exact();
         let best = brute_force(&p, &opts);
+        if let (Some(best), Ok(inst)) = (best, Instance::new(&p, &opts)) {
+            let w = check::effective_weights(&inst, &opts);
+            let lb = check::separable_bound(&inst, &w);
+            prop_assert!(lb <= best + 1e-9, "bound {lb} above the optimum {best}");
+        }
         match place_with(&p, &opts, enumerate) {
             Ok(o) => {
                 assert_valid(&p, &opts, &o);
