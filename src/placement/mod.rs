@@ -45,12 +45,18 @@ use std::time::{Duration, Instant};
 /// tens of ms on 1000), so that the whole call stays within the limit.
 const POLISH_SHARE: f64 = 0.05;
 
-/// HiGHS checks its time limit between LP solves, which take longer on
+/// HiGHS checks its time limit between LP solves, which take much longer on
 /// bigger models: measured overshoot 1.0-1.7 s at 1000 services × 50
-/// clusters (50,000 pairs); 40 µs per service and cluster (2 s there)
-/// covers the worst seen. HiGHS then often stops before its root bound;
-/// the gap falls back on `check::separable_bound`.
-const OVERSHOOT_PER_PAIR_S: f64 = 40e-6;
+/// clusters (50,000 pairs) and 20-30 ms at 100 × 10 (1,000 pairs). The
+/// reserve for it is linear plus quadratic in the pairs (LP time grows
+/// faster than linearly): 20 ms + 0.4 ms at 1,000 pairs, 1 s + 1 s at
+/// 50,000. (At 100 × 10 and 0.3 s, HiGHS's bound improves sharply after
+/// about 230 ms of solving, reported gap 0.53 → 0.16, so every ms of
+/// reserve there shows in the gap; a purely linear 40 µs per pair always
+/// missed it, this rule catches it in some runs.)
+const OVERSHOOT_PER_PAIR_S: f64 = 20e-6;
+const OVERSHOOT_QUADRATIC_S: f64 = 1.0;
+const OVERSHOOT_REF_PAIRS: f64 = 50_000.0;
 
 /// Share of the time limit the local search on the warm start may use
 /// (it normally stops well before: a few passes over the services).
@@ -170,7 +176,10 @@ impl PlacementStrategy for Milp {
         }
         let pairs = (inst.n_services() * inst.n_clusters()) as f64;
         let reserve = Duration::from_secs_f64(
-            (limit * POLISH_SHARE + pairs * OVERSHOOT_PER_PAIR_S).min(limit / 2.0),
+            (limit * POLISH_SHARE
+                + pairs * OVERSHOOT_PER_PAIR_S
+                + OVERSHOOT_QUADRATIC_S * (pairs / OVERSHOOT_REF_PAIRS).powi(2))
+            .min(limit / 2.0),
         );
         let time_left = (deadline
             .checked_sub(reserve)
@@ -193,17 +202,17 @@ impl PlacementStrategy for Milp {
                     assignment = wa;
                 }
                 let mut gap = solved.gap;
-                let improved = solved.finish != Finish::Optimal
-                    && violation(inst, &assignment).is_none()
-                    && local::improve(inst, &w, &mut assignment, deadline);
+                if solved.finish != Finish::Optimal && violation(inst, &assignment).is_none() {
+                    local::improve(inst, &w, &mut assignment, deadline);
+                }
                 if solved.finish != Finish::Optimal {
-                    // Same definition as HiGHS's gap, for the final answer,
-                    // against the better of HiGHS's proven bound (when the
-                    // answer changed) and the separable bound (when HiGHS
-                    // was cut off before its root bound).
+                    // Same definition as HiGHS's gap, for the final answer
+                    // (improved or not), against the better of HiGHS's
+                    // proven bound and the separable bound (the only one
+                    // when HiGHS was cut off before its root bound).
                     let obj = evaluate(inst, &w, &assignment).total;
-                    let highs = solved.bound.filter(|_| improved);
-                    for b in highs.into_iter().chain([check::separable_bound(inst, &w)]) {
+                    let bounds = solved.bound.into_iter();
+                    for b in bounds.chain([check::separable_bound(inst, &w)]) {
                         if obj.abs() > 1e-9 {
                             gap = gap.min(((obj - b) / obj.abs()).max(0.0));
                         }
