@@ -41,21 +41,21 @@ use solver::{Failure, Finish};
 use std::time::{Duration, Instant};
 
 /// Share of the time limit kept back from the MILP for the local search on
-/// its answer, verification and explanation (all a few ms on 100 services,
-/// tens of ms on 1000), so that the whole call stays within the limit.
-const POLISH_SHARE: f64 = 0.05;
+/// its answer, verification and explanation (about 1-3 ms at 100 services;
+/// at 1000 the overshoot reserve below dominates), so that the whole call
+/// stays within the limit.
+const POLISH_SHARE: f64 = 0.01;
 
 /// HiGHS checks its time limit between LP solves, which take much longer on
 /// bigger models: measured overshoot 1.0-1.7 s at 1000 services × 50
-/// clusters (50,000 pairs) and 20-30 ms at 100 × 10 (1,000 pairs). The
+/// clusters (50,000 pairs) and 5-10 ms at 100 × 10 (1,000 pairs). The
 /// reserve for it is linear plus quadratic in the pairs (LP time grows
-/// faster than linearly): 20 ms + 0.4 ms at 1,000 pairs, 1 s + 1 s at
-/// 50,000. (At 100 × 10 and 0.3 s, HiGHS's bound improves sharply after
-/// about 230 ms of solving, reported gap 0.53 → 0.16, so every ms of
-/// reserve there shows in the gap; a purely linear 40 µs per pair always
-/// missed it, this rule catches it in some runs.)
-const OVERSHOOT_PER_PAIR_S: f64 = 20e-6;
-const OVERSHOOT_QUADRATIC_S: f64 = 1.0;
+/// faster than linearly): 5 ms + 0.8 ms at 1,000 pairs, 0.25 s + 2 s at
+/// 50,000. Every ms counts at 100 × 10 and 0.3 s: HiGHS's bound improves
+/// sharply after about 250 ms of solving (reported gap 0.53 → 0.16), which
+/// a reserve of 35-55 ms missed.
+const OVERSHOOT_PER_PAIR_S: f64 = 5e-6;
+const OVERSHOOT_QUADRATIC_S: f64 = 2.0;
 const OVERSHOOT_REF_PAIRS: f64 = 50_000.0;
 
 /// Share of the time limit the local search on the warm start may use
