@@ -40,7 +40,7 @@ use super::solver::{self, Failure, Solved};
 
 /// Tie-break cost per `x` column, scaled by the cluster's rank. Small
 /// enough to stay far below any real term (1000 services add at most 0.001).
-const TIE: f64 = 1e-6;
+pub(crate) const TIE: f64 = 1e-6;
 
 /// One traffic column per (caller, callee, cluster) instead of per
 /// (caller, cluster): more columns, tighter LP relaxation.
@@ -409,9 +409,13 @@ pub(crate) fn solve(
     let (problem, layout) = build(inst, w, fam);
     let start = warm.map(|a| layout.warm_start(inst, a));
     let build_ms = t0.elapsed().as_millis() as u64;
-    let remaining = (time_limit_s - t0.elapsed().as_secs_f64()).max(0.01);
+    let deadline = t0 + std::time::Duration::from_secs_f64(time_limit_s.max(0.01));
     let small = layout.aux.len() <= SMALL_MODEL_COLUMNS;
-    let solved = solver::solve(problem, remaining, mip_gap, start.as_deref(), small)?;
+    let mut solved = solver::solve_until(problem, deadline, mip_gap, start.as_deref(), small)?;
+    // The bound covers the tie-break costs too; each chosen column adds at
+    // most TIE, so the true objective's bound is lower by at most this.
+    let ties: usize = layout.reps.iter().map(|&r| inst.k[r]).sum();
+    solved.bound = solved.bound.map(|b| b - TIE * ties as f64);
     let a = layout.extract(inst, &solved.columns);
     Ok((a, solved, build_ms))
 }

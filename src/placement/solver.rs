@@ -29,6 +29,8 @@ pub(crate) struct Solved {
     pub finish: Finish,
     /// Relative gap (0 when proven optimal).
     pub gap: f64,
+    /// HiGHS's proven lower bound on the model objective, when it has one.
+    pub bound: Option<f64>,
     pub columns: Vec<f64>,
 }
 
@@ -47,10 +49,28 @@ pub(crate) fn solve(
     initial: Option<&[f64]>,
     small: bool,
 ) -> Result<Solved, Failure> {
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_secs_f64(time_limit_s.max(0.001));
+    solve_until(problem, deadline, mip_gap, initial, small)
+}
+
+/// [`solve`] with an absolute deadline for the whole call.
+pub(crate) fn solve_until(
+    problem: HighsProblem,
+    deadline: std::time::Instant,
+    mip_gap: f64,
+    initial: Option<&[f64]>,
+    small: bool,
+) -> Result<Solved, Failure> {
     let mut model = problem
         .try_into_inner()
         .map_err(|e| Failure::Other(e.to_string()))?;
     set(&mut model, "threads", HIGHS_THREADS)?;
+    // Measured from here, after the (sometimes costly) hand-over of the
+    // model to HiGHS, so that the caller's wall-clock budget holds.
+    let time_limit_s = deadline
+        .saturating_duration_since(std::time::Instant::now())
+        .as_secs_f64();
     set(&mut model, "time_limit", time_limit_s.max(0.001))?;
     set(&mut model, "mip_rel_gap", mip_gap.max(0.0))?;
     if small {
@@ -91,9 +111,14 @@ pub(crate) fn solve(
         };
     }
     let raw_gap = solved.mip_gap();
-    // An LP (no integer columns) reports an infinite gap; it is exact.
+    // An LP (no integer columns) reports an infinite gap; solved, it is
+    // exact. Cut short by the limit before any bound existed (seen when a
+    // large model gets little time), the gap is unknown: report 100% rather
+    // than claim optimality.
     let gap = if raw_gap.is_finite() {
         raw_gap.max(0.0)
+    } else if finish == Finish::TimeLimit {
+        1.0
     } else {
         0.0
     };
@@ -101,9 +126,14 @@ pub(crate) fn solve(
         Finish::Optimal if gap > 1e-9 => Finish::GapLimit,
         f => f,
     };
+    let bound = solved
+        .double_info_value(c"mip_dual_bound")
+        .ok()
+        .filter(|b| b.is_finite());
     Ok(Solved {
         finish,
         gap,
+        bound,
         columns: solved.get_solution().columns().to_vec(),
     })
 }

@@ -652,12 +652,19 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     /// Feasible ⇔ answered; every answer valid; the MILP (gap 0) matches
-    /// brute force; the reported objective is the evaluator's.
+    /// brute force; the reported objective is the evaluator's. Once through
+    /// `place` (small graphs take the exact enumeration) and once with the
+    /// enumeration off, so that the MILP formulation itself is checked.
     #[test]
-    fn milp_matches_brute_force_and_is_valid(p in arb_instance()) {
+    fn milp_matches_brute_force_and_is_valid(p in arb_instance(), enumerate in any::<bool>()) {
         let opts = exact();
         let best = brute_force(&p, &opts);
-        match place(&p, &opts) {
+        if let (Some(best), Ok(inst)) = (best, Instance::new(&p, &opts)) {
+            let w = check::effective_weights(&inst, &opts);
+            let lb = check::separable_bound(&inst, &w);
+            prop_assert!(lb <= best + 1e-9, "bound {lb} above the optimum {best}");
+        }
+        match place_with(&p, &opts, enumerate) {
             Ok(o) => {
                 assert_valid(&p, &opts, &o);
                 let best = best.expect("answered an instance brute force finds infeasible");
@@ -730,5 +737,79 @@ fn bench_instances_are_feasible_and_milp_beats_first_fit() {
                 milp.objective.total
             );
         }
+    }
+}
+
+#[test]
+fn local_search_keeps_validity_and_never_worsens() {
+    // Co-location and high availability exercise the group and k = 2 moves.
+    let (mut runs, mut improved) = (0, 0);
+    for seed in 1..9 {
+        let mut p = crate::bench::placement_instance(60, 8, seed);
+        p.co_location.push(vec![0, 1]);
+        p.flags.high_availability = seed % 2 == 0;
+        if p.flags.high_availability {
+            // Two copies of everything need about twice the room.
+            for c in &mut p.clusters {
+                c.free_cpu *= 3.0;
+                c.free_memory_bytes *= 3;
+                c.free_gpu *= 3;
+            }
+            // Strict edges with two copies each defeat the greedy starts.
+            for e in &mut p.edges {
+                e.latency = LatencyClass::BestEffort;
+            }
+            // As do GPU services with one or two GPU clusters.
+            for s in &mut p.services {
+                s.gpu = false;
+            }
+        }
+        let opts = PlacementOptions::default();
+        let Ok(inst) = Instance::new(&p, &opts) else {
+            continue;
+        };
+        let w = check::effective_weights(&inst, &opts);
+        for start in [first_fit::first_fit(&inst), first_fit::keep_current(&inst)]
+            .into_iter()
+            .flatten()
+        {
+            let before = evaluate(&inst, &w, &start).total;
+            let mut a = start.clone();
+            let far = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            let changed = local::improve(&inst, &w, &mut a, far);
+            runs += 1;
+            improved += usize::from(changed);
+            assert_eq!(violation(&inst, &a), None, "seed {seed}");
+            let after = evaluate(&inst, &w, &a).total;
+            assert!(after <= before + 1e-9, "seed {seed}: {after} > {before}");
+            assert_eq!(changed, a != start);
+            // Deterministic: the same start gives the same answer.
+            let mut again = start.clone();
+            local::improve(&inst, &w, &mut again, far);
+            assert_eq!(again, a);
+        }
+    }
+    assert!(runs > 0 && improved > 0, "{runs} runs, {improved} improved");
+}
+
+#[test]
+fn enumeration_matches_the_milp_on_fleet_graphs() {
+    // 5 services on 50 clusters, as in the fleet benchmark: the exact search
+    // and the MILP at gap 0 reach the same objective (up to the tie-break).
+    let (clusters, graphs) = crate::bench::fleet_instance(8, 5, 50, 3);
+    for g in &graphs {
+        let mut p = g.problem.clone();
+        p.clusters = clusters.clone();
+        let by_search = place_with(&p, &exact(), true).unwrap();
+        let by_milp = place_with(&p, &exact(), false).unwrap();
+        assert_valid(&p, &exact(), &by_search);
+        assert_eq!(by_search.solve.gap, Some(0.0));
+        assert!(
+            (by_search.objective.total - by_milp.objective.total).abs() < 1e-4,
+            "{}: search {} vs milp {}",
+            g.name,
+            by_search.objective.total,
+            by_milp.objective.total
+        );
     }
 }
