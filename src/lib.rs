@@ -2,6 +2,7 @@
 //! daemon for Hyper Distributed Application Graphs on Karmada.
 //!
 //! Map of the modules:
+//! - [`adapters`]: one module per external system (helm, …), no shell;
 //! - [`validate`]: findings, the position-aware YAML reader, the embedded
 //!   JSON Schemas (`schemas/`), unknown-key suggestions;
 //! - [`descriptor`]: the HDAG descriptor's typed model and semantic checks;
@@ -19,6 +20,7 @@
 //! - [`cli`]: one module per subcommand.
 #![forbid(unsafe_code)]
 
+pub mod adapters;
 pub mod bench;
 pub mod cli;
 pub mod descriptor;

@@ -1,0 +1,554 @@
+//! The one place that runs `helm` (3.8+ and 4.x).
+//!
+//! Every call is an explicit argument vector (no shell), with
+//! `--kubeconfig`/`--kube-context` when configured, the configured extra
+//! arguments, and a process timeout a little longer than helm's own
+//! `--timeout` (so helm reports its timeout itself when it can). Values go
+//! through a file created with mode 0600 in a private temporary directory
+//! and removed when the call returns: they may hold secrets, which must not
+//! appear in an argument list, a log or a leftover file. Failures come back
+//! classified, with the command (never the values), exit status and stderr;
+//! whether to retry is the caller's policy ([`HelmError::is_transient`]).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::Command;
+
+/// How to run helm.
+#[derive(Debug, Clone)]
+pub struct HelmConfig {
+    pub binary: PathBuf,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    /// helm's `--timeout` for install, upgrade, uninstall and rollback.
+    pub timeout: Duration,
+    /// Pass `--wait` to install, upgrade and rollback.
+    pub wait: bool,
+    pub extra_args: Vec<String>,
+    /// `host:port` of registries reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
+}
+
+impl HelmConfig {
+    pub fn from_config(c: &crate::spec::config::Config) -> Self {
+        HelmConfig {
+            binary: c.helm.binary.clone(),
+            kubeconfig: c.karmada.kubeconfig.clone(),
+            context: c.karmada.context.clone(),
+            timeout: c.helm.timeout,
+            wait: c.helm.wait,
+            extra_args: c.helm.extra_args.clone(),
+            insecure_registries: c.helm.insecure_registries.clone(),
+        }
+    }
+}
+
+/// What to install: a release of a chart with values.
+#[derive(Debug, Clone)]
+pub struct ReleaseSpec<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    /// `oci://…` or a chart directory on disk.
+    pub chart: &'a str,
+    pub version: Option<&'a str>,
+    pub values: &'a serde_json::Value,
+}
+
+/// A release's state as `helm status -o json` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseStatus {
+    pub revision: u64,
+    /// `deployed`, `failed`, `pending-install`, `pending-upgrade`,
+    /// `pending-rollback`, `superseded`, `uninstalling`, …
+    pub status: String,
+}
+
+impl ReleaseStatus {
+    /// Left behind by an interrupted operation (a crash mid-upgrade).
+    pub fn is_pending(&self) -> bool {
+        self.status.starts_with("pending-")
+    }
+}
+
+/// One row of `helm history -o json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct HistoryEntry {
+    pub revision: u64,
+    pub status: String,
+    #[serde(default)]
+    pub chart: String,
+}
+
+/// What failed, classified from helm's exit and stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HelmErrorKind {
+    ChartNotFound,
+    RegistryUnreachable,
+    RenderError,
+    ClusterUnreachable,
+    OperationInProgress,
+    ReleaseNotFound,
+    Timeout,
+    Other,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HelmError {
+    #[error("cannot run {binary}: {source}; check helm.binary")]
+    Spawn {
+        binary: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the values file: {0}")]
+    Values(#[source] std::io::Error),
+    #[error("`{command}` failed ({kind:?}, {status}): {stderr}{hint}", hint = hint(*kind))]
+    Failed {
+        kind: HelmErrorKind,
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("`{command}` did not finish within {after:?}")]
+    TimedOut { command: String, after: Duration },
+    #[error("`{command}` printed output smo cannot read: {reason}")]
+    Output { command: String, reason: String },
+}
+
+fn hint(kind: HelmErrorKind) -> &'static str {
+    match kind {
+        HelmErrorKind::ChartNotFound => "; check artifact.ociImage and artifact.version",
+        HelmErrorKind::RegistryUnreachable => {
+            "; check the registry address, and helm.insecureRegistries for plain-HTTP registries"
+        }
+        HelmErrorKind::RenderError => "; the chart does not render with these values",
+        HelmErrorKind::ClusterUnreachable => {
+            "; check karmada.kubeconfig and that the Karmada API server is up"
+        }
+        HelmErrorKind::OperationInProgress => {
+            "; another helm operation holds the release; it is retried"
+        }
+        _ => "",
+    }
+}
+
+impl HelmError {
+    pub fn kind(&self) -> HelmErrorKind {
+        match self {
+            HelmError::Failed { kind, .. } => *kind,
+            HelmError::TimedOut { .. } => HelmErrorKind::Timeout,
+            _ => HelmErrorKind::Other,
+        }
+    }
+
+    /// Worth retrying with backoff (network, busy release, timeouts);
+    /// otherwise terminal until the input changes.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind(),
+            HelmErrorKind::RegistryUnreachable
+                | HelmErrorKind::ClusterUnreachable
+                | HelmErrorKind::OperationInProgress
+                | HelmErrorKind::Timeout
+        )
+    }
+}
+
+/// Classifies helm's stderr. Messages differ between helm 3 and 4 and
+/// between registries; these patterns cover both versions' wording.
+pub fn classify(stderr: &str) -> HelmErrorKind {
+    let s = stderr.to_ascii_lowercase();
+    let any = |pats: &[&str]| pats.iter().any(|p| s.contains(p));
+    if any(&[
+        "another operation (install/upgrade/rollback) is in progress",
+        "operation in progress",
+    ]) {
+        HelmErrorKind::OperationInProgress
+    } else if any(&[
+        "kubernetes cluster unreachable",
+        "the server could not find the requested resource (get",
+        "connect: connection refused\" while",
+    ]) || (any(&["connection refused", "no such host", "i/o timeout"])
+        && any(&["kube", "/api", "/apis", "cluster"]))
+    {
+        HelmErrorKind::ClusterUnreachable
+    } else if any(&[
+        "timed out waiting",
+        "context deadline exceeded",
+        "timeout waiting",
+    ]) {
+        HelmErrorKind::Timeout
+    } else if any(&[
+        "connection refused",
+        "no such host",
+        "dial tcp",
+        "tls: ",
+        "http: server gave http response to https client",
+    ]) {
+        HelmErrorKind::RegistryUnreachable
+    } else if any(&[
+        "release: not found",
+        "release not found",
+        "has no deployed releases",
+    ]) {
+        HelmErrorKind::ReleaseNotFound
+    } else if any(&[
+        "not found",
+        "no such file or directory",
+        "path \"",
+        "manifest unknown",
+        "name unknown",
+        "failed to fetch",
+        "404",
+    ]) {
+        HelmErrorKind::ChartNotFound
+    } else if any(&[
+        "parse error",
+        "template:",
+        "yaml:",
+        "error converting yaml",
+        "render error",
+        "execution error",
+        "unable to build kubernetes objects",
+    ]) {
+        HelmErrorKind::RenderError
+    } else {
+        HelmErrorKind::Other
+    }
+}
+
+/// Margin on top of helm's own timeout before the process is killed.
+const KILL_MARGIN: Duration = Duration::from_secs(30);
+/// Timeout of calls that only read (status, history, get manifest).
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub struct Helm {
+    cfg: HelmConfig,
+}
+
+impl Helm {
+    pub fn new(cfg: HelmConfig) -> Self {
+        Helm { cfg }
+    }
+
+    fn base(&self, verb: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = verb.iter().map(|s| (*s).to_owned()).collect();
+        if let Some(k) = &self.cfg.kubeconfig {
+            args.push("--kubeconfig".into());
+            args.push(k.display().to_string());
+        }
+        if let Some(c) = &self.cfg.context {
+            args.push("--kube-context".into());
+            args.push(c.clone());
+        }
+        args
+    }
+
+    fn chart_args(&self, spec: &ReleaseSpec<'_>, args: &mut Vec<String>) {
+        args.push(spec.chart.to_owned());
+        if let Some(v) = spec.version {
+            args.push("--version".into());
+            args.push(v.to_owned());
+        }
+        if let Some(rest) = spec.chart.strip_prefix("oci://") {
+            let host = rest.split('/').next().unwrap_or_default();
+            if self.cfg.insecure_registries.iter().any(|r| r == host) {
+                args.push("--plain-http".into());
+            }
+        }
+    }
+
+    async fn run(&self, args: Vec<String>, limit: Duration) -> Result<String, HelmError> {
+        let command = format!("{} {}", self.cfg.binary.display(), args.join(" "));
+        let mut cmd = Command::new(&self.cfg.binary);
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = cmd.spawn().map_err(|source| HelmError::Spawn {
+            binary: self.cfg.binary.display().to_string(),
+            source,
+        })?;
+        let span = tracing::debug_span!("helm", verb = %args.first().map(String::as_str).unwrap_or_default());
+        let _guard = span.enter();
+        let output = match tokio::time::timeout(limit, child.wait_with_output()).await {
+            Err(_) => {
+                return Err(HelmError::TimedOut {
+                    command,
+                    after: limit,
+                });
+            }
+            Ok(Err(source)) => {
+                return Err(HelmError::Spawn {
+                    binary: self.cfg.binary.display().to_string(),
+                    source,
+                });
+            }
+            Ok(Ok(o)) => o,
+        };
+        if output.status.success() {
+            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        Err(HelmError::Failed {
+            kind: classify(&stderr),
+            command,
+            status: output.status.to_string(),
+            stderr,
+        })
+    }
+
+    fn mutate_args(&self, args: &mut Vec<String>) {
+        args.push("--timeout".into());
+        args.push(format!("{}s", self.cfg.timeout.as_secs().max(1)));
+        if self.cfg.wait {
+            args.push("--wait".into());
+        }
+        args.extend(self.cfg.extra_args.iter().cloned());
+    }
+
+    /// `helm upgrade --install`; returns the new release status.
+    pub async fn upgrade_install(
+        &self,
+        spec: &ReleaseSpec<'_>,
+    ) -> Result<ReleaseStatus, HelmError> {
+        let values = ValuesFile::write(spec.values)?;
+        let mut args = self.base(&["upgrade", "--install", spec.name]);
+        self.chart_args(spec, &mut args);
+        args.extend([
+            "--namespace".into(),
+            spec.namespace.to_owned(),
+            "--values".into(),
+        ]);
+        args.push(values.path().display().to_string());
+        self.mutate_args(&mut args);
+        self.run(args, self.cfg.timeout + KILL_MARGIN).await?;
+        drop(values);
+        self.status(spec.name, spec.namespace)
+            .await?
+            .ok_or_else(|| HelmError::Output {
+                command: "helm status".into(),
+                reason: "release missing right after install".into(),
+            })
+    }
+
+    /// `helm template`: what would be applied, without touching a cluster.
+    pub async fn template(&self, spec: &ReleaseSpec<'_>) -> Result<String, HelmError> {
+        let values = ValuesFile::write(spec.values)?;
+        let mut args = vec!["template".to_owned(), spec.name.to_owned()];
+        self.chart_args(spec, &mut args);
+        args.extend([
+            "--namespace".into(),
+            spec.namespace.to_owned(),
+            "--values".into(),
+        ]);
+        args.push(values.path().display().to_string());
+        args.extend(self.cfg.extra_args.iter().cloned());
+        self.run(args, READ_TIMEOUT).await
+    }
+
+    /// `helm uninstall`; an absent release is not an error.
+    pub async fn uninstall(&self, name: &str, namespace: &str) -> Result<(), HelmError> {
+        let mut args = self.base(&["uninstall", name, "--namespace", namespace]);
+        args.push("--timeout".into());
+        args.push(format!("{}s", self.cfg.timeout.as_secs().max(1)));
+        match self.run(args, self.cfg.timeout + KILL_MARGIN).await {
+            Err(e) if e.kind() == HelmErrorKind::ReleaseNotFound => Ok(()),
+            Err(HelmError::Failed { stderr, .. })
+                if stderr.to_ascii_lowercase().contains("not found") =>
+            {
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// `helm rollback NAME REVISION`.
+    pub async fn rollback(
+        &self,
+        name: &str,
+        namespace: &str,
+        revision: u64,
+    ) -> Result<(), HelmError> {
+        let mut args = self.base(&[
+            "rollback",
+            name,
+            &revision.to_string(),
+            "--namespace",
+            namespace,
+        ]);
+        self.mutate_args(&mut args);
+        self.run(args, self.cfg.timeout + KILL_MARGIN)
+            .await
+            .map(|_| ())
+    }
+
+    /// `helm status -o json`; `None` when the release does not exist.
+    pub async fn status(
+        &self,
+        name: &str,
+        namespace: &str,
+    ) -> Result<Option<ReleaseStatus>, HelmError> {
+        let args = self.base(&["status", name, "--namespace", namespace, "--output", "json"]);
+        let command = args.join(" ");
+        let out = match self.run(args, READ_TIMEOUT).await {
+            Ok(o) => o,
+            Err(e) if e.kind() == HelmErrorKind::ReleaseNotFound => return Ok(None),
+            Err(HelmError::Failed { stderr, .. })
+                if stderr.to_ascii_lowercase().contains("not found") =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| HelmError::Output {
+            command: command.clone(),
+            reason: e.to_string(),
+        })?;
+        let revision = v["version"].as_u64();
+        let status = v.pointer("/info/status").and_then(|s| s.as_str());
+        match (revision, status) {
+            (Some(revision), Some(status)) => Ok(Some(ReleaseStatus {
+                revision,
+                status: status.to_owned(),
+            })),
+            _ => Err(HelmError::Output {
+                command,
+                reason: "no version or info.status".into(),
+            }),
+        }
+    }
+
+    /// `helm history -o json`, oldest first.
+    pub async fn history(
+        &self,
+        name: &str,
+        namespace: &str,
+    ) -> Result<Vec<HistoryEntry>, HelmError> {
+        let args = self.base(&[
+            "history",
+            name,
+            "--namespace",
+            namespace,
+            "--output",
+            "json",
+        ]);
+        let command = args.join(" ");
+        let out = self.run(args, READ_TIMEOUT).await?;
+        serde_json::from_str(&out).map_err(|e| HelmError::Output {
+            command,
+            reason: e.to_string(),
+        })
+    }
+
+    /// `helm get manifest`: the objects the release's last revision applied.
+    pub async fn get_manifest(&self, name: &str, namespace: &str) -> Result<String, HelmError> {
+        let args = self.base(&["get", "manifest", name, "--namespace", namespace]);
+        self.run(args, READ_TIMEOUT).await
+    }
+}
+
+/// A values file readable only by us, removed on drop.
+struct ValuesFile {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl ValuesFile {
+    fn write(values: &serde_json::Value) -> Result<Self, HelmError> {
+        use std::io::Write;
+        // TempDir is created 0700; the file itself is created 0600 before
+        // any byte is written.
+        let dir = tempfile::Builder::new()
+            .prefix("smo-helm-")
+            .tempdir()
+            .map_err(HelmError::Values)?;
+        let path = dir.path().join("values.json");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(HelmError::Values)?;
+        // JSON is YAML: helm reads it as a values file.
+        let bytes = serde_json::to_vec(values).map_err(|e| HelmError::Values(e.into()))?;
+        file.write_all(&bytes).map_err(HelmError::Values)?;
+        Ok(ValuesFile { _dir: dir, path })
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_covers_helm_3_and_4_wording() {
+        let cases = [
+            (
+                "Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress",
+                HelmErrorKind::OperationInProgress,
+            ),
+            (
+                "Error: Kubernetes cluster unreachable: Get \"http://127.0.0.1:1/version\": dial tcp 127.0.0.1:1: connect: connection refused",
+                HelmErrorKind::ClusterUnreachable,
+            ),
+            (
+                "Error: failed to do request: Head \"https://127.0.0.1:5000/v2/charts/a/manifests/1.0\": dial tcp 127.0.0.1:5000: connect: connection refused",
+                HelmErrorKind::RegistryUnreachable,
+            ),
+            (
+                "Error: http: server gave HTTP response to HTTPS client",
+                HelmErrorKind::RegistryUnreachable,
+            ),
+            (
+                "Error: 127.0.0.1:5000/charts/a:1.0.0: not found",
+                HelmErrorKind::ChartNotFound,
+            ),
+            (
+                "Error: path \"./charts/x\" not found",
+                HelmErrorKind::ChartNotFound,
+            ),
+            (
+                "Error: UPGRADE FAILED: template: a/templates/d.yaml:3:9: executing \"a/templates/d.yaml\" at <.Values.x.y>: nil pointer",
+                HelmErrorKind::RenderError,
+            ),
+            (
+                "Error: UPGRADE FAILED: context deadline exceeded",
+                HelmErrorKind::Timeout,
+            ),
+            ("Error: release: not found", HelmErrorKind::ReleaseNotFound),
+            ("Error: something else entirely", HelmErrorKind::Other),
+        ];
+        for (stderr, want) in cases {
+            assert_eq!(classify(stderr), want, "{stderr}");
+        }
+    }
+
+    #[test]
+    fn values_files_are_private_and_removed() {
+        let v = serde_json::json!({"secret": "s3cr3t"});
+        let f = ValuesFile::write(&v).unwrap();
+        let path = f.path().to_owned();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            r#"{"secret":"s3cr3t"}"#
+        );
+        drop(f);
+        assert!(!path.exists());
+        assert!(!path.parent().unwrap().exists());
+    }
+}

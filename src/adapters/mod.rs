@@ -1,0 +1,4 @@
+//! Adapters: one module per external system, each behind a narrow
+//! interface with typed errors. No shell anywhere.
+
+pub mod helm;
