@@ -15,19 +15,27 @@
 //! - [`placement`], [`scaling`]: the MILP engines (pure);
 //! - [`plan`]: desired state + observed clusters → placement problems and
 //!   the plan report;
+//! - [`release`]: per-service release inputs (chart, values smo sets, the
+//!   input hash that decides whether helm runs);
 //! - [`source`]: desired-state sources (a watched directory, a Git repository);
+//! - [`reconcile`]: the work queue, the per-service decision, the engine
+//!   that reconciles one graph;
+//! - [`daemon`]: source, inventory, timers and workers around the engine;
 //! - [`bench`]: deterministic instance generators for benchmarks;
 //! - [`cli`]: one module per subcommand.
 #![forbid(unsafe_code)]
 
 pub mod adapters;
 pub mod bench;
+
 pub mod cli;
 pub mod descriptor;
 pub mod desired;
 pub mod observe;
 pub mod placement;
 pub mod plan;
+pub mod reconcile;
+pub mod release;
 pub mod scaling;
 pub mod source;
 pub mod spec;

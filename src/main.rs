@@ -22,6 +22,9 @@ enum Command {
     /// Place every valid graph of a state root on an offline inventory and
     /// explain each choice.
     Plan(smo::cli::plan::PlanArgs),
+    /// Place every valid graph on an offline inventory and render each
+    /// service's chart with the values smo would install (`helm template`).
+    Render(smo::cli::render::RenderArgs),
     /// Measure the placement and scaling engines on generated instances.
     Bench(smo::cli::bench::BenchArgs),
 }
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => smo::cli::validate::run(&args, &mut std::io::stdout().lock()),
         Command::Plan(args) => smo::cli::plan::run(&args, &mut std::io::stdout().lock()),
+        Command::Render(args) => smo::cli::render::run(&args, &mut std::io::stdout().lock()),
         Command::Bench(args) => smo::cli::bench::run(args).map(|()| 0),
     };
     match result {

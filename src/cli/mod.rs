@@ -3,4 +3,6 @@
 
 pub mod bench;
 pub mod plan;
+pub mod render;
+
 pub mod validate;

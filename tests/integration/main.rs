@@ -3,9 +3,11 @@
 
 mod agreement;
 mod cli;
+
 mod examples;
 mod fixtures;
 mod loader;
 mod plan;
+mod render;
 mod sources;
 mod support;

@@ -34,6 +34,7 @@ mod proto;
 mod selector;
 mod server;
 mod store;
+pub mod testing;
 mod util;
 mod watch;
 

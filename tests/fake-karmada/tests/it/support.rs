@@ -1,6 +1,5 @@
 //! Shared helpers: locating external tools, running helm, kube clients.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,29 +10,7 @@ pub fn chart_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/chart")
 }
 
-/// Path of an external tool named by an environment variable
-/// (`SMO_HELM`, `SMO_HELM3`, `SMO_REGISTRY`). In CI (`CI=true`) a missing
-/// tool fails the test; elsewhere the test is skipped with a loud message.
-pub fn tool(var: &str) -> Option<PathBuf> {
-    let found = std::env::var_os(var)
-        .map(PathBuf::from)
-        .filter(|p| p.is_file());
-    if found.is_some() {
-        return found;
-    }
-    let hint = format!(
-        "{var} is not set or does not name a file; `source .ci/install-tools.sh` installs helm and the registry and exports it"
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{hint} (CI=true: tests needing it must not be skipped)");
-    }
-    // Written past the test harness's output capture, so it shows.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!!!!!!! SKIPPING TEST: {hint} !!!!!!!!\n"
-    );
-    None
-}
+pub use fake_karmada::testing::tool;
 
 /// Two member clusters, one with a GPU.
 pub fn clusters() -> Vec<ClusterSpec> {
