@@ -5,6 +5,7 @@ mod agreement;
 mod cli;
 mod examples;
 mod fixtures;
+mod karmada;
 mod loader;
 mod plan;
 mod sources;
