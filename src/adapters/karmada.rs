@@ -411,7 +411,7 @@ impl Karmada {
     /// A cluster whose summary holds a quantity that does not parse is
     /// reported not ready with zeros (and a warning), so nothing is placed
     /// on what cannot be measured while the other clusters stay usable.
-    #[tracing::instrument(name = "karmada.inventory", skip_all, fields(gpu_resource))]
+    #[tracing::instrument(name = "karmada.inventory", skip_all, fields(gpu_resource = gpu_resource))]
     pub async fn inventory(&self, gpu_resource: &str) -> Result<Inventory, KarmadaError> {
         let (group, version) = split_api_version(CLUSTER_API_VERSION);
         let ar = ApiResource::from_gvk_with_plural(
@@ -496,7 +496,11 @@ impl Karmada {
         let resolved = self.resolve(api_version, kind).await?;
         let mut body = obj.clone();
         let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) else {
-            unreachable!("metadata.name was found above, so metadata is a map");
+            // metadata.name was found above, so metadata is a map.
+            return Err(KarmadaError::Invalid {
+                object: format!("{api_version} {kind} {name}"),
+                reason: "metadata is not a map".into(),
+            });
         };
         for server_set in [
             "resourceVersion",
@@ -593,7 +597,7 @@ impl Karmada {
     #[tracing::instrument(
         name = "karmada.list_owned",
         skip_all,
-        fields(api_version, kind, project = %owner.project, graph = %owner.graph)
+        fields(api_version = api_version, kind = kind, project = %owner.project, graph = %owner.graph)
     )]
     pub async fn list_owned(
         &self,
@@ -641,7 +645,7 @@ impl Karmada {
     #[tracing::instrument(
         name = "karmada.scale",
         skip_all,
-        fields(namespace, kind, name, replicas)
+        fields(namespace = namespace, kind = kind, name = name, replicas = replicas)
     )]
     pub async fn scale(
         &self,
@@ -676,7 +680,7 @@ impl Karmada {
     /// metadata.generation`) and `status.availableReplicas >= wanted`.
     /// On Karmada the status is the aggregate of the member clusters'.
     /// A Deployment scaled to zero is ready.
-    #[tracing::instrument(name = "karmada.deployment_ready", skip_all, fields(namespace, name))]
+    #[tracing::instrument(name = "karmada.deployment_ready", skip_all, fields(namespace = namespace, name = name))]
     pub async fn deployment_ready(
         &self,
         namespace: &str,

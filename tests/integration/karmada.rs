@@ -272,6 +272,29 @@ async fn apply_resolves_karmada_kinds_through_cached_discovery() {
         "clones share the cache"
     );
 
+    // Cluster-scoped: a namespace in the object is dropped, not an error.
+    let cpp = json!({
+        "apiVersion": "policy.karmada.io/v1alpha1", "kind": "ClusterPropagationPolicy",
+        "metadata": {"name": "web-crds", "namespace": "shop"},
+        "spec": {"resourceSelectors": [{"apiVersion": "v1", "kind": "Namespace", "name": "shop"}]},
+    });
+    karmada.apply(&cpp, &o).await.expect("cluster-scoped apply");
+    let live = fake
+        .get_object(
+            "policy.karmada.io/v1alpha1",
+            "ClusterPropagationPolicy",
+            None,
+            "web-crds",
+        )
+        .expect("created");
+    assert!(live["metadata"].get("namespace").is_none(), "{live}");
+    assert_eq!(live["metadata"]["labels"]["smo.nephele.eu/graph"], "web");
+    let cpp_path = fake.requests().last().expect("logged").path.clone();
+    assert_eq!(
+        cpp_path,
+        "/apis/policy.karmada.io/v1alpha1/clusterpropagationpolicies/web-crds"
+    );
+
     let unknown =
         json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}});
     match karmada.apply(&unknown, &o).await {
