@@ -2,3 +2,5 @@
 //! interface with typed errors. No shell anywhere.
 
 pub mod helm;
+pub mod karmada;
+pub mod manifest;

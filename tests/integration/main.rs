@@ -6,6 +6,7 @@ mod cli;
 
 mod examples;
 mod fixtures;
+mod karmada;
 mod loader;
 mod plan;
 mod render;
