@@ -16,6 +16,7 @@
 //! - [`plan`]: desired state + observed clusters → placement problems and
 //!   the plan report;
 //! - [`source`]: desired-state sources (a watched directory, a Git repository);
+//! - [`store`]: the redb state store, its migrations, the status snapshot;
 //! - [`bench`]: deterministic instance generators for benchmarks;
 //! - [`cli`]: one module per subcommand.
 #![forbid(unsafe_code)]
@@ -31,5 +32,6 @@ pub mod plan;
 pub mod scaling;
 pub mod source;
 pub mod spec;
+pub mod store;
 pub mod units;
 pub mod validate;
