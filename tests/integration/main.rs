@@ -8,4 +8,5 @@ mod fixtures;
 mod loader;
 mod plan;
 mod sources;
+mod store;
 mod support;
