@@ -20,6 +20,7 @@
 //! - [`source`]: desired-state sources (a watched directory, a Git repository);
 //! - [`reconcile`]: the work queue, the per-service decision, the engine
 //!   that reconciles one graph;
+//! - [`store`]: the redb state store, its migrations, the status snapshot;
 //! - [`daemon`]: source, inventory, timers and workers around the engine;
 //! - [`bench`]: deterministic instance generators for benchmarks;
 //! - [`cli`]: one module per subcommand.
@@ -39,5 +40,6 @@ pub mod release;
 pub mod scaling;
 pub mod source;
 pub mod spec;
+pub mod store;
 pub mod units;
 pub mod validate;

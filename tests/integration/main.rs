@@ -11,4 +11,5 @@ mod loader;
 mod plan;
 mod render;
 mod sources;
+mod store;
 mod support;

@@ -1,0 +1,1046 @@
+//! The state store: the facts smo keeps between reconciles, in one embedded
+//! redb file (`{state_dir}/`[`DB_FILE`]).
+//!
+//! What is kept: graphs (conditions, placement, retry state), services
+//! (release revision, input hash, phase, replicas, trigger state), the
+//! objects smo owns outside charts, the last cluster inventory, the source
+//! revision, and two bounded journals (events, reconcile runs).
+//!
+//! Invariants:
+//! - Every write is one redb transaction, committed with immediate
+//!   durability before the call returns: a fired trigger written before a
+//!   webhook is acknowledged survives a crash. [`Store::write`] groups the
+//!   writes of a whole graph into one transaction; the single-record
+//!   methods are shorthands for it.
+//! - A graph's services and owned objects live under its key prefix and go
+//!   with it: [`Store::delete_graph`] removes all three in one transaction.
+//! - The journals keep only the newest [`StoreOptions::max_events`] /
+//!   [`StoreOptions::max_runs`] entries; the trimming happens in the same
+//!   transaction as the append, so they never grow past the bound.
+//! - The schema version is checked on open: an older store is migrated in
+//!   one transaction ([`migrate`]); a newer one is refused without being
+//!   written to (see [`StoreError::NewerSchema`]).
+//!
+//! The API is synchronous: redb transactions block on disk I/O, so async
+//! callers run them in `spawn_blocking`.
+//!
+//! One process at a time: redb locks the file, so `smo status` cannot open
+//! the store while the daemon runs. The daemon therefore publishes a
+//! [`snapshot::StatusSnapshot`] after every reconcile; see [`snapshot`].
+//!
+//! For a standby instance (DESIGN "Scale and high availability"), the facts
+//! that exist nowhere else — a graph's placement ([`GraphRecord::placement`])
+//! and its services' fired triggers ([`ServiceRecord::trigger`]) — are plain
+//! fields of the records the reconciler already writes through
+//! [`Store::write`], the one commit point; a mirror to smo-owned objects on
+//! Karmada can be added there without changing the reconcile logic.
+
+pub mod migrate;
+pub mod records;
+pub mod snapshot;
+pub mod tables;
+
+use std::path::{Path, PathBuf};
+
+use redb::{
+    Builder, Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable,
+    TableDefinition, TableHandle, WriteTransaction,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use migrate::CURRENT_SCHEMA;
+pub use records::{
+    ClusterRecord, Condition, ConditionKind, Event, GraphRecord, NewEvent, NewRun, OwnedObject,
+    RunRecord, ServicePhase, ServiceRecord, TriggerState, graph_key, service_key,
+};
+pub use snapshot::StatusSnapshot;
+
+use records::{children_prefix, prefix_end};
+
+/// The store's file name inside the configured `state_dir`.
+pub const DB_FILE: &str = "smo.redb";
+
+/// redb caches up to 1 GiB by default. The store holds a few thousand small
+/// JSON records (a few MiB), so a small cap keeps the daemon's memory
+/// predictable on a small management host without costing reads.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// The bounds of the journals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Events kept (newest first); at least 1. Default 10 000: about a
+    /// week of activity for a few dozen graphs, a few MiB on disk.
+    pub max_events: usize,
+    /// Reconcile runs kept; at least 1. Default 100: enough to see a trend
+    /// in `smo status`, small enough to load whole.
+    pub max_runs: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_events: 10_000,
+            max_runs: 100,
+        }
+    }
+}
+
+/// Errors of the state store, named after the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "cannot open the state store at {}{}",
+        path.display(),
+        if matches!(source, DatabaseError::DatabaseAlreadyOpen) {
+            " (another smo process has it open; `smo status` reads status.json then)"
+        } else {
+            ""
+        }
+    )]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: DatabaseError,
+    },
+    #[error("cannot read {what} from the state store")]
+    Read {
+        what: String,
+        #[source]
+        source: redb::Error,
+    },
+    #[error("cannot write {what} to the state store")]
+    Write {
+        what: String,
+        #[source]
+        source: redb::Error,
+    },
+    #[error(
+        "record {key:?} in table {table} of the state store cannot be decoded; \
+         it was written by another smo version or damaged: restore a backup, \
+         or move the store aside to start a new one"
+    )]
+    Corrupt {
+        table: String,
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot encode record {key:?} for table {table}")]
+    Encode {
+        table: String,
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "the state store at {} has schema version {found}, newer than the \
+         {supported} this smo knows; upgrade smo (the store was not modified)",
+        path.display()
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error(
+        "{} is a redb database but not an smo state store this version can \
+         migrate (schema version {found:?}); move it aside to start a new store",
+        path.display()
+    )]
+    UnknownSchema { path: PathBuf, found: Option<u32> },
+    #[error(
+        "cannot migrate the state store at {} from schema version {from} to {to} \
+         (nothing was changed)",
+        path.display()
+    )]
+    Migrate {
+        path: PathBuf,
+        from: u32,
+        to: u32,
+        #[source]
+        source: Box<StoreError>,
+    },
+    #[error("cannot publish the status snapshot {}", path.display())]
+    PublishSnapshot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the status snapshot {}", path.display())]
+    ReadSnapshot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the status snapshot {} cannot be decoded", path.display())]
+    DecodeSnapshot {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl StoreError {
+    /// Whether the store could not be opened because another process (the
+    /// daemon) holds it: `smo status` then reads the published snapshot.
+    pub fn is_locked(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Open {
+                source: DatabaseError::DatabaseAlreadyOpen,
+                ..
+            }
+        )
+    }
+}
+
+/// The embedded state store. Cheap to share behind an `Arc`; every method
+/// takes `&self`.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+    options: StoreOptions,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// The store's path inside a state directory.
+    pub fn path_in(state_dir: &Path) -> PathBuf {
+        state_dir.join(DB_FILE)
+    }
+
+    /// Opens (or creates) the store at `path` with the default journal
+    /// bounds, migrating an older schema.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Self::open_with(path, StoreOptions::default())
+    }
+
+    /// [`Store::open`] with explicit journal bounds.
+    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        migrate::refuse_newer(&path)?;
+        let db = Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        migrate::prepare(&db, &path)?;
+        Ok(Store { db, path, options })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version recorded in the store.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        migrate::stored_version(&self.db)?.ok_or_else(|| StoreError::UnknownSchema {
+            path: self.path.clone(),
+            found: None,
+        })
+    }
+
+    /// Runs `f` in one write transaction and commits it if `f` returns
+    /// `Ok`; on `Err` nothing `f` wrote is kept.
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_write().map_err(write_err("a transaction"))?;
+        let value = f(&mut Tx {
+            txn: &txn,
+            options: self.options,
+        })?;
+        txn.commit().map_err(write_err("a commit"))?;
+        Ok(value)
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_read().map_err(read_err("a transaction"))?;
+        f(&txn)
+    }
+
+    pub fn graph(&self, key: &str) -> Result<Option<GraphRecord>, StoreError> {
+        self.read(|txn| get(&open_read(txn, tables::GRAPHS)?, tables::GRAPHS, key))
+    }
+
+    pub fn graphs(&self) -> Result<Vec<GraphRecord>, StoreError> {
+        self.read(|txn| all(&open_read(txn, tables::GRAPHS)?, tables::GRAPHS))
+    }
+
+    pub fn put_graph(&self, record: &GraphRecord) -> Result<(), StoreError> {
+        self.write(|tx| tx.put_graph(record))
+    }
+
+    /// Deletes a graph with its services and owned objects; returns whether
+    /// the graph existed.
+    pub fn delete_graph(&self, key: &str) -> Result<bool, StoreError> {
+        self.write(|tx| tx.delete_graph(key))
+    }
+
+    pub fn services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
+        self.read(|txn| all(&open_read(txn, tables::SERVICES)?, tables::SERVICES))
+    }
+
+    pub fn services_of(
+        &self,
+        project: &str,
+        graph: &str,
+    ) -> Result<Vec<ServiceRecord>, StoreError> {
+        self.read(|txn| {
+            under(
+                &open_read(txn, tables::SERVICES)?,
+                tables::SERVICES,
+                &children_prefix(project, graph),
+            )
+        })
+    }
+
+    pub fn put_service(&self, record: &ServiceRecord) -> Result<(), StoreError> {
+        self.write(|tx| tx.put_service(record))
+    }
+
+    pub fn delete_service(&self, key: &str) -> Result<bool, StoreError> {
+        self.write(|tx| tx.delete_service(key))
+    }
+
+    pub fn owned_objects_of(
+        &self,
+        project: &str,
+        graph: &str,
+    ) -> Result<Vec<OwnedObject>, StoreError> {
+        self.read(|txn| {
+            under(
+                &open_read(txn, tables::OWNED)?,
+                tables::OWNED,
+                &children_prefix(project, graph),
+            )
+        })
+    }
+
+    pub fn put_owned(&self, object: &OwnedObject) -> Result<(), StoreError> {
+        self.write(|tx| tx.put_owned(object))
+    }
+
+    pub fn delete_owned(&self, key: &str) -> Result<bool, StoreError> {
+        self.write(|tx| tx.delete_owned(key))
+    }
+
+    pub fn clusters(&self) -> Result<Vec<ClusterRecord>, StoreError> {
+        self.read(|txn| all(&open_read(txn, tables::CLUSTERS)?, tables::CLUSTERS))
+    }
+
+    /// Replaces the whole cluster inventory.
+    pub fn put_clusters(&self, clusters: &[ClusterRecord]) -> Result<(), StoreError> {
+        self.write(|tx| tx.put_clusters(clusters))
+    }
+
+    pub fn source_revision(&self) -> Result<Option<String>, StoreError> {
+        self.read(|txn| {
+            get(
+                &open_read(txn, tables::META)?,
+                tables::META,
+                tables::SOURCE_REVISION,
+            )
+        })
+    }
+
+    pub fn set_source_revision(&self, revision: &str) -> Result<(), StoreError> {
+        self.write(|tx| tx.set_source_revision(revision))
+    }
+
+    /// Appends an event, trimming the journal to its bound; returns the
+    /// event's sequence number.
+    pub fn append_event(&self, event: NewEvent) -> Result<u64, StoreError> {
+        self.write(|tx| tx.append_event(event))
+    }
+
+    /// The newest `limit` events, newest first.
+    pub fn events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.read(|txn| newest(&open_read(txn, tables::EVENTS)?, tables::EVENTS, limit))
+    }
+
+    /// Appends a reconcile run, trimming the history to its bound; returns
+    /// the run's sequence number.
+    pub fn append_run(&self, run: NewRun) -> Result<u64, StoreError> {
+        self.write(|tx| tx.append_run(run))
+    }
+
+    /// The newest `limit` runs, newest first.
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        self.read(|txn| newest(&open_read(txn, tables::RUNS)?, tables::RUNS, limit))
+    }
+}
+
+/// One open write transaction (see [`Store::write`]). Reads see the
+/// transaction's own writes.
+pub struct Tx<'db> {
+    txn: &'db WriteTransaction,
+    options: StoreOptions,
+}
+
+impl Tx<'_> {
+    fn open<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        table: TableDefinition<'static, K, V>,
+    ) -> Result<redb::Table<'_, K, V>, StoreError> {
+        self.txn.open_table(table).map_err(write_err(table.name()))
+    }
+
+    pub fn graph(&self, key: &str) -> Result<Option<GraphRecord>, StoreError> {
+        get(&self.open(tables::GRAPHS)?, tables::GRAPHS, key)
+    }
+
+    pub fn services_of(
+        &self,
+        project: &str,
+        graph: &str,
+    ) -> Result<Vec<ServiceRecord>, StoreError> {
+        under(
+            &self.open(tables::SERVICES)?,
+            tables::SERVICES,
+            &children_prefix(project, graph),
+        )
+    }
+
+    pub fn owned_objects_of(
+        &self,
+        project: &str,
+        graph: &str,
+    ) -> Result<Vec<OwnedObject>, StoreError> {
+        under(
+            &self.open(tables::OWNED)?,
+            tables::OWNED,
+            &children_prefix(project, graph),
+        )
+    }
+
+    pub fn put_graph(&mut self, record: &GraphRecord) -> Result<(), StoreError> {
+        self.put(tables::GRAPHS, &record.key(), record)
+    }
+
+    /// Deletes a graph with its services and owned objects; returns whether
+    /// the graph existed.
+    pub fn delete_graph(&mut self, key: &str) -> Result<bool, StoreError> {
+        let existed = self.remove(tables::GRAPHS, key)?;
+        let prefix = format!("{key}/");
+        for table in [tables::SERVICES, tables::OWNED] {
+            self.open(table)?
+                .retain_in::<&str, _>(prefix.as_str()..prefix_end(&prefix).as_str(), |_, _| false)
+                .map_err(write_err(table.name()))?;
+        }
+        Ok(existed)
+    }
+
+    pub fn put_service(&mut self, record: &ServiceRecord) -> Result<(), StoreError> {
+        self.put(tables::SERVICES, &record.key(), record)
+    }
+
+    pub fn delete_service(&mut self, key: &str) -> Result<bool, StoreError> {
+        self.remove(tables::SERVICES, key)
+    }
+
+    pub fn put_owned(&mut self, object: &OwnedObject) -> Result<(), StoreError> {
+        self.put(tables::OWNED, &object.key(), object)
+    }
+
+    pub fn delete_owned(&mut self, key: &str) -> Result<bool, StoreError> {
+        self.remove(tables::OWNED, key)
+    }
+
+    /// Replaces the whole cluster inventory.
+    pub fn put_clusters(&mut self, clusters: &[ClusterRecord]) -> Result<(), StoreError> {
+        self.open(tables::CLUSTERS)?
+            .retain(|_, _| false)
+            .map_err(write_err(tables::CLUSTERS.name()))?;
+        for cluster in clusters {
+            self.put(tables::CLUSTERS, &cluster.name, cluster)?;
+        }
+        Ok(())
+    }
+
+    pub fn set_source_revision(&mut self, revision: &str) -> Result<(), StoreError> {
+        self.put(tables::META, tables::SOURCE_REVISION, &revision)
+    }
+
+    /// Appends an event, trimming the journal to its bound; returns the
+    /// event's sequence number.
+    pub fn append_event(&mut self, event: NewEvent) -> Result<u64, StoreError> {
+        let (table, keep) = (tables::EVENTS, self.options.max_events);
+        self.append(table, keep, |seq| event.with_seq(seq))
+    }
+
+    /// Appends a reconcile run, trimming the history to its bound; returns
+    /// the run's sequence number.
+    pub fn append_run(&mut self, run: NewRun) -> Result<u64, StoreError> {
+        let (table, keep) = (tables::RUNS, self.options.max_runs);
+        self.append(table, keep, |seq| run.with_seq(seq))
+    }
+
+    fn put<T: Serialize + ?Sized>(
+        &mut self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = encode(table, key, value)?;
+        self.open(table)?
+            .insert(key, bytes.as_slice())
+            .map_err(write_err(table.name()))?;
+        Ok(())
+    }
+
+    fn remove(
+        &mut self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: &str,
+    ) -> Result<bool, StoreError> {
+        let removed = self
+            .open(table)?
+            .remove(key)
+            .map_err(write_err(table.name()))?
+            .is_some();
+        Ok(removed)
+    }
+
+    /// Appends under the next sequence number and drops the oldest entries
+    /// past `keep`. Sequence numbers only grow (the newest entry is never
+    /// trimmed), so they order the journal and survive trimming.
+    fn append<T: Serialize>(
+        &mut self,
+        table: TableDefinition<'static, u64, &'static [u8]>,
+        keep: usize,
+        record: impl FnOnce(u64) -> T,
+    ) -> Result<u64, StoreError> {
+        let keep = u64::try_from(keep.max(1)).unwrap_or(u64::MAX);
+        let mut journal = self.open(table)?;
+        let last = journal
+            .last()
+            .map_err(read_err(table.name()))?
+            .map(|(seq, _)| seq.value());
+        let seq = last.map_or(1, |last| last + 1);
+        let bytes = encode(table, &seq.to_string(), &record(seq))?;
+        journal
+            .insert(seq, bytes.as_slice())
+            .map_err(write_err(table.name()))?;
+        loop {
+            let oldest = journal
+                .first()
+                .map_err(read_err(table.name()))?
+                .map(|(seq, _)| seq.value());
+            match oldest {
+                Some(oldest) if seq - oldest >= keep => {
+                    journal.pop_first().map_err(write_err(table.name()))?;
+                }
+                _ => break,
+            }
+        }
+        Ok(seq)
+    }
+}
+
+fn read_err<E: Into<redb::Error>>(what: &str) -> impl FnOnce(E) -> StoreError + '_ {
+    move |source| StoreError::Read {
+        what: what.to_owned(),
+        source: source.into(),
+    }
+}
+
+fn write_err<E: Into<redb::Error>>(what: &str) -> impl FnOnce(E) -> StoreError + '_ {
+    move |source| StoreError::Write {
+        what: what.to_owned(),
+        source: source.into(),
+    }
+}
+
+fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &ReadTransaction,
+    table: TableDefinition<'static, K, V>,
+) -> Result<redb::ReadOnlyTable<K, V>, StoreError> {
+    txn.open_table(table).map_err(read_err(table.name()))
+}
+
+fn encode<T: Serialize + ?Sized>(
+    table: impl TableHandle,
+    key: &str,
+    value: &T,
+) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|source| StoreError::Encode {
+        table: table.name().to_owned(),
+        key: key.to_owned(),
+        source,
+    })
+}
+
+fn decode<T: DeserializeOwned>(
+    table: impl TableHandle,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        table: table.name().to_owned(),
+        key: key.to_owned(),
+        source,
+    })
+}
+
+type StrTable = TableDefinition<'static, &'static str, &'static [u8]>;
+
+fn get<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    def: StrTable,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match table.get(key).map_err(read_err(def.name()))? {
+        Some(bytes) => decode(def, key, bytes.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn all<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    def: StrTable,
+) -> Result<Vec<T>, StoreError> {
+    let mut records = Vec::new();
+    for entry in table.iter().map_err(read_err(def.name()))? {
+        let (key, bytes) = entry.map_err(read_err(def.name()))?;
+        records.push(decode(def, key.value(), bytes.value())?);
+    }
+    Ok(records)
+}
+
+/// The records whose key starts with `prefix` (which ends with `/`).
+fn under<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    def: StrTable,
+    prefix: &str,
+) -> Result<Vec<T>, StoreError> {
+    let end = prefix_end(prefix);
+    let mut records = Vec::new();
+    let range = table
+        .range::<&str>(prefix..end.as_str())
+        .map_err(read_err(def.name()))?;
+    for entry in range {
+        let (key, bytes) = entry.map_err(read_err(def.name()))?;
+        records.push(decode(def, key.value(), bytes.value())?);
+    }
+    Ok(records)
+}
+
+/// The newest `limit` entries of a journal, newest first.
+fn newest<T: DeserializeOwned>(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    def: TableDefinition<'static, u64, &'static [u8]>,
+    limit: usize,
+) -> Result<Vec<T>, StoreError> {
+    let mut records = Vec::new();
+    for entry in table
+        .iter()
+        .map_err(read_err(def.name()))?
+        .rev()
+        .take(limit)
+    {
+        let (seq, bytes) = entry.map_err(read_err(def.name()))?;
+        records.push(decode(def, &seq.value().to_string(), bytes.value())?);
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn graph(project: &str, name: &str) -> GraphRecord {
+        GraphRecord {
+            project: project.into(),
+            graph: name.into(),
+            file: format!("{project}/{name}.yaml"),
+            desired_hash: "h1".into(),
+            suspended: false,
+            last_applied_revision: Some("r1".into()),
+            last_attempted_revision: Some("r2".into()),
+            placement: BTreeMap::from([("web".into(), vec!["edge-1".into()])]),
+            placement_inputs_hash: Some("p1".into()),
+            placement_revision: Some("r1".into()),
+            conditions: vec![Condition {
+                kind: ConditionKind::Ready,
+                status: true,
+                reason: "Applied".into(),
+                message: "all services deployed".into(),
+                since: 5,
+            }],
+            last_error: None,
+            updated_at: 10,
+            failures: 0,
+            next_retry_at: None,
+        }
+    }
+
+    fn service(project: &str, graph: &str, name: &str) -> ServiceRecord {
+        ServiceRecord {
+            project: project.into(),
+            graph: graph.into(),
+            service: name.into(),
+            namespace: project.into(),
+            release: name.into(),
+            release_revision: Some(3),
+            input_hash: Some("i1".into()),
+            phase: ServicePhase::Deployed,
+            clusters: vec!["edge-1".into()],
+            replicas: BTreeMap::from([("edge-1".into(), 2)]),
+            trigger: TriggerState {
+                armed: true,
+                fired_at: Some(9),
+                alert: Some("HighLoad".into()),
+            },
+            blocked_by: None,
+            last_error: None,
+            updated_at: 11,
+        }
+    }
+
+    fn owned(project: &str, graph: &str, name: &str) -> OwnedObject {
+        OwnedObject {
+            project: project.into(),
+            graph: graph.into(),
+            api_version: "policy.karmada.io/v1alpha1".into(),
+            kind: "PropagationPolicy".into(),
+            namespace: Some(project.into()),
+            name: name.into(),
+        }
+    }
+
+    fn cluster(name: &str) -> ClusterRecord {
+        ClusterRecord {
+            name: name.into(),
+            ready: true,
+            since: 1,
+            cpu_free: 2.5,
+            memory_free: 4.0e9,
+            gpu_free: 0.0,
+        }
+    }
+
+    fn event(message: &str) -> NewEvent {
+        NewEvent {
+            at: 1,
+            project: "p".into(),
+            graph: "g".into(),
+            service: None,
+            kind: "Applied".into(),
+            message: message.into(),
+        }
+    }
+
+    fn run(errors: u32) -> NewRun {
+        NewRun {
+            started_at: 1,
+            finished_at: 2,
+            revision: Some("r1".into()),
+            graphs_reconciled: 1,
+            errors,
+        }
+    }
+
+    fn open(dir: &tempfile::TempDir) -> Store {
+        Store::open(Store::path_in(dir.path())).unwrap()
+    }
+
+    #[test]
+    fn a_new_store_has_the_current_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        assert_eq!(store.schema_version().unwrap(), CURRENT_SCHEMA);
+        assert!(store.graphs().unwrap().is_empty());
+        assert_eq!(store.source_revision().unwrap(), None);
+    }
+
+    #[test]
+    fn records_round_trip_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let g = graph("p", "g");
+        let s = service("p", "g", "web");
+        let o = owned("p", "g", "web");
+        store.put_graph(&g).unwrap();
+        store.put_service(&s).unwrap();
+        store.put_owned(&o).unwrap();
+        store.set_source_revision("abc123").unwrap();
+        drop(store);
+
+        let store = open(&dir);
+        assert_eq!(store.graph("p/g").unwrap(), Some(g.clone()));
+        assert_eq!(store.graphs().unwrap(), [g]);
+        assert_eq!(store.services_of("p", "g").unwrap(), [s]);
+        assert_eq!(store.owned_objects_of("p", "g").unwrap(), [o]);
+        assert_eq!(store.source_revision().unwrap().as_deref(), Some("abc123"));
+        assert_eq!(store.graph("p/other").unwrap(), None);
+    }
+
+    #[test]
+    fn put_overwrites_the_record_under_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        store.put_service(&service("p", "g", "web")).unwrap();
+        let mut failed = service("p", "g", "web");
+        failed.phase = ServicePhase::Failed;
+        failed.last_error = Some("chart not found".into());
+        store.put_service(&failed).unwrap();
+        assert_eq!(store.services_of("p", "g").unwrap(), [failed]);
+    }
+
+    #[test]
+    fn services_of_a_graph_exclude_graphs_with_similar_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        for (graph, name) in [
+            ("g", "a"),
+            ("g", "b"),
+            ("g-2", "a"),
+            ("gx", "a"),
+            ("g0", "a"),
+        ] {
+            store.put_service(&service("p", graph, name)).unwrap();
+        }
+        store.put_service(&service("q", "g", "a")).unwrap();
+        let names: Vec<_> = store
+            .services_of("p", "g")
+            .unwrap()
+            .into_iter()
+            .map(|s| s.service)
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(store.services().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn delete_graph_takes_its_services_and_owned_objects_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        for name in ["g", "gx"] {
+            store.put_graph(&graph("p", name)).unwrap();
+            store.put_service(&service("p", name, "web")).unwrap();
+            store.put_service(&service("p", name, "db")).unwrap();
+            store.put_owned(&owned("p", name, "web")).unwrap();
+        }
+        assert!(store.delete_graph("p/g").unwrap());
+        assert_eq!(store.graph("p/g").unwrap(), None);
+        assert!(store.services_of("p", "g").unwrap().is_empty());
+        assert!(store.owned_objects_of("p", "g").unwrap().is_empty());
+        assert_eq!(store.services_of("p", "gx").unwrap().len(), 2);
+        assert_eq!(store.owned_objects_of("p", "gx").unwrap().len(), 1);
+        assert!(store.graph("p/gx").unwrap().is_some());
+        assert!(!store.delete_graph("p/g").unwrap());
+    }
+
+    #[test]
+    fn single_deletes_report_whether_the_record_existed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let s = service("p", "g", "web");
+        let o = owned("p", "g", "web");
+        store.put_service(&s).unwrap();
+        store.put_owned(&o).unwrap();
+        assert!(store.delete_service(&s.key()).unwrap());
+        assert!(!store.delete_service(&s.key()).unwrap());
+        assert!(store.delete_owned(&o.key()).unwrap());
+        assert!(store.owned_objects_of("p", "g").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_failed_batch_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        store.put_graph(&graph("p", "g")).unwrap();
+        let err = store
+            .write(|tx| {
+                let mut changed = graph("p", "g");
+                changed.desired_hash = "h2".into();
+                tx.put_graph(&changed)?;
+                tx.put_service(&service("p", "g", "web"))?;
+                tx.append_event(event("applied"))?;
+                // Reads inside the batch see its own writes.
+                assert_eq!(tx.graph("p/g")?.unwrap().desired_hash, "h2");
+                assert_eq!(tx.services_of("p", "g")?.len(), 1);
+                Err::<(), _>(StoreError::UnknownSchema {
+                    path: PathBuf::from("x"),
+                    found: None,
+                })
+            })
+            .unwrap_err();
+        assert!(matches!(err, StoreError::UnknownSchema { .. }));
+        assert_eq!(store.graph("p/g").unwrap().unwrap().desired_hash, "h1");
+        assert!(store.services_of("p", "g").unwrap().is_empty());
+        assert!(store.events(10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_successful_batch_commits_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let seq = store
+            .write(|tx| {
+                tx.put_graph(&graph("p", "g"))?;
+                tx.put_service(&service("p", "g", "web"))?;
+                tx.put_owned(&owned("p", "g", "web"))?;
+                tx.set_source_revision("r9")?;
+                tx.append_run(run(0))?;
+                tx.append_event(event("applied"))
+            })
+            .unwrap();
+        assert_eq!(seq, 1);
+        assert!(store.graph("p/g").unwrap().is_some());
+        assert_eq!(store.services_of("p", "g").unwrap().len(), 1);
+        assert_eq!(store.owned_objects_of("p", "g").unwrap().len(), 1);
+        assert_eq!(store.source_revision().unwrap().as_deref(), Some("r9"));
+        assert_eq!(store.runs(10).unwrap().len(), 1);
+        assert_eq!(store.events(10).unwrap()[0].message, "applied");
+    }
+
+    #[test]
+    fn the_event_journal_keeps_only_the_newest_n() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Store::path_in(dir.path());
+        let options = StoreOptions {
+            max_events: 3,
+            max_runs: 100,
+        };
+        let store = Store::open_with(&path, options).unwrap();
+        for i in 1..=5 {
+            assert_eq!(store.append_event(event(&format!("e{i}"))).unwrap(), i);
+        }
+        let seqs: Vec<_> = store.events(10).unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [5, 4, 3]);
+        assert_eq!(store.events(2).unwrap()[1].message, "e4");
+        drop(store);
+
+        // Sequence numbers keep growing across restarts.
+        let store = Store::open_with(&path, options).unwrap();
+        assert_eq!(store.append_event(event("e6")).unwrap(), 6);
+        let seqs: Vec<_> = store.events(10).unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [6, 5, 4]);
+    }
+
+    #[test]
+    fn lowering_the_bound_trims_the_journal_on_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Store::path_in(dir.path());
+        let store = Store::open(&path).unwrap();
+        for i in 0..10 {
+            store.append_event(event(&format!("e{i}"))).unwrap();
+        }
+        drop(store);
+        let options = StoreOptions {
+            max_events: 2,
+            max_runs: 100,
+        };
+        let store = Store::open_with(&path, options).unwrap();
+        store.append_event(event("last")).unwrap();
+        let seqs: Vec<_> = store.events(100).unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [11, 10]);
+    }
+
+    #[test]
+    fn the_run_history_keeps_only_the_newest_n() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            max_events: 10,
+            max_runs: 2,
+        };
+        let store = Store::open_with(Store::path_in(dir.path()), options).unwrap();
+        for errors in 0..4 {
+            store.append_run(run(errors)).unwrap();
+        }
+        let runs = store.runs(10).unwrap();
+        assert_eq!(runs.iter().map(|r| r.seq).collect::<Vec<_>>(), [4, 3]);
+        assert_eq!(runs[0].errors, 3);
+    }
+
+    #[test]
+    fn put_clusters_replaces_the_whole_inventory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        store
+            .put_clusters(&[cluster("edge-1"), cluster("edge-2")])
+            .unwrap();
+        let mut gone = cluster("edge-2");
+        gone.ready = false;
+        store
+            .put_clusters(&[gone.clone(), cluster("edge-3")])
+            .unwrap();
+        assert_eq!(store.clusters().unwrap(), [gone, cluster("edge-3")]);
+    }
+
+    #[test]
+    fn an_undecodable_record_is_reported_with_its_table_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(tables::GRAPHS)
+            .unwrap()
+            .insert("p/g", b"{not json".as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+        match store.graph("p/g").unwrap_err() {
+            StoreError::Corrupt { table, key, .. } => {
+                assert_eq!((table.as_str(), key.as_str()), ("graphs", "p/g"));
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        assert!(matches!(
+            store.graphs().unwrap_err(),
+            StoreError::Corrupt { .. }
+        ));
+    }
+
+    #[test]
+    fn a_second_open_while_the_store_is_held_reports_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = open(&dir);
+        let err = Store::open(Store::path_in(dir.path())).unwrap_err();
+        assert!(err.is_locked(), "{err:?}");
+        assert!(err.to_string().contains("status.json"), "{err}");
+    }
+
+    #[test]
+    fn the_status_snapshot_gathers_every_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        store.put_graph(&graph("p", "g")).unwrap();
+        store.put_service(&service("p", "g", "web")).unwrap();
+        store.put_clusters(&[cluster("edge-1")]).unwrap();
+        store.set_source_revision("r1").unwrap();
+        for i in 0..(snapshot::EVENTS + 5) {
+            store.append_event(event(&format!("e{i}"))).unwrap();
+        }
+        store.append_run(run(1)).unwrap();
+        let snap = store
+            .status_snapshot(vec!["source unreachable".into()])
+            .unwrap();
+        assert_eq!(snap.source_revision.as_deref(), Some("r1"));
+        assert_eq!(snap.graphs.len(), 1);
+        assert_eq!(snap.services.len(), 1);
+        assert_eq!(snap.clusters.len(), 1);
+        assert_eq!(snap.runs.len(), 1);
+        assert_eq!(snap.events.len(), snapshot::EVENTS);
+        assert_eq!(snap.events[0].seq, (snapshot::EVENTS + 5) as u64);
+        assert_eq!(snap.notes, ["source unreachable"]);
+        assert!(snap.generated_at > 0);
+    }
+}

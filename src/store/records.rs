@@ -1,0 +1,330 @@
+//! The records kept in the state store, as serde types.
+//!
+//! Records are stored as JSON bytes (field names in camelCase, enum variants
+//! as Kubernetes spells phases and conditions: `Deployed`, `Ready`). JSON
+//! keeps the file readable with a generic redb dump and lets a new optional
+//! field be added without a migration; any other change of these shapes is
+//! a new schema version with a migration in [`super::migrate`].
+//!
+//! Keys are built here and nowhere else. They join names with `/`, which
+//! cannot occur in a project, graph or service name (those are DNS labels,
+//! checked by the descriptor validation), so a graph's services and owned
+//! objects are exactly the keys under the prefix `"{project}/{graph}/"`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The stored state of one graph (an HDAG of one project).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphRecord {
+    pub project: String,
+    pub graph: String,
+    /// The descriptor's path in the desired-state source.
+    pub file: String,
+    pub desired_hash: String,
+    pub suspended: bool,
+    pub last_applied_revision: Option<String>,
+    pub last_attempted_revision: Option<String>,
+    /// Service name → the clusters it is placed on.
+    pub placement: BTreeMap<String, Vec<String>>,
+    /// Hash of what the placement was computed from; a placement is reused
+    /// while its inputs are unchanged.
+    pub placement_inputs_hash: Option<String>,
+    pub placement_revision: Option<String>,
+    pub conditions: Vec<Condition>,
+    pub last_error: Option<String>,
+    /// Unix seconds.
+    pub updated_at: u64,
+    /// Consecutive failed reconciles, for the retry back-off.
+    pub failures: u32,
+    /// Unix seconds.
+    pub next_retry_at: Option<u64>,
+}
+
+impl GraphRecord {
+    /// The record's key, `"{project}/{graph}"`.
+    pub fn key(&self) -> String {
+        graph_key(&self.project, &self.graph)
+    }
+}
+
+/// What a service is doing, as last observed or decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServicePhase {
+    Pending,
+    Deployed,
+    Failed,
+    WaitingForTrigger,
+    BlockedByDependency,
+    Suspended,
+    Uninstalled,
+}
+
+/// The state of a service's deployment trigger (an alert that must fire
+/// before the service is deployed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerState {
+    pub armed: bool,
+    /// Unix seconds.
+    pub fired_at: Option<u64>,
+    /// The alert that fired the trigger.
+    pub alert: Option<String>,
+}
+
+/// The stored state of one service of a graph (one Helm release).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRecord {
+    pub project: String,
+    pub graph: String,
+    pub service: String,
+    pub namespace: String,
+    pub release: String,
+    pub release_revision: Option<u64>,
+    /// Hash of the chart, version and values last applied; the upgrade is
+    /// skipped while it is unchanged.
+    pub input_hash: Option<String>,
+    pub phase: ServicePhase,
+    pub clusters: Vec<String>,
+    /// Cluster → replicas chosen by the scaler.
+    pub replicas: BTreeMap<String, u32>,
+    pub trigger: TriggerState,
+    /// The service this one waits for.
+    pub blocked_by: Option<String>,
+    pub last_error: Option<String>,
+    /// Unix seconds.
+    pub updated_at: u64,
+}
+
+impl ServiceRecord {
+    /// The record's key, `"{project}/{graph}/{service}"`.
+    pub fn key(&self) -> String {
+        service_key(&self.project, &self.graph, &self.service)
+    }
+}
+
+/// The kinds of condition a graph reports (Flux-style).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionKind {
+    Ready,
+    Reconciling,
+    Stalled,
+    Suspended,
+    WaitingForTrigger,
+    BlockedByDependency,
+    Drifted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    pub kind: ConditionKind,
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+    /// Unix seconds: when `status` last changed.
+    pub since: u64,
+}
+
+/// An object smo applied outside any chart (a PropagationPolicy, a
+/// namespace, a PrometheusRule), kept so that it can be pruned when it
+/// leaves the desired state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnedObject {
+    pub project: String,
+    pub graph: String,
+    pub api_version: String,
+    pub kind: String,
+    /// `None` for cluster-scoped objects.
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl OwnedObject {
+    /// The record's key,
+    /// `"{project}/{graph}/{api_version}/{kind}/{namespace or '-'}/{name}"`.
+    ///
+    /// `api_version` may itself contain a `/` (`policy.karmada.io/v1alpha1`);
+    /// the key stays unique because the kind, namespace and name cannot.
+    pub fn key(&self) -> String {
+        format!(
+            "{}{}/{}/{}/{}",
+            children_prefix(&self.project, &self.graph),
+            self.api_version,
+            self.kind,
+            self.namespace.as_deref().unwrap_or("-"),
+            self.name
+        )
+    }
+}
+
+/// The last observed state of a member cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRecord {
+    pub name: String,
+    pub ready: bool,
+    /// Unix seconds: when readiness last changed.
+    pub since: u64,
+    pub cpu_free: f64,
+    pub memory_free: f64,
+    pub gpu_free: f64,
+}
+
+/// One entry of the event journal. `seq` is assigned by the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub seq: u64,
+    /// Unix seconds.
+    pub at: u64,
+    pub project: String,
+    pub graph: String,
+    pub service: Option<String>,
+    pub kind: String,
+    pub message: String,
+}
+
+/// An event to append; the store gives it the next sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub at: u64,
+    pub project: String,
+    pub graph: String,
+    pub service: Option<String>,
+    pub kind: String,
+    pub message: String,
+}
+
+impl NewEvent {
+    pub(crate) fn with_seq(self, seq: u64) -> Event {
+        Event {
+            seq,
+            at: self.at,
+            project: self.project,
+            graph: self.graph,
+            service: self.service,
+            kind: self.kind,
+            message: self.message,
+        }
+    }
+}
+
+/// One reconcile run over the whole desired state. `seq` is assigned by
+/// the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub seq: u64,
+    /// Unix seconds.
+    pub started_at: u64,
+    /// Unix seconds.
+    pub finished_at: u64,
+    pub revision: Option<String>,
+    pub graphs_reconciled: u32,
+    pub errors: u32,
+}
+
+/// A run to append; the store gives it the next sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRun {
+    pub started_at: u64,
+    pub finished_at: u64,
+    pub revision: Option<String>,
+    pub graphs_reconciled: u32,
+    pub errors: u32,
+}
+
+impl NewRun {
+    pub(crate) fn with_seq(self, seq: u64) -> RunRecord {
+        RunRecord {
+            seq,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            revision: self.revision,
+            graphs_reconciled: self.graphs_reconciled,
+            errors: self.errors,
+        }
+    }
+}
+
+/// The key of a graph record.
+pub fn graph_key(project: &str, graph: &str) -> String {
+    format!("{project}/{graph}")
+}
+
+/// The key of a service record.
+pub fn service_key(project: &str, graph: &str, service: &str) -> String {
+    format!("{project}/{graph}/{service}")
+}
+
+/// The prefix shared by the keys of a graph's services and owned objects.
+pub(crate) fn children_prefix(project: &str, graph: &str) -> String {
+    format!("{project}/{graph}/")
+}
+
+/// The first key past every key that starts with `prefix`, where `prefix`
+/// ends with `/`: `'0'` is the character right after `'/'`.
+pub(crate) fn prefix_end(prefix: &str) -> String {
+    debug_assert!(prefix.ends_with('/'));
+    let mut end = prefix[..prefix.len() - 1].to_owned();
+    end.push('0');
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_object_key_marks_cluster_scope_with_a_dash() {
+        let object = OwnedObject {
+            project: "p".into(),
+            graph: "g".into(),
+            api_version: "v1".into(),
+            kind: "Namespace".into(),
+            namespace: None,
+            name: "p".into(),
+        };
+        assert_eq!(object.key(), "p/g/v1/Namespace/-/p");
+        let object = OwnedObject {
+            api_version: "policy.karmada.io/v1alpha1".into(),
+            kind: "PropagationPolicy".into(),
+            namespace: Some("p".into()),
+            name: "web".into(),
+            ..object
+        };
+        assert_eq!(
+            object.key(),
+            "p/g/policy.karmada.io/v1alpha1/PropagationPolicy/p/web"
+        );
+    }
+
+    #[test]
+    fn prefix_range_excludes_graphs_whose_name_extends_another() {
+        let prefix = children_prefix("p", "g");
+        let end = prefix_end(&prefix);
+        let inside = service_key("p", "g", "zzz");
+        let sibling = service_key("p", "g-2", "a");
+        let longer = service_key("p", "gx", "a");
+        assert!(prefix.as_str() <= inside.as_str() && inside.as_str() < end.as_str());
+        assert!(!(prefix.as_str() <= sibling.as_str() && sibling.as_str() < end.as_str()));
+        assert!(!(prefix.as_str() <= longer.as_str() && longer.as_str() < end.as_str()));
+    }
+
+    #[test]
+    fn phases_and_conditions_serialise_as_kubernetes_spells_them() {
+        assert_eq!(
+            serde_json::to_string(&ServicePhase::WaitingForTrigger).unwrap(),
+            "\"WaitingForTrigger\""
+        );
+        assert_eq!(
+            serde_json::to_string(&ConditionKind::Ready).unwrap(),
+            "\"Ready\""
+        );
+    }
+}

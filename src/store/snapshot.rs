@@ -1,0 +1,151 @@
+//! The status snapshot: what `smo status` shows, published as a file.
+//!
+//! redb lets one process open the store, so `smo status` cannot read it
+//! while the daemon runs. The daemon therefore publishes a
+//! [`StatusSnapshot`] to `{state_dir}/`[`FILE`] after every reconcile
+//! ([`Store::status_snapshot`], then [`publish`]). `smo status` first tries
+//! to open the store itself; when that fails because the daemon holds it
+//! ([`StoreError::is_locked`], redb's `DatabaseAlreadyOpen`), it reads the
+//! snapshot instead ([`read`]) and shows its `generated_at`.
+//!
+//! The file is replaced atomically (temporary file in the same directory,
+//! fsync, rename, fsync of the directory): a reader sees the previous
+//! snapshot or the new one, never a partial file. It is created with mode
+//! 0600, like the store: error messages may name internal hosts.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::records::{ClusterRecord, Event, GraphRecord, RunRecord, ServiceRecord};
+use super::{Store, StoreError, all, get, newest, open_read, tables};
+
+/// The snapshot's file name inside the state directory.
+pub const FILE: &str = "status.json";
+
+/// Events in a snapshot: what fits on a screen, newest first.
+pub const EVENTS: usize = 50;
+/// Runs in a snapshot: enough to see whether reconciles keep failing.
+pub const RUNS: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusSnapshot {
+    /// Unix seconds.
+    pub generated_at: u64,
+    pub source_revision: Option<String>,
+    pub graphs: Vec<GraphRecord>,
+    pub services: Vec<ServiceRecord>,
+    pub clusters: Vec<ClusterRecord>,
+    /// Newest first.
+    pub runs: Vec<RunRecord>,
+    /// Newest first.
+    pub events: Vec<Event>,
+    /// Daemon-wide remarks that are not records (prune guard engaged,
+    /// source unreachable, …).
+    pub notes: Vec<String>,
+}
+
+impl Store {
+    /// A snapshot of the whole store, read in one transaction so that it
+    /// is consistent.
+    pub fn status_snapshot(&self, notes: Vec<String>) -> Result<StatusSnapshot, StoreError> {
+        let generated_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        self.read(|txn| {
+            Ok(StatusSnapshot {
+                generated_at,
+                source_revision: get(
+                    &open_read(txn, tables::META)?,
+                    tables::META,
+                    tables::SOURCE_REVISION,
+                )?,
+                graphs: all(&open_read(txn, tables::GRAPHS)?, tables::GRAPHS)?,
+                services: all(&open_read(txn, tables::SERVICES)?, tables::SERVICES)?,
+                clusters: all(&open_read(txn, tables::CLUSTERS)?, tables::CLUSTERS)?,
+                runs: newest(&open_read(txn, tables::RUNS)?, tables::RUNS, RUNS)?,
+                events: newest(&open_read(txn, tables::EVENTS)?, tables::EVENTS, EVENTS)?,
+                notes,
+            })
+        })
+    }
+}
+
+/// Writes `dir/status.json` atomically.
+pub fn publish(dir: &Path, snapshot: &StatusSnapshot) -> Result<(), StoreError> {
+    let path = dir.join(FILE);
+    let failed = |source: std::io::Error| StoreError::PublishSnapshot {
+        path: path.clone(),
+        source,
+    };
+    let bytes = serde_json::to_vec_pretty(snapshot).map_err(|e| failed(e.into()))?;
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
+    file.write_all(&bytes).map_err(failed)?;
+    file.as_file().sync_all().map_err(failed)?;
+    file.persist(&path).map_err(|e| failed(e.error))?;
+    // The rename is durable only once the directory entry is.
+    std::fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(failed)?;
+    Ok(())
+}
+
+/// Reads `dir/status.json`.
+pub fn read(dir: &Path) -> Result<StatusSnapshot, StoreError> {
+    let path: PathBuf = dir.join(FILE);
+    let bytes = std::fs::read(&path).map_err(|source| StoreError::ReadSnapshot {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| StoreError::DecodeSnapshot { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(notes: &[&str]) -> StatusSnapshot {
+        StatusSnapshot {
+            generated_at: 7,
+            source_revision: Some("abc".into()),
+            graphs: Vec::new(),
+            services: Vec::new(),
+            clusters: vec![ClusterRecord {
+                name: "edge-1".into(),
+                ready: true,
+                since: 3,
+                cpu_free: 1.5,
+                memory_free: 2.0e9,
+                gpu_free: 0.0,
+            }],
+            runs: Vec::new(),
+            events: Vec::new(),
+            notes: notes.iter().map(|note| (*note).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn publish_replaces_the_snapshot_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        publish(dir.path(), &snapshot(&["first"])).unwrap();
+        let second = snapshot(&["prune guard engaged"]);
+        publish(dir.path(), &second).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), second);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [FILE]);
+    }
+
+    #[test]
+    fn reading_a_missing_snapshot_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = read(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::ReadSnapshot { .. }));
+        assert!(err.to_string().contains("status.json"), "{err}");
+    }
+}

@@ -1,0 +1,32 @@
+//! The tables of the current schema (version
+//! [`CURRENT_SCHEMA`](super::migrate::CURRENT_SCHEMA)), declared once.
+//!
+//! Values are JSON-encoded records (see [`super::records`]); keys are the
+//! strings built in `records` or, for the bounded journals, a `u64`
+//! sequence number so that the oldest entry is the first key.
+//!
+//! Tables of earlier schema versions live in [`super::migrate`], frozen:
+//! changing a definition here is a schema change and needs a migration.
+
+use redb::TableDefinition;
+
+/// Store-wide facts: [`SCHEMA_VERSION`] (a JSON `u32`) and
+/// [`SOURCE_REVISION`] (a JSON string).
+pub const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
+/// `"{project}/{graph}"` → [`GraphRecord`](super::GraphRecord).
+pub const GRAPHS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("graphs");
+/// `"{project}/{graph}/{service}"` → [`ServiceRecord`](super::ServiceRecord).
+pub const SERVICES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("services");
+/// [`OwnedObject::key`](super::OwnedObject::key) → [`OwnedObject`](super::OwnedObject).
+pub const OWNED: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("owned_objects");
+/// Cluster name → [`ClusterRecord`](super::ClusterRecord).
+pub const CLUSTERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("clusters");
+/// Sequence number → [`Event`](super::Event); bounded, oldest trimmed first.
+pub const EVENTS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("events");
+/// Sequence number → [`RunRecord`](super::RunRecord); bounded like `EVENTS`.
+pub const RUNS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("runs");
+
+/// Key in [`META`] of the schema version.
+pub const SCHEMA_VERSION: &str = "schema_version";
+/// Key in [`META`] of the desired-state revision last seen.
+pub const SOURCE_REVISION: &str = "source_revision";
