@@ -28,8 +28,8 @@
 
 pub mod adapters;
 pub mod bench;
-
 pub mod cli;
+pub mod daemon;
 pub mod descriptor;
 pub mod desired;
 pub mod observe;

@@ -25,6 +25,10 @@ enum Command {
     /// Place every valid graph on an offline inventory and render each
     /// service's chart with the values smo would install (`helm template`).
     Render(smo::cli::render::RenderArgs),
+    /// The daemon: keep Karmada as the desired state describes it.
+    Run(smo::cli::run::RunArgs),
+    /// Show graphs, services, clusters, revision, conditions and errors.
+    Status(smo::cli::status::StatusArgs),
     /// Measure the placement and scaling engines on generated instances.
     Bench(smo::cli::bench::BenchArgs),
 }
@@ -42,6 +46,8 @@ fn main() -> ExitCode {
         Command::Validate(args) => smo::cli::validate::run(&args, &mut std::io::stdout().lock()),
         Command::Plan(args) => smo::cli::plan::run(&args, &mut std::io::stdout().lock()),
         Command::Render(args) => smo::cli::render::run(&args, &mut std::io::stdout().lock()),
+        Command::Run(args) => smo::cli::run::run(&args),
+        Command::Status(args) => smo::cli::status::run(&args, &mut std::io::stdout().lock()),
         Command::Bench(args) => smo::cli::bench::run(args).map(|()| 0),
     };
     match result {

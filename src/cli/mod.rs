@@ -4,5 +4,7 @@
 pub mod bench;
 pub mod plan;
 pub mod render;
+pub mod run;
+pub mod status;
 
 pub mod validate;

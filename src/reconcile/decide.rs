@@ -92,7 +92,14 @@ mod tests {
 
     #[test]
     fn one_row_per_class() {
-        let rows: &[(&str, Option<Desired>, Option<Recorded>, bool, Step)] = &[
+        type Row<'a> = (
+            &'a str,
+            Option<Desired<'a>>,
+            Option<Recorded<'a>>,
+            bool,
+            Step,
+        );
+        let rows: &[Row] = &[
             (
                 "new service",
                 Some(d("h1", false, false)),

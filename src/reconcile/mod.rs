@@ -2,6 +2,7 @@
 //! per-service decision, and the engine that acts on one graph.
 
 pub mod decide;
+pub mod engine;
 
 pub mod propagation;
 pub mod queue;

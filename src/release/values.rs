@@ -8,8 +8,14 @@
 //! - `serviceImportClusters`: the clusters of the services that call this
 //!   one (they list it in `connectionPoints`), sorted, without duplicates.
 //!
-//! With `useStaticPlacement` the descriptor's values are used unchanged, as
-//! the original SMO did: the operator wrote the cluster lists themselves.
+//! - `computeResources`: what the compute intent translates to (`cpu` and
+//!   `memory` as Kubernetes quantities, `gpu` as a device count), so that
+//!   the workload requests what placement reserved for it and editing an
+//!   intent upgrades the release. A dedicated key, because charts give
+//!   `resources` their own shapes.
+//!
+//! With `useStaticPlacement` the cluster lists are the descriptor's, as the
+//! original SMO did: the operator wrote them themselves.
 //!
 //! The input hash covers everything that changes what helm would install:
 //! chart reference, chart version, the chart's own content when it is a
@@ -32,10 +38,19 @@ pub fn values(graph: &Graph, placement: &Placement) -> Vec<Value> {
     let imports = import_clusters(&hda.services, placement);
     hda.services
         .iter()
-        .map(|s| {
+        .zip(&graph.resources)
+        .map(|(s, r)| {
             let mut values = s.artifact.values_overwrite.clone();
+            let scope = scope_mut(s, &mut values);
+            scope.insert(
+                "computeResources".into(),
+                serde_json::json!({
+                    "cpu": cpu_quantity(r.cpu_cores),
+                    "memory": memory_quantity(r.memory_bytes),
+                    "gpu": u8::from(r.gpu),
+                }),
+            );
             if !static_placement {
-                let scope = scope_mut(s, &mut values);
                 let clusters = placement.get(s.id.as_str()).cloned().unwrap_or_default();
                 scope.insert("clustersAffinity".into(), strings(clusters));
                 let importers = imports.get(s.id.as_str()).cloned().unwrap_or_default();
@@ -47,6 +62,34 @@ pub fn values(graph: &Graph, placement: &Placement) -> Vec<Value> {
             Value::Object(values)
         })
         .collect()
+}
+
+/// Cores as Kubernetes writes them: whole cores plain, else millicores.
+pub fn cpu_quantity(cores: f64) -> String {
+    #[allow(clippy::cast_possible_truncation)]
+    let milli = (cores * 1000.0).round() as i64;
+    if milli % 1000 == 0 {
+        format!("{}", milli / 1000)
+    } else {
+        format!("{milli}m")
+    }
+}
+
+/// Bytes in the largest binary unit that divides them exactly.
+pub fn memory_quantity(bytes: f64) -> String {
+    #[allow(clippy::cast_possible_truncation)]
+    let b = bytes.round() as i64;
+    for (unit, size) in [
+        ("Ti", 1i64 << 40),
+        ("Gi", 1 << 30),
+        ("Mi", 1 << 20),
+        ("Ki", 1 << 10),
+    ] {
+        if b != 0 && b % size == 0 {
+            return format!("{}{unit}", b / size);
+        }
+    }
+    b.to_string()
 }
 
 fn strings(v: Vec<String>) -> Value {
@@ -230,7 +273,12 @@ hdaGraph:
         let v = values(&g, &p);
         assert_eq!(
             v[0],
-            json!({"service": {"port": 80}, "clustersAffinity": ["b"], "serviceImportClusters": []})
+            json!({
+                "service": {"port": 80},
+                "clustersAffinity": ["b"],
+                "serviceImportClusters": [],
+                "computeResources": {"cpu": "1", "memory": "1Gi", "gpu": 0},
+            })
         );
         // front and vo both call back, both from cluster b: listed once.
         assert_eq!(v[1]["clustersAffinity"], json!(["a"]));
@@ -238,7 +286,12 @@ hdaGraph:
         // WOT: under voChartOverwrite, the rest kept.
         assert_eq!(
             v[2],
-            json!({"voChartOverwrite": {"thing": {"title": "t"}, "clustersAffinity": ["b"], "serviceImportClusters": ["b"]}})
+            json!({"voChartOverwrite": {
+                "thing": {"title": "t"},
+                "clustersAffinity": ["b"],
+                "serviceImportClusters": ["b"],
+                "computeResources": {"cpu": "500m", "memory": "500Mi", "gpu": 0},
+            }})
         );
     }
 
@@ -262,7 +315,18 @@ hdaGraph:
         );
         let p = placement(&[("front", &["b"])]);
         let v = values(&g, &p);
-        assert_eq!(v[0], json!({"clustersAffinity": ["chosen-by-hand"]}));
+        assert_eq!(v[0]["clustersAffinity"], json!(["chosen-by-hand"]));
+        assert!(v[0].get("serviceImportClusters").is_none());
+    }
+
+    #[test]
+    fn quantities_are_written_as_kubernetes_does() {
+        assert_eq!(cpu_quantity(0.5), "500m");
+        assert_eq!(cpu_quantity(4.0), "4");
+        assert_eq!(cpu_quantity(1.25), "1250m");
+        assert_eq!(memory_quantity(512.0 * 1024.0 * 1024.0), "512Mi");
+        assert_eq!(memory_quantity(8.0 * 1024.0 * 1024.0 * 1024.0), "8Gi");
+        assert_eq!(memory_quantity(1000.0), "1000");
     }
 
     #[test]

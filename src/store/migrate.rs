@@ -323,6 +323,9 @@ fn split_v1(graph: v1::GraphV1) -> (GraphRecord, Vec<ServiceRecord>) {
             trigger: TriggerState::default(),
             blocked_by: None,
             last_error: service.last_error,
+            // v1 kept no manifest: drift is checked again after the next
+            // upgrade records one.
+            manifest: None,
             updated_at: service.updated_at,
         })
         .collect();

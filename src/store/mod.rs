@@ -709,6 +709,7 @@ mod tests {
                 fired_at: Some(9),
                 alert: Some("HighLoad".into()),
             },
+            manifest: Some("kind: Deployment\n".into()),
             blocked_by: None,
             last_error: None,
             updated_at: 11,

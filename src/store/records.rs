@@ -97,6 +97,10 @@ pub struct ServiceRecord {
     pub last_error: Option<String>,
     /// Unix seconds.
     pub updated_at: u64,
+    /// The manifest helm applied at `release_revision` (`helm get
+    /// manifest`): drift is checked against it without running helm.
+    #[serde(default)]
+    pub manifest: Option<String>,
 }
 
 impl ServiceRecord {

@@ -3,6 +3,7 @@
 
 mod agreement;
 mod cli;
+mod daemon;
 
 mod examples;
 mod fixtures;

@@ -1,0 +1,139 @@
+//! `smo status [--config FILE] [--format text|json]`.
+//!
+//! redb admits one process: while the daemon runs, the database is locked
+//! and `smo status` reads the status snapshot the daemon publishes next to
+//! it after every reconcile (`status.json`, replaced atomically). When no
+//! daemon runs, it opens the database itself. Exit codes: 0 every graph
+//! Ready, 1 some graph is not, 2 no state could be read.
+
+use super::validate::Format;
+use crate::spec::config;
+use crate::store::Store;
+use crate::store::records::ConditionKind;
+use crate::store::snapshot::{self, StatusSnapshot};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The host configuration (for `stateDir`).
+    #[arg(long, default_value = "/etc/smo/config.yaml")]
+    pub config: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+pub fn run(args: &StatusArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
+    let config = match config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("smo status: {e}");
+            return Ok(2);
+        }
+    };
+    let dir = &config.state_dir;
+    let db = dir.join("smo.redb");
+    let opened = if db.exists() {
+        Some(Store::open(&db))
+    } else {
+        None
+    };
+    let snap: StatusSnapshot = match opened {
+        Some(Ok(store)) => store.status_snapshot(Vec::new())?,
+        Some(Err(e)) if !e.is_locked() => {
+            eprintln!("smo status: {e}");
+            return Ok(2);
+        }
+        // Locked by the running daemon: the snapshot it publishes.
+        _ => match snapshot::read(dir) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!(
+                    "smo status: no state in {}: {e}; has `smo run` started with this configuration?",
+                    dir.display()
+                );
+                return Ok(2);
+            }
+        },
+    };
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, &snap)?;
+            writeln!(out)?;
+        }
+        Format::Text => write!(out, "{}", render_text(&snap))?,
+    }
+    let all_ready = snap.graphs.iter().all(|g| {
+        g.conditions
+            .iter()
+            .any(|c| c.kind == ConditionKind::Ready && c.status)
+    });
+    Ok(i32::from(!all_ready))
+}
+
+fn render_text(s: &StatusSnapshot) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "revision {}",
+        s.source_revision.as_deref().unwrap_or("(none yet)")
+    );
+    for n in &s.notes {
+        let _ = writeln!(o, "note: {n}");
+    }
+    for g in &s.graphs {
+        let ready = g.conditions.iter().find(|c| c.kind == ConditionKind::Ready);
+        let _ = writeln!(
+            o,
+            "{}/{}: {} ({}){}",
+            g.project,
+            g.graph,
+            if ready.is_some_and(|c| c.status) {
+                "Ready"
+            } else {
+                "NotReady"
+            },
+            ready.map_or("", |c| c.reason.as_str()),
+            g.last_error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+        for c in g
+            .conditions
+            .iter()
+            .filter(|c| c.status && c.kind != ConditionKind::Ready)
+        {
+            let _ = writeln!(o, "  {:?}: {}", c.kind, c.message);
+        }
+        for svc in s
+            .services
+            .iter()
+            .filter(|x| x.project == g.project && x.graph == g.graph)
+        {
+            let _ = writeln!(
+                o,
+                "  {:<24} {:<20} clusters={} revision={}{}",
+                svc.service,
+                format!("{:?}", svc.phase),
+                svc.clusters.join(","),
+                svc.release_revision.map_or("-".into(), |r| r.to_string()),
+                svc.last_error
+                    .as_ref()
+                    .map(|e| format!(" error: {e}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    for c in &s.clusters {
+        let _ = writeln!(
+            o,
+            "cluster {}: {} cpu_free={:.2}",
+            c.name,
+            if c.ready { "Ready" } else { "NotReady" },
+            c.cpu_free
+        );
+    }
+    o
+}

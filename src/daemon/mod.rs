@@ -1,0 +1,623 @@
+//! The daemon: wires the source, the cluster inventory, the timers and the
+//! worker pool around the reconcile engine.
+//!
+//! Every trigger only enqueues graph keys; workers reconcile one key at a
+//! time each. The world (snapshot, desired state, clusters) is replaced as
+//! a whole and read by reconciles as a consistent copy.
+//!
+//! Entry point: [`run`] with an injected configuration and shutdown
+//! channel, so tests run it in-process with a temporary state directory.
+
+use crate::adapters::helm::{Helm, HelmConfig};
+use crate::adapters::karmada::{Karmada, KarmadaError};
+use crate::desired::{DesiredState, loader::load_root};
+use crate::observe::clusters::{ClusterFacts, merge};
+use crate::reconcile::decide::prune_guard;
+use crate::reconcile::engine::{Engine, Outcome, World};
+use crate::reconcile::queue::{Key, Queue, backoff};
+use crate::source::{self, Snapshot};
+use crate::spec::config::{Config, Source};
+use crate::spec::inventory::Inventory;
+use crate::store::records::ClusterRecord;
+use crate::store::{Store, StoreError, snapshot};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// The file in the state root that lets a snapshot remove more graphs
+/// than `prune.maxDeletePercent` (or all of them).
+pub const ALLOW_PRUNE_MARKER: &str = ".smo-allow-prune";
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// One full pass, then exit.
+    pub once: bool,
+    pub workers: usize,
+    /// How often the cluster inventory is read from Karmada.
+    pub inventory_interval: Duration,
+    /// Debounce of the work queue.
+    pub debounce: Duration,
+    /// Base and cap of the retry backoff.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// In `--once` mode, how long to keep waiting for blocked dependencies.
+    pub once_deadline: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            once: false,
+            // Two workers: helm is the bottleneck and each call is a
+            // process; more would mostly queue on the API server.
+            workers: 2,
+            inventory_interval: Duration::from_secs(10),
+            debounce: Duration::from_millis(50),
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(300),
+            once_deadline: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state store: {0}")]
+    Store(#[from] StoreError),
+    #[error("Karmada: {0}")]
+    Karmada(#[from] KarmadaError),
+    #[error("desired-state source: {0}")]
+    Source(#[from] crate::source::SourceError),
+    #[error("the state root cannot be loaded: {0}")]
+    Load(String),
+    #[error("internal task failed: {0}")]
+    Join(String),
+}
+
+/// What a run ended with (for `--once`'s exit code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    /// Every graph converged.
+    pub converged: bool,
+    pub graphs: usize,
+    pub failed: Vec<String>,
+}
+
+/// Mutable daemon state shared by the tasks.
+struct Shared {
+    world: RwLock<World>,
+    /// Keys whose next reconcile checks for drift (set by the resync).
+    drift_due: Mutex<HashSet<Key>>,
+    /// Outcome of the last reconcile of each key and its failure count.
+    outcomes: Mutex<BTreeMap<Key, (Outcome, u32)>>,
+    notes: Mutex<BTreeMap<&'static str, String>>,
+    last_inventory: Mutex<Option<Inventory>>,
+}
+
+impl Shared {
+    fn world(&self) -> World {
+        self.world
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+    fn note(&self, topic: &'static str, text: Option<String>) {
+        let mut n = self
+            .notes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match text {
+            Some(t) => n.insert(topic, t),
+            None => n.remove(topic),
+        };
+    }
+    fn notes(&self) -> Vec<String> {
+        self.notes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, DaemonError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DaemonError::Join(e.to_string()))
+}
+
+/// Runs the daemon until `shutdown` flips to true (or, with `once`, after
+/// one full pass).
+pub async fn run(
+    config: Config,
+    opts: RunOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<RunReport, DaemonError> {
+    std::fs::create_dir_all(&config.state_dir).map_err(|source| DaemonError::StateDir {
+        path: config.state_dir.clone(),
+        source,
+    })?;
+    let db_path = config.state_dir.join("smo.redb");
+    let store = Arc::new(blocking(move || Store::open(&db_path)).await??);
+    let karmada = Karmada::connect(
+        config.karmada.kubeconfig.as_deref(),
+        config.karmada.context.as_deref(),
+    )
+    .await?;
+    let engine = Engine {
+        helm: Helm::new(HelmConfig::from_config(&config)),
+        karmada: karmada.clone(),
+        store: Arc::clone(&store),
+        dependency_poll: Duration::from_secs(5),
+    };
+    let queue = Queue::new(if opts.once {
+        Duration::ZERO
+    } else {
+        opts.debounce
+    });
+
+    // The first snapshot, before anything else: nothing is reconciled
+    // against an unknown desired state.
+    let (snap_tx, mut snap_rx) = mpsc::channel::<Snapshot>(4);
+    let (source_fail_tx, mut source_fail_rx) = mpsc::channel::<String>(4);
+    let first = first_snapshot(
+        &config,
+        &opts,
+        snap_tx.clone(),
+        source_fail_tx,
+        shutdown.clone(),
+    )
+    .await?;
+    let desired = load(&first).await?;
+
+    let shared = Arc::new(Shared {
+        world: RwLock::new(World {
+            revision: first.revision.clone(),
+            root: first.root.clone(),
+            desired: Arc::new(DesiredState::default()),
+            clusters: Vec::new(),
+            not_ready_since: BTreeMap::new(),
+            prune_blocked: None,
+        }),
+        drift_due: Mutex::new(HashSet::new()),
+        outcomes: Mutex::new(BTreeMap::new()),
+        notes: Mutex::new(BTreeMap::new()),
+        last_inventory: Mutex::new(None),
+    });
+    refresh_inventory(&shared, &karmada, &config, &store, &queue, false).await;
+    apply_snapshot(&shared, &store, &queue, first, desired).await?;
+    // A full pass checks drift everywhere.
+    {
+        let keys = all_keys(&shared, &store).await?;
+        shared
+            .drift_due
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(keys);
+    }
+
+    let workers: Vec<_> = (0..opts.workers.max(1))
+        .map(|i| {
+            let (engine, queue, shared, store, opts, state_dir) = (
+                engine.clone(),
+                queue.clone(),
+                Arc::clone(&shared),
+                Arc::clone(&store),
+                opts.clone(),
+                config.state_dir.clone(),
+            );
+            tokio::spawn(tracing::Instrument::instrument(
+                worker(engine, queue, shared, store, opts, state_dir),
+                tracing::info_span!("worker", id = i),
+            ))
+        })
+        .collect();
+
+    if opts.once {
+        let deadline = tokio::time::Instant::now() + opts.once_deadline;
+        while !queue.is_idle() && tokio::time::Instant::now() < deadline && !*shutdown.borrow() {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    } else {
+        let mut resync = tokio::time::interval(config.resync_interval);
+        resync.tick().await;
+        let mut inventory = tokio::time::interval(opts.inventory_interval);
+        inventory.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => if *shutdown.borrow() { break },
+                Some(snap) = snap_rx.recv() => {
+                    match load(&snap).await {
+                        Ok(desired) => {
+                            shared.note("source", None);
+                            apply_snapshot(&shared, &store, &queue, snap, desired).await?;
+                        }
+                        Err(e) => shared.note("source", Some(e.to_string())),
+                    }
+                }
+                Some(failure) = source_fail_rx.recv() => {
+                    shared.note("source", Some(format!("source unreachable, keeping the last snapshot: {failure}")));
+                    publish(&store, &shared, &config.state_dir).await;
+                }
+                _ = resync.tick() => {
+                    let keys = all_keys(&shared, &store).await?;
+                    shared.drift_due.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(keys.iter().cloned());
+                    for k in keys { queue.enqueue(&k); }
+                }
+                _ = inventory.tick() => {
+                    refresh_inventory(&shared, &karmada, &config, &store, &queue, true).await;
+                }
+            }
+        }
+    }
+
+    // Graceful stop: no new work; running reconciles (and their helm
+    // calls) finish within helm's own timeout plus a margin.
+    queue.close();
+    let grace = config.helm.timeout + Duration::from_secs(30);
+    for w in workers {
+        if tokio::time::timeout(grace, w).await.is_err() {
+            tracing::warn!(
+                "a worker did not finish in time; its graph is reconciled again at the next start"
+            );
+        }
+    }
+    publish(&store, &shared, &config.state_dir).await;
+    drop(snap_tx);
+
+    let outcomes = shared
+        .outcomes
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter(|(_, (o, _))| !matches!(o, Outcome::Done))
+        .map(|(k, (o, _))| format!("{k}: {o:?}"))
+        .collect();
+    let converged =
+        failed.is_empty() && shared.notes().is_empty() && (!opts.once || queue.is_idle());
+    Ok(RunReport {
+        converged,
+        graphs: outcomes.len(),
+        failed,
+    })
+}
+
+async fn worker(
+    engine: Engine,
+    queue: Queue,
+    shared: Arc<Shared>,
+    store: Arc<Store>,
+    opts: RunOptions,
+    state_dir: PathBuf,
+) {
+    while let Some(key) = queue.next().await {
+        let world = shared.world();
+        let drift = shared
+            .drift_due
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&key);
+        let outcome = match engine.reconcile(&world, &key, drift).await {
+            Ok(o) => o,
+            Err(e) => Outcome::Retry(e.to_string()),
+        };
+        let failures = {
+            let mut o = shared
+                .outcomes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let prev = o.get(&key).map_or(0, |(_, f)| *f);
+            let f = if matches!(outcome, Outcome::Retry(_)) {
+                prev + 1
+            } else {
+                0
+            };
+            o.insert(key.clone(), (outcome.clone(), f));
+            f
+        };
+        match &outcome {
+            Outcome::Done => tracing::info!(key = %key, "converged"),
+            Outcome::RequeueAfter(d) => {
+                tracing::info!(key = %key, after = ?d, "waiting");
+                queue.requeue_after(&key, *d);
+            }
+            Outcome::Retry(e) => {
+                let seed = key
+                    .bytes()
+                    .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+                let d = backoff(failures, opts.backoff_base, opts.backoff_cap, seed);
+                tracing::warn!(key = %key, error = %e, retry_in = ?d, "transient failure");
+                if !opts.once {
+                    queue.requeue_after(&key, d);
+                }
+            }
+            Outcome::Stalled(e) => {
+                tracing::error!(key = %key, error = %e, "stalled until the inputs change");
+            }
+        }
+        queue.done(&key);
+        publish(&store, &shared, &state_dir).await;
+    }
+}
+
+/// The status snapshot next to the database, for `smo status`.
+async fn publish(store: &Arc<Store>, shared: &Arc<Shared>, state_dir: &Path) {
+    let (store, notes, dir) = (Arc::clone(store), shared.notes(), state_dir.to_owned());
+    let r = tokio::task::spawn_blocking(move || {
+        let snap = store.status_snapshot(notes).map_err(|e| e.to_string())?;
+        snapshot::publish(&dir, &snap).map_err(|e| e.to_string())?;
+        Ok::<(), String>(())
+    })
+    .await;
+    if let Ok(Err(e)) | Err(e) = r.map_err(|e| e.to_string()) {
+        tracing::warn!(error = %e, "could not publish the status snapshot");
+    }
+}
+
+async fn first_snapshot(
+    config: &Config,
+    opts: &RunOptions,
+    tx: mpsc::Sender<Snapshot>,
+    fail_tx: mpsc::Sender<String>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Snapshot, DaemonError> {
+    match &config.source {
+        Source::Dir { path, debounce } => {
+            let p = path.clone();
+            let snap = blocking(move || source::dir::snapshot(&p)).await??;
+            if !opts.once {
+                let (path, debounce) = (path.clone(), *debounce);
+                tokio::spawn(async move {
+                    if let Err(e) = source::dir::watch(path, debounce, tx, shutdown).await {
+                        tracing::error!(error = %e, "directory watch ended");
+                        let _ = fail_tx.send(e.to_string()).await;
+                    }
+                });
+            }
+            Ok(snap)
+        }
+        Source::Git {
+            url,
+            reference,
+            path,
+            interval,
+            auth,
+        } => {
+            let git = source::git::GitSource {
+                url: url.clone(),
+                reference: reference.clone(),
+                path: path.clone(),
+                auth: auth.clone(),
+                dir: config.state_dir.join("git"),
+            };
+            let g = git.clone();
+            let snap = blocking(move || g.sync()).await??;
+            if !opts.once {
+                let (gtx, mut grx) = mpsc::channel(4);
+                let interval = *interval;
+                tokio::spawn(git.poll(interval, gtx, shutdown));
+                tokio::spawn(async move {
+                    while let Some(ev) = grx.recv().await {
+                        let sent = match ev {
+                            source::git::GitEvent::Snapshot(s) => tx.send(s).await.is_ok(),
+                            source::git::GitEvent::Failed(e) => fail_tx.send(e).await.is_ok(),
+                        };
+                        if !sent {
+                            return;
+                        }
+                    }
+                });
+            }
+            Ok(snap)
+        }
+    }
+}
+
+async fn load(snap: &Snapshot) -> Result<DesiredState, DaemonError> {
+    let root = snap.root.clone();
+    let state = blocking(move || load_root(&root))
+        .await?
+        .map_err(|e| DaemonError::Load(e.to_string()))?;
+    if !state.settings_valid {
+        let errors: Vec<String> = state
+            .findings
+            .iter()
+            .filter(|f| f.file.ends_with("smo.yaml"))
+            .map(ToString::to_string)
+            .collect();
+        return Err(DaemonError::Load(format!(
+            "smo.yaml is invalid at revision {}; keeping the previous snapshot: {}",
+            snap.revision,
+            errors.join("; ")
+        )));
+    }
+    for f in &state.findings {
+        tracing::warn!(finding = %f, "descriptor finding");
+    }
+    Ok(state)
+}
+
+/// Every key the daemon is responsible for: desired and recorded graphs.
+async fn all_keys(shared: &Arc<Shared>, store: &Arc<Store>) -> Result<Vec<Key>, DaemonError> {
+    let world = shared.world();
+    let store = Arc::clone(store);
+    let recorded = blocking(move || store.graphs()).await??;
+    let mut keys: BTreeSet<Key> = recorded
+        .into_iter()
+        .map(|g| format!("{}/{}", g.project, g.graph))
+        .collect();
+    keys.extend(
+        world
+            .desired
+            .graphs
+            .iter()
+            .filter_map(|e| e.id.as_ref().map(|id| format!("{}/{id}", e.project))),
+    );
+    Ok(keys.into_iter().collect())
+}
+
+/// A new desired state: re-merge cluster metadata, apply the prune guard,
+/// record the revision and enqueue every key.
+async fn apply_snapshot(
+    shared: &Arc<Shared>,
+    store: &Arc<Store>,
+    queue: &Queue,
+    snap: Snapshot,
+    desired: DesiredState,
+) -> Result<(), DaemonError> {
+    let s = Arc::clone(store);
+    let recorded = blocking(move || s.graphs()).await??;
+    let desired_keys: BTreeSet<String> = desired
+        .graphs
+        .iter()
+        .filter_map(|e| e.id.as_ref().map(|id| format!("{}/{id}", e.project)))
+        .collect();
+    let removing = recorded
+        .iter()
+        .filter(|g| !desired_keys.contains(&format!("{}/{}", g.project, g.graph)))
+        .count();
+    let allowed = snap.root.join(ALLOW_PRUNE_MARKER).exists();
+    let blocked = prune_guard(
+        recorded.len(),
+        removing,
+        desired.graphs.is_empty(),
+        desired.settings.prune_max_delete_percent,
+        allowed,
+    );
+    if let Some(why) = &blocked {
+        tracing::warn!(reason = %why, "prune guard: removals held back");
+    }
+    shared.note(
+        "prune",
+        blocked.clone().map(|b| format!("prune guard: {b}")),
+    );
+    let inventory = shared
+        .last_inventory
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    {
+        let mut w = shared
+            .world
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(inv) = &inventory {
+            w.clusters = merge(inv, &desired.clusters).0;
+        }
+        w.revision.clone_from(&snap.revision);
+        w.root.clone_from(&snap.root);
+        w.desired = Arc::new(desired);
+        w.prune_blocked = blocked;
+    }
+    let (s, rev) = (Arc::clone(store), snap.revision.clone());
+    blocking(move || s.set_source_revision(&rev)).await??;
+    tracing::info!(revision = %snap.revision, "new desired state");
+    for k in all_keys(shared, store).await? {
+        queue.enqueue(&k);
+    }
+    Ok(())
+}
+
+/// Reads the inventory; a readiness change enqueues the graphs that use
+/// the cluster (failover) and records when it became NotReady.
+async fn refresh_inventory(
+    shared: &Arc<Shared>,
+    karmada: &Karmada,
+    config: &Config,
+    store: &Arc<Store>,
+    queue: &Queue,
+    enqueue_changes: bool,
+) {
+    let inv = match karmada.inventory(&config.karmada.gpu_resource).await {
+        Ok(i) => {
+            shared.note("inventory", None);
+            i
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster inventory unavailable; keeping the last one");
+            shared.note(
+                "inventory",
+                Some(format!("cluster inventory unavailable: {e}")),
+            );
+            return;
+        }
+    };
+    let at = now();
+    let changed: Vec<String> = {
+        let mut w = shared
+            .world
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before: BTreeMap<String, bool> = w
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), c.ready))
+            .collect();
+        let facts: Vec<ClusterFacts> = merge(&inv, &w.desired.clusters).0;
+        let mut changed = Vec::new();
+        for c in &facts {
+            if before.get(&c.name) != Some(&c.ready) {
+                changed.push(c.name.clone());
+            }
+            if c.ready {
+                w.not_ready_since.remove(&c.name);
+            } else {
+                w.not_ready_since.entry(c.name.clone()).or_insert(at);
+            }
+        }
+        w.clusters = facts;
+        changed
+    };
+    *shared
+        .last_inventory
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(inv.clone());
+    let records: Vec<ClusterRecord> = {
+        let w = shared.world();
+        w.clusters
+            .iter()
+            .map(|c| ClusterRecord {
+                name: c.name.clone(),
+                ready: c.ready,
+                since: w.not_ready_since.get(&c.name).copied().unwrap_or(at),
+                cpu_free: c.free_cpu,
+                memory_free: c.free_memory,
+                gpu_free: c.free_gpu,
+            })
+            .collect()
+    };
+    let s = Arc::clone(store);
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.put_clusters(&records)).await {
+        tracing::warn!(error = %e, "could not record the inventory");
+    }
+    if enqueue_changes && !changed.is_empty() {
+        tracing::info!(clusters = ?changed, "cluster readiness changed");
+        if let Ok(keys) = all_keys(shared, store).await {
+            for k in keys {
+                queue.enqueue(&k);
+            }
+        }
+    }
+}

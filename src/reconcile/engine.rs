@@ -1,0 +1,1053 @@
+//! Reconciles one graph: observe (store, desired state, clusters), decide
+//! (placement, release inputs, one step per service), act (helm, Karmada),
+//! record (one batch of store writes at the end, success or failure).
+//!
+//! The engine is told only which key to reconcile, never why: every
+//! decision comes from the full desired and observed state, so running it
+//! again after a crash is the recovery.
+
+use super::decide::{self, Desired, Recorded, Step};
+use crate::adapters::helm::{Helm, HelmError};
+use crate::adapters::karmada::{Karmada, KarmadaError, ObjectRef, Owner};
+use crate::adapters::manifest;
+use crate::desired::{DesiredState, Graph};
+use crate::observe::clusters::ClusterFacts;
+use crate::placement::place;
+use crate::plan::problem;
+use crate::release::{self, Placement, ReleaseInput};
+use crate::spec::settings::DriftMode;
+use crate::store::records::{
+    Condition, ConditionKind, GraphRecord, NewEvent, OwnedObject, ServicePhase, ServiceRecord,
+    service_key,
+};
+use crate::store::{Store, StoreError};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything a reconcile reads besides the store: one consistent view,
+/// replaced as a whole when a snapshot or the inventory changes.
+#[derive(Debug, Clone)]
+pub struct World {
+    pub revision: String,
+    pub root: PathBuf,
+    pub desired: Arc<DesiredState>,
+    pub clusters: Vec<ClusterFacts>,
+    /// Cluster → unix seconds since it has been NotReady.
+    pub not_ready_since: BTreeMap<String, u64>,
+    /// Why removals are held back (the prune guard), if they are.
+    pub prune_blocked: Option<String>,
+}
+
+/// How a reconcile ended, for the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Converged (or waiting for something only a change can bring: an
+    /// event trigger, an edit of an invalid descriptor).
+    Done,
+    /// Come back later without counting a failure (a dependency not ready
+    /// yet, a failover grace period running).
+    RequeueAfter(Duration),
+    /// A transient failure: retry with backoff.
+    Retry(String),
+    /// A terminal failure: wait for a change of the inputs.
+    Stalled(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("state store: {0}")]
+    Store(#[from] StoreError),
+    #[error("store task failed: {0}")]
+    Join(String),
+}
+
+/// The reconciler's effects, injected from the top.
+#[derive(Clone)]
+pub struct Engine {
+    pub helm: Helm,
+    pub karmada: Karmada,
+    pub store: Arc<Store>,
+    /// How long to wait before looking at a blocking dependency again.
+    pub dependency_poll: Duration,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+pub fn split_key(key: &str) -> (&str, &str) {
+    key.split_once('/').unwrap_or((key, ""))
+}
+
+/// A failure of one step: transient ones are retried by the queue.
+#[derive(Debug, Clone)]
+struct StepError {
+    transient: bool,
+    message: String,
+}
+
+impl From<HelmError> for StepError {
+    fn from(e: HelmError) -> Self {
+        StepError {
+            transient: e.is_transient(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<KarmadaError> for StepError {
+    fn from(e: KarmadaError) -> Self {
+        StepError {
+            transient: e.is_transient(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Records of one graph, changed in memory and written in one batch.
+struct Records {
+    graph: GraphRecord,
+    services: BTreeMap<String, ServiceRecord>,
+    deleted_services: Vec<String>,
+    owned: Vec<OwnedObject>,
+    deleted_owned: Vec<OwnedObject>,
+    events: Vec<(Option<String>, String, String)>,
+}
+
+impl Records {
+    fn event(&mut self, service: Option<&str>, kind: &str, message: impl Into<String>) {
+        self.events
+            .push((service.map(str::to_owned), kind.to_owned(), message.into()));
+    }
+}
+
+impl Engine {
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, EngineError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| EngineError::Join(e.to_string()))?
+            .map_err(EngineError::from)
+    }
+
+    /// Reconciles `key` (`project/graph`). `drift_check` is set on resyncs.
+    #[tracing::instrument(name = "reconcile", skip_all, fields(key = %key, revision = %world.revision))]
+    pub async fn reconcile(
+        &self,
+        world: &World,
+        key: &str,
+        drift_check: bool,
+    ) -> Result<Outcome, EngineError> {
+        let (project, graph_id) = split_key(key);
+        let (p, g) = (project.to_owned(), graph_id.to_owned());
+        let (record, services, owned) = self
+            .db(move |s| {
+                Ok((
+                    s.graph(&format!("{p}/{g}"))?,
+                    s.services_of(&p, &g)?,
+                    s.owned_objects_of(&p, &g)?,
+                ))
+            })
+            .await?;
+        let entry = world
+            .desired
+            .graphs
+            .iter()
+            .find(|e| e.project == project && e.id.as_deref() == Some(graph_id));
+
+        let Some(entry) = entry else {
+            return match record {
+                None => Ok(Outcome::Done),
+                Some(_) if world.prune_blocked.is_some() => Ok(Outcome::Done),
+                Some(rec) => self.remove_graph(key, rec, services, owned).await,
+            };
+        };
+        let mut recs = Records {
+            graph: record.unwrap_or_else(|| new_graph_record(project, graph_id, &entry.file)),
+            services: services
+                .into_iter()
+                .map(|s| (s.service.clone(), s))
+                .collect(),
+            deleted_services: Vec::new(),
+            owned,
+            deleted_owned: Vec::new(),
+            events: Vec::new(),
+        };
+        recs.graph.file.clone_from(&entry.file);
+        recs.graph.last_attempted_revision = Some(world.revision.clone());
+
+        let outcome = match &entry.graph {
+            None => {
+                // Invalid: keep the last good state untouched; terminal
+                // until the file changes.
+                let errors: Vec<String> = world
+                    .desired
+                    .findings
+                    .iter()
+                    .filter(|f| {
+                        f.file == entry.file
+                            && f.severity == crate::validate::findings::Severity::Error
+                    })
+                    .map(ToString::to_string)
+                    .collect();
+                let message = format!(
+                    "{} is invalid; the last good state is kept: {}",
+                    entry.file,
+                    errors.join("; ")
+                );
+                Outcome::Stalled(message)
+            }
+            Some(graph) => self.apply(world, graph, &mut recs, drift_check).await,
+        };
+        self.finish(world, recs, &outcome).await?;
+        Ok(outcome)
+    }
+
+    /// The graph is in the desired state: place, then one step per service.
+    async fn apply(
+        &self,
+        world: &World,
+        graph: &Graph,
+        recs: &mut Records,
+        drift_check: bool,
+    ) -> Outcome {
+        let hda = &graph.descriptor.hda_graph;
+        let settings = &world.desired.settings;
+        let suspended = hda.suspend;
+        recs.graph.suspended = suspended;
+
+        // Placement: keep the recorded one while it holds.
+        let mut requeue: Option<Duration> = None;
+        let inputs_hash = placement_inputs_hash(graph);
+        let revision = hda
+            .hda_graph_intent
+            .placement
+            .as_ref()
+            .and_then(|p| p.revision.as_ref())
+            .map(|r| match r {
+                crate::descriptor::model::Revision::Int(i) => i.to_string(),
+                crate::descriptor::model::Revision::Text(t) => t.clone(),
+            });
+        let placement = match keep_placement(
+            world,
+            graph,
+            &recs.graph,
+            &inputs_hash,
+            revision.as_deref(),
+            settings.placement.failover_grace,
+        ) {
+            Keep::Yes { recheck } => {
+                requeue = recheck;
+                recs.graph.placement.clone()
+            }
+            Keep::No(reason) => {
+                let current = recs.graph.placement.clone();
+                let placed = place_graph(world, graph, current).await;
+                match placed {
+                    Ok(p) => {
+                        if !recs.graph.placement.is_empty() && recs.graph.placement != p {
+                            recs.event(
+                                None,
+                                "Replaced",
+                                format!("re-placed ({reason}): {}", describe(&p)),
+                            );
+                        } else if recs.graph.placement.is_empty() {
+                            recs.event(None, "Placed", describe(&p));
+                        }
+                        recs.graph.placement = p.clone();
+                        recs.graph.placement_inputs_hash = Some(inputs_hash);
+                        recs.graph.placement_revision = revision;
+                        p
+                    }
+                    Err(e) => return Outcome::Stalled(format!("placement failed: {e}")),
+                }
+            }
+        };
+
+        let inputs = {
+            let (graph, placement, root) = (graph.clone(), placement.clone(), world.root.clone());
+            match tokio::task::spawn_blocking(move || release::inputs(&graph, &placement, &root))
+                .await
+            {
+                Ok(Ok(i)) => i,
+                Ok(Err(e)) => return Outcome::Stalled(e.to_string()),
+                Err(e) => return Outcome::Retry(format!("chart task failed: {e}")),
+            }
+        };
+        let inputs: BTreeMap<&str, &ReleaseInput> =
+            inputs.iter().map(|i| (i.service.as_str(), i)).collect();
+
+        let order_in: Vec<(&str, Vec<&str>)> = hda
+            .services
+            .iter()
+            .map(|s| {
+                (
+                    s.id.as_str(),
+                    s.dependencies().iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        let order = decide::dependency_order(&order_in);
+        let owner = Owner {
+            project: graph.project.clone(),
+            graph: graph.id().to_owned(),
+        };
+
+        let mut worst: Option<StepError> = None;
+        let mut namespace_ready = false;
+        let mut deployed_now: BTreeSet<String> = BTreeSet::new();
+        for id in order {
+            let service = hda
+                .services
+                .iter()
+                .find(|s| s.id.as_str() == id)
+                .expect("listed");
+            let input = inputs[id];
+            let rec = recs
+                .services
+                .entry(id.to_owned())
+                .or_insert_with(|| new_service_record(&graph.project, graph.id(), id));
+            rec.clusters = placement.get(id).cloned().unwrap_or_default();
+            let desired = Desired {
+                hash: &input.hash,
+                event_triggered: service.event_trigger().is_some(),
+                fired: rec.trigger.fired_at.is_some(),
+            };
+            let recorded = Recorded {
+                hash: rec.input_hash.as_deref(),
+                installed: rec.release_revision.is_some(),
+                failed: rec.phase == ServicePhase::Failed,
+            };
+            let step = decide::step(Some(&desired), Some(&recorded), suspended);
+            let result: Result<(), StepError> = match step {
+                Step::WaitForTrigger => {
+                    set_phase(rec, ServicePhase::WaitingForTrigger, None);
+                    Ok(())
+                }
+                Step::Suspend => {
+                    let r = if rec.release_revision.is_some() {
+                        self.uninstall(rec).await
+                    } else {
+                        Ok(())
+                    };
+                    if r.is_ok() {
+                        set_phase(rec, ServicePhase::Suspended, None);
+                    }
+                    r
+                }
+                Step::InSync => {
+                    deployed_now.insert(id.to_owned());
+                    if drift_check {
+                        match self.drift(rec).await {
+                            Ok(paths) if paths.is_empty() => Ok(()),
+                            Ok(paths) => {
+                                let what = paths.join(", ");
+                                match settings.drift {
+                                    DriftMode::Warn => {
+                                        rec.last_error = Some(format!("drifted: {what}"));
+                                        recs.graph
+                                            .conditions
+                                            .retain(|c| c.kind != ConditionKind::Drifted);
+                                        recs.graph.conditions.push(condition(
+                                            ConditionKind::Drifted,
+                                            true,
+                                            "Drifted",
+                                            format!("{id}: {what}"),
+                                        ));
+                                        recs.events.push((
+                                            Some(id.to_owned()),
+                                            "Drifted".into(),
+                                            what,
+                                        ));
+                                        Ok(())
+                                    }
+                                    DriftMode::Correct => {
+                                        recs.events.push((
+                                            Some(id.to_owned()),
+                                            "DriftCorrected".into(),
+                                            what,
+                                        ));
+                                        self.install(
+                                            input,
+                                            rec,
+                                            &owner,
+                                            settings.generate_propagation_policy,
+                                            &mut recs.owned,
+                                            &mut recs.deleted_owned,
+                                        )
+                                        .await
+                                    }
+                                }
+                            }
+                            Err(e) => Err(e),
+                        }
+                    } else {
+                        Ok(())
+                    }
+                }
+                Step::Install | Step::Upgrade => {
+                    // Dependencies first: deployed and ready.
+                    let mut blocked = None;
+                    for dep in service.dependencies() {
+                        if !deployed_now.contains(dep) {
+                            blocked = Some(format!("{dep} is not deployed"));
+                            break;
+                        }
+                        match self.karmada.deployment_ready(&graph.project, dep).await {
+                            Ok(Some(false)) => {
+                                blocked = Some(format!("{dep}'s Deployment is not ready"));
+                                break;
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                blocked = Some(format!("{dep}: {e}"));
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(why) = blocked {
+                        rec.blocked_by = Some(why.clone());
+                        set_phase(rec, ServicePhase::BlockedByDependency, Some(why));
+                        requeue = Some(
+                            requeue.map_or(self.dependency_poll, |r| r.min(self.dependency_poll)),
+                        );
+                        Ok(())
+                    } else {
+                        rec.blocked_by = None;
+                        if !namespace_ready {
+                            if let Err(e) = self.karmada.ensure_namespace(&graph.project).await {
+                                let e = StepError::from(e);
+                                worst = Some(worse(worst.take(), e.clone()));
+                                set_phase(rec, ServicePhase::Failed, Some(e.message));
+                                continue;
+                            }
+                            namespace_ready = true;
+                        }
+                        let r = self
+                            .install(
+                                input,
+                                rec,
+                                &owner,
+                                settings.generate_propagation_policy,
+                                &mut recs.owned,
+                                &mut recs.deleted_owned,
+                            )
+                            .await;
+                        if r.is_ok() {
+                            deployed_now.insert(id.to_owned());
+                            recs.events.push((
+                                Some(id.to_owned()),
+                                if step == Step::Install {
+                                    "Installed".into()
+                                } else {
+                                    "Upgraded".into()
+                                },
+                                format!("revision {}", rec.release_revision.unwrap_or(0)),
+                            ));
+                        }
+                        r
+                    }
+                }
+                Step::Remove => unreachable!("desired services are never removed"),
+            };
+            if let Err(e) = result {
+                tracing::warn!(service = %id, error = %e.message, "service step failed");
+                set_phase(rec, ServicePhase::Failed, Some(e.message.clone()));
+                recs.events
+                    .push((Some(id.to_owned()), "Failed".into(), e.message.clone()));
+                worst = Some(worse(worst.take(), e));
+            }
+        }
+
+        // Services that left the descriptor.
+        let gone: Vec<String> = recs
+            .services
+            .keys()
+            .filter(|k| !inputs.contains_key(k.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            let mut rec = recs.services.remove(&id).expect("listed");
+            match self.uninstall(&mut rec).await {
+                Ok(()) => {
+                    recs.deleted_services.push(id.clone());
+                    recs.event(
+                        Some(&id),
+                        "Removed",
+                        "uninstalled: no longer in the descriptor",
+                    );
+                }
+                Err(e) => {
+                    worst = Some(worse(worst.take(), e.clone()));
+                    set_phase(&mut rec, ServicePhase::Failed, Some(e.message));
+                    recs.services.insert(id, rec);
+                }
+            }
+        }
+
+        // Owned objects no longer wanted (a service removed, or its chart
+        // now carries its own PropagationPolicy).
+        let wanted: BTreeSet<String> = recs
+            .services
+            .values()
+            .filter(|s| s.release_revision.is_some())
+            .map(|s| s.service.clone())
+            .collect();
+        let (keep, drop): (Vec<OwnedObject>, Vec<OwnedObject>) = std::mem::take(&mut recs.owned)
+            .into_iter()
+            .partition(|o| o.kind != "PropagationPolicy" || wanted.contains(&o.name));
+        recs.owned = keep;
+        for o in drop {
+            match self.karmada.delete(&object_ref(&o)).await {
+                Ok(()) => recs.deleted_owned.push(o),
+                Err(e) => {
+                    worst = Some(worse(worst.take(), StepError::from(e)));
+                    recs.owned.push(o);
+                }
+            }
+        }
+
+        match (worst, requeue) {
+            (Some(e), _) if e.transient => Outcome::Retry(e.message),
+            (Some(e), _) => Outcome::Stalled(e.message),
+            (None, Some(after)) => Outcome::RequeueAfter(after),
+            (None, None) => Outcome::Done,
+        }
+    }
+}
+
+impl Engine {
+    /// `helm upgrade --install` after recovering a stuck release; records
+    /// the revision, hash and manifest; applies a generated
+    /// PropagationPolicy when the chart carries none.
+    async fn install(
+        &self,
+        input: &ReleaseInput,
+        rec: &mut ServiceRecord,
+        owner: &Owner,
+        generate_policy: bool,
+        owned: &mut Vec<OwnedObject>,
+        deleted: &mut Vec<OwnedObject>,
+    ) -> Result<(), StepError> {
+        self.recover_stuck(&input.release, &input.namespace).await?;
+        let status = self.helm.upgrade_install(&input.spec()).await?;
+        let text = self
+            .helm
+            .get_manifest(&input.release, &input.namespace)
+            .await?;
+        rec.release_revision = Some(status.revision);
+        rec.input_hash = Some(input.hash.clone());
+        rec.manifest = Some(text.clone());
+        set_phase(rec, ServicePhase::Deployed, None);
+
+        let objects = manifest::parse(&text).map_err(|e| StepError {
+            transient: false,
+            message: format!(
+                "the release manifest of {} cannot be read: {e}",
+                input.release
+            ),
+        })?;
+        let has_policy = objects.iter().any(|o| {
+            matches!(
+                o["kind"].as_str(),
+                Some("PropagationPolicy" | "ClusterPropagationPolicy")
+            )
+        });
+        let ours = |o: &OwnedObject| o.kind == "PropagationPolicy" && o.name == input.release;
+        if generate_policy && !has_policy {
+            let policy = super::propagation::policy(
+                &input.release,
+                &input.namespace,
+                &rec.clusters,
+                &objects,
+            );
+            self.karmada.apply(&policy, owner).await?;
+            if !owned.iter().any(ours) {
+                owned.push(OwnedObject {
+                    project: owner.project.clone(),
+                    graph: owner.graph.clone(),
+                    api_version: super::propagation::API_VERSION.into(),
+                    kind: "PropagationPolicy".into(),
+                    namespace: Some(input.namespace.clone()),
+                    name: input.release.clone(),
+                });
+            }
+        } else if let Some(pos) = owned.iter().position(ours) {
+            // The chart brings its own policy now: ours must go.
+            let o = owned.remove(pos);
+            self.karmada.delete(&object_ref(&o)).await?;
+            deleted.push(o);
+        }
+        Ok(())
+    }
+
+    /// A release left `pending-*` by a crash blocks every later operation:
+    /// roll it back to its last deployed revision, or uninstall it when it
+    /// never deployed.
+    async fn recover_stuck(&self, release: &str, namespace: &str) -> Result<(), StepError> {
+        let Some(status) = self.helm.status(release, namespace).await? else {
+            return Ok(());
+        };
+        if !status.is_pending() {
+            return Ok(());
+        }
+        let history = self.helm.history(release, namespace).await?;
+        let last_good = history
+            .iter()
+            .rev()
+            .find(|h| matches!(h.status.as_str(), "deployed" | "superseded"))
+            .map(|h| h.revision);
+        tracing::warn!(release = %release, status = %status.status, to = ?last_good, "recovering a stuck release");
+        match last_good {
+            Some(rev) => self.helm.rollback(release, namespace, rev).await?,
+            None => self.helm.uninstall(release, namespace).await?,
+        }
+        Ok(())
+    }
+
+    async fn uninstall(&self, rec: &mut ServiceRecord) -> Result<(), StepError> {
+        self.helm.uninstall(&rec.release, &rec.namespace).await?;
+        rec.release_revision = None;
+        rec.input_hash = None;
+        rec.manifest = None;
+        Ok(())
+    }
+
+    /// Paths of fields the release manifest sets that differ live; a
+    /// missing object is drift too.
+    async fn drift(&self, rec: &ServiceRecord) -> Result<Vec<String>, StepError> {
+        let Some(text) = &rec.manifest else {
+            return Ok(Vec::new());
+        };
+        let objects = manifest::parse(text).map_err(|e| StepError {
+            transient: false,
+            message: format!("stored manifest of {} unreadable: {e}", rec.release),
+        })?;
+        let mut out = Vec::new();
+        for o in &objects {
+            let Some(r) = manifest::object_ref(o, &rec.namespace) else {
+                continue;
+            };
+            let label = format!("{}/{}", r.kind, r.name);
+            match self.karmada.get(&r).await? {
+                None => out.push(format!("{label} is missing")),
+                Some(live) => out.extend(
+                    manifest::drift(o, &live)
+                        .into_iter()
+                        .map(|p| format!("{label}{p}")),
+                ),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The graph left the desired state: uninstall everything, prune what
+    /// smo applied, forget it.
+    async fn remove_graph(
+        &self,
+        key: &str,
+        record: GraphRecord,
+        services: Vec<ServiceRecord>,
+        owned: Vec<OwnedObject>,
+    ) -> Result<Outcome, EngineError> {
+        let mut failure: Option<StepError> = None;
+        for mut s in services {
+            if let Err(e) = self.uninstall(&mut s).await {
+                failure = Some(worse(failure.take(), e));
+            }
+        }
+        for o in &owned {
+            if let Err(e) = self.karmada.delete(&object_ref(o)).await {
+                failure = Some(worse(failure.take(), e.into()));
+            }
+        }
+        if let Some(e) = failure {
+            // Keep the record: the next attempt retries what is left.
+            let (p, g) = (record.project.clone(), record.graph.clone());
+            let message = e.message.clone();
+            self.db(move |s| {
+                s.append_event(new_event(&p, &g, None, "RemoveFailed", &message))?;
+                Ok(())
+            })
+            .await?;
+            return Ok(if e.transient {
+                Outcome::Retry(e.message)
+            } else {
+                Outcome::Stalled(e.message)
+            });
+        }
+        let (k, p, g) = (key.to_owned(), record.project.clone(), record.graph.clone());
+        self.db(move |s| {
+            s.write(|tx| {
+                tx.delete_graph(&k)?;
+                tx.append_event(new_event(
+                    &p,
+                    &g,
+                    None,
+                    "Removed",
+                    "the graph left the desired state; uninstalled and pruned",
+                ))?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(Outcome::Done)
+    }
+
+    /// Status, written once at the end of every reconcile.
+    async fn finish(
+        &self,
+        world: &World,
+        mut recs: Records,
+        outcome: &Outcome,
+    ) -> Result<(), EngineError> {
+        let at = now();
+        let g = &mut recs.graph;
+        let services: Vec<&ServiceRecord> = recs.services.values().collect();
+        let blocked = services
+            .iter()
+            .find_map(|s| s.blocked_by.as_ref().map(|b| format!("{}: {b}", s.service)));
+        let waiting: Vec<&str> = services
+            .iter()
+            .filter(|s| s.phase == ServicePhase::WaitingForTrigger)
+            .map(|s| s.service.as_str())
+            .collect();
+        let (ready, reason, message) = match outcome {
+            Outcome::Done if g.suspended => {
+                (false, "Suspended", "the graph is suspended".to_owned())
+            }
+            Outcome::Done => (true, "Converged", format!("revision {}", world.revision)),
+            Outcome::RequeueAfter(_) => (
+                false,
+                "Progressing",
+                blocked
+                    .clone()
+                    .unwrap_or_else(|| "waiting for a cluster's failover grace period".into()),
+            ),
+            Outcome::Retry(e) => (false, "RetryingAfterError", e.clone()),
+            Outcome::Stalled(e) => (false, "Stalled", e.clone()),
+        };
+        let mut conditions = vec![
+            condition(ConditionKind::Ready, ready, reason, message.clone()),
+            condition(
+                ConditionKind::Reconciling,
+                matches!(outcome, Outcome::RequeueAfter(_) | Outcome::Retry(_)),
+                reason,
+                message.clone(),
+            ),
+            condition(
+                ConditionKind::Stalled,
+                matches!(outcome, Outcome::Stalled(_)),
+                reason,
+                message.clone(),
+            ),
+            condition(
+                ConditionKind::Suspended,
+                g.suspended,
+                "Suspended",
+                String::new(),
+            ),
+            condition(
+                ConditionKind::WaitingForTrigger,
+                !waiting.is_empty(),
+                "WaitingForTrigger",
+                waiting.join(", "),
+            ),
+            condition(
+                ConditionKind::BlockedByDependency,
+                blocked.is_some(),
+                "BlockedByDependency",
+                blocked.unwrap_or_default(),
+            ),
+        ];
+        // Drift found in warn mode this pass stays visible.
+        conditions.extend(
+            g.conditions
+                .iter()
+                .filter(|c| {
+                    c.kind == ConditionKind::Drifted && c.status && c.since >= at.saturating_sub(1)
+                })
+                .cloned(),
+        );
+        // Keep `since` of conditions whose status did not change.
+        for c in &mut conditions {
+            if let Some(old) = g
+                .conditions
+                .iter()
+                .find(|o| o.kind == c.kind && o.status == c.status)
+            {
+                c.since = old.since;
+            }
+        }
+        g.conditions = conditions;
+        g.updated_at = at;
+        match outcome {
+            Outcome::Done | Outcome::RequeueAfter(_) => {
+                g.last_error = None;
+                g.failures = 0;
+                if matches!(outcome, Outcome::Done) {
+                    g.last_applied_revision = Some(world.revision.clone());
+                }
+            }
+            Outcome::Retry(e) | Outcome::Stalled(e) => {
+                g.last_error = Some(e.clone());
+                g.failures = g.failures.saturating_add(1);
+            }
+        }
+        let graph = recs.graph;
+        let services: Vec<ServiceRecord> = recs
+            .services
+            .into_values()
+            .map(|mut s| {
+                s.updated_at = at;
+                s
+            })
+            .collect();
+        let deleted = recs.deleted_services;
+        let owned = recs.owned;
+        let deleted_owned = recs.deleted_owned;
+        let events = recs.events;
+        self.db(move |s| {
+            s.write(|tx| {
+                tx.put_graph(&graph)?;
+                for svc in &services {
+                    tx.put_service(svc)?;
+                }
+                for d in &deleted {
+                    tx.delete_service(&service_key(&graph.project, &graph.graph, d))?;
+                }
+                for o in &owned {
+                    tx.put_owned(o)?;
+                }
+                for o in &deleted_owned {
+                    tx.delete_owned(&o.key())?;
+                }
+                for (service, kind, message) in &events {
+                    tx.append_event(new_event(
+                        &graph.project,
+                        &graph.graph,
+                        service.as_deref(),
+                        kind,
+                        message,
+                    ))?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+
+fn set_phase(rec: &mut ServiceRecord, phase: ServicePhase, error: Option<String>) {
+    rec.phase = phase;
+    rec.last_error = error;
+    if phase != ServicePhase::BlockedByDependency {
+        rec.blocked_by = None;
+    }
+}
+
+fn worse(a: Option<StepError>, b: StepError) -> StepError {
+    match a {
+        // A terminal error outranks a transient one: retrying cannot help.
+        Some(a) if !a.transient => a,
+        _ => b,
+    }
+}
+
+fn condition(kind: ConditionKind, status: bool, reason: &str, message: String) -> Condition {
+    Condition {
+        kind,
+        status,
+        reason: reason.to_owned(),
+        message,
+        since: now(),
+    }
+}
+
+fn object_ref(o: &OwnedObject) -> ObjectRef {
+    ObjectRef {
+        api_version: o.api_version.clone(),
+        kind: o.kind.clone(),
+        namespace: o.namespace.clone(),
+        name: o.name.clone(),
+    }
+}
+
+fn describe(p: &Placement) -> String {
+    p.iter()
+        .map(|(s, c)| format!("{s}→{}", c.join("+")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+enum Keep {
+    Yes { recheck: Option<Duration> },
+    No(&'static str),
+}
+
+/// Keeps the recorded placement while its inputs are unchanged, every
+/// service has clusters, and every cluster it uses is known and ready (or
+/// NotReady for less than the grace period: then look again when it ends).
+fn keep_placement(
+    world: &World,
+    graph: &Graph,
+    rec: &GraphRecord,
+    inputs_hash: &str,
+    revision: Option<&str>,
+    grace: Duration,
+) -> Keep {
+    if rec.placement.is_empty() {
+        return Keep::No("first placement");
+    }
+    if rec.placement_inputs_hash.as_deref() != Some(inputs_hash) {
+        return Keep::No("placement inputs changed");
+    }
+    if rec.placement_revision.as_deref() != revision {
+        return Keep::No("hdaGraphIntent.placement.revision changed");
+    }
+    let hda = &graph.descriptor.hda_graph;
+    if hda
+        .services
+        .iter()
+        .any(|s| rec.placement.get(s.id.as_str()).is_none_or(Vec::is_empty))
+    {
+        return Keep::No("a service has no placement");
+    }
+    let now = now();
+    let mut recheck: Option<Duration> = None;
+    for cluster in rec.placement.values().flatten() {
+        let Some(facts) = world.clusters.iter().find(|c| &c.name == cluster) else {
+            return Keep::No("a cluster in use left the inventory");
+        };
+        if !facts.schedulable {
+            return Keep::No("a cluster in use was cordoned");
+        }
+        if !facts.ready {
+            let since = world.not_ready_since.get(cluster).copied().unwrap_or(now);
+            let elapsed = Duration::from_secs(now.saturating_sub(since));
+            if elapsed >= grace {
+                return Keep::No("failover: a cluster in use is NotReady past the grace period");
+            }
+            let left = grace - elapsed + Duration::from_secs(1);
+            recheck = Some(recheck.map_or(left, |r| r.min(left)));
+        }
+    }
+    Keep::Yes { recheck }
+}
+
+/// Hash of what placement depends on in the descriptor: service ids,
+/// resources and intents, and the graph intent. Values and charts are not
+/// placement inputs.
+pub fn placement_inputs_hash(graph: &Graph) -> String {
+    let hda = &graph.descriptor.hda_graph;
+    let services: Vec<Value> = hda
+        .services
+        .iter()
+        .zip(&graph.resources)
+        .map(|(s, r)| {
+            serde_json::json!({
+                "id": s.id.as_str(),
+                "intent": serde_json::to_value(&s.deployment.intent).unwrap_or(Value::Null),
+                "cpu": r.cpu_cores, "memory": r.memory_bytes, "gpu": r.gpu,
+            })
+        })
+        .collect();
+    let v = serde_json::json!({
+        "services": services,
+        "intent": serde_json::to_value(&hda.hda_graph_intent).unwrap_or(Value::Null),
+    });
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(
+        crate::release::values::canonical_json(&v).as_bytes(),
+    );
+    crate::release::values::hex(&digest)
+}
+
+/// Places one graph on the current clusters (a MILP: off the async
+/// workers).
+async fn place_graph(
+    world: &World,
+    graph: &Graph,
+    current: Placement,
+) -> Result<Placement, String> {
+    let facts = world.clusters.clone();
+    let graph = graph.clone();
+    let settings = world.desired.settings.clone();
+    tokio::task::spawn_blocking(move || {
+        let (clusters, latency) = problem::clusters(&facts);
+        let (problem, options, _notes) =
+            problem::problem(&graph, &clusters, &latency, Some(&current), &settings);
+        let outcome = place(&problem, &options).map_err(|e| e.to_string())?;
+        Ok(outcome
+            .services
+            .into_iter()
+            .map(|s| (s.id, s.clusters))
+            .collect())
+    })
+    .await
+    .map_err(|e| format!("placement task failed: {e}"))?
+}
+
+fn new_graph_record(project: &str, graph: &str, file: &str) -> GraphRecord {
+    GraphRecord {
+        project: project.to_owned(),
+        graph: graph.to_owned(),
+        file: file.to_owned(),
+        desired_hash: String::new(),
+        suspended: false,
+        last_applied_revision: None,
+        last_attempted_revision: None,
+        placement: BTreeMap::new(),
+        placement_inputs_hash: None,
+        placement_revision: None,
+        conditions: Vec::new(),
+        last_error: None,
+        updated_at: now(),
+        failures: 0,
+        next_retry_at: None,
+    }
+}
+
+fn new_service_record(project: &str, graph: &str, service: &str) -> ServiceRecord {
+    ServiceRecord {
+        project: project.to_owned(),
+        graph: graph.to_owned(),
+        service: service.to_owned(),
+        namespace: project.to_owned(),
+        release: service.to_owned(),
+        release_revision: None,
+        input_hash: None,
+        phase: ServicePhase::Pending,
+        clusters: Vec::new(),
+        replicas: BTreeMap::new(),
+        trigger: Default::default(),
+        blocked_by: None,
+        last_error: None,
+        updated_at: now(),
+        manifest: None,
+    }
+}
+
+fn new_event(
+    project: &str,
+    graph: &str,
+    service: Option<&str>,
+    kind: &str,
+    message: &str,
+) -> NewEvent {
+    NewEvent {
+        at: now(),
+        project: project.to_owned(),
+        graph: graph.to_owned(),
+        service: service.map(str::to_owned),
+        kind: kind.to_owned(),
+        message: message.to_owned(),
+    }
+}

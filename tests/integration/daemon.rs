@@ -1,0 +1,405 @@
+//! The daemon end to end: a directory source, the real helm, the fake
+//! Karmada (real HTTP, production clients unchanged).
+
+use crate::support::repo;
+use fake_karmada::testing::tool;
+use fake_karmada::{FakeKarmada, Inventory, Options};
+use serde_json::Value;
+use smo::daemon::{RunOptions, RunReport, run};
+use smo::spec::config;
+use smo::store::Store;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub struct Env {
+    pub fake: FakeKarmada,
+    pub state: tempfile::TempDir,
+    pub data: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The example state in a temporary directory, the fake seeded with the
+/// example inventory, and a configuration pointing at both.
+pub async fn env(extra_config: &str) -> Option<Env> {
+    let helm = tool("SMO_HELM")?;
+    let example = repo().join("state-example");
+    let inventory = Inventory::load(&example.join("inventory.yaml")).unwrap();
+    let fake = FakeKarmada::start(
+        Options::default()
+            .clusters(inventory.clusters)
+            .simulate_members(Duration::from_millis(200)),
+    )
+    .await
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    copy_dir(&example, state.path());
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "source:\n  dir: {state}\nstateDir: {data}\nkarmada:\n  kubeconfig: {kube}\nhelm:\n  binary: {helm}\n  timeout: 60s\n{extra_config}",
+            state = state.path().display(),
+            data = data.path().join("var").display(),
+            kube = fake.kubeconfig_path().display(),
+            helm = helm.display(),
+        ),
+    )
+    .unwrap();
+    Some(Env {
+        fake,
+        state,
+        data,
+        config,
+    })
+}
+
+impl Env {
+    pub fn config(&self) -> config::Config {
+        config::load(&self.config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// One full pass, in process (`smo run --once`).
+    pub async fn once(&self) -> RunReport {
+        let (_tx, rx) = watch::channel(false);
+        let opts = RunOptions {
+            once: true,
+            once_deadline: Duration::from_secs(60),
+            ..RunOptions::default()
+        };
+        run(self.config(), opts, rx).await.unwrap()
+    }
+
+    pub fn store(&self) -> Store {
+        Store::open(self.data.path().join("var/smo.redb")).unwrap()
+    }
+
+    pub fn descriptor(&self, rel: &str) -> PathBuf {
+        self.state.path().join(rel)
+    }
+
+    pub fn edit(&self, rel: &str, from: &str, to: &str) {
+        let p = self.descriptor(rel);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(from), "{from:?} not in {rel}");
+        std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// Releases in a namespace: name → (revision, status), from helm's
+    /// own storage (Secrets labelled owner=helm), latest revision each.
+    pub fn releases(&self, ns: &str) -> BTreeMap<String, (u64, String)> {
+        let mut out: BTreeMap<String, (u64, String)> = BTreeMap::new();
+        for s in self.fake.list_objects("v1", "Secret", Some(ns)) {
+            let l = &s["metadata"]["labels"];
+            if l["owner"] != "helm" {
+                continue;
+            }
+            let name = l["name"].as_str().unwrap().to_owned();
+            let rev: u64 = l["version"].as_str().unwrap().parse().unwrap();
+            let status = l["status"].as_str().unwrap().to_owned();
+            if out.get(&name).is_none_or(|(r, _)| *r < rev) {
+                out.insert(name, (rev, status));
+            }
+        }
+        out
+    }
+
+    /// Requests that touched helm's release storage: every helm command
+    /// reads it, smo's own client never does.
+    pub fn helm_requests(&self) -> usize {
+        self.fake
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("/secrets"))
+            .count()
+    }
+
+    pub fn object(&self, api_version: &str, kind: &str, ns: &str, name: &str) -> Option<Value> {
+        self.fake.get_object(api_version, kind, Some(ns), name)
+    }
+}
+
+fn cluster_names(policy: &Value) -> Vec<String> {
+    policy["spec"]["placement"]["clusterAffinity"]["clusterNames"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no clusterNames in {policy}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+const PP: &str = "policy.karmada.io/v1alpha1";
+const BRUSSELS: &str = "projects/brussels/image-detection-graph.yaml";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn examples_deploy_end_to_end_and_a_no_op_pass_calls_helm_zero_times() {
+    let Some(env) = env("").await else { return };
+    let report = env.once().await;
+    assert!(report.converged, "{report:?}");
+
+    // brussels: three services, the event-triggered VO not installed.
+    let b = env.releases("brussels");
+    assert_eq!(
+        b.keys().collect::<Vec<_>>(),
+        ["image-detection", "noise-reduction"],
+        "{b:?}"
+    );
+    assert!(
+        b.values().all(|(rev, st)| *rev == 1 && st == "deployed"),
+        "{b:?}"
+    );
+    let d = env.releases("demo2");
+    assert_eq!(
+        d.keys().collect::<Vec<_>>(),
+        ["ml-inference", "web-frontend"]
+    );
+
+    // Policies (from the charts) name the placed clusters.
+    let store = env.store();
+    let placed = store
+        .graph("demo2/gpu-offloading-graph")
+        .unwrap()
+        .unwrap()
+        .placement;
+    let web = env
+        .object(PP, "PropagationPolicy", "demo2", "web-frontend")
+        .unwrap();
+    assert_eq!(cluster_names(&web), placed["web-frontend"]);
+    assert_eq!(
+        placed["web-frontend"].len(),
+        2,
+        "high availability: {placed:?}"
+    );
+    let ml = env
+        .object(PP, "PropagationPolicy", "demo2", "ml-inference")
+        .unwrap();
+    assert_eq!(cluster_names(&ml), placed["ml-inference"]);
+    // web-frontend calls ml-inference: ml-inference is imported where
+    // web-frontend runs.
+    let import = env
+        .object(PP, "PropagationPolicy", "demo2", "ml-inference-import")
+        .unwrap();
+    let mut want = placed["web-frontend"].clone();
+    want.sort();
+    assert_eq!(cluster_names(&import), want);
+    let vo = store
+        .services_of("brussels", "image-detection-graph")
+        .unwrap()
+        .into_iter()
+        .find(|s| s.service == "image-compression-vo")
+        .unwrap();
+    assert_eq!(format!("{:?}", vo.phase), "WaitingForTrigger");
+    drop(store);
+
+    // A second pass with nothing changed: no helm call at all.
+    env.fake.clear_requests();
+    let report = env.once().await;
+    assert!(report.converged, "{report:?}");
+    assert_eq!(env.helm_requests(), 0, "a no-op pass ran helm");
+    assert_eq!(env.releases("brussels")["noise-reduction"].0, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_one_service_upgrades_only_that_release() {
+    let Some(env) = env("").await else { return };
+    assert!(env.once().await.converged);
+    // image-detection: small → medium CPU.
+    let p = env.descriptor(BRUSSELS);
+    let text = std::fs::read_to_string(&p).unwrap();
+    let at = text.find("    - id: image-detection").unwrap();
+    let (head, tail) = text.split_at(at);
+    std::fs::write(
+        &p,
+        format!("{head}{}", tail.replacen("cpu: small", "cpu: medium", 1)),
+    )
+    .unwrap();
+
+    let report = env.once().await;
+    assert!(report.converged, "{report:?}");
+    let b = env.releases("brussels");
+    assert_eq!(b["image-detection"], (2, "deployed".to_owned()), "{b:?}");
+    assert_eq!(b["noise-reduction"].0, 1, "{b:?}");
+    let d = env.releases("demo2");
+    assert!(d.values().all(|(rev, _)| *rev == 1), "{d:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_descriptor_uninstalls_and_removing_all_trips_the_prune_guard() {
+    let Some(env) = env("").await else { return };
+    assert!(env.once().await.converged);
+
+    // All descriptors gone at once: nothing removed, and status says why.
+    let brussels = std::fs::read(env.descriptor(BRUSSELS)).unwrap();
+    std::fs::remove_file(env.descriptor(BRUSSELS)).unwrap();
+    let demo2 = "projects/demo2/gpu-offloading-graph.yaml";
+    std::fs::remove_file(env.descriptor(demo2)).unwrap();
+    let report = env.once().await;
+    assert!(!report.converged, "the prune guard must hold the pass back");
+    assert_eq!(env.releases("brussels").len(), 2);
+    assert_eq!(env.releases("demo2").len(), 2);
+    let snap = smo::store::snapshot::read(&env.data.path().join("var")).unwrap();
+    assert!(
+        snap.notes.iter().any(|n| n.contains("prune guard")),
+        "{:?}",
+        snap.notes
+    );
+
+    // One of two removed (50%, the default limit): allowed.
+    std::fs::write(env.descriptor(BRUSSELS), brussels).unwrap();
+    let report = env.once().await;
+    assert!(report.converged, "{report:?}");
+    assert!(
+        env.releases("demo2").is_empty(),
+        "{:?}",
+        env.releases("demo2")
+    );
+    assert_eq!(env.releases("brussels").len(), 2);
+    let store = env.store();
+    assert!(store.graph("demo2/gpu-offloading-graph").unwrap().is_none());
+    assert!(
+        store
+            .services_of("demo2", "gpu-offloading-graph")
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_uninstalls_and_keeps_the_record_resume_installs_again() {
+    let Some(env) = env("").await else { return };
+    assert!(env.once().await.converged);
+    let demo2 = "projects/demo2/gpu-offloading-graph.yaml";
+    env.edit(
+        demo2,
+        "  id: gpu-offloading-graph\n",
+        "  id: gpu-offloading-graph\n  suspend: true\n",
+    );
+    env.once().await;
+    assert!(
+        env.releases("demo2").is_empty(),
+        "{:?}",
+        env.releases("demo2")
+    );
+    {
+        let store = env.store();
+        let g = store.graph("demo2/gpu-offloading-graph").unwrap().unwrap();
+        assert!(g.suspended);
+        assert!(!g.placement.is_empty(), "placement kept while suspended");
+    }
+    env.edit(demo2, "  suspend: true\n", "  suspend: false\n");
+    assert!(env.once().await.converged);
+    let d = env.releases("demo2");
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert!(d.values().all(|(_, st)| st == "deployed"), "{d:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_corrected_or_only_reported_in_warn_mode() {
+    let Some(env) = env("").await else { return };
+    assert!(env.once().await.converged);
+    let tamper = |env: &Env| {
+        env.fake
+            .mutate_object(
+                "apps/v1",
+                "Deployment",
+                Some("demo2"),
+                "web-frontend",
+                |d| {
+                    d["spec"]["template"]["spec"]["containers"][0]["image"] =
+                        Value::String("evil:latest".into());
+                },
+            )
+            .unwrap();
+    };
+    let image = |env: &Env| {
+        env.object("apps/v1", "Deployment", "demo2", "web-frontend")
+            .unwrap()["spec"]["template"]["spec"]["containers"][0]["image"]
+            .clone()
+    };
+    let good = image(&env);
+    tamper(&env);
+    assert!(env.once().await.converged);
+    assert_eq!(image(&env), good, "drift corrected");
+    assert_eq!(
+        env.releases("demo2")["web-frontend"].0,
+        2,
+        "corrected by an upgrade"
+    );
+
+    // warn: reported, not touched.
+    env.edit("smo.yaml", "drift: correct", "drift: warn");
+    tamper(&env);
+    env.once().await;
+    assert_eq!(image(&env), Value::String("evil:latest".into()));
+    let store = env.store();
+    let g = store.graph("demo2/gpu-offloading-graph").unwrap().unwrap();
+    assert!(
+        g.conditions
+            .iter()
+            .any(|c| format!("{:?}", c.kind) == "Drifted"
+                && c.status
+                && c.message.contains("web-frontend")),
+        "{:?}",
+        g.conditions
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_not_ready_past_the_grace_period_fails_over() {
+    let Some(env) = env("").await else { return };
+    // A zero grace period: the next pass moves at once.
+    env.edit(
+        "smo.yaml",
+        "failoverGracePeriod: 60s",
+        "failoverGracePeriod: 0s",
+    );
+    assert!(env.once().await.converged);
+    let before = env
+        .store()
+        .graph("brussels/image-detection-graph")
+        .unwrap()
+        .unwrap()
+        .placement;
+    let used = before["image-detection"][0].clone();
+    assert_eq!(used, "lyon-gpu", "the example places brussels on lyon-gpu");
+    env.fake.set_cluster_ready(&used, false).unwrap();
+    let report = env.once().await;
+    // The GPU service has nowhere else to go: that graph stalls with the
+    // reason and keeps running where it was; the other graph moves.
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(
+        report.failed[0].starts_with("demo2/gpu-offloading-graph")
+            && report.failed[0].contains("needs a GPU"),
+        "{report:?}"
+    );
+    assert_eq!(env.releases("demo2").len(), 2);
+    let after = env
+        .store()
+        .graph("brussels/image-detection-graph")
+        .unwrap()
+        .unwrap()
+        .placement;
+    assert!(
+        after.values().flatten().all(|c| *c != used),
+        "still on {used}: {after:?}"
+    );
+    let pp = env
+        .object(PP, "PropagationPolicy", "brussels", "image-detection")
+        .unwrap();
+    assert_eq!(cluster_names(&pp), after["image-detection"]);
+}
