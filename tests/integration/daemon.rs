@@ -36,25 +36,37 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// The example state in a temporary directory, the fake seeded with the
 /// example inventory, and a configuration pointing at both.
 pub async fn env(extra_config: &str) -> Option<Env> {
+    env_with(extra_config, true, None).await
+}
+
+/// [`env`] with the fake's simulated member clusters on or off (off:
+/// Deployments never report ready replicas) and another `source:` block
+/// (the state directory when `None`).
+pub async fn env_with(
+    extra_config: &str,
+    simulate_members: bool,
+    source: Option<&str>,
+) -> Option<Env> {
     let helm = tool("SMO_HELM")?;
     let example = repo().join("state-example");
     let inventory = Inventory::load(&example.join("inventory.yaml")).unwrap();
-    let fake = FakeKarmada::start(
-        Options::default()
-            .clusters(inventory.clusters)
-            .simulate_members(Duration::from_millis(200)),
-    )
-    .await
-    .unwrap();
+    let mut options = Options::default().clusters(inventory.clusters);
+    if simulate_members {
+        options = options.simulate_members(Duration::from_millis(200));
+    }
+    let fake = FakeKarmada::start(options).await.unwrap();
     let state = tempfile::tempdir().unwrap();
     copy_dir(&example, state.path());
     let data = tempfile::tempdir().unwrap();
     let config = data.path().join("config.yaml");
+    let source = source.map_or_else(
+        || format!("source:\n  dir: {}\n", state.path().display()),
+        str::to_owned,
+    );
     std::fs::write(
         &config,
         format!(
-            "source:\n  dir: {state}\nstateDir: {data}\nkarmada:\n  kubeconfig: {kube}\nhelm:\n  binary: {helm}\n  timeout: 60s\n{extra_config}",
-            state = state.path().display(),
+            "{source}stateDir: {data}\nkarmada:\n  kubeconfig: {kube}\nhelm:\n  binary: {helm}\n  timeout: 60s\n{extra_config}",
             data = data.path().join("var").display(),
             kube = fake.kubeconfig_path().display(),
             helm = helm.display(),

@@ -4,7 +4,7 @@
 mod agreement;
 mod cli;
 mod daemon;
-
+mod daemon_faults;
 mod examples;
 mod fixtures;
 mod karmada;

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args([
             "-c",
@@ -260,7 +260,7 @@ async fn recv(rx: &mut mpsc::Receiver<GitEvent>) -> GitEvent {
 }
 
 /// `git daemon` on a free loopback port, killed on drop.
-struct Daemon(std::process::Child);
+pub struct Daemon(std::process::Child);
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -284,7 +284,7 @@ fn spawn_daemon(base: &Path, port: u16) -> Daemon {
     Daemon(child)
 }
 
-fn git_daemon(base: &Path) -> (Daemon, u16) {
+pub fn git_daemon(base: &Path) -> (Daemon, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
