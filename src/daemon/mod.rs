@@ -26,6 +26,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
+pub mod usage;
+
 /// The file in the state root that lets a snapshot remove more graphs
 /// than `prune.maxDeletePercent` (or all of them).
 pub const ALLOW_PRUNE_MARKER: &str = ".smo-allow-prune";
@@ -150,6 +152,7 @@ pub async fn run(
     opts: RunOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<RunReport, DaemonError> {
+    let started = std::time::Instant::now();
     std::fs::create_dir_all(&config.state_dir).map_err(|source| DaemonError::StateDir {
         path: config.state_dir.clone(),
         source,
@@ -177,14 +180,26 @@ pub async fn run(
     // against an unknown desired state.
     let (snap_tx, mut snap_rx) = mpsc::channel::<Snapshot>(4);
     let (source_fail_tx, mut source_fail_rx) = mpsc::channel::<String>(4);
-    let first = first_snapshot(
+    let first = match first_snapshot(
         &config,
         &opts,
         snap_tx.clone(),
         source_fail_tx,
         shutdown.clone(),
+        &store,
     )
-    .await?;
+    .await?
+    {
+        Some(s) => s,
+        // Stopped before the source ever answered: nothing was done.
+        None => {
+            return Ok(RunReport {
+                converged: false,
+                graphs: 0,
+                failed: Vec::new(),
+            });
+        }
+    };
     let desired = load(&first).await?;
 
     let shared = Arc::new(Shared {
@@ -203,6 +218,7 @@ pub async fn run(
     });
     refresh_inventory(&shared, &karmada, &config, &store, &queue, false).await;
     apply_snapshot(&shared, &store, &queue, first, desired).await?;
+    publish(&store, &shared, &config.state_dir).await;
     // A full pass checks drift everywhere.
     {
         let keys = all_keys(&shared, &store).await?;
@@ -297,6 +313,15 @@ pub async fn run(
         .collect();
     let converged =
         failed.is_empty() && shared.notes().is_empty() && (!opts.once || queue.is_idle());
+    let u = usage::of("self");
+    tracing::info!(
+        graphs = outcomes.len(),
+        converged,
+        wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        cpu_ms = u.map(|u| u.cpu_ms),
+        peak_rss_kib = u.map(|u| u.peak_rss_kib),
+        "stopped"
+    );
     Ok(RunReport {
         converged,
         graphs: outcomes.len(),
@@ -382,7 +407,8 @@ async fn first_snapshot(
     tx: mpsc::Sender<Snapshot>,
     fail_tx: mpsc::Sender<String>,
     shutdown: watch::Receiver<bool>,
-) -> Result<Snapshot, DaemonError> {
+    store: &Arc<Store>,
+) -> Result<Option<Snapshot>, DaemonError> {
     match &config.source {
         Source::Dir { path, debounce } => {
             let p = path.clone();
@@ -396,7 +422,7 @@ async fn first_snapshot(
                     }
                 });
             }
-            Ok(snap)
+            Ok(Some(snap))
         }
         Source::Git {
             url,
@@ -413,11 +439,41 @@ async fn first_snapshot(
                 dir: config.state_dir.join("git"),
             };
             let g = git.clone();
-            let snap = blocking(move || g.sync()).await??;
+            let first = match blocking(move || g.sync()).await? {
+                Ok(snap) => Some(snap),
+                Err(e) if opts.once => return Err(e.into()),
+                Err(e) => {
+                    // Unreachable at start: stay up, say so, and wait for
+                    // the poller's first snapshot (the remote may be back
+                    // any moment; systemd restarts would only add noise).
+                    tracing::warn!(error = %e, url = %url, "git source unreachable at start; waiting for it");
+                    publish_note(
+                        store,
+                        &config.state_dir,
+                        format!("source unreachable, no snapshot yet: {e}"),
+                    )
+                    .await;
+                    None
+                }
+            };
             if !opts.once {
                 let (gtx, mut grx) = mpsc::channel(4);
                 let interval = *interval;
-                tokio::spawn(git.poll(interval, gtx, shutdown));
+                tokio::spawn(git.poll(interval, gtx, shutdown.clone()));
+                let mut first = first;
+                let mut shutdown = shutdown;
+                while first.is_none() {
+                    tokio::select! {
+                        ev = grx.recv() => match ev {
+                            Some(source::git::GitEvent::Snapshot(s)) => first = Some(s),
+                            Some(source::git::GitEvent::Failed(e)) => {
+                                publish_note(store, &config.state_dir, format!("source unreachable, no snapshot yet: {e}")).await;
+                            }
+                            None => return Ok(None),
+                        },
+                        _ = shutdown.changed() => if *shutdown.borrow() { return Ok(None) },
+                    }
+                }
                 tokio::spawn(async move {
                     while let Some(ev) = grx.recv().await {
                         let sent = match ev {
@@ -429,9 +485,25 @@ async fn first_snapshot(
                         }
                     }
                 });
+                return Ok(first);
             }
-            Ok(snap)
+            Ok(first)
         }
+    }
+}
+
+/// Publishes a status snapshot carrying one note (before the world exists).
+async fn publish_note(store: &Arc<Store>, state_dir: &Path, note: String) {
+    let (store, dir) = (Arc::clone(store), state_dir.to_owned());
+    let r = tokio::task::spawn_blocking(move || {
+        let snap = store
+            .status_snapshot(vec![note])
+            .map_err(|e| e.to_string())?;
+        snapshot::publish(&dir, &snap).map_err(|e| e.to_string())
+    })
+    .await;
+    if let Ok(Err(e)) | Err(e) = r.map_err(|e| e.to_string()) {
+        tracing::warn!(error = %e, "could not publish the status snapshot");
     }
 }
 

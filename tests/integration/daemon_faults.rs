@@ -557,3 +557,67 @@ async fn smo_status_reads_the_running_daemons_snapshot_and_sigterm_stops_it_clea
     };
     assert_eq!(exit.code(), Some(0), "log:\n{}", log_of(&env, "daemon.log"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_git_remote_unreachable_at_start_is_reported_and_the_daemon_waits_for_it() {
+    let served = tempfile::tempdir().unwrap();
+    let origin = served.path().join("origin");
+    copy_dir(&repo().join("state-example"), &origin);
+    git(&origin, &["init", "-q"]);
+    git(&origin, &["add", "-A"]);
+    git(&origin, &["commit", "-qm", "example state"]);
+    let first = git(&origin, &["rev-parse", "HEAD"]);
+    // A port nobody listens on yet; the git daemon starts there later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let source = format!(
+        "source:\n  git:\n    url: git://127.0.0.1:{port}/origin\n    ref: {{branch: main}}\n    interval: 1s\n"
+    );
+    let Some(env) = env_with("", true, Some(&source)).await else {
+        return;
+    };
+    let (stop, stopped) = watch::channel(false);
+    let daemon = tokio::spawn(run(env.config(), RunOptions::default(), stopped));
+
+    // Up, not crashed, and saying why nothing happens.
+    let t0 = Instant::now();
+    let note = loop {
+        if let Ok(s) = snapshot::read(&state_dir(&env))
+            && let Some(n) = s.notes.iter().find(|n| n.contains("source unreachable"))
+        {
+            break n.clone();
+        }
+        assert!(
+            !daemon.is_finished(),
+            "the daemon ended: {:?}",
+            daemon.await
+        );
+        assert!(t0.elapsed() < Duration::from_secs(30), "no note published");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        note.contains(&port.to_string()) || note.contains("git"),
+        "{note}"
+    );
+    assert!(env.releases("demo2").is_empty());
+
+    // The remote comes up: the first commit is applied.
+    let _git = crate::sources::git_daemon_on(served.path(), port);
+    let t0 = Instant::now();
+    while env.releases("demo2").len() < 2 || env.releases("brussels").len() < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "not applied after the remote came up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.send(true).unwrap();
+    daemon.await.unwrap().unwrap();
+    assert_eq!(
+        env.store().source_revision().unwrap().as_deref(),
+        Some(&*first)
+    );
+}

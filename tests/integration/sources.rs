@@ -284,6 +284,18 @@ fn spawn_daemon(base: &Path, port: u16) -> Daemon {
     Daemon(child)
 }
 
+/// A git daemon on a given port (for a remote that comes up late).
+pub fn git_daemon_on(base: &Path, port: u16) -> Daemon {
+    let daemon = spawn_daemon(base, port);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return daemon;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("git daemon did not listen on port {port}");
+}
+
 pub fn git_daemon(base: &Path) -> (Daemon, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -1,0 +1,377 @@
+//! Daemon benchmarks: `cargo bench --bench daemon [-- GRAPHS SERVICES]`.
+//!
+//! Prints figures; asserts nothing about time. Against the fake Karmada
+//! (real HTTP) with the real helm (`SMO_HELM`) and the release `smo` binary
+//! as a child process, so CPU and memory are the daemon's own:
+//!
+//! 1. RSS of an idle daemon (no graphs);
+//! 2. a no-op pass over GRAPHS×SERVICES (default 200×10) already in sync:
+//!    the store and the fake are seeded as if every release were installed,
+//!    so the pass reads the store, keeps every placement, recomputes every
+//!    input hash, checks drift against the fake, and runs helm zero times —
+//!    wall time, CPU time and peak RSS of `smo run --once`;
+//! 3. RSS of the daemon holding that state;
+//! 4. file edit → first helm call, p50/p95 over 20 edits, minus the
+//!    configured debounces (source 50 ms, queue 50 ms).
+
+use fake_karmada::{ClusterSpec, FakeKarmada, Options, ResourcePair};
+use serde_json::{Value, json};
+use smo::desired::loader::load_root;
+use smo::reconcile::engine::placement_inputs_hash;
+use smo::release::{self, Placement};
+use smo::store::Store;
+use smo::store::records::{GraphRecord, ServicePhase, ServiceRecord};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CLUSTERS: usize = 10;
+const PROJECTS: usize = 10;
+const DEBOUNCE_MS: u64 = 100;
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let graphs = args.first().copied().unwrap_or(200);
+    let services = args.get(1).copied().unwrap_or(10);
+    let Some(helm) = std::env::var_os("SMO_HELM").map(PathBuf::from) else {
+        eprintln!("daemon bench: SMO_HELM is not set; `source .ci/install-tools.sh` first");
+        std::process::exit(2);
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(bench(graphs, services, &helm));
+}
+
+async fn bench(graphs: usize, services: usize, helm: &Path) {
+    let clusters: Vec<ClusterSpec> = (0..CLUSTERS)
+        .map(|i| ClusterSpec {
+            name: format!("c{i}"),
+            ready: true,
+            resources: fake_karmada::ClusterResources {
+                cpu: ResourcePair::new("100000", "0"),
+                memory: ResourcePair::new("100000Gi", "0"),
+                gpu: None,
+            },
+        })
+        .collect();
+    let fake = FakeKarmada::start(
+        Options::default()
+            .clusters(clusters)
+            .simulate_members(Duration::from_millis(10)),
+    )
+    .await
+    .unwrap();
+
+    // 1. Idle.
+    let idle = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(idle.path().join("state/projects")).unwrap();
+    let cfg = config(idle.path(), &fake, helm);
+    let mut child = daemon(&cfg, false);
+    wait_for(
+        &idle.path().join("var/status.json"),
+        Duration::from_secs(60),
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss = smo::daemon::usage::of(&child.id().to_string()).map(|u| u.rss_kib);
+    stop(&mut child);
+    println!("daemon idle: rss_kib={}", idle_rss.unwrap_or(0));
+
+    // 2. Seeded state, in sync.
+    let dir = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    seed(dir.path(), graphs, services, &fake);
+    println!(
+        "seeded {graphs} graphs × {services} services in {} ms",
+        t.elapsed().as_millis()
+    );
+    let cfg = config(dir.path(), &fake, helm);
+    fake.clear_requests();
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_smo"))
+        .args(["run", "--once", "--config"])
+        .arg(&cfg)
+        .env("SMO_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let wall = t.elapsed();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let last = log.lines().rfind(|l| l.contains("stopped")).unwrap_or("");
+    let field = |name: &str| {
+        last.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .map(|v| {
+                v.trim_start_matches("Some(")
+                    .trim_end_matches(')')
+                    .to_owned()
+            })
+            .unwrap_or_else(|| "?".into())
+    };
+    let helm_calls = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/secrets"))
+        .count();
+    println!(
+        "no-op pass: graphs={graphs} services={} exit={:?} wall_ms={} daemon_cpu_ms={} daemon_peak_rss_kib={} helm_requests={helm_calls} api_requests={}",
+        graphs * services,
+        out.status.code(),
+        wall.as_millis(),
+        field("cpu_ms"),
+        field("peak_rss_kib"),
+        fake.requests().len(),
+    );
+    if out.status.code() != Some(0) {
+        eprintln!(
+            "{}",
+            log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+        );
+    }
+
+    // 3. The daemon holding that state, and 4. edit → first helm call.
+    let mut child = daemon(&cfg, true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_idle(&fake).await;
+    let rss = smo::daemon::usage::of(&child.id().to_string()).map(|u| u.rss_kib);
+    println!(
+        "daemon with {} services: rss_kib={}",
+        graphs * services,
+        rss.unwrap_or(0)
+    );
+    let file = dir.path().join("state/projects/p0/g0.yaml");
+    let mut latencies = Vec::new();
+    for i in 0..20 {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let (from, to) = if i % 2 == 0 {
+            ("cpu: small", "cpu: medium")
+        } else {
+            ("cpu: medium", "cpu: small")
+        };
+        let before = helm_count(&fake);
+        let t = Instant::now();
+        std::fs::write(&file, text.replacen(from, to, 1)).unwrap();
+        loop {
+            if helm_count(&fake) > before {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(30) {
+                eprintln!("no helm call within 30 s of an edit");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let ms = t.elapsed().as_secs_f64() * 1000.0 - DEBOUNCE_MS as f64;
+        latencies.push(ms);
+        wait_idle(&fake).await;
+    }
+    stop(&mut child);
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    println!(
+        "edit → first helm call (debounce excluded): p50_ms={:.1} p95_ms={:.1} n={}",
+        pct(0.5),
+        pct(0.95),
+        latencies.len()
+    );
+}
+
+fn helm_count(fake: &FakeKarmada) -> usize {
+    fake.requests()
+        .iter()
+        .filter(|r| r.path.contains("/secrets"))
+        .count()
+}
+
+/// Until no request reached the fake for half a second.
+async fn wait_idle(fake: &FakeKarmada) {
+    let mut last = fake.requests().len();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = fake.requests().len();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
+fn wait_for(path: &Path, limit: Duration) {
+    let t = Instant::now();
+    while !path.exists() {
+        assert!(t.elapsed() < limit, "{} did not appear", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn daemon(cfg: &Path, quiet: bool) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_smo"))
+        .args(["run", "--config"])
+        .arg(cfg)
+        .env("SMO_LOG", if quiet { "warn" } else { "info" })
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+fn config(dir: &Path, fake: &FakeKarmada, helm: &Path) -> PathBuf {
+    let cfg = dir.join("config.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "source:\n  dir: {}\n  debounce: 50ms\nstateDir: {}\nkarmada:\n  kubeconfig: {}\nhelm:\n  binary: {}\n  timeout: 60s\nlog:\n  level: info\n",
+            dir.join("state").display(),
+            dir.join("var").display(),
+            fake.kubeconfig_path().display(),
+            helm.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn descriptor(graph: usize, services: usize) -> String {
+    let mut s = format!("hdaGraph:\n  imVersion: 0.4.0\n  id: g{graph}\n  services:\n");
+    for i in 0..services {
+        // Release names are service ids in the project's namespace: ids
+        // are unique per project, as they must be.
+        let cp = if i + 1 < services {
+            format!("[g{graph}-s{}]", i + 1)
+        } else {
+            "[]".into()
+        };
+        s.push_str(&format!(
+            "    - id: g{graph}-s{i}\n      deployment:\n        intent:\n          compute: {{cpu: small, ram: small, storage: small, gpu: {{enabled: False}}}}\n          connectionPoints: {cp}\n      artifact:\n        ociImage: charts/service\n        valuesOverwrite:\n          image: {{repository: registry.example/g{graph}-s{i}, tag: \"1\"}}\n          service: {{port: 80}}\n"
+        ));
+    }
+    s
+}
+
+/// A state root of `graphs` graphs spread over projects, and the store and
+/// fake as if every release had been installed with the current inputs.
+fn seed(dir: &Path, graphs: usize, services: usize, fake: &FakeKarmada) {
+    let root = dir.join("state");
+    let chart =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("state-example/projects/demo2/charts/service");
+    for p in 0..PROJECTS {
+        copy_dir(&chart, &root.join(format!("projects/p{p}/charts/service")));
+    }
+    for g in 0..graphs {
+        let p = g % PROJECTS;
+        std::fs::write(
+            root.join(format!("projects/p{p}/g{g}.yaml")),
+            descriptor(g, services),
+        )
+        .unwrap();
+    }
+    let state = load_root(&root).unwrap();
+    assert!(!state.has_errors(), "{:?}", state.findings.first());
+    std::fs::create_dir_all(dir.join("var")).unwrap();
+    let store = Store::open(dir.join("var/smo.redb")).unwrap();
+    for p in 0..PROJECTS {
+        let _ = fake.put_object(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("p{p}")}}),
+        );
+    }
+    for (gi, graph) in state.valid_graphs().enumerate() {
+        let placement: Placement = graph
+            .descriptor
+            .hda_graph
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.to_string(), vec![format!("c{}", (gi + i) % CLUSTERS)]))
+            .collect();
+        let inputs = release::inputs(graph, &placement, &root).unwrap();
+        let record = GraphRecord {
+            project: graph.project.clone(),
+            graph: graph.id().to_owned(),
+            file: graph.file.clone(),
+            desired_hash: String::new(),
+            suspended: false,
+            last_applied_revision: None,
+            last_attempted_revision: None,
+            placement: placement.clone(),
+            placement_inputs_hash: Some(placement_inputs_hash(graph)),
+            placement_revision: None,
+            conditions: Vec::new(),
+            last_error: None,
+            updated_at: 0,
+            failures: 0,
+            next_retry_at: None,
+        };
+        let records: Vec<ServiceRecord> = inputs
+            .iter()
+            .map(|i| {
+                let manifest = manifest(&i.release, &i.namespace);
+                for doc in manifest.split("\n---\n") {
+                    let v: Value = smo::validate::yaml::parse_documents(doc).unwrap()[0]
+                        .value
+                        .clone();
+                    fake.put_object(v).unwrap();
+                }
+                ServiceRecord {
+                    project: graph.project.clone(),
+                    graph: graph.id().to_owned(),
+                    service: i.service.clone(),
+                    namespace: i.namespace.clone(),
+                    release: i.release.clone(),
+                    release_revision: Some(1),
+                    input_hash: Some(i.hash.clone()),
+                    phase: ServicePhase::Deployed,
+                    clusters: placement[&i.service].clone(),
+                    replicas: BTreeMap::new(),
+                    trigger: Default::default(),
+                    blocked_by: None,
+                    last_error: None,
+                    updated_at: 0,
+                    manifest: Some(manifest),
+                }
+            })
+            .collect();
+        store
+            .write(|tx| {
+                tx.put_graph(&record)?;
+                for r in &records {
+                    tx.put_service(r)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+}
+
+/// What a release of the example chart looks like to the drift check.
+fn manifest(name: &str, ns: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n        - name: {name}\n          image: registry.example/{name}:1\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  selector: {{app: {name}}}\n  ports:\n    - port: 80\n"
+    )
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
