@@ -18,7 +18,7 @@ use crate::reconcile::queue::{Key, Queue, backoff};
 use crate::source::{self, Snapshot};
 use crate::spec::config::{Config, Source};
 use crate::spec::inventory::Inventory;
-use crate::store::records::ClusterRecord;
+use crate::store::records::{ClusterRecord, NewRun};
 use crate::store::{Store, StoreError, snapshot};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -102,6 +102,17 @@ struct Shared {
     outcomes: Mutex<BTreeMap<Key, (Outcome, u32)>>,
     notes: Mutex<BTreeMap<&'static str, String>>,
     last_inventory: Mutex<Option<Inventory>>,
+    /// The pass in progress: from the queue leaving idle to idle again.
+    pass: Mutex<Option<Pass>>,
+    last_publish: Mutex<Option<std::time::Instant>>,
+}
+
+/// Counters of one pass, appended to the run history when it ends.
+#[derive(Debug, Clone, Copy)]
+struct Pass {
+    started_at: u64,
+    reconciled: u32,
+    errors: u32,
 }
 
 impl Shared {
@@ -215,6 +226,8 @@ pub async fn run(
         outcomes: Mutex::new(BTreeMap::new()),
         notes: Mutex::new(BTreeMap::new()),
         last_inventory: Mutex::new(None),
+        pass: Mutex::new(None),
+        last_publish: Mutex::new(None),
     });
     refresh_inventory(&shared, &karmada, &config, &store, &queue, false).await;
     apply_snapshot(&shared, &store, &queue, first, desired).await?;
@@ -338,6 +351,7 @@ async fn worker(
     state_dir: PathBuf,
 ) {
     while let Some(key) = queue.next().await {
+        let started_at = now();
         let world = shared.world();
         let drift = shared
             .drift_due
@@ -383,7 +397,47 @@ async fn worker(
             }
         }
         queue.done(&key);
-        publish(&store, &shared, &state_dir).await;
+        let finished = {
+            let mut p = shared
+                .pass
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let pass = p.get_or_insert(Pass {
+                started_at,
+                reconciled: 0,
+                errors: 0,
+            });
+            pass.reconciled += 1;
+            pass.errors += u32::from(matches!(outcome, Outcome::Retry(_) | Outcome::Stalled(_)));
+            if queue.is_idle() { p.take() } else { None }
+        };
+        if let Some(pass) = finished {
+            let run = NewRun {
+                started_at: pass.started_at,
+                finished_at: now(),
+                revision: Some(world.revision.clone()),
+                graphs_reconciled: pass.reconciled,
+                errors: pass.errors,
+            };
+            let s = Arc::clone(&store);
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.append_run(run)).await {
+                tracing::warn!(error = %e, "could not record the run");
+            }
+        }
+        let due = {
+            let mut last = shared
+                .last_publish
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = queue.is_idle() || last.is_none_or(|t| t.elapsed() >= PUBLISH_EVERY);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if due {
+            publish(&store, &shared, &state_dir).await;
+        }
     }
 }
 
@@ -590,6 +644,28 @@ async fn apply_snapshot(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
+    let key_of =
+        |e: &crate::desired::GraphEntry| e.id.as_ref().map(|id| format!("{}/{id}", e.project));
+    let (everything, changed): (bool, BTreeSet<String>) = {
+        let prev = shared.world().desired;
+        let before: BTreeMap<String, &crate::desired::GraphEntry> = prev
+            .graphs
+            .iter()
+            .filter_map(|e| Some((key_of(e)?, e)))
+            .collect();
+        let changed = desired
+            .graphs
+            .iter()
+            .filter_map(|e| {
+                let k = key_of(e)?;
+                (before.get(&k) != Some(&e)).then_some(k)
+            })
+            .collect();
+        (
+            prev.settings != desired.settings || prev.clusters != desired.clusters,
+            changed,
+        )
+    };
     {
         let mut w = shared
             .world
@@ -605,12 +681,28 @@ async fn apply_snapshot(
     }
     let (s, rev) = (Arc::clone(store), snap.revision.clone());
     blocking(move || s.set_source_revision(&rev)).await??;
-    tracing::info!(revision = %snap.revision, "new desired state");
+    tracing::info!(revision = %snap.revision, changed = changed.len(), "new desired state");
+    // Graphs whose descriptor changed (or all, when settings or cluster
+    // metadata did) go first; the others follow shortly, because a file
+    // they do not own (a local chart) may have changed too.
     for k in all_keys(shared, store).await? {
-        queue.enqueue(&k);
+        if everything || changed.contains(&k) || !desired_keys.contains(&k) {
+            queue.enqueue(&k);
+        } else {
+            queue.requeue_after(&k, UNCHANGED_DELAY);
+        }
     }
     Ok(())
 }
+
+/// How long graphs whose descriptor did not change wait behind the ones
+/// that did, after a new snapshot.
+const UNCHANGED_DELAY: Duration = Duration::from_secs(2);
+
+/// The status snapshot is rewritten at most this often while work is
+/// queued (and always when the queue drains): rewriting it after every one
+/// of hundreds of reconciles would cost more than the reconciles.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// Reads the inventory; a readiness change enqueues the graphs that use
 /// the cluster (failover) and records when it became NotReady.

@@ -47,7 +47,18 @@ pub async fn env_with(
     simulate_members: bool,
     source: Option<&str>,
 ) -> Option<Env> {
-    let helm = tool("SMO_HELM")?;
+    env_with_helm("SMO_HELM", extra_config, simulate_members, source).await
+}
+
+/// [`env_with`] with the helm binary named by another variable
+/// (`SMO_HELM3` for helm 3).
+pub async fn env_with_helm(
+    helm_var: &str,
+    extra_config: &str,
+    simulate_members: bool,
+    source: Option<&str>,
+) -> Option<Env> {
+    let helm = tool(helm_var)?;
     let example = repo().join("state-example");
     let inventory = Inventory::load(&example.join("inventory.yaml")).unwrap();
     let mut options = Options::default().clusters(inventory.clusters);
@@ -216,6 +227,13 @@ async fn examples_deploy_end_to_end_and_a_no_op_pass_calls_helm_zero_times() {
         .find(|s| s.service == "image-compression-vo")
         .unwrap();
     assert_eq!(format!("{:?}", vo.phase), "WaitingForTrigger");
+    // The pass is in the run history.
+    let runs = store.runs(10).unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(
+        runs[0].graphs_reconciled >= 2 && runs[0].errors == 0,
+        "{runs:?}"
+    );
     drop(store);
 
     // A second pass with nothing changed: no helm call at all.
@@ -224,6 +242,42 @@ async fn examples_deploy_end_to_end_and_a_no_op_pass_calls_helm_zero_times() {
     assert!(report.converged, "{report:?}");
     assert_eq!(env.helm_requests(), 0, "a no-op pass ran helm");
     assert_eq!(env.releases("brussels")["noise-reduction"].0, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_3_installs_upgrades_and_uninstalls_the_examples_too() {
+    let Some(env) = env_with_helm("SMO_HELM3", "", true, None).await else {
+        return;
+    };
+    let report = env.once().await;
+    assert!(report.converged, "{report:?}");
+    assert_eq!(env.releases("brussels").len(), 2);
+    assert_eq!(env.releases("demo2").len(), 2);
+    let p = env.descriptor(BRUSSELS);
+    let text = std::fs::read_to_string(&p).unwrap();
+    let at = text.find("    - id: image-detection").unwrap();
+    let (head, tail) = text.split_at(at);
+    std::fs::write(
+        &p,
+        format!("{head}{}", tail.replacen("cpu: small", "cpu: medium", 1)),
+    )
+    .unwrap();
+    assert!(env.once().await.converged);
+    let b = env.releases("brussels");
+    assert_eq!(b["image-detection"], (2, "deployed".to_owned()), "{b:?}");
+    assert_eq!(b["noise-reduction"].0, 1, "{b:?}");
+    let demo2 = "projects/demo2/gpu-offloading-graph.yaml";
+    env.edit(
+        demo2,
+        "  id: gpu-offloading-graph\n",
+        "  id: gpu-offloading-graph\n  suspend: true\n",
+    );
+    env.once().await;
+    assert!(
+        env.releases("demo2").is_empty(),
+        "{:?}",
+        env.releases("demo2")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
