@@ -14,6 +14,7 @@
 //! 4. file edit → first helm call, p50/p95 over 20 edits, minus the
 //!    configured debounces (source 50 ms, queue 50 ms).
 
+use fake_karmada::testing::copy_dir;
 use fake_karmada::{ClusterSpec, FakeKarmada, Options, ResourcePair};
 use serde_json::{Value, json};
 use smo::desired::loader::load_root;
@@ -361,17 +362,4 @@ fn manifest(name: &str, ns: &str) -> String {
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n        - name: {name}\n          image: registry.example/{name}:1\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  selector: {{app: {name}}}\n  ports:\n    - port: 80\n"
     )
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }

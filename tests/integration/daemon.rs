@@ -2,6 +2,7 @@
 //! Karmada (real HTTP, production clients unchanged).
 
 use crate::support::repo;
+pub use fake_karmada::testing::copy_dir;
 use fake_karmada::testing::tool;
 use fake_karmada::{FakeKarmada, Inventory, Options};
 use serde_json::Value;
@@ -9,7 +10,7 @@ use smo::daemon::{RunOptions, RunReport, run};
 use smo::spec::config;
 use smo::store::Store;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -18,19 +19,6 @@ pub struct Env {
     pub state: tempfile::TempDir,
     pub data: tempfile::TempDir,
     pub config: PathBuf,
-}
-
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// The example state in a temporary directory, the fake seeded with the

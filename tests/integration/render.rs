@@ -2,6 +2,7 @@
 //! chart rendered with the values smo computes from the placement.
 
 use crate::support::repo;
+use fake_karmada::testing::copy_dir;
 use fake_karmada::testing::tool;
 use serde_json::Value;
 use smo::validate::yaml::parse_documents;
@@ -146,17 +147,4 @@ fn render_reports_a_broken_chart_and_still_renders_the_rest() {
             .join("brussels/image-detection-graph/noise-reduction.yaml")
             .exists()
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
