@@ -117,6 +117,13 @@ struct Records {
     owned: Vec<OwnedObject>,
     deleted_owned: Vec<OwnedObject>,
     events: Vec<(Option<String>, String, String)>,
+    /// As loaded: unchanged records are not written back (a no-op pass
+    /// over hundreds of graphs would otherwise be hundreds of commits).
+    original: (
+        Option<GraphRecord>,
+        BTreeMap<String, ServiceRecord>,
+        Vec<OwnedObject>,
+    ),
 }
 
 impl Records {
@@ -170,16 +177,19 @@ impl Engine {
                 Some(rec) => self.remove_graph(key, rec, services, owned).await,
             };
         };
+        let services: BTreeMap<String, ServiceRecord> = services
+            .into_iter()
+            .map(|s| (s.service.clone(), s))
+            .collect();
+        let original = (record.clone(), services.clone(), owned.clone());
         let mut recs = Records {
             graph: record.unwrap_or_else(|| new_graph_record(project, graph_id, &entry.file)),
-            services: services
-                .into_iter()
-                .map(|s| (s.service.clone(), s))
-                .collect(),
+            services,
             deleted_services: Vec::new(),
             owned,
             deleted_owned: Vec::new(),
             events: Vec::new(),
+            original,
         };
         recs.graph.file.clone_from(&entry.file);
         recs.graph.last_attempted_revision = Some(world.revision.clone());
@@ -802,19 +812,42 @@ impl Engine {
                 g.failures = g.failures.saturating_add(1);
             }
         }
+        let (orig_graph, orig_services, orig_owned) = recs.original;
+        let graph_changed = orig_graph.as_ref().is_none_or(|o| !same_but_time(o, g));
+        if !graph_changed && let Some(o) = &orig_graph {
+            g.updated_at = o.updated_at;
+        }
         let graph = recs.graph;
         let services: Vec<ServiceRecord> = recs
             .services
             .into_values()
+            .filter(|s| {
+                orig_services
+                    .get(&s.service)
+                    .is_none_or(|o| !same_service_but_time(o, s))
+            })
             .map(|mut s| {
                 s.updated_at = at;
                 s
             })
             .collect();
         let deleted = recs.deleted_services;
-        let owned = recs.owned;
+        let owned: Vec<OwnedObject> = recs
+            .owned
+            .into_iter()
+            .filter(|o| !orig_owned.contains(o))
+            .collect();
         let deleted_owned = recs.deleted_owned;
         let events = recs.events;
+        if !graph_changed
+            && services.is_empty()
+            && deleted.is_empty()
+            && owned.is_empty()
+            && deleted_owned.is_empty()
+            && events.is_empty()
+        {
+            return Ok(());
+        }
         self.db(move |s| {
             s.write(|tx| {
                 tx.put_graph(&graph)?;
@@ -844,6 +877,18 @@ impl Engine {
         })
         .await
     }
+}
+
+fn same_but_time(a: &GraphRecord, b: &GraphRecord) -> bool {
+    let mut b = b.clone();
+    b.updated_at = a.updated_at;
+    *a == b
+}
+
+fn same_service_but_time(a: &ServiceRecord, b: &ServiceRecord) -> bool {
+    let mut b = b.clone();
+    b.updated_at = a.updated_at;
+    *a == b
 }
 
 fn set_phase(rec: &mut ServiceRecord, phase: ServicePhase, error: Option<String>) {
