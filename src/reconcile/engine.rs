@@ -314,6 +314,13 @@ impl Engine {
         let mut worst: Option<StepError> = None;
         let mut namespace_ready = false;
         let mut deployed_now: BTreeSet<String> = BTreeSet::new();
+        // Drift of every installed service, read concurrently: one GET per
+        // object, and a graph can have many (the loop below only consumes).
+        let mut drift_found = if drift_check {
+            self.drift_all(recs.services.values()).await
+        } else {
+            BTreeMap::new()
+        };
         for id in order {
             let service = hda
                 .services
@@ -356,7 +363,7 @@ impl Engine {
                 Step::InSync => {
                     deployed_now.insert(id.to_owned());
                     if drift_check {
-                        match self.drift(rec).await {
+                        match drift_found.remove(id).unwrap_or_else(|| Ok(Vec::new())) {
                             Ok(paths) if paths.is_empty() => Ok(()),
                             Ok(paths) => {
                                 let what = paths.join(", ");
@@ -633,6 +640,28 @@ impl Engine {
 
     /// Paths of fields the release manifest sets that differ live; a
     /// missing object is drift too.
+    /// [`Self::drift`] of every installed service, concurrently.
+    async fn drift_all<'a>(
+        &self,
+        records: impl Iterator<Item = &'a ServiceRecord>,
+    ) -> BTreeMap<String, Result<Vec<String>, StepError>> {
+        let mut set = tokio::task::JoinSet::new();
+        for rec in records.filter(|r| r.release_revision.is_some() && r.manifest.is_some()) {
+            let (engine, rec) = (self.clone(), rec.clone());
+            set.spawn(async move { (rec.service.clone(), engine.drift(&rec).await) });
+        }
+        let mut out = BTreeMap::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((service, result)) => {
+                    out.insert(service, result);
+                }
+                Err(e) => tracing::warn!(error = %e, "drift check task failed"),
+            }
+        }
+        out
+    }
+
     async fn drift(&self, rec: &ServiceRecord) -> Result<Vec<String>, StepError> {
         let Some(text) = &rec.manifest else {
             return Ok(Vec::new());
