@@ -89,6 +89,8 @@ fn file_error(shown: &str, message: String) -> Finding {
 struct Loaded {
     id: Option<String>,
     id_pos: Pos,
+    /// Position of each `services[i].id`, for cross-graph checks.
+    service_pos: Vec<Pos>,
     descriptor: Option<Descriptor>,
     findings: Vec<Finding>,
 }
@@ -102,6 +104,7 @@ fn load_descriptor(
     let mut loaded = Loaded {
         id: None,
         id_pos: Pos { line: 1, column: 1 },
+        service_pos: Vec::new(),
         descriptor: None,
         findings: Vec::new(),
     };
@@ -137,6 +140,11 @@ fn load_descriptor(
     found.extend(semantic::check(&doc, &ctx));
     let ok = !found.iter().any(Finding::is_error);
     loaded.descriptor = descriptor.filter(|_| ok);
+    if let Some(d) = &loaded.descriptor {
+        loaded.service_pos = (0..d.hda_graph.services.len())
+            .map(|i| doc.position(&format!("/hdaGraph/services/{i}/id")))
+            .collect();
+    }
     loaded.findings = found;
     loaded
 }
@@ -302,7 +310,50 @@ fn finish(state: &mut DesiredState, loaded: Vec<Entry>) {
                 .push(shown.clone());
         }
     }
+    // Releases are named after services in the project's namespace: two
+    // graphs of one project with a service of the same id would share (and
+    // fight over, and uninstall) one release.
+    let mut by_service: BTreeMap<(String, String, String), Vec<(String, String)>> = BTreeMap::new();
+    for (scope, project, shown, l) in &loaded {
+        if let (Some(d), false) = (&l.descriptor, project.is_empty()) {
+            for s in &d.hda_graph.services {
+                by_service
+                    .entry((scope.clone(), project.clone(), s.id.to_string()))
+                    .or_default()
+                    .push((shown.clone(), d.hda_graph.id.to_string()));
+            }
+        }
+    }
     for (scope, project, shown, mut l) in loaded {
+        if let Some(d) = &l.descriptor {
+            let mut clash = false;
+            for (i, s) in d.hda_graph.services.iter().enumerate() {
+                let key = (scope.clone(), project.clone(), s.id.to_string());
+                let others: Vec<String> = by_service
+                    .get(&key)
+                    .map_or(&[][..], Vec::as_slice)
+                    .iter()
+                    // Two files of one graph are reported as a duplicate
+                    // identity instead.
+                    .filter(|(file, graph)| {
+                        *file != shown && graph.as_str() != d.hda_graph.id.as_str()
+                    })
+                    .map(|(file, graph)| format!("graph `{graph}` ({file})"))
+                    .collect();
+                if !others.is_empty() {
+                    clash = true;
+                    let pos = l.service_pos.get(i).copied().unwrap_or(l.id_pos);
+                    l.findings.push(Finding::new(&shown, pos, format!("/hdaGraph/services/{i}/id"), Severity::Error, format!(
+                        "service `{}` is also a service of {} in project `{project}`; a service's Helm release is named after it in the project's namespace, so ids must be unique within a project (neither graph is applied)",
+                        s.id,
+                        others.join(", ")
+                    )));
+                }
+            }
+            if clash {
+                l.descriptor = None;
+            }
+        }
         if let Some(id) = &l.id {
             let files = by_identity
                 .get(&(scope, project.clone(), id.clone()))

@@ -73,6 +73,50 @@ fn duplicate_identities_are_errors_on_both_files_and_neither_is_used() {
 }
 
 #[test]
+fn a_service_id_shared_by_two_graphs_of_a_project_is_an_error_on_both() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "projects/p/one.yaml",
+        &graph("one").service("x").service("web").yaml(),
+    );
+    write(
+        dir.path(),
+        "projects/p/two.yaml",
+        &graph("two").service("web").yaml(),
+    );
+    // Another project is another namespace: no clash.
+    write(
+        dir.path(),
+        "projects/q/three.yaml",
+        &graph("three").service("web").yaml(),
+    );
+    let state = load_root(dir.path()).unwrap();
+    let valid: Vec<&str> = state.valid_graphs().map(|g| g.id()).collect();
+    assert_eq!(valid, vec!["three"]);
+    let found: Vec<(&str, &str)> = state
+        .findings
+        .iter()
+        .map(|f| (f.file.as_str(), f.pointer.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("projects/p/one.yaml", "/hdaGraph/services/1/id"),
+            ("projects/p/two.yaml", "/hdaGraph/services/0/id")
+        ]
+    );
+    assert!(state.findings[0].line > 3, "points at the service id line");
+    assert!(
+        state.findings[0]
+            .message
+            .contains("graph `two` (projects/p/two.yaml)"),
+        "{}",
+        state.findings[0].message
+    );
+}
+
+#[test]
 fn hidden_non_yaml_and_chart_files_are_not_descriptors() {
     let dir = tempfile::tempdir().unwrap();
     write(
