@@ -254,18 +254,7 @@ async fn helm_3_installs_upgrades_and_uninstalls_the_examples_too() {
     let b = env.releases("brussels");
     assert_eq!(b["image-detection"], (2, "deployed".to_owned()), "{b:?}");
     assert_eq!(b["noise-reduction"].0, 1, "{b:?}");
-    let demo2 = "projects/demo2/gpu-offloading-graph.yaml";
-    env.edit(
-        demo2,
-        "  id: gpu-offloading-graph\n",
-        "  id: gpu-offloading-graph\n  suspend: true\n",
-    );
-    env.once().await;
-    assert!(
-        env.releases("demo2").is_empty(),
-        "{:?}",
-        env.releases("demo2")
-    );
+    suspend_demo2(&env).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,13 +322,12 @@ async fn removing_a_descriptor_uninstalls_and_removing_all_trips_the_prune_guard
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn suspend_uninstalls_and_keeps_the_record_resume_installs_again() {
-    let Some(env) = env("").await else { return };
-    assert!(env.once().await.converged);
-    let demo2 = "projects/demo2/gpu-offloading-graph.yaml";
+const DEMO2_FILE: &str = "projects/demo2/gpu-offloading-graph.yaml";
+
+/// Sets `suspend: true` on demo2 and checks a pass uninstalls it.
+async fn suspend_demo2(env: &Env) {
     env.edit(
-        demo2,
+        DEMO2_FILE,
         "  id: gpu-offloading-graph\n",
         "  id: gpu-offloading-graph\n  suspend: true\n",
     );
@@ -349,13 +337,20 @@ async fn suspend_uninstalls_and_keeps_the_record_resume_installs_again() {
         "{:?}",
         env.releases("demo2")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_uninstalls_and_keeps_the_record_resume_installs_again() {
+    let Some(env) = env("").await else { return };
+    assert!(env.once().await.converged);
+    suspend_demo2(&env).await;
     {
         let store = env.store();
         let g = store.graph("demo2/gpu-offloading-graph").unwrap().unwrap();
         assert!(g.suspended);
         assert!(!g.placement.is_empty(), "placement kept while suspended");
     }
-    env.edit(demo2, "  suspend: true\n", "  suspend: false\n");
+    env.edit(DEMO2_FILE, "  suspend: true\n", "  suspend: false\n");
     assert!(env.once().await.converged);
     let d = env.releases("demo2");
     assert_eq!(d.len(), 2, "{d:?}");
