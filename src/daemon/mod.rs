@@ -443,16 +443,7 @@ async fn worker(
 
 /// The status snapshot next to the database, for `smo status`.
 async fn publish(store: &Arc<Store>, shared: &Arc<Shared>, state_dir: &Path) {
-    let (store, notes, dir) = (Arc::clone(store), shared.notes(), state_dir.to_owned());
-    let r = tokio::task::spawn_blocking(move || {
-        let snap = store.status_snapshot(notes).map_err(|e| e.to_string())?;
-        snapshot::publish(&dir, &snap).map_err(|e| e.to_string())?;
-        Ok::<(), String>(())
-    })
-    .await;
-    if let Ok(Err(e)) | Err(e) = r.map_err(|e| e.to_string()) {
-        tracing::warn!(error = %e, "could not publish the status snapshot");
-    }
+    publish_notes(store, state_dir, shared.notes()).await;
 }
 
 async fn first_snapshot(
@@ -501,10 +492,10 @@ async fn first_snapshot(
                     // the poller's first snapshot (the remote may be back
                     // any moment; systemd restarts would only add noise).
                     tracing::warn!(error = %e, url = %url, "git source unreachable at start; waiting for it");
-                    publish_note(
+                    publish_notes(
                         store,
                         &config.state_dir,
-                        format!("source unreachable, no snapshot yet: {e}"),
+                        vec![format!("source unreachable, no snapshot yet: {e}")],
                     )
                     .await;
                     None
@@ -521,7 +512,7 @@ async fn first_snapshot(
                         ev = grx.recv() => match ev {
                             Some(source::git::GitEvent::Snapshot(s)) => first = Some(s),
                             Some(source::git::GitEvent::Failed(e)) => {
-                                publish_note(store, &config.state_dir, format!("source unreachable, no snapshot yet: {e}")).await;
+                                publish_notes(store, &config.state_dir, vec![format!("source unreachable, no snapshot yet: {e}")]).await;
                             }
                             None => return Ok(None),
                         },
@@ -546,13 +537,12 @@ async fn first_snapshot(
     }
 }
 
-/// Publishes a status snapshot carrying one note (before the world exists).
-async fn publish_note(store: &Arc<Store>, state_dir: &Path, note: String) {
+/// Publishes a status snapshot with these notes (also before the world
+/// exists, when the source has not answered yet).
+async fn publish_notes(store: &Arc<Store>, state_dir: &Path, notes: Vec<String>) {
     let (store, dir) = (Arc::clone(store), state_dir.to_owned());
     let r = tokio::task::spawn_blocking(move || {
-        let snap = store
-            .status_snapshot(vec![note])
-            .map_err(|e| e.to_string())?;
+        let snap = store.status_snapshot(notes).map_err(|e| e.to_string())?;
         snapshot::publish(&dir, &snap).map_err(|e| e.to_string())
     })
     .await;
@@ -685,7 +675,12 @@ async fn apply_snapshot(
     // Graphs whose descriptor changed (or all, when settings or cluster
     // metadata did) go first; the others follow shortly, because a file
     // they do not own (a local chart) may have changed too.
-    for k in all_keys(shared, store).await? {
+    let keys: BTreeSet<String> = recorded
+        .iter()
+        .map(|g| format!("{}/{}", g.project, g.graph))
+        .chain(desired_keys.iter().cloned())
+        .collect();
+    for k in keys {
         if everything || changed.contains(&k) || !desired_keys.contains(&k) {
             queue.enqueue(&k);
         } else {

@@ -241,15 +241,7 @@ async fn helm_3_installs_upgrades_and_uninstalls_the_examples_too() {
     assert!(report.converged, "{report:?}");
     assert_eq!(env.releases("brussels").len(), 2);
     assert_eq!(env.releases("demo2").len(), 2);
-    let p = env.descriptor(BRUSSELS);
-    let text = std::fs::read_to_string(&p).unwrap();
-    let at = text.find("    - id: image-detection").unwrap();
-    let (head, tail) = text.split_at(at);
-    std::fs::write(
-        &p,
-        format!("{head}{}", tail.replacen("cpu: small", "cpu: medium", 1)),
-    )
-    .unwrap();
+    grow_image_detection_cpu(&env);
     assert!(env.once().await.converged);
     let b = env.releases("brussels");
     assert_eq!(b["image-detection"], (2, "deployed".to_owned()), "{b:?}");
@@ -261,16 +253,7 @@ async fn helm_3_installs_upgrades_and_uninstalls_the_examples_too() {
 async fn editing_one_service_upgrades_only_that_release() {
     let Some(env) = env("").await else { return };
     assert!(env.once().await.converged);
-    // image-detection: small → medium CPU.
-    let p = env.descriptor(BRUSSELS);
-    let text = std::fs::read_to_string(&p).unwrap();
-    let at = text.find("    - id: image-detection").unwrap();
-    let (head, tail) = text.split_at(at);
-    std::fs::write(
-        &p,
-        format!("{head}{}", tail.replacen("cpu: small", "cpu: medium", 1)),
-    )
-    .unwrap();
+    grow_image_detection_cpu(&env);
 
     let report = env.once().await;
     assert!(report.converged, "{report:?}");
@@ -320,6 +303,19 @@ async fn removing_a_descriptor_uninstalls_and_removing_all_trips_the_prune_guard
             .unwrap()
             .is_empty()
     );
+}
+
+/// image-detection (brussels): CPU small → medium.
+fn grow_image_detection_cpu(env: &Env) {
+    let p = env.descriptor(BRUSSELS);
+    let text = std::fs::read_to_string(&p).unwrap();
+    let at = text.find("    - id: image-detection").unwrap();
+    let (head, tail) = text.split_at(at);
+    std::fs::write(
+        &p,
+        format!("{head}{}", tail.replacen("cpu: small", "cpu: medium", 1)),
+    )
+    .unwrap();
 }
 
 const DEMO2_FILE: &str = "projects/demo2/gpu-offloading-graph.yaml";
