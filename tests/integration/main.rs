@@ -10,6 +10,7 @@ mod fixtures;
 mod karmada;
 mod loader;
 mod plan;
+mod prom;
 mod render;
 mod sources;
 mod store;

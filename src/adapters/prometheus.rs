@@ -1,0 +1,1 @@
+//! Prometheus HTTP API: instant queries and configuration reload.

@@ -1,0 +1,1 @@
+//! The HTTP endpoint (tiny_http): Alertmanager webhook, health, readiness, metrics.

@@ -1,0 +1,1 @@
+//! The daemon's metrics registry, rendered in the Prometheus text format.

@@ -1,0 +1,1 @@
+//! Prometheus alert rules for event-triggered services.

@@ -1,0 +1,1 @@
+//! Alertmanager webhook payloads and how their alerts become triggers.

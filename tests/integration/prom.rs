@@ -1,0 +1,1 @@
+//! Real Prometheus and Alertmanager processes for the conditional-deployment and scaling tests.
