@@ -26,7 +26,7 @@ use super::records::{GraphRecord, ServicePhase, ServiceRecord, TriggerState};
 use super::{StoreError, decode, encode, read_err, tables, write_err};
 
 /// The schema version this smo writes.
-pub const CURRENT_SCHEMA: u32 = 2;
+pub const CURRENT_SCHEMA: u32 = 3;
 
 /// Schema version 1: one table of graphs with their services embedded, and
 /// the source revision under [`v1::REVISION`] in the meta table.
@@ -91,6 +91,9 @@ type Step = fn(&WriteTransaction) -> Result<(), StoreError>;
 fn step_from(version: u32) -> Option<Step> {
     match version {
         1 => Some(v1_to_v2),
+        // Version 3 only adds the triggers and scales tables, which
+        // `create_current_tables` creates after the steps.
+        2 => Some(|_| Ok(())),
         _ => None,
     }
 }
@@ -219,6 +222,8 @@ fn create_current_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
         tables::SERVICES,
         tables::OWNED,
         tables::CLUSTERS,
+        tables::TRIGGERS,
+        tables::SCALES,
     ] {
         txn.open_table(table).map_err(write_err(table.name()))?;
     }

@@ -51,8 +51,9 @@ use serde::de::DeserializeOwned;
 
 pub use migrate::CURRENT_SCHEMA;
 pub use records::{
-    ClusterRecord, Condition, ConditionKind, Event, GraphRecord, NewEvent, NewRun, OwnedObject,
-    RunRecord, ServicePhase, ServiceRecord, TriggerState, graph_key, service_key,
+    ClusterRecord, Condition, ConditionKind, Event, FiredEvent, GraphRecord, NewEvent, NewRun,
+    OwnedObject, RunRecord, ScaleRecord, ServicePhase, ServiceRecord, TriggerState, graph_key,
+    service_key, trigger_key,
 };
 pub use snapshot::StatusSnapshot;
 
@@ -336,6 +337,46 @@ impl Store {
         self.write(|tx| tx.put_owned(object))
     }
 
+    /// The fired trigger events of a graph's services.
+    pub fn triggers_of(&self, project: &str, graph: &str) -> Result<Vec<FiredEvent>, StoreError> {
+        self.read(|txn| {
+            under(
+                &open_read(txn, tables::TRIGGERS)?,
+                tables::TRIGGERS,
+                &children_prefix(project, graph),
+            )
+        })
+    }
+
+    pub fn trigger(&self, key: &str) -> Result<Option<FiredEvent>, StoreError> {
+        self.read(|txn| get(&open_read(txn, tables::TRIGGERS)?, tables::TRIGGERS, key))
+    }
+
+    /// Every fired trigger event.
+    pub fn triggers(&self) -> Result<Vec<FiredEvent>, StoreError> {
+        self.read(|txn| all(&open_read(txn, tables::TRIGGERS)?, tables::TRIGGERS))
+    }
+
+    /// The scaler's decisions for a graph's services.
+    pub fn scales_of(&self, project: &str, graph: &str) -> Result<Vec<ScaleRecord>, StoreError> {
+        self.read(|txn| {
+            under(
+                &open_read(txn, tables::SCALES)?,
+                tables::SCALES,
+                &children_prefix(project, graph),
+            )
+        })
+    }
+
+    /// Every scaling decision.
+    pub fn scales(&self) -> Result<Vec<ScaleRecord>, StoreError> {
+        self.read(|txn| all(&open_read(txn, tables::SCALES)?, tables::SCALES))
+    }
+
+    pub fn put_scale(&self, record: &ScaleRecord) -> Result<(), StoreError> {
+        self.write(|tx| tx.put(tables::SCALES, &record.key(), record))
+    }
+
     pub fn delete_owned(&self, key: &str) -> Result<bool, StoreError> {
         self.write(|tx| tx.delete_owned(key))
     }
@@ -438,7 +479,12 @@ impl Tx<'_> {
     pub fn delete_graph(&mut self, key: &str) -> Result<bool, StoreError> {
         let existed = self.remove(tables::GRAPHS, key)?;
         let prefix = format!("{key}/");
-        for table in [tables::SERVICES, tables::OWNED] {
+        for table in [
+            tables::SERVICES,
+            tables::OWNED,
+            tables::TRIGGERS,
+            tables::SCALES,
+        ] {
             self.open(table)?
                 .retain_in::<&str, _>(prefix.as_str()..prefix_end(&prefix).as_str(), |_, _| false)
                 .map_err(write_err(table.name()))?;
@@ -460,6 +506,29 @@ impl Tx<'_> {
 
     pub fn delete_owned(&mut self, key: &str) -> Result<bool, StoreError> {
         self.remove(tables::OWNED, key)
+    }
+
+    pub fn trigger(&self, key: &str) -> Result<Option<FiredEvent>, StoreError> {
+        get(&self.open(tables::TRIGGERS)?, tables::TRIGGERS, key)
+    }
+
+    pub fn put_trigger(&mut self, event: &FiredEvent) -> Result<(), StoreError> {
+        self.put(tables::TRIGGERS, &event.key(), event)
+    }
+
+    /// Deletes the fired events of one service (it left the descriptor).
+    pub fn delete_triggers_of(
+        &mut self,
+        project: &str,
+        graph: &str,
+        service: &str,
+    ) -> Result<(), StoreError> {
+        let prefix = format!("{}/", service_key(project, graph, service));
+        self.open(tables::TRIGGERS)?
+            .retain_in::<&str, _>(prefix.as_str()..prefix_end(&prefix).as_str(), |_, _| false)
+            .map_err(write_err(tables::TRIGGERS.name()))?;
+        self.remove(tables::SCALES, &service_key(project, graph, service))?;
+        Ok(())
     }
 
     /// Replaces the whole cluster inventory.
@@ -708,6 +777,7 @@ mod tests {
                 armed: true,
                 fired_at: Some(9),
                 alert: Some("HighLoad".into()),
+                pending: Vec::new(),
             },
             manifest: Some("kind: Deployment\n".into()),
             blocked_by: None,

@@ -72,6 +72,74 @@ pub struct TriggerState {
     pub fired_at: Option<u64>,
     /// The alert that fired the trigger.
     pub alert: Option<String>,
+    /// Events of the trigger that have not fired yet (for `ALL`, the ones
+    /// still awaited; for `ANY`, every event while none has fired).
+    #[serde(default)]
+    pub pending: Vec<String>,
+}
+
+/// One event of a service's trigger that an alert fired: written by the
+/// webhook before it acknowledges, read by the reconciler. Kept in its own
+/// table so that the reconciler's batch write of a service record can never
+/// overwrite a trigger that arrived meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FiredEvent {
+    pub project: String,
+    pub graph: String,
+    pub service: String,
+    pub event: String,
+    /// The alert's name (`alertname` label).
+    pub alert: String,
+    /// Alertmanager's fingerprint and `startsAt`: with the status, the
+    /// idempotency key of a delivery.
+    pub fingerprint: String,
+    pub starts_at: String,
+    /// Unix seconds the firing was recorded.
+    pub fired_at: u64,
+    /// Unix seconds a `resolved` notification for the same alert arrived.
+    pub resolved_at: Option<u64>,
+    /// Unix seconds the trigger was re-armed (`undeployOnResolve`): the
+    /// event no longer counts, but a late duplicate of the same firing is
+    /// still recognised as one.
+    pub cleared_at: Option<u64>,
+}
+
+impl FiredEvent {
+    pub fn key(&self) -> String {
+        trigger_key(&self.project, &self.graph, &self.service, &self.event)
+    }
+    /// Fired and not re-armed since.
+    pub fn counts(&self) -> bool {
+        self.cleared_at.is_none()
+    }
+}
+
+/// The scaler's last decision for one service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleRecord {
+    pub project: String,
+    pub graph: String,
+    pub service: String,
+    /// Replicas written through the scale subresource (re-asserted after
+    /// every upgrade of the release).
+    pub replicas: u32,
+    /// Cluster → replicas the model chose there.
+    pub per_cluster: BTreeMap<String, u32>,
+    /// Request rate used (req/s); `None` when Prometheus had no data.
+    pub rate: Option<f64>,
+    /// Why the decision is not a fresh one (no data, Prometheus
+    /// unreachable, re-placement requested).
+    pub note: Option<String>,
+    /// Unix seconds.
+    pub at: u64,
+}
+
+impl ScaleRecord {
+    pub fn key(&self) -> String {
+        service_key(&self.project, &self.graph, &self.service)
+    }
 }
 
 /// The stored state of one service of a graph (one Helm release).
@@ -264,6 +332,11 @@ pub fn graph_key(project: &str, graph: &str) -> String {
 /// The key of a service record.
 pub fn service_key(project: &str, graph: &str, service: &str) -> String {
     format!("{project}/{graph}/{service}")
+}
+
+/// The key of a fired trigger event.
+pub fn trigger_key(project: &str, graph: &str, service: &str, event: &str) -> String {
+    format!("{project}/{graph}/{service}/{event}")
 }
 
 /// The prefix shared by the keys of a graph's services and owned objects.

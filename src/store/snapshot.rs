@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::records::{ClusterRecord, Event, GraphRecord, RunRecord, ServiceRecord};
+use super::records::{ClusterRecord, Event, GraphRecord, RunRecord, ScaleRecord, ServiceRecord};
 use super::{Store, StoreError, all, get, newest, open_read, tables};
 
 /// The snapshot's file name inside the state directory.
@@ -46,6 +46,9 @@ pub struct StatusSnapshot {
     /// Daemon-wide remarks that are not records (prune guard engaged,
     /// source unreachable, …).
     pub notes: Vec<String>,
+    /// The scaler's last decision per service.
+    #[serde(default)]
+    pub scales: Vec<ScaleRecord>,
 }
 
 impl Store {
@@ -69,6 +72,7 @@ impl Store {
                 runs: newest(&open_read(txn, tables::RUNS)?, tables::RUNS, RUNS)?,
                 events: newest(&open_read(txn, tables::EVENTS)?, tables::EVENTS, EVENTS)?,
                 notes,
+                scales: all(&open_read(txn, tables::SCALES)?, tables::SCALES)?,
             })
         })
     }
@@ -111,6 +115,7 @@ mod tests {
         StatusSnapshot {
             generated_at: 7,
             source_revision: Some("abc".into()),
+            scales: Vec::new(),
             graphs: Vec::new(),
             services: Vec::new(),
             clusters: vec![ClusterRecord {

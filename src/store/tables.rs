@@ -19,6 +19,10 @@ pub const GRAPHS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("
 pub const SERVICES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("services");
 /// [`OwnedObject::key`](super::OwnedObject::key) → [`OwnedObject`](super::OwnedObject).
 pub const OWNED: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("owned_objects");
+/// `"{project}/{graph}/{service}/{event}"` → [`FiredEvent`](super::FiredEvent).
+pub const TRIGGERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("triggers");
+/// `"{project}/{graph}/{service}"` → [`ScaleRecord`](super::ScaleRecord).
+pub const SCALES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("scales");
 /// Cluster name → [`ClusterRecord`](super::ClusterRecord).
 pub const CLUSTERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("clusters");
 /// Sequence number → [`Event`](super::Event); bounded, oldest trimmed first.
