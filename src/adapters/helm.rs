@@ -226,11 +226,18 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct Helm {
     cfg: HelmConfig,
+    /// Counts calls by verb and outcome (`smo_helm_calls_total`).
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl Helm {
     pub fn new(cfg: HelmConfig) -> Self {
-        Helm { cfg }
+        Helm { cfg, metrics: None }
+    }
+
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn base(&self, verb: &[&str]) -> Vec<String> {
@@ -261,6 +268,20 @@ impl Helm {
     }
 
     async fn run(&self, args: Vec<String>, limit: Duration) -> Result<String, HelmError> {
+        let verb = args.first().cloned().unwrap_or_default();
+        let result = self.run_unmetered(args, limit).await;
+        if let Some(m) = &self.metrics {
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(HelmError::TimedOut { .. }) => "timeout",
+                Err(_) => "error",
+            };
+            m.inc(crate::metrics::Family::HelmCalls, &[&verb, outcome]);
+        }
+        result
+    }
+
+    async fn run_unmetered(&self, args: Vec<String>, limit: Duration) -> Result<String, HelmError> {
         let command = format!("{} {}", self.cfg.binary.display(), args.join(" "));
         let mut cmd = Command::new(&self.cfg.binary);
         cmd.args(&args)

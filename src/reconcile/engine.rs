@@ -7,6 +7,8 @@
 //! again after a crash is the recovery.
 
 use super::decide::{self, Desired, Recorded, Step};
+use super::rulesync::RuleSync;
+use super::triggers;
 use crate::adapters::helm::{Helm, HelmError};
 use crate::adapters::karmada::{Karmada, KarmadaError, ObjectRef, Owner};
 use crate::adapters::manifest;
@@ -17,8 +19,8 @@ use crate::plan::problem;
 use crate::release::{self, Placement, ReleaseInput};
 use crate::spec::settings::DriftMode;
 use crate::store::records::{
-    Condition, ConditionKind, GraphRecord, NewEvent, OwnedObject, ServicePhase, ServiceRecord,
-    service_key,
+    Condition, ConditionKind, FiredEvent, GraphRecord, NewEvent, OwnedObject, ScaleRecord,
+    ServicePhase, ServiceRecord, TriggerState, service_key,
 };
 use crate::store::{Store, StoreError};
 use serde_json::Value;
@@ -39,6 +41,9 @@ pub struct World {
     pub not_ready_since: BTreeMap<String, u64>,
     /// Why removals are held back (the prune guard), if they are.
     pub prune_blocked: Option<String>,
+    /// Graphs the scaler asked to re-place (key → why): the scaling model
+    /// has no answer where they are.
+    pub replace: BTreeMap<String, String>,
 }
 
 /// How a reconcile ended, for the queue.
@@ -72,6 +77,9 @@ pub struct Engine {
     pub store: Arc<Store>,
     /// How long to wait before looking at a blocking dependency again.
     pub dependency_poll: Duration,
+    /// Where the alert rules of event-triggered services go.
+    pub rules: RuleSync,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn now() -> u64 {
@@ -117,6 +125,12 @@ struct Records {
     owned: Vec<OwnedObject>,
     deleted_owned: Vec<OwnedObject>,
     events: Vec<(Option<String>, String, String)>,
+    /// Fired trigger events as read; `rearm` holds the ones to clear, each
+    /// written only if the webhook did not change it meanwhile.
+    triggers: Vec<FiredEvent>,
+    rearm: Vec<FiredEvent>,
+    /// The scaler's decisions, by service.
+    scales: BTreeMap<String, ScaleRecord>,
     /// As loaded: unchanged records are not written back (a no-op pass
     /// over hundreds of graphs would otherwise be hundreds of commits).
     original: (
@@ -155,12 +169,14 @@ impl Engine {
     ) -> Result<Outcome, EngineError> {
         let (project, graph_id) = split_key(key);
         let (p, g) = (project.to_owned(), graph_id.to_owned());
-        let (record, services, owned) = self
+        let (record, services, owned, fired, scales) = self
             .db(move |s| {
                 Ok((
                     s.graph(&format!("{p}/{g}"))?,
                     s.services_of(&p, &g)?,
                     s.owned_objects_of(&p, &g)?,
+                    s.triggers_of(&p, &g)?,
+                    s.scales_of(&p, &g)?,
                 ))
             })
             .await?;
@@ -189,6 +205,9 @@ impl Engine {
             owned,
             deleted_owned: Vec::new(),
             events: Vec::new(),
+            triggers: fired,
+            rearm: Vec::new(),
+            scales: scales.into_iter().map(|r| (r.service.clone(), r)).collect(),
             original,
         };
         recs.graph.file.clone_from(&entry.file);
@@ -246,21 +265,40 @@ impl Engine {
                 crate::descriptor::model::Revision::Int(i) => i.to_string(),
                 crate::descriptor::model::Revision::Text(t) => t.clone(),
             });
-        let placement = match keep_placement(
-            world,
-            graph,
-            &recs.graph,
-            &inputs_hash,
-            revision.as_deref(),
-            settings.placement.failover_grace,
-        ) {
+        let key = format!("{}/{}", graph.project, graph.id());
+        let requested = world.replace.get(&key);
+        if let Some(why) = requested {
+            recs.event(
+                None,
+                "ReplacementRequested",
+                format!("by the scaler: {why}"),
+            );
+        }
+        let keep = match requested {
+            Some(_) => Keep::No("the scaler cannot serve the load where the graph runs"),
+            None => keep_placement(
+                world,
+                graph,
+                &recs.graph,
+                &inputs_hash,
+                revision.as_deref(),
+                settings.placement.failover_grace,
+            ),
+        };
+        let placement = match keep {
             Keep::Yes { recheck } => {
                 requeue = recheck;
                 recs.graph.placement.clone()
             }
             Keep::No(reason) => {
                 let current = recs.graph.placement.clone();
+                let started = std::time::Instant::now();
                 let placed = place_graph(world, graph, current).await;
+                self.metrics.observe(
+                    crate::metrics::Family::SolverDuration,
+                    &["placement"],
+                    started.elapsed().as_secs_f64(),
+                );
                 match placed {
                     Ok(p) => {
                         if !recs.graph.placement.is_empty() && recs.graph.placement != p {
@@ -317,7 +355,15 @@ impl Engine {
         // Drift of every installed service, read concurrently: one GET per
         // object, and a graph can have many (the loop below only consumes).
         let mut drift_found = if drift_check {
-            self.drift_all(recs.services.values()).await
+            // The scaler owns the replicas of scaled services.
+            let scaled: BTreeSet<String> = hda
+                .services
+                .iter()
+                .filter(|s| s.deployment.intent.scaling.is_some())
+                .map(|s| s.id.to_string())
+                .chain(recs.scales.keys().cloned())
+                .collect();
+            self.drift_all(recs.services.values(), &scaled).await
         } else {
             BTreeMap::new()
         };
@@ -333,10 +379,81 @@ impl Engine {
                 .entry(id.to_owned())
                 .or_insert_with(|| new_service_record(&graph.project, graph.id(), id));
             rec.clusters = placement.get(id).cloned().unwrap_or_default();
+            rec.replicas = recs
+                .scales
+                .get(id)
+                .map(|s| s.per_cluster.clone())
+                .unwrap_or_default();
+            let replicas = recs.scales.get(id).map(|s| s.replicas);
+
+            // What the recorded alerts mean for an event-triggered service.
+            let mut fired = false;
+            if let Some(trigger) = service.event_trigger() {
+                let mine: Vec<FiredEvent> = recs
+                    .triggers
+                    .iter()
+                    .filter(|f| f.service == id)
+                    .cloned()
+                    .collect();
+                let eval = triggers::evaluate(trigger, &mine);
+                let installed = rec.release_revision.is_some();
+                fired = eval.fired;
+                rec.trigger = TriggerState {
+                    armed: !eval.fired && !installed,
+                    fired_at: eval.by.as_ref().map(|b| b.fired_at),
+                    alert: eval.by.as_ref().map(|b| b.alert.clone()),
+                    pending: eval.pending.clone(),
+                };
+                if trigger.undeploy_on_resolve
+                    && installed
+                    && eval.fired
+                    && !eval.holds
+                    && !suspended
+                {
+                    // The alert resolved: uninstall and wait for the next
+                    // firing (the extension `undeployOnResolve`).
+                    match self.uninstall(rec).await {
+                        Ok(()) => {
+                            let at = now();
+                            recs.rearm
+                                .extend(mine.into_iter().filter(FiredEvent::counts).map(
+                                    |mut f| {
+                                        f.cleared_at = Some(at);
+                                        f
+                                    },
+                                ));
+                            rec.trigger = TriggerState {
+                                armed: true,
+                                fired_at: None,
+                                alert: None,
+                                pending: trigger.events.iter().map(|e| e.id.to_string()).collect(),
+                            };
+                            set_phase(rec, ServicePhase::WaitingForTrigger, None);
+                            recs.events.push((
+                                Some(id.to_owned()),
+                                "Rearmed".into(),
+                                "the alert resolved: uninstalled (undeployOnResolve); waiting for the trigger again".into(),
+                            ));
+                        }
+                        Err(e) => {
+                            set_phase(rec, ServicePhase::Failed, Some(e.message.clone()));
+                            recs.events.push((
+                                Some(id.to_owned()),
+                                "Failed".into(),
+                                e.message.clone(),
+                            ));
+                            worst = Some(worse(worst.take(), e));
+                        }
+                    }
+                    continue;
+                }
+            } else {
+                rec.trigger = TriggerState::default();
+            }
             let desired = Desired {
                 hash: &input.hash,
                 event_triggered: service.event_trigger().is_some(),
-                fired: rec.trigger.fired_at.is_some(),
+                fired,
             };
             let recorded = Recorded {
                 hash: rec.input_hash.as_deref(),
@@ -397,6 +514,7 @@ impl Engine {
                                             rec,
                                             &owner,
                                             settings.generate_propagation_policy,
+                                            replicas,
                                             &mut recs.owned,
                                             &mut recs.deleted_owned,
                                         )
@@ -454,21 +572,33 @@ impl Engine {
                                 rec,
                                 &owner,
                                 settings.generate_propagation_policy,
+                                replicas,
                                 &mut recs.owned,
                                 &mut recs.deleted_owned,
                             )
                             .await;
                         if r.is_ok() {
                             deployed_now.insert(id.to_owned());
-                            recs.events.push((
-                                Some(id.to_owned()),
-                                if step == Step::Install {
-                                    "Installed".into()
-                                } else {
-                                    "Upgraded".into()
-                                },
-                                format!("revision {}", rec.release_revision.unwrap_or(0)),
-                            ));
+                            let revision = rec.release_revision.unwrap_or(0);
+                            let (kind, message) = match (&rec.trigger, step) {
+                                (
+                                    TriggerState {
+                                        alert: Some(alert),
+                                        fired_at: Some(at),
+                                        ..
+                                    },
+                                    Step::Install,
+                                ) => (
+                                    "Triggered",
+                                    format!(
+                                        "alert {alert} fired at {at}: installed revision {revision}"
+                                    ),
+                                ),
+                                (_, Step::Install) => ("Installed", format!("revision {revision}")),
+                                _ => ("Upgraded", format!("revision {revision}")),
+                            };
+                            recs.events
+                                .push((Some(id.to_owned()), kind.into(), message));
                         }
                         r
                     }
@@ -481,6 +611,41 @@ impl Engine {
                 recs.events
                     .push((Some(id.to_owned()), "Failed".into(), e.message.clone()));
                 worst = Some(worse(worst.take(), e));
+            }
+        }
+
+        // Alert rules of the services still waiting for their trigger (a
+        // service deployed by its trigger, suspended or removed has none).
+        let armed = hda.services.iter().filter_map(|s| {
+            let trigger = s.event_trigger()?;
+            let rec = recs.services.get(s.id.as_str())?;
+            (!suspended && rec.phase == ServicePhase::WaitingForTrigger)
+                .then_some((s.id.as_str(), trigger))
+        });
+        let group = crate::rules::group(&graph.project, hda, armed, &self.rules.severity);
+        match self
+            .rules
+            .sync(
+                &self.karmada,
+                &owner,
+                &group,
+                &mut recs.owned,
+                &mut recs.deleted_owned,
+            )
+            .await
+        {
+            Ok(Some(what)) => recs.event(None, "RulesUpdated", what),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "alert rules not synced");
+                recs.event(None, "RulesFailed", e.to_string());
+                worst = Some(worse(
+                    worst.take(),
+                    StepError {
+                        transient: e.is_transient(),
+                        message: e.to_string(),
+                    },
+                ));
             }
         }
 
@@ -551,6 +716,7 @@ impl Engine {
         rec: &mut ServiceRecord,
         owner: &Owner,
         generate_policy: bool,
+        replicas: Option<u32>,
         owned: &mut Vec<OwnedObject>,
         deleted: &mut Vec<OwnedObject>,
     ) -> Result<(), StepError> {
@@ -572,6 +738,18 @@ impl Engine {
                 input.release
             ),
         })?;
+        // The scaler's replicas win over the chart's: re-asserted after
+        // every upgrade, through the scale subresource and its own field
+        // manager, so helm never silently reverts them.
+        if let Some(n) = replicas {
+            for o in objects.iter().filter(|o| o["kind"] == "Deployment") {
+                if let Some(name) = o["metadata"]["name"].as_str() {
+                    self.karmada
+                        .scale(&input.namespace, "Deployment", name, n)
+                        .await?;
+                }
+            }
+        }
         let has_policy = objects.iter().any(|o| {
             matches!(
                 o["kind"].as_str(),
@@ -644,11 +822,18 @@ impl Engine {
     async fn drift_all<'a>(
         &self,
         records: impl Iterator<Item = &'a ServiceRecord>,
+        scaled: &BTreeSet<String>,
     ) -> BTreeMap<String, Result<Vec<String>, StepError>> {
         let mut set = tokio::task::JoinSet::new();
         for rec in records.filter(|r| r.release_revision.is_some() && r.manifest.is_some()) {
             let (engine, rec) = (self.clone(), rec.clone());
-            set.spawn(async move { (rec.service.clone(), engine.drift(&rec).await) });
+            let ignore_replicas = scaled.contains(&rec.service);
+            set.spawn(async move {
+                (
+                    rec.service.clone(),
+                    engine.drift(&rec, ignore_replicas).await,
+                )
+            });
         }
         let mut out = BTreeMap::new();
         while let Some(joined) = set.join_next().await {
@@ -662,7 +847,11 @@ impl Engine {
         out
     }
 
-    async fn drift(&self, rec: &ServiceRecord) -> Result<Vec<String>, StepError> {
+    async fn drift(
+        &self,
+        rec: &ServiceRecord,
+        ignore_replicas: bool,
+    ) -> Result<Vec<String>, StepError> {
         let Some(text) = &rec.manifest else {
             return Ok(Vec::new());
         };
@@ -681,6 +870,7 @@ impl Engine {
                 Some(live) => out.extend(
                     manifest::drift(o, &live)
                         .into_iter()
+                        .filter(|p| !(ignore_replicas && p == "/spec/replicas"))
                         .map(|p| format!("{label}{p}")),
                 ),
             }
@@ -698,6 +888,12 @@ impl Engine {
         owned: Vec<OwnedObject>,
     ) -> Result<Outcome, EngineError> {
         let mut failure: Option<StepError> = None;
+        if let Err(e) = self.rules.remove(&record.project, &record.graph).await {
+            failure = Some(StepError {
+                transient: e.is_transient(),
+                message: e.to_string(),
+            });
+        }
         for mut s in services {
             if let Err(e) = self.uninstall(&mut s).await {
                 failure = Some(worse(failure.take(), e));
@@ -868,7 +1064,10 @@ impl Engine {
             .collect();
         let deleted_owned = recs.deleted_owned;
         let events = recs.events;
+        let rearm = recs.rearm;
+        let read_triggers = recs.triggers;
         if !graph_changed
+            && rearm.is_empty()
             && services.is_empty()
             && deleted.is_empty()
             && owned.is_empty()
@@ -885,6 +1084,16 @@ impl Engine {
                 }
                 for d in &deleted {
                     tx.delete_service(&service_key(&graph.project, &graph.graph, d))?;
+                    tx.delete_triggers_of(&graph.project, &graph.graph, d)?;
+                }
+                for cleared in &rearm {
+                    // Only if the webhook did not record a newer firing
+                    // since this reconcile read it.
+                    let current = tx.trigger(&cleared.key())?;
+                    let as_read = read_triggers.iter().find(|t| t.key() == cleared.key());
+                    if current.as_ref() == as_read {
+                        tx.put_trigger(cleared)?;
+                    }
                 }
                 for o in &owned {
                     tx.put_owned(o)?;
@@ -946,7 +1155,7 @@ fn condition(kind: ConditionKind, status: bool, reason: &str, message: String) -
     }
 }
 
-fn object_ref(o: &OwnedObject) -> ObjectRef {
+pub(super) fn object_ref(o: &OwnedObject) -> ObjectRef {
     ObjectRef {
         api_version: o.api_version.clone(),
         kind: o.kind.clone(),

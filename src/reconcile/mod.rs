@@ -6,3 +6,5 @@ pub mod engine;
 
 pub mod propagation;
 pub mod queue;
+pub mod rulesync;
+pub mod triggers;
