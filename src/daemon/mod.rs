@@ -10,13 +10,17 @@
 
 use crate::adapters::helm::{Helm, HelmConfig};
 use crate::adapters::karmada::{Karmada, KarmadaError};
+use crate::adapters::prometheus::{Prometheus, PrometheusConfig, PrometheusError};
 use crate::desired::{DesiredState, loader::load_root};
+use crate::http::{self, HttpConfig, HttpError};
+use crate::metrics::{Family, Metrics};
 use crate::observe::clusters::{ClusterFacts, merge};
 use crate::reconcile::decide::prune_guard;
 use crate::reconcile::engine::{Engine, Outcome, World};
 use crate::reconcile::queue::{Key, Queue, backoff};
+use crate::reconcile::rulesync::RuleSync;
 use crate::source::{self, Snapshot};
-use crate::spec::config::{Config, Source};
+use crate::spec::config::{Config, HttpAuth, Source};
 use crate::spec::inventory::Inventory;
 use crate::store::records::{ClusterRecord, NewRun};
 use crate::store::{Store, StoreError, snapshot};
@@ -26,6 +30,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
+pub mod alerts;
+pub mod scaler;
 pub mod usage;
 
 /// The file in the state root that lets a snapshot remove more graphs
@@ -46,6 +52,8 @@ pub struct RunOptions {
     pub backoff_cap: Duration,
     /// In `--once` mode, how long to keep waiting for blocked dependencies.
     pub once_deadline: Duration,
+    /// Serve the HTTP endpoint (never in `--once` mode).
+    pub http: bool,
 }
 
 impl Default for RunOptions {
@@ -60,6 +68,7 @@ impl Default for RunOptions {
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(300),
             once_deadline: Duration::from_secs(300),
+            http: true,
         }
     }
 }
@@ -82,6 +91,15 @@ pub enum DaemonError {
     Load(String),
     #[error("internal task failed: {0}")]
     Join(String),
+    #[error("HTTP endpoint: {0}")]
+    Http(#[from] HttpError),
+    #[error(
+        "http.tokenFile is not set: POST /alerts needs the bearer token Alertmanager sends \
+         (or set http.auth: none to accept unauthenticated webhooks)"
+    )]
+    NoWebhookToken,
+    #[error("Prometheus client: {0}")]
+    Prometheus(#[from] PrometheusError),
 }
 
 /// What a run ended with (for `--once`'s exit code).
@@ -105,6 +123,7 @@ struct Shared {
     /// The pass in progress: from the queue leaving idle to idle again.
     pass: Mutex<Option<Pass>>,
     last_publish: Mutex<Option<std::time::Instant>>,
+    metrics: Arc<Metrics>,
 }
 
 /// Counters of one pass, appended to the run history when it ends.
@@ -142,7 +161,7 @@ impl Shared {
     }
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -175,11 +194,44 @@ pub async fn run(
         config.karmada.context.as_deref(),
     )
     .await?;
+    let metrics = Arc::new(Metrics::new());
+    let prometheus = match &config.prometheus.url {
+        Some(url) => Some(Prometheus::new(PrometheusConfig {
+            url: url.clone(),
+            timeout: config.prometheus.query_timeout,
+            retries: config.prometheus.query_retries,
+        })?),
+        None => None,
+    };
     let engine = Engine {
-        helm: Helm::new(HelmConfig::from_config(&config)),
+        helm: Helm::new(HelmConfig::from_config(&config)).with_metrics(Arc::clone(&metrics)),
         karmada: karmada.clone(),
         store: Arc::clone(&store),
         dependency_poll: Duration::from_secs(5),
+        rules: RuleSync::from_config(&config, prometheus.clone()),
+        metrics: Arc::clone(&metrics),
+    };
+    // The endpoint comes up before the first snapshot so that /healthz
+    // answers (and /readyz explains) while a Git remote is still awaited.
+    let (http_tx, http_rx) = mpsc::channel::<http::Request>(256);
+    let server = if opts.http && !opts.once {
+        let auth = match (config.http.auth, &config.http.token_file) {
+            (HttpAuth::None, _) => {
+                tracing::warn!(
+                    listen = %config.http.listen,
+                    "http.auth is none: anyone who reaches the endpoint can trigger deployments"
+                );
+                http::Auth::None
+            }
+            (HttpAuth::Bearer, Some(file)) => http::Auth::Bearer(http::Secret::read(file)?),
+            (HttpAuth::Bearer, None) => return Err(DaemonError::NoWebhookToken),
+        };
+        let mut hc = HttpConfig::new(config.http.listen, auth);
+        hc.max_body = config.http.max_body_bytes;
+        Some(http::Server::start(hc, http_tx, Arc::clone(&metrics))?)
+    } else {
+        drop(http_tx);
+        None
     };
     let queue = Queue::new(if opts.once {
         Duration::ZERO
@@ -221,6 +273,7 @@ pub async fn run(
             clusters: Vec::new(),
             not_ready_since: BTreeMap::new(),
             prune_blocked: None,
+            replace: BTreeMap::new(),
         }),
         drift_due: Mutex::new(HashSet::new()),
         outcomes: Mutex::new(BTreeMap::new()),
@@ -228,7 +281,17 @@ pub async fn run(
         last_inventory: Mutex::new(None),
         pass: Mutex::new(None),
         last_publish: Mutex::new(None),
+        metrics: Arc::clone(&metrics),
     });
+    let requests = tokio::spawn(tracing::Instrument::instrument(
+        alerts::serve(
+            http_rx,
+            Arc::clone(&shared),
+            Arc::clone(&store),
+            queue.clone(),
+        ),
+        tracing::info_span!("http"),
+    ));
     refresh_inventory(&shared, &karmada, &config, &store, &queue, false).await;
     apply_snapshot(&shared, &store, &queue, first, desired).await?;
     publish(&store, &shared, &config.state_dir).await;
@@ -268,6 +331,21 @@ pub async fn run(
             }
         }
     } else {
+        let scaler = prometheus.clone().map(|p| {
+            let scaler =
+                scaler::Scaler::new(p, karmada.clone(), Arc::clone(&store), Arc::clone(&metrics));
+            tokio::spawn(tracing::Instrument::instrument(
+                scaling_loop(
+                    scaler,
+                    Arc::clone(&shared),
+                    queue.clone(),
+                    config.scaling_interval,
+                    shutdown.clone(),
+                ),
+                tracing::info_span!("scaler"),
+            ))
+        });
+        drop(scaler);
         let mut resync = tokio::time::interval(config.resync_interval);
         resync.tick().await;
         let mut inventory = tokio::time::interval(opts.inventory_interval);
@@ -313,6 +391,14 @@ pub async fn run(
     }
     publish(&store, &shared, &config.state_dir).await;
     drop(snap_tx);
+    // Stop answering webhooks only now: a delivery during the drain was
+    // still committed (or answered 503).
+    if let Some(server) = server {
+        tokio::task::spawn_blocking(move || server.shutdown())
+            .await
+            .map_err(|e| DaemonError::Join(e.to_string()))?;
+    }
+    requests.abort();
 
     let outcomes = shared
         .outcomes
@@ -358,10 +444,36 @@ async fn worker(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&key);
+        let t = std::time::Instant::now();
         let outcome = match engine.reconcile(&world, &key, drift).await {
             Ok(o) => o,
             Err(e) => Outcome::Retry(e.to_string()),
         };
+        let label = match &outcome {
+            Outcome::Done => "done",
+            Outcome::RequeueAfter(_) => "requeue",
+            Outcome::Retry(_) => "retry",
+            Outcome::Stalled(_) => "stalled",
+        };
+        shared.metrics.observe(
+            Family::ReconcileDuration,
+            &[label],
+            t.elapsed().as_secs_f64(),
+        );
+        shared.metrics.inc(Family::Reconciles, &[label]);
+        if let Outcome::Retry(e) | Outcome::Stalled(e) = &outcome {
+            shared
+                .metrics
+                .inc(Family::ReconcileErrors, &[error_reason(e)]);
+        }
+        if world.replace.contains_key(&key) {
+            shared
+                .world
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .replace
+                .remove(&key);
+        }
         let failures = {
             let mut o = shared
                 .outcomes
@@ -441,9 +553,92 @@ async fn worker(
     }
 }
 
-/// The status snapshot next to the database, for `smo status`.
+/// The status snapshot next to the database, for `smo status`; the
+/// graph and service gauges follow it.
 async fn publish(store: &Arc<Store>, shared: &Arc<Shared>, state_dir: &Path) {
-    publish_notes(store, state_dir, shared.notes()).await;
+    if let Some(snap) = publish_notes(store, state_dir, shared.notes()).await {
+        let m = &shared.metrics;
+        m.clear(Family::Graphs);
+        let mut by_condition: BTreeMap<String, u32> = BTreeMap::new();
+        for g in &snap.graphs {
+            for c in g.conditions.iter().filter(|c| c.status) {
+                *by_condition.entry(format!("{:?}", c.kind)).or_default() += 1;
+            }
+        }
+        for (condition, n) in by_condition {
+            m.set(Family::Graphs, &[&condition], f64::from(n));
+        }
+        m.clear(Family::Services);
+        let mut by_phase: BTreeMap<String, u32> = BTreeMap::new();
+        for s in &snap.services {
+            *by_phase.entry(format!("{:?}", s.phase)).or_default() += 1;
+        }
+        for (phase, n) in by_phase {
+            m.set(Family::Services, &[&phase], f64::from(n));
+        }
+    }
+}
+
+/// A low-cardinality reason for `smo_reconcile_errors_total`.
+fn error_reason(message: &str) -> &'static str {
+    let m = message.to_ascii_lowercase();
+    if m.contains("is invalid") {
+        "invalid_descriptor"
+    } else if m.contains("placement") {
+        "placement"
+    } else if m.contains("helm") {
+        "helm"
+    } else if m.contains("rules") || m.contains("prometheus") {
+        "rules"
+    } else if m.contains("state store") {
+        "store"
+    } else if m.contains("karmada") || m.contains("api server") {
+        "karmada"
+    } else {
+        "other"
+    }
+}
+
+/// Runs the scaler every `interval`: changed decisions refresh their
+/// graph's status; infeasible ones ask for re-placement.
+async fn scaling_loop(
+    mut scaler: scaler::Scaler,
+    shared: Arc<Shared>,
+    queue: Queue,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => if *shutdown.borrow() { return },
+        }
+        let world = shared.world();
+        match scaler.tick(&world).await {
+            Ok(report) => {
+                if !report.replace.is_empty() {
+                    let mut w = shared
+                        .world
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    for (key, why) in &report.replace {
+                        tracing::warn!(key = %key, reason = %why, "scaling infeasible: re-placement requested");
+                        w.replace.insert(key.clone(), why.clone());
+                    }
+                }
+                for key in report
+                    .changed
+                    .iter()
+                    .chain(report.replace.iter().map(|(k, _)| k))
+                {
+                    queue.enqueue(key);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "scaling pass failed"),
+        }
+    }
 }
 
 async fn first_snapshot(
@@ -539,15 +734,24 @@ async fn first_snapshot(
 
 /// Publishes a status snapshot with these notes (also before the world
 /// exists, when the source has not answered yet).
-async fn publish_notes(store: &Arc<Store>, state_dir: &Path, notes: Vec<String>) {
+async fn publish_notes(
+    store: &Arc<Store>,
+    state_dir: &Path,
+    notes: Vec<String>,
+) -> Option<snapshot::StatusSnapshot> {
     let (store, dir) = (Arc::clone(store), state_dir.to_owned());
     let r = tokio::task::spawn_blocking(move || {
         let snap = store.status_snapshot(notes).map_err(|e| e.to_string())?;
-        snapshot::publish(&dir, &snap).map_err(|e| e.to_string())
+        snapshot::publish(&dir, &snap).map_err(|e| e.to_string())?;
+        Ok::<_, String>(snap)
     })
     .await;
-    if let Ok(Err(e)) | Err(e) = r.map_err(|e| e.to_string()) {
-        tracing::warn!(error = %e, "could not publish the status snapshot");
+    match r.map_err(|e| e.to_string()) {
+        Ok(Ok(snap)) => Some(snap),
+        Ok(Err(e)) | Err(e) => {
+            tracing::warn!(error = %e, "could not publish the status snapshot");
+            None
+        }
     }
 }
 
@@ -671,6 +875,14 @@ async fn apply_snapshot(
     }
     let (s, rev) = (Arc::clone(store), snap.revision.clone());
     blocking(move || s.set_source_revision(&rev)).await??;
+    shared.metrics.clear(Family::SourceRevision);
+    shared
+        .metrics
+        .set(Family::SourceRevision, &[&snap.revision], 1.0);
+    #[allow(clippy::cast_precision_loss)] // unix seconds fit an f64 exactly
+    shared
+        .metrics
+        .set(Family::SourceLastSync, &[], now() as f64);
     tracing::info!(revision = %snap.revision, changed = changed.len(), "new desired state");
     // Graphs whose descriptor changed (or all, when settings or cluster
     // metadata did) go first; the others follow shortly, because a file

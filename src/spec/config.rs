@@ -104,8 +104,17 @@ pub enum RuleSink {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prometheus {
+    /// Queried by the scaling loop and reloaded after a rules file changed.
     pub url: Option<String>,
     pub rules: RuleSink,
+    /// `severity` label of the generated alert rules (empty: none).
+    pub severity: String,
+    /// When set, every rules file is checked with `promtool check rules`
+    /// before it replaces the previous one.
+    pub promtool: Option<PathBuf>,
+    pub query_timeout: Duration,
+    /// Retries of a failed query or reload (transient failures only).
+    pub query_retries: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -115,10 +124,24 @@ pub struct Grafana {
     pub folder: Option<String>,
 }
 
+/// How `POST /alerts` is authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpAuth {
+    /// `Authorization: Bearer <token>` with the token of `http.tokenFile`.
+    #[default]
+    Bearer,
+    /// No authentication (explicit opt-out; warned about at start).
+    None,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Http {
     pub listen: SocketAddr,
     pub token_file: Option<PathBuf>,
+    pub auth: HttpAuth,
+    /// Largest accepted webhook body.
+    pub max_body_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -231,6 +254,10 @@ struct RawPrometheus {
     url: Option<String>,
     rules_dir: Option<String>,
     prometheus_rule: Option<RawPrometheusRule>,
+    severity: Option<String>,
+    promtool: Option<String>,
+    query_timeout: Option<String>,
+    query_retries: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,6 +280,8 @@ struct RawGrafana {
 struct RawHttp {
     listen: Option<String>,
     token_file: Option<String>,
+    auth: Option<HttpAuth>,
+    max_body_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -449,17 +478,35 @@ impl Stage<'_> {
                 insecure_registries: raw.helm.insecure_registries,
             },
             prometheus: Prometheus {
-                url: raw.prometheus.url,
+                url: raw
+                    .prometheus
+                    .url
+                    .map(|u| u.trim_end_matches('/').to_owned()),
                 rules,
+                severity: raw.prometheus.severity.unwrap_or_else(|| "warning".into()),
+                promtool: raw.prometheus.promtool.map(PathBuf::from),
+                query_timeout: self.duration(
+                    raw.prometheus.query_timeout.as_deref(),
+                    "/prometheus/queryTimeout",
+                    Duration::from_secs(10),
+                ),
+                query_retries: raw.prometheus.query_retries.unwrap_or(2),
             },
             grafana: Grafana {
                 url: raw.grafana.url,
                 token_file: raw.grafana.token_file.map(|f| self.path(&f)),
                 folder: raw.grafana.folder,
             },
-            http: Http {
-                listen,
-                token_file: raw.http.token_file.map(|f| self.path(&f)),
+            http: {
+                let auth = raw.http.auth.unwrap_or_default();
+                Http {
+                    listen,
+                    token_file: raw.http.token_file.map(|f| self.path(&f)),
+                    auth,
+                    // Alertmanager's notifications are a few KiB; 1 MiB
+                    // leaves room for large groups and bounds memory.
+                    max_body_bytes: raw.http.max_body_bytes.unwrap_or(1024 * 1024),
+                }
             },
             resync_interval: self.duration(
                 raw.intervals.resync.as_deref(),
