@@ -235,7 +235,7 @@ fn config(dir: &Path, fake: &FakeKarmada, helm: &Path) -> PathBuf {
     std::fs::write(
         &cfg,
         format!(
-            "source:\n  dir: {}\n  debounce: 50ms\nstateDir: {}\nkarmada:\n  kubeconfig: {}\nhelm:\n  binary: {}\n  timeout: 60s\nlog:\n  level: info\n",
+            "source:\n  dir: {}\n  debounce: 50ms\nstateDir: {}\nkarmada:\n  kubeconfig: {}\nhelm:\n  binary: {}\n  timeout: 60s\nlog:\n  level: info\nhttp:\n  listen: 127.0.0.1:0\n  auth: none\n",
             dir.join("state").display(),
             dir.join("var").display(),
             fake.kubeconfig_path().display(),

@@ -19,6 +19,20 @@ pub struct Env {
     pub state: tempfile::TempDir,
     pub data: tempfile::TempDir,
     pub config: PathBuf,
+    /// The daemon's HTTP endpoint (a free loopback port) and its bearer
+    /// token, unless the test's own configuration has an `http:` block.
+    pub http: std::net::SocketAddr,
+    pub token: String,
+}
+
+/// A free loopback port (bound, read and released: a race with another
+/// process is possible but unlikely on a test machine).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The example state in a temporary directory, the fake seeded with the
@@ -62,10 +76,22 @@ pub async fn env_with_helm(
         || format!("source:\n  dir: {}\n", state.path().display()),
         str::to_owned,
     );
+    let http = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let token = format!("test-token-{}", http.port());
+    let token_file = data.path().join("webhook-token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let http_block = if extra_config.contains("http:") {
+        String::new()
+    } else {
+        format!(
+            "http:\n  listen: {http}\n  tokenFile: {}\n",
+            token_file.display()
+        )
+    };
     std::fs::write(
         &config,
         format!(
-            "{source}stateDir: {data}\nkarmada:\n  kubeconfig: {kube}\nhelm:\n  binary: {helm}\n  timeout: 60s\n{extra_config}",
+            "{source}stateDir: {data}\nkarmada:\n  kubeconfig: {kube}\nhelm:\n  binary: {helm}\n  timeout: 60s\n{http_block}{extra_config}",
             data = data.path().join("var").display(),
             kube = fake.kubeconfig_path().display(),
             helm = helm.display(),
@@ -77,6 +103,8 @@ pub async fn env_with_helm(
         state,
         data,
         config,
+        http,
+        token,
     })
 }
 
@@ -94,6 +122,20 @@ impl Env {
             ..RunOptions::default()
         };
         run(self.config(), opts, rx).await.unwrap()
+    }
+
+    /// The daemon running in this process until [`Running::stop`].
+    pub fn start(&self, opts: RunOptions) -> Running {
+        let (stop, stopped) = watch::channel(false);
+        Running {
+            stop,
+            task: tokio::spawn(run(self.config(), opts, stopped)),
+        }
+    }
+
+    /// The status snapshot the running daemon publishes.
+    pub fn snapshot(&self) -> Option<smo::store::StatusSnapshot> {
+        smo::store::snapshot::read(&self.data.path().join("var")).ok()
     }
 
     pub fn store(&self) -> Store {
@@ -142,6 +184,44 @@ impl Env {
 
     pub fn object(&self, api_version: &str, kind: &str, ns: &str, name: &str) -> Option<Value> {
         self.fake.get_object(api_version, kind, Some(ns), name)
+    }
+}
+
+/// A daemon started by [`Env::start`].
+pub struct Running {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<RunReport, smo::daemon::DaemonError>>,
+}
+
+impl Running {
+    /// SIGTERM's path: stop and wait for the report.
+    pub async fn stop(self) -> RunReport {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(90), self.task)
+            .await
+            .expect("the daemon stops after shutdown")
+            .expect("the daemon task did not panic")
+            .expect("the daemon ends without an error")
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, or panics after `limit`
+/// with `what` and the last observation.
+pub async fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
