@@ -15,3 +15,4 @@ mod render;
 mod sources;
 mod store;
 mod support;
+mod webhook;
