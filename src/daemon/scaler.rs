@@ -18,7 +18,9 @@ use crate::metrics::{Family, Metrics};
 use crate::observe::clusters::ClusterFacts;
 use crate::reconcile::engine::World;
 use crate::scaling::stabilise::{Recommendation, stabilised};
-use crate::scaling::{ScalingError, ScalingOptions, ScalingProblem, ScalingService, scale};
+use crate::scaling::{
+    ReplacementReason, ScalingError, ScalingOptions, ScalingProblem, ScalingService, scale,
+};
 use crate::spec::settings::ScalingSettings;
 use crate::store::records::{ScaleRecord, ServicePhase, ServiceRecord};
 use crate::store::{Store, StoreError};
@@ -50,6 +52,8 @@ pub struct Scaler {
     pub metrics: Arc<Metrics>,
     /// Service key → recent recommendations (the stabilisation window).
     history: HashMap<String, Vec<Recommendation>>,
+    /// Graph key → when re-placement was last requested.
+    replaced: HashMap<String, std::time::Instant>,
     started: std::time::Instant,
 }
 
@@ -73,6 +77,7 @@ impl Scaler {
             store,
             metrics,
             history: HashMap::new(),
+            replaced: HashMap::new(),
             started: std::time::Instant::now(),
         }
     }
@@ -204,13 +209,13 @@ impl Scaler {
                     .into_iter()
                     .map(|(cluster, p, idx)| {
                         let t = std::time::Instant::now();
-                        let r = scale(&p, &opts);
+                        let r = solve(&p, &opts);
                         metrics.observe(
                             Family::SolverDuration,
                             &["scaling"],
                             t.elapsed().as_secs_f64(),
                         );
-                        (cluster, p, idx, r)
+                        (cluster, idx, r)
                     })
                     .collect::<Vec<_>>()
             })
@@ -230,9 +235,9 @@ impl Scaler {
             })
             .collect();
         let mut first_for: Vec<bool> = vec![true; targets.len()];
-        for (cluster, problem, idx, result) in solved {
+        for (cluster, idx, result) in solved {
             match result {
-                Ok(decision) => {
+                Ok((decision, unservable)) => {
                     for (k, &i) in idx.iter().enumerate() {
                         let r = decision.replicas[k];
                         per_cluster[i].insert(cluster.clone(), r);
@@ -243,36 +248,50 @@ impl Scaler {
                         };
                         first_for[i] = false;
                     }
-                }
-                Err(ScalingError::NeedsReplacement(reason)) => {
-                    let text = reason.to_string();
-                    for (k, &i) in idx.iter().enumerate() {
-                        // Serve what can be served meanwhile.
-                        let r = match &reason {
-                            crate::scaling::ReplacementReason::RateAboveMax { .. } => {
-                                problem.services[k].max_replicas
-                            }
-                            crate::scaling::ReplacementReason::Capacity { .. } => {
-                                problem.services[k].current_replicas
-                            }
+                    if let Some(reason) = unservable {
+                        let text = reason.to_string();
+                        self.metrics.inc(Family::ScalingDecisions, &["infeasible"]);
+                        let over = match &reason {
+                            ReplacementReason::RateAboveMax { service, .. }
+                            | ReplacementReason::Capacity { service, .. } => service,
                         };
-                        per_cluster[i].insert(cluster.clone(), r);
-                        recommended[i] = if first_for[i] {
-                            r
-                        } else {
-                            recommended[i].max(r)
-                        };
-                        first_for[i] = false;
-                        notes[i] = Some(format!("re-placement requested: {text}"));
+                        for &i in idx.iter().filter(|&&i| &targets[i].record.service == over) {
+                            notes[i] = Some(format!("re-placement requested: {text}"));
+                        }
+                        replace = Some(format!("on {cluster}: {text}"));
                     }
-                    self.metrics.inc(Family::ScalingDecisions, &["infeasible"]);
-                    replace = Some(format!("on {cluster}: {text}"));
                 }
                 Err(e) => {
                     for &i in &idx {
-                        notes[i] = Some(format!("scaling model failed: {e}"));
+                        notes[i] = Some(format!("replicas kept: {e}"));
                     }
-                    self.metrics.inc(Family::ScalingDecisions, &["error"]);
+                    if let ScalingError::NeedsReplacement(reason) = &e {
+                        self.metrics.inc(Family::ScalingDecisions, &["infeasible"]);
+                        replace = Some(format!("on {cluster}: {reason}"));
+                    } else {
+                        self.metrics.inc(Family::ScalingDecisions, &["error"]);
+                    }
+                }
+            }
+        }
+        // A graph that cannot be served where it runs is re-placed, but
+        // not on every tick while the load lasts: placement moves
+        // services, and asking again before the last answer settled would
+        // only add churn.
+        if let Some(key) = targets.first().map(|t| t.record.key()) {
+            let graph = key
+                .rsplit_once('/')
+                .map_or(key.as_str(), |(g, _)| g)
+                .to_owned();
+            if replace.is_some() {
+                let recent = self
+                    .replaced
+                    .get(&graph)
+                    .is_some_and(|t| t.elapsed() < REPLACE_AT_MOST_EVERY);
+                if recent {
+                    replace = None;
+                } else {
+                    self.replaced.insert(graph, std::time::Instant::now());
                 }
             }
         }
@@ -332,6 +351,35 @@ impl Scaler {
             });
         }
         GraphOutcome { records, replace }
+    }
+}
+
+/// How often one graph may be re-placed for its load (placement is a
+/// MILP and moves releases; five minutes lets a move settle and the rate
+/// window fill again).
+const REPLACE_AT_MOST_EVERY: Duration = Duration::from_secs(300);
+
+/// Solves one cluster's problem. A rate beyond what `maxReplicas` serve
+/// does not leave the other services unscaled: that service is held at its
+/// maximum (its rate capped to what the maximum serves), the rest solved
+/// as usual, and the reason returned for re-placement.
+fn solve(
+    problem: &ScalingProblem,
+    opts: &ScalingOptions,
+) -> Result<(crate::scaling::ScalingDecision, Option<ReplacementReason>), ScalingError> {
+    match scale(problem, opts) {
+        Ok(d) => Ok((d, None)),
+        Err(ScalingError::NeedsReplacement(reason @ ReplacementReason::RateAboveMax { .. })) => {
+            let mut capped = problem.clone();
+            for s in &mut capped.services {
+                let most = s.alpha * f64::from(s.max_replicas) + s.beta;
+                if s.rate > most {
+                    s.rate = most;
+                }
+            }
+            scale(&capped, opts).map(|d| (d, Some(reason)))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -430,7 +478,7 @@ fn query_for(t: &Target<'_>, settings: &ScalingSettings) -> String {
 
 fn prom_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

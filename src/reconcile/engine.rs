@@ -398,10 +398,13 @@ impl Engine {
                 let eval = triggers::evaluate(trigger, &mine);
                 let installed = rec.release_revision.is_some();
                 fired = eval.fired;
+                // Fired: when and by which alert the condition was met;
+                // waiting: which events are still awaited.
+                let by = eval.by.as_ref().filter(|_| eval.fired);
                 rec.trigger = TriggerState {
                     armed: !eval.fired && !installed,
-                    fired_at: eval.by.as_ref().map(|b| b.fired_at),
-                    alert: eval.by.as_ref().map(|b| b.alert.clone()),
+                    fired_at: by.map(|b| b.fired_at),
+                    alert: by.map(|b| b.alert.clone()),
                     pending: eval.pending.clone(),
                 };
                 if trigger.undeploy_on_resolve
@@ -707,6 +710,10 @@ impl Engine {
 }
 
 impl Engine {
+    // The two owned-object lists are the batch this reconcile writes at
+    // its end; bundling them with the rest into a struct would only rename
+    // the same eight inputs.
+    #[allow(clippy::too_many_arguments)]
     /// `helm upgrade --install` after recovering a stuck release; records
     /// the revision, hash and manifest; applies a generated
     /// PropagationPolicy when the chart carries none.
@@ -950,10 +957,20 @@ impl Engine {
         let blocked = services
             .iter()
             .find_map(|s| s.blocked_by.as_ref().map(|b| format!("{}: {b}", s.service)));
-        let waiting: Vec<&str> = services
+        let waiting: Vec<String> = services
             .iter()
             .filter(|s| s.phase == ServicePhase::WaitingForTrigger)
-            .map(|s| s.service.as_str())
+            .map(|s| {
+                if s.trigger.pending.is_empty() {
+                    s.service.clone()
+                } else {
+                    format!(
+                        "{} (waiting for {})",
+                        s.service,
+                        s.trigger.pending.join(", ")
+                    )
+                }
+            })
             .collect();
         let (ready, reason, message) = match outcome {
             Outcome::Done if g.suspended => {

@@ -3,6 +3,7 @@
 
 mod agreement;
 mod cli;
+mod conditional;
 mod daemon;
 mod daemon_faults;
 mod examples;
