@@ -82,6 +82,11 @@ impl AlertBuilder {
         self
     }
 
+    fn starts_at(mut self, at: &str) -> Self {
+        at.clone_into(&mut self.starts_at);
+        self
+    }
+
     fn fingerprint(mut self, fingerprint: &str) -> Self {
         fingerprint.clone_into(&mut self.fingerprint);
         self
@@ -872,4 +877,120 @@ async fn metrics_parse_and_carry_every_family() {
     let ready = get(env.http, "/readyz").await;
     assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
     running.stop().await;
+}
+
+/// The PrometheusRule object smo keeps for the brussels graph.
+fn rule_object(env: &Env) -> Option<Value> {
+    env.object(
+        "monitoring.coreos.com/v1",
+        "PrometheusRule",
+        "monitoring",
+        "smo-brussels-image-detection-graph",
+    )
+}
+
+async fn accepted(env: &Env, alert: AlertBuilder) -> Value {
+    let answer = exchange(env.http, post_alerts(env, &bytes(&payload(&[alert]))))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    answer.json().expect("a JSON answer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeploy_on_resolve_rearms_and_the_prometheus_rule_object_follows_the_trigger() {
+    let Some(env) = env(
+        &format!(
+            "prometheus:\n  prometheusRule:\n    namespace: monitoring\n    labels: {{release: kube-prometheus}}\n{RESYNC_EVERY_SECOND}"
+        ),
+    )
+    .await
+    else {
+        return;
+    };
+    const FILE: &str = "projects/brussels/image-detection-graph.yaml";
+    env.edit(
+        FILE,
+        "condition: ANY\n",
+        "condition: ANY\n            undeployOnResolve: true\n",
+    );
+    // The operator's monitoring namespace (smo does not create it: its
+    // absence means no Prometheus Operator would read the rules).
+    env.fake
+        .put_object(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}}),
+        )
+        .unwrap();
+    let daemon = start_and_settle(&env).await;
+
+    // Armed: one PrometheusRule object for the graph, picked up by the
+    // operator's ruleSelector through the configured label.
+    let rule = wait_for(Duration::from_secs(30), "the PrometheusRule", || {
+        rule_object(&env)
+    })
+    .await;
+    assert_eq!(rule["metadata"]["labels"]["release"], "kube-prometheus");
+    let r = &rule["spec"]["groups"][0]["rules"][0];
+    assert_eq!(r["alert"], EVENT);
+    assert_eq!(r["labels"]["smo_service"], VO);
+    assert_eq!(r["labels"]["severity"], "warning");
+
+    // Fired: installed, the rule object removed.
+    assert_eq!(accepted(&env, vo_alert()).await["triggered"], 1);
+    wait_for(Duration::from_secs(60), "the VO installed", || {
+        env.releases(PROJECT).get(VO).cloned()
+    })
+    .await;
+    wait_for(Duration::from_secs(30), "the rule object deleted", || {
+        rule_object(&env).is_none().then_some(())
+    })
+    .await;
+
+    // Resolved: uninstalled again, the trigger re-armed with its rule.
+    accepted(&env, vo_alert().resolved()).await;
+    wait_for(Duration::from_secs(60), "the VO uninstalled", || {
+        (!env.releases(PROJECT).contains_key(VO)).then_some(())
+    })
+    .await;
+    wait_for(Duration::from_secs(30), "the rule object back", || {
+        rule_object(&env)
+    })
+    .await;
+    let snap = wait_for(Duration::from_secs(30), "the VO waiting again", || {
+        let s = env.snapshot()?;
+        let vo = vo_record(&s)?;
+        let rearmed = s.events.iter().any(|e| e.kind == "Rearmed");
+        (rearmed && vo.phase == ServicePhase::WaitingForTrigger && vo.trigger.armed).then_some(s)
+    })
+    .await;
+    assert_eq!(vo_record(&snap).unwrap().trigger.pending, [EVENT]);
+
+    // A late redelivery of the old firing stays a duplicate.
+    assert_eq!(accepted(&env, vo_alert()).await["duplicates"], 1);
+
+    // Suspending the graph removes its rules; resuming brings them back.
+    env.edit(FILE, "hdaGraph:\n", "hdaGraph:\n  suspend: true\n");
+    wait_for(Duration::from_secs(30), "no rule while suspended", || {
+        rule_object(&env).is_none().then_some(())
+    })
+    .await;
+    env.edit(FILE, "hdaGraph:\n  suspend: true\n", "hdaGraph:\n");
+    wait_for(Duration::from_secs(60), "the rule after resuming", || {
+        rule_object(&env)
+    })
+    .await;
+    two_more_passes(&env).await;
+    assert!(
+        !env.releases(PROJECT).contains_key(VO),
+        "the duplicate re-installed the VO"
+    );
+
+    // The alert firing again (a new instance) deploys it again.
+    let again = vo_alert().starts_at("2024-05-02T11:00:00.000Z");
+    assert_eq!(accepted(&env, again).await["triggered"], 1);
+    wait_for(Duration::from_secs(60), "the VO installed again", || {
+        env.releases(PROJECT).get(VO).cloned()
+    })
+    .await;
+    daemon.stop().await;
 }
