@@ -13,8 +13,11 @@ use std::collections::BTreeSet;
 /// What one payload did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Recorded {
-    /// Deliveries that changed a trigger (an event fired or resolved).
-    pub changed: usize,
+    /// Events that fired now.
+    pub fired: usize,
+    /// Events already fired that changed (resolved, or a newer instance
+    /// of the alert).
+    pub updated: usize,
     pub duplicates: usize,
     /// Alerts not aimed at a known event of a known service, and
     /// resolutions of alerts that never fired here.
@@ -26,7 +29,8 @@ pub struct Recorded {
 impl Recorded {
     pub fn reply(&self) -> AlertsReply {
         AlertsReply::Accepted {
-            triggered: self.changed,
+            triggered: self.fired,
+            updated: self.updated,
             duplicates: self.duplicates,
             ignored: self.ignored,
         }
@@ -110,13 +114,11 @@ pub fn record(store: &Store, list: &[Delivery], now: u64) -> Result<Recorded, St
             match effect {
                 Effect::Duplicate => r.duplicates += 1,
                 Effect::ResolvedWithoutFiring => r.ignored += 1,
-                e if e.writes() => {
-                    r.changed += 1;
-                    r.graphs.insert(format!("{}/{}", d.project, d.graph));
-                }
-                _ => {}
+                Effect::Fired => r.fired += 1,
+                Effect::Refreshed | Effect::Resolved => r.updated += 1,
             }
             if effect.writes() {
+                r.graphs.insert(format!("{}/{}", d.project, d.graph));
                 tracing::info!(
                     project = %d.project,
                     graph = %d.graph,
@@ -166,7 +168,7 @@ pub(super) async fn serve(
                         // Committed: acknowledge, then reconcile at once.
                         let _ = reply.send(r.reply());
                         for key in &r.graphs {
-                            queue.enqueue(key);
+                            queue.enqueue_now(key);
                         }
                     }
                     Err(e) => {

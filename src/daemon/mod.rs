@@ -322,6 +322,7 @@ pub async fn run(
         })
         .collect();
 
+    let mut scaler_task = None;
     if opts.once {
         let deadline = tokio::time::Instant::now() + opts.once_deadline;
         while !queue.is_idle() && tokio::time::Instant::now() < deadline && !*shutdown.borrow() {
@@ -345,7 +346,7 @@ pub async fn run(
                 tracing::info_span!("scaler"),
             ))
         });
-        drop(scaler);
+        scaler_task = scaler;
         let mut resync = tokio::time::interval(config.resync_interval);
         resync.tick().await;
         let mut inventory = tokio::time::interval(opts.inventory_interval);
@@ -398,7 +399,18 @@ pub async fn run(
             .await
             .map_err(|e| DaemonError::Join(e.to_string()))?;
     }
-    requests.abort();
+    // Both end by themselves now (the endpoint's channel is closed, the
+    // shutdown flag is set); waiting for them releases the store before
+    // `run` returns, so the caller can open it.
+    for task in std::iter::once(requests).chain(scaler_task) {
+        let handle = task.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .is_err()
+        {
+            handle.abort();
+        }
+    }
 
     let outcomes = shared
         .outcomes

@@ -171,10 +171,12 @@ pub enum Request {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlertsReply {
-    /// Counts of the payload's alerts: new triggers, redeliveries already
-    /// recorded, alerts not aimed at smo.
+    /// Counts of the payload's alerts: events that fired now, changes of
+    /// events already fired (a resolution, a newer instance of the same
+    /// alert), redeliveries already recorded, alerts not aimed at smo.
     Accepted {
         triggered: usize,
+        updated: usize,
         duplicates: usize,
         ignored: usize,
     },
@@ -603,11 +605,13 @@ impl Handler {
         ) {
             Ok(AlertsReply::Accepted {
                 triggered,
+                updated,
                 duplicates,
                 ignored,
             }) => {
                 for (outcome, n) in [
                     ("triggered", triggered),
+                    ("updated", updated),
                     ("duplicate", duplicates),
                     ("ignored", ignored),
                 ] {
@@ -619,12 +623,14 @@ impl Handler {
                 tracing::info!(
                     alerts,
                     triggered,
+                    updated,
                     duplicates,
                     ignored,
                     "webhook alerts accepted"
                 );
                 let body = serde_json::json!({
                     "triggered": triggered,
+                    "updated": updated,
                     "duplicates": duplicates,
                     "ignored": ignored,
                 });
@@ -800,6 +806,7 @@ mod tests {
                     .count();
                 let _ = reply.send(AlertsReply::Accepted {
                     triggered,
+                    updated: 0,
                     duplicates: 0,
                     ignored: payload.alerts.len() - triggered,
                 });
@@ -998,7 +1005,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"triggered": 1, "duplicates": 0, "ignored": 1})
+            serde_json::json!({"triggered": 1, "updated": 0, "duplicates": 0, "ignored": 1})
         );
         assert_eq!(counted(&h, "smo_webhook_requests_total", "accepted"), "1");
         assert_eq!(counted(&h, "smo_webhook_alerts_total", "triggered"), "1");

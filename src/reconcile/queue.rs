@@ -61,6 +61,13 @@ impl Queue {
         self.schedule(key, Instant::now() + self.debounce);
     }
 
+    /// A trigger that skips the debounce: a fired alert is one committed
+    /// fact, not the first event of a burst, and its service should deploy
+    /// as soon as possible.
+    pub fn enqueue_now(&self, key: &str) {
+        self.schedule(key, Instant::now());
+    }
+
     /// A retry or a timer: reconcile `key` after `delay`, unless it is
     /// already due sooner.
     pub fn requeue_after(&self, key: &str, delay: Duration) {
