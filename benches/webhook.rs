@@ -7,8 +7,8 @@
 //! 1. webhook → first helm call: GRAPHS (default 20) graphs of one
 //!    event-triggered service each wait for their event; for each in turn
 //!    a firing alert is POSTed, and the time until helm's first request
-//!    for that release reaches the fake is measured (it includes the work
-//!    queue's 50 ms debounce), as is the time until the POST's 200 (the
+//!    for that release reaches the fake is measured (a fired alert skips
+//!    the work queue's debounce), as is the time until the POST's 200 (the
 //!    fired event is committed before the answer);
 //! 2. throughput over 8 concurrent loopback connections, DELIVERIES
 //!    (default 5000) requests or 30 s per run, whichever ends first:
@@ -142,7 +142,7 @@ async fn bench(graphs: usize, deliveries: usize, helm: &Path) {
     }
     let installed = deployed(&status);
     println!(
-        "webhook→helm: {} (queue debounce of 50 ms included); installed {installed}/{graphs}",
+        "webhook→helm: {}; installed {installed}/{graphs}",
         summary(&mut to_helm)
     );
     println!("webhook ack: {}", summary(&mut acks));

@@ -124,6 +124,26 @@ fn render_text(s: &StatusSnapshot) -> String {
                     .map(|e| format!(" error: {e}"))
                     .unwrap_or_default()
             );
+            let t = &svc.trigger;
+            if let (Some(at), Some(alert)) = (t.fired_at, &t.alert) {
+                let _ = writeln!(o, "    Triggered by alert {alert} at {at}");
+            } else if !t.pending.is_empty() {
+                let _ = writeln!(o, "    WaitingForTrigger: {}", t.pending.join(", "));
+            }
+            if let Some(sc) = s.scales.iter().find(|r| {
+                r.project == svc.project && r.graph == svc.graph && r.service == svc.service
+            }) {
+                let _ = writeln!(
+                    o,
+                    "    replicas={} rate={}{}",
+                    sc.replicas,
+                    sc.rate.map_or("-".into(), |r| format!("{r:.2}/s")),
+                    sc.note
+                        .as_ref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default()
+                );
+            }
         }
     }
     for c in &s.clusters {
