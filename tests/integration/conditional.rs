@@ -314,6 +314,18 @@ async fn replicas_follow_the_request_rate_and_an_unservable_rate_asks_for_replac
         .and_then(|r| r.rate)
         .unwrap();
     assert!((8.0..=16.0).contains(&rate), "rate {rate}");
+    // image-detection's query finds no series: rate 0 (minimum replicas),
+    // reported as no data rather than as a measured zero.
+    let quiet = snap
+        .scales
+        .iter()
+        .find(|r| r.service == "image-detection")
+        .expect("image-detection is scaled too");
+    assert_eq!((quiet.replicas, quiet.rate), (1, None), "{quiet:?}");
+    assert!(
+        quiet.note.as_deref().is_some_and(|n| n.contains("no data")),
+        "{quiet:?}"
+    );
 
     // 100 req/s needs 20 replicas, maxReplicas is 3: the maximum, and a
     // re-placement request.
@@ -353,6 +365,29 @@ async fn replicas_follow_the_request_rate_and_an_unservable_rate_asks_for_replac
         snap.scales,
         &snap.events[..snap.events.len().min(8)]
     );
+
+    // Prometheus gone: the replicas stay, and the status says why.
+    drop(s._prom);
+    let snap = wait_for(Duration::from_secs(60), "the unreachable note", || {
+        let snap = s.env.snapshot()?;
+        snap.scales
+            .iter()
+            .any(|r| {
+                r.service == "noise-reduction"
+                    && r.note
+                        .as_deref()
+                        .is_some_and(|n| n.contains("Prometheus unreachable"))
+            })
+            .then_some(snap)
+    })
+    .await;
+    let kept = snap
+        .scales
+        .iter()
+        .find(|r| r.service == "noise-reduction")
+        .unwrap();
+    assert_eq!((kept.replicas, kept.rate), (1, None), "{kept:?}");
+    assert_eq!(replicas(&s.env, "noise-reduction"), Some(1));
     let report = daemon.stop().await;
     assert!(report.failed.is_empty(), "{report:?}");
 }
