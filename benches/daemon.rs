@@ -14,8 +14,8 @@
 //! 4. file edit → first helm call, p50/p95 over 20 edits, minus the
 //!    configured debounces (source 50 ms, queue 50 ms).
 
+use fake_karmada::FakeKarmada;
 use fake_karmada::testing::copy_dir;
-use fake_karmada::{ClusterSpec, FakeKarmada, Options, ResourcePair};
 use serde_json::{Value, json};
 use smo::desired::loader::load_root;
 use smo::reconcile::engine::placement_inputs_hash;
@@ -24,8 +24,10 @@ use smo::store::Store;
 use smo::store::records::{GraphRecord, ServicePhase, ServiceRecord};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod support;
 
 const CLUSTERS: usize = 10;
 const PROJECTS: usize = 10;
@@ -38,50 +40,25 @@ fn main() {
         .collect();
     let graphs = args.first().copied().unwrap_or(200);
     let services = args.get(1).copied().unwrap_or(10);
-    let Some(helm) = std::env::var_os("SMO_HELM").map(PathBuf::from) else {
-        eprintln!("daemon bench: SMO_HELM is not set; `source .ci/install-tools.sh` first");
-        std::process::exit(2);
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(bench(graphs, services, &helm));
+    let helm = support::helm_or_exit("daemon");
+    support::runtime().block_on(bench(graphs, services, &helm));
 }
 
 async fn bench(graphs: usize, services: usize, helm: &Path) {
-    let clusters: Vec<ClusterSpec> = (0..CLUSTERS)
-        .map(|i| ClusterSpec {
-            name: format!("c{i}"),
-            ready: true,
-            resources: fake_karmada::ClusterResources {
-                cpu: ResourcePair::new("100000", "0"),
-                memory: ResourcePair::new("100000Gi", "0"),
-                gpu: None,
-            },
-        })
-        .collect();
-    let fake = FakeKarmada::start(
-        Options::default()
-            .clusters(clusters)
-            .simulate_members(Duration::from_millis(10)),
-    )
-    .await
-    .unwrap();
+    let fake = support::fake(CLUSTERS).await;
 
     // 1. Idle.
     let idle = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(idle.path().join("state/projects")).unwrap();
     let cfg = config(idle.path(), &fake, helm);
-    let mut child = daemon(&cfg, false);
+    let mut child = support::daemon(&cfg, "info", None);
     wait_for(
         &idle.path().join("var/status.json"),
         Duration::from_secs(60),
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = smo::daemon::usage::of(&child.id().to_string()).map(|u| u.rss_kib);
-    stop(&mut child);
+    support::stop(&mut child);
     println!("daemon idle: rss_kib={}", idle_rss.unwrap_or(0));
 
     // 2. Seeded state, in sync.
@@ -138,9 +115,9 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
     }
 
     // 3. The daemon holding that state, and 4. edit → first helm call.
-    let mut child = daemon(&cfg, true);
+    let mut child = support::daemon(&cfg, "warn", None);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    wait_idle(&fake).await;
+    support::wait_idle(&fake).await;
     let rss = smo::daemon::usage::of(&child.id().to_string()).map(|u| u.rss_kib);
     println!(
         "daemon with {} services: rss_kib={}",
@@ -171,9 +148,9 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
         }
         let ms = t.elapsed().as_secs_f64() * 1000.0 - DEBOUNCE_MS as f64;
         latencies.push(ms);
-        wait_idle(&fake).await;
+        support::wait_idle(&fake).await;
     }
-    stop(&mut child);
+    support::stop(&mut child);
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
     println!(
@@ -191,43 +168,12 @@ fn helm_count(fake: &FakeKarmada) -> usize {
         .count()
 }
 
-/// Until no request reached the fake for half a second.
-async fn wait_idle(fake: &FakeKarmada) {
-    let mut last = fake.requests().len();
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = fake.requests().len();
-        if now == last {
-            return;
-        }
-        last = now;
-    }
-}
-
 fn wait_for(path: &Path, limit: Duration) {
     let t = Instant::now();
     while !path.exists() {
         assert!(t.elapsed() < limit, "{} did not appear", path.display());
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn daemon(cfg: &Path, quiet: bool) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_smo"))
-        .args(["run", "--config"])
-        .arg(cfg)
-        .env("SMO_LOG", if quiet { "warn" } else { "info" })
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
 }
 
 fn config(dir: &Path, fake: &FakeKarmada, helm: &Path) -> PathBuf {

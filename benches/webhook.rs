@@ -18,14 +18,16 @@
 //!    `startsAt`: one durable commit each).
 
 use fake_karmada::testing::copy_dir;
-use fake_karmada::{ClusterSpec, FakeKarmada, LoggedRequest, Options, ResourcePair};
+use fake_karmada::{FakeKarmada, LoggedRequest};
 use serde_json::{Value, json};
 use smo::desired::loader::load_root;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+mod support;
 
 const CLUSTERS: usize = 3;
 const PROJECT: &str = "bench";
@@ -47,37 +49,12 @@ fn main() {
         .collect();
     let graphs = args.first().copied().unwrap_or(20).max(1);
     let deliveries = args.get(1).copied().unwrap_or(5000);
-    let Some(helm) = std::env::var_os("SMO_HELM").map(PathBuf::from) else {
-        eprintln!("webhook bench: SMO_HELM is not set; `source .ci/install-tools.sh` first");
-        std::process::exit(2);
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(bench(graphs, deliveries, &helm));
+    let helm = support::helm_or_exit("webhook");
+    support::runtime().block_on(bench(graphs, deliveries, &helm));
 }
 
 async fn bench(graphs: usize, deliveries: usize, helm: &Path) {
-    let clusters: Vec<ClusterSpec> = (0..CLUSTERS)
-        .map(|i| ClusterSpec {
-            name: format!("c{i}"),
-            ready: true,
-            resources: fake_karmada::ClusterResources {
-                cpu: ResourcePair::new("100000", "0"),
-                memory: ResourcePair::new("100000Gi", "0"),
-                gpu: None,
-            },
-        })
-        .collect();
-    let fake = FakeKarmada::start(
-        Options::default()
-            .clusters(clusters)
-            .simulate_members(Duration::from_millis(10)),
-    )
-    .await
-    .unwrap();
+    let fake = support::fake(CLUSTERS).await;
     fake.put_object(
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PROJECT}}),
     )
@@ -88,17 +65,17 @@ async fn bench(graphs: usize, deliveries: usize, helm: &Path) {
     let port = free_port();
     let cfg = config(dir.path(), &fake, helm, port);
     let log = dir.path().join("smo.log");
-    let mut child = daemon(&cfg, &log);
+    let mut child = support::daemon(&cfg, "warn", Some(&log));
     let status = dir.path().join("var/status.json");
     if !wait_waiting(&status, graphs, &mut child, Duration::from_secs(120)).await {
-        stop(&mut child);
+        support::stop(&mut child);
         eprintln!(
             "webhook bench: the daemon did not reach {graphs} waiting services\n{}",
             tail(&log)
         );
         std::process::exit(1);
     }
-    wait_idle(&fake).await;
+    support::wait_idle(&fake).await;
 
     let url = format!("http://127.0.0.1:{port}/alerts");
     let client = reqwest::Client::builder()
@@ -138,7 +115,7 @@ async fn bench(graphs: usize, deliveries: usize, helm: &Path) {
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        wait_idle(&fake).await;
+        support::wait_idle(&fake).await;
     }
     let installed = deployed(&status);
     println!(
@@ -162,7 +139,7 @@ async fn bench(graphs: usize, deliveries: usize, helm: &Path) {
     })
     .await;
     println!("throughput new instances of one event (one commit each): {run}");
-    wait_idle(&fake).await;
+    support::wait_idle(&fake).await;
     println!(
         "helm requests during the throughput runs: {} (expect 0: the refreshed graph is in sync)",
         fake.requests()
@@ -173,7 +150,7 @@ async fn bench(graphs: usize, deliveries: usize, helm: &Path) {
 
     let rss = smo::daemon::usage::of(&child.id().to_string()).map(|u| u.rss_kib);
     let alive = child.try_wait().unwrap().is_none();
-    stop(&mut child);
+    support::stop(&mut child);
     println!(
         "daemon after the runs: alive={alive} rss_kib={}",
         rss.unwrap_or(0)
@@ -434,19 +411,6 @@ async fn wait_waiting(status: &Path, graphs: usize, child: &mut Child, limit: Du
     false
 }
 
-/// Until no request reached the fake for half a second.
-async fn wait_idle(fake: &FakeKarmada) {
-    let mut last = fake.requests().len();
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = fake.requests().len();
-        if now == last {
-            return;
-        }
-        last = now;
-    }
-}
-
 /// A port that was free a moment ago (the daemon binds it by number).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -454,24 +418,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn daemon(cfg: &Path, log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_smo"))
-        .args(["run", "--config"])
-        .arg(cfg)
-        .env("SMO_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
 }
 
 fn tail(log: &Path) -> String {

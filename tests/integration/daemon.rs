@@ -11,6 +11,7 @@ use smo::spec::config;
 use smo::store::Store;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -527,4 +528,37 @@ async fn a_cluster_not_ready_past_the_grace_period_fails_over() {
         .object(PP, "PropagationPolicy", "brussels", "image-detection")
         .unwrap();
     assert_eq!(cluster_names(&pp), after["image-detection"]);
+}
+
+/// A child `smo`, killed on drop so that a failing test leaves no daemon
+/// behind.
+pub struct Smo(pub Child);
+
+impl Drop for Smo {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// The real binary, logging to a file (a pipe nobody reads would fill up
+/// and block it).
+pub fn spawn_smo(env: &Env, args: &[&str], log: &str) -> Smo {
+    let log = std::fs::File::create(env.data.path().join(log)).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_smo"))
+        .args(args)
+        .arg("--config")
+        .arg(&env.config)
+        .env("SMO_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map(Smo)
+        .expect("smo starts")
+}
+
+pub fn log_of(env: &Env, log: &str) -> String {
+    std::fs::read_to_string(env.data.path().join(log)).unwrap_or_default()
 }

@@ -3,7 +3,7 @@
 //! outage, a SIGKILL in the middle of a pass, and `smo status` next to a
 //! running daemon.
 
-use crate::daemon::{Env, copy_dir, env, env_with};
+use crate::daemon::{Env, copy_dir, env, env_with, log_of, spawn_smo};
 use crate::sources::{git, git_daemon};
 use crate::support::{graph, repo};
 use serde_json::Value;
@@ -12,7 +12,7 @@ use smo::store::records::{ConditionKind, ServicePhase};
 use smo::store::snapshot::{self, StatusSnapshot};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -318,39 +318,6 @@ async fn the_daemon_survives_an_api_server_outage_and_converges_after_it() {
         .expect("the daemon task did not panic")
         .expect("the daemon ends without an error");
     assert_eq!(report.graphs, 2, "{report:?}");
-}
-
-/// A child `smo`, killed on drop so that a failing test leaves no daemon
-/// behind.
-struct Smo(Child);
-
-impl Drop for Smo {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// The real binary, logging to a file (a pipe nobody reads would fill up
-/// and block it).
-fn spawn_smo(env: &Env, args: &[&str], log: &str) -> Smo {
-    let log = std::fs::File::create(env.data.path().join(log)).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_smo"))
-        .args(args)
-        .arg("--config")
-        .arg(&env.config)
-        .env("SMO_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map(Smo)
-        .expect("smo starts")
-}
-
-fn log_of(env: &Env, log: &str) -> String {
-    std::fs::read_to_string(env.data.path().join(log)).unwrap_or_default()
 }
 
 /// Waits for a child without blocking the runtime.

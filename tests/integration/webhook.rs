@@ -8,7 +8,7 @@
 //! length that never arrives, a chunked body past the limit, a truncated
 //! body.
 
-use crate::daemon::{Env, Running, env, wait_for};
+use crate::daemon::{Env, Running, env, log_of, spawn_smo, wait_for};
 use crate::prom::promtool_check_metrics;
 use serde_json::{Value, json};
 use smo::daemon::RunOptions;
@@ -17,7 +17,6 @@ use smo::store::snapshot::StatusSnapshot;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const PROJECT: &str = "brussels";
@@ -638,34 +637,12 @@ async fn hostile_webhook_requests_get_the_right_status_and_record_nothing() {
 // ---------------------------------------------------------------------
 // The tiny_http drain (pull request #290)
 
-/// A child `smo run`, killed on drop. A separate process, because the
-/// failure this guards against is an abort, which would take the whole
-/// test binary down with an in-process daemon.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_declared_body_does_not_take_the_daemon_down() {
     let Some(env) = env("").await else { return };
-    let log = std::fs::File::create(env.data.path().join("daemon.log")).unwrap();
-    let mut daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_smo"))
-            .args(["run", "--config"])
-            .arg(&env.config)
-            .env("SMO_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("smo starts"),
-    );
+    // A separate process: the failure this guards against is an abort,
+    // which would take the whole test binary down with an in-process daemon.
+    let mut daemon = spawn_smo(&env, &["run"], "daemon.log");
     wait_healthy(env.http).await;
 
     // 1 TiB declared, four bytes sent, then the connection closes. The
@@ -680,7 +657,7 @@ async fn a_huge_declared_body_does_not_take_the_daemon_down() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let exited = daemon.0.try_wait().unwrap();
-    let log = std::fs::read_to_string(env.data.path().join("daemon.log")).unwrap_or_default();
+    let log = log_of(&env, "daemon.log");
     let lines: Vec<&str> = log.lines().collect();
     let tail = lines[lines.len().saturating_sub(5)..].join("\n");
     assert!(
