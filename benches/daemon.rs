@@ -34,6 +34,10 @@ const PROJECTS: usize = 10;
 const DEBOUNCE_MS: u64 = 100;
 
 fn main() {
+    if !support::started_by_cargo_bench() {
+        println!("daemon bench: built, not run (run it with `cargo bench --bench daemon`)");
+        return;
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())

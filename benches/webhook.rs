@@ -43,6 +43,10 @@ const CONNECTIONS: usize = 8;
 const RUN_LIMIT: Duration = Duration::from_secs(30);
 
 fn main() {
+    if !support::started_by_cargo_bench() {
+        println!("webhook bench: built, not run (run it with `cargo bench --bench webhook`)");
+        return;
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())

@@ -6,6 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// Whether `cargo bench` started us: it passes `--bench`, while `cargo
+/// test --all-targets` (which builds benchmarks so they keep compiling)
+/// runs them without it, and a benchmark must not run as a test.
+pub fn started_by_cargo_bench() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
 /// `SMO_HELM`, or exit 2 with a hint.
 pub fn helm_or_exit(bench: &str) -> PathBuf {
     std::env::var_os("SMO_HELM")
