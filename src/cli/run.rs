@@ -56,6 +56,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let opts = RunOptions {
         once: args.once,
         workers: args.workers,
+        notify: crate::daemon::notify::Notifier::from_env(),
         ..RunOptions::default()
     };
     rt.block_on(async move {

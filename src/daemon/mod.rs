@@ -31,6 +31,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 pub mod alerts;
+pub mod notify;
 pub mod scaler;
 pub mod usage;
 
@@ -54,6 +55,8 @@ pub struct RunOptions {
     pub once_deadline: Duration,
     /// Serve the HTTP endpoint (never in `--once` mode).
     pub http: bool,
+    /// systemd notifications (a no-op outside systemd).
+    pub notify: notify::Notifier,
 }
 
 impl Default for RunOptions {
@@ -69,6 +72,7 @@ impl Default for RunOptions {
             backoff_cap: Duration::from_secs(300),
             once_deadline: Duration::from_secs(300),
             http: true,
+            notify: notify::Notifier::default(),
         }
     }
 }
@@ -293,8 +297,11 @@ pub async fn run(
         tracing::info_span!("http"),
     ));
     refresh_inventory(&shared, &karmada, &config, &store, &queue, false).await;
+    let first_revision = first.revision.clone();
     apply_snapshot(&shared, &store, &queue, first, desired).await?;
     publish(&store, &shared, &config.state_dir).await;
+    // The store is open and the desired state loaded: ready.
+    opts.notify.ready(&format!("revision {first_revision}"));
     // A full pass checks drift everywhere.
     {
         let keys = all_keys(&shared, &store).await?;
@@ -351,13 +358,20 @@ pub async fn run(
         resync.tick().await;
         let mut inventory = tokio::time::interval(opts.inventory_interval);
         inventory.tick().await;
+        // The heartbeat is this loop itself: were it stuck, the pings
+        // would stop and systemd would restart the service.
+        let watchdog_every = opts.notify.watchdog_every();
+        let mut watchdog =
+            tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
         loop {
             tokio::select! {
                 _ = shutdown.changed() => if *shutdown.borrow() { break },
+                _ = watchdog.tick(), if watchdog_every.is_some() => opts.notify.watchdog(),
                 Some(snap) = snap_rx.recv() => {
                     match load(&snap).await {
                         Ok(desired) => {
                             shared.note("source", None);
+                            opts.notify.status(&format!("revision {}", snap.revision));
                             apply_snapshot(&shared, &store, &queue, snap, desired).await?;
                         }
                         Err(e) => shared.note("source", Some(e.to_string())),
@@ -381,6 +395,7 @@ pub async fn run(
 
     // Graceful stop: no new work; running reconciles (and their helm
     // calls) finish within helm's own timeout plus a margin.
+    opts.notify.stopping();
     queue.close();
     let grace = config.helm.timeout + Duration::from_secs(30);
     for w in workers {

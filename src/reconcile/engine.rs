@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Everything a reconcile reads besides the store: one consistent view,
 /// replaced as a whole when a snapshot or the inventory changes.
@@ -160,7 +161,15 @@ impl Engine {
     }
 
     /// Reconciles `key` (`project/graph`). `drift_check` is set on resyncs.
-    #[tracing::instrument(name = "reconcile", skip_all, fields(key = %key, revision = %world.revision))]
+    #[tracing::instrument(
+        name = "reconcile",
+        skip_all,
+        fields(
+            project = %split_key(key).0,
+            graph = %split_key(key).1,
+            revision = %world.revision,
+        )
+    )]
     pub async fn reconcile(
         &self,
         world: &World,
@@ -521,6 +530,7 @@ impl Engine {
                                             &mut recs.owned,
                                             &mut recs.deleted_owned,
                                         )
+                                        .instrument(service_span(id))
                                         .await
                                     }
                                 }
@@ -579,6 +589,7 @@ impl Engine {
                                 &mut recs.owned,
                                 &mut recs.deleted_owned,
                             )
+                            .instrument(service_span(id))
                             .await;
                         if r.is_ok() {
                             deployed_now.insert(id.to_owned());
@@ -1144,6 +1155,13 @@ fn same_service_but_time(a: &ServiceRecord, b: &ServiceRecord) -> bool {
     let mut b = b.clone();
     b.updated_at = a.updated_at;
     *a == b
+}
+
+/// The span of one service's helm and API calls (inside the graph's
+/// `reconcile` span, so log lines carry project, graph, revision and
+/// service).
+fn service_span(id: &str) -> tracing::Span {
+    tracing::info_span!("service", service = %id)
 }
 
 fn set_phase(rec: &mut ServiceRecord, phase: ServicePhase, error: Option<String>) {
