@@ -58,6 +58,15 @@ pub fn folder_uid(project: &str) -> String {
     }
 }
 
+/// uid of the folder of the cluster dashboards. A project is a DNS label
+/// and cannot start with `-`, so no project's [`folder_uid`] is this one.
+pub const CLUSTERS_FOLDER_UID: &str = "smo--clusters";
+
+/// Title of the folder of the cluster dashboards: `PREFIX clusters`.
+pub fn clusters_folder_title(cfg: &Grafana) -> String {
+    format!("{} clusters", cfg.folder.as_deref().unwrap_or("smo"))
+}
+
 /// Title of a project's folder: `PREFIX PROJECT` (prefix `grafana.folder`,
 /// default `smo`).
 pub fn folder_title(project: &str, cfg: &Grafana) -> String {
@@ -292,6 +301,7 @@ mod tests {
         assert_eq!(graph_uid("p", "g").len(), 20);
         assert_eq!(folder_uid("shop"), "smo-shop");
         assert!(folder_uid(&long).len() <= MAX_UID_LEN);
+        assert_ne!(folder_uid("clusters"), CLUSTERS_FOLDER_UID);
         assert_eq!(
             graph_dashboard("p", "g", &[], &Grafana::default())["uid"],
             graph_uid("p", "g")
