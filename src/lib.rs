@@ -26,6 +26,7 @@
 //!   readiness, metrics) on its own threads;
 //! - [`webhook`]: Alertmanager payloads and how alerts become triggers;
 //! - [`rules`]: Prometheus alert rules for event-triggered services;
+//! - [`dashboards`]: the Grafana dashboards smo owns (pure builders);
 //! - [`metrics`]: the daemon's Prometheus metrics registry;
 //! - [`bench`]: deterministic instance generators for benchmarks;
 //! - [`cli`]: one module per subcommand.
@@ -35,6 +36,7 @@ pub mod adapters;
 pub mod bench;
 pub mod cli;
 pub mod daemon;
+pub mod dashboards;
 pub mod descriptor;
 pub mod desired;
 pub mod http;

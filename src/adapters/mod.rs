@@ -1,6 +1,7 @@
 //! Adapters: one module per external system, each behind a narrow
 //! interface with typed errors. No shell anywhere.
 
+pub mod grafana;
 pub mod helm;
 pub mod karmada;
 pub mod manifest;

@@ -119,9 +119,65 @@ pub struct Prometheus {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Grafana {
+    /// Sink 1: dashboards published through Grafana's HTTP API.
     pub url: Option<String>,
     pub token_file: Option<PathBuf>,
+    /// Prefix of the title of the per-project folders (default `smo`).
     pub folder: Option<String>,
+    /// Sink 2: one JSON file per dashboard (`DIR/PROJECT/UID.json`) for
+    /// Grafana's file provisioning.
+    pub dashboards_dir: Option<PathBuf>,
+    /// uid of the Prometheus datasource every panel queries.
+    pub datasource: String,
+    /// Substituted for `{window}` in the queries.
+    pub window: String,
+    pub queries: GrafanaQueries,
+}
+
+/// PromQL templates of the dashboard panels. Placeholders: `{namespace}`
+/// (the project), `{service}` (a service id, or `$service` in a graph
+/// dashboard), `{cluster}`, `{window}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GrafanaQueries {
+    pub request_rate: String,
+    pub cpu: String,
+    pub memory: String,
+    pub replicas: String,
+    pub cluster_capacity: String,
+    pub cluster_allocated: String,
+}
+
+impl Default for GrafanaQueries {
+    /// The request rate is the original SMO's query (its example services
+    /// export Flask counters); the others are cAdvisor and
+    /// kube-state-metrics series, which every Prometheus stack on
+    /// Kubernetes scrapes, with a `cluster` label added per member cluster.
+    fn default() -> Self {
+        GrafanaQueries {
+            request_rate: r#"sum(rate(flask_http_request_total{service="{service}"}[{window}])) by (service)"#.into(),
+            cpu: r#"sum(rate(container_cpu_usage_seconds_total{namespace="{namespace}",pod=~"{service}-.*"}[{window}]))"#.into(),
+            memory: r#"sum(container_memory_working_set_bytes{namespace="{namespace}",pod=~"{service}-.*"})"#.into(),
+            replicas: r#"kube_deployment_status_replicas{namespace="{namespace}",deployment="{service}"}"#.into(),
+            cluster_capacity: r#"sum(kube_node_status_allocatable{cluster="{cluster}",resource="cpu"})"#.into(),
+            cluster_allocated: r#"sum(kube_pod_container_resource_requests{cluster="{cluster}",resource="cpu"})"#.into(),
+        }
+    }
+}
+
+impl Default for Grafana {
+    fn default() -> Self {
+        Grafana {
+            url: None,
+            token_file: None,
+            folder: None,
+            dashboards_dir: None,
+            datasource: "prometheus".into(),
+            // Grafana's own variable: at least four scrape intervals, so a
+            // rate never has fewer than two samples whatever the zoom.
+            window: "$__rate_interval".into(),
+            queries: GrafanaQueries::default(),
+        }
+    }
 }
 
 /// How `POST /alerts` is authenticated.
@@ -273,6 +329,22 @@ struct RawGrafana {
     url: Option<String>,
     token_file: Option<String>,
     folder: Option<String>,
+    dashboards_dir: Option<String>,
+    datasource: Option<String>,
+    window: Option<String>,
+    #[serde(default)]
+    queries: RawGrafanaQueries,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawGrafanaQueries {
+    request_rate: Option<String>,
+    cpu: Option<String>,
+    memory: Option<String>,
+    replicas: Option<String>,
+    cluster_capacity: Option<String>,
+    cluster_allocated: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -492,10 +564,26 @@ impl Stage<'_> {
                 ),
                 query_retries: raw.prometheus.query_retries.unwrap_or(2),
             },
-            grafana: Grafana {
-                url: raw.grafana.url,
-                token_file: raw.grafana.token_file.map(|f| self.path(&f)),
-                folder: raw.grafana.folder,
+            grafana: {
+                let defaults = Grafana::default();
+                let q = raw.grafana.queries;
+                let d = defaults.queries;
+                Grafana {
+                    url: raw.grafana.url.map(|u| u.trim_end_matches('/').to_owned()),
+                    token_file: raw.grafana.token_file.map(|f| self.path(&f)),
+                    folder: raw.grafana.folder,
+                    dashboards_dir: raw.grafana.dashboards_dir.map(|d| self.path(&d)),
+                    datasource: raw.grafana.datasource.unwrap_or(defaults.datasource),
+                    window: raw.grafana.window.unwrap_or(defaults.window),
+                    queries: GrafanaQueries {
+                        request_rate: q.request_rate.unwrap_or(d.request_rate),
+                        cpu: q.cpu.unwrap_or(d.cpu),
+                        memory: q.memory.unwrap_or(d.memory),
+                        replicas: q.replicas.unwrap_or(d.replicas),
+                        cluster_capacity: q.cluster_capacity.unwrap_or(d.cluster_capacity),
+                        cluster_allocated: q.cluster_allocated.unwrap_or(d.cluster_allocated),
+                    },
+                }
             },
             http: {
                 let auth = raw.http.auth.unwrap_or_default();

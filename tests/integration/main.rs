@@ -8,6 +8,7 @@ mod daemon;
 mod daemon_faults;
 mod examples;
 mod fixtures;
+mod grafana;
 mod karmada;
 mod loader;
 mod ops;

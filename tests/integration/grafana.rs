@@ -1,0 +1,403 @@
+//! smo's Grafana sinks against a fake Grafana and a temporary directory.
+//!
+//! The fake is a tiny_http server on a loopback port with an in-memory
+//! store: `GET/POST /api/folders`, `POST /api/dashboards/db` (matched by
+//! uid, version bumped on every save) and `DELETE /api/dashboards/uid/UID`.
+//! It records every request (method, path, Authorization header, JSON
+//! body) and answers 401 to any other token than the one it was given.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use serde_json::{Value, json};
+use smo::adapters::grafana::{DEFAULT_TIMEOUT, DirSink, GrafanaClient, GrafanaError, Token};
+use smo::dashboards;
+use smo::spec::config::Grafana;
+
+const TOKEN: &str = "glsa_fake-grafana-token-7d1e";
+
+#[derive(Debug, Clone)]
+struct Recorded {
+    method: String,
+    path: String,
+    authorization: Option<String>,
+    body: Value,
+}
+
+#[derive(Default)]
+struct Store {
+    requests: Vec<Recorded>,
+    /// uid → title.
+    folders: BTreeMap<String, String>,
+    /// uid → (folder uid, dashboard with its version).
+    dashboards: BTreeMap<String, (String, Value)>,
+}
+
+struct FakeGrafana {
+    url: String,
+    store: Arc<Mutex<Store>>,
+    server: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for FakeGrafana {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl FakeGrafana {
+    fn start() -> Self {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind loopback"));
+        let port = server.server_addr().to_ip().expect("an IP address").port();
+        let store = Arc::new(Mutex::new(Store::default()));
+        let thread = {
+            let (server, store) = (server.clone(), store.clone());
+            std::thread::spawn(move || {
+                for mut request in server.incoming_requests() {
+                    let mut text = String::new();
+                    let _ = request.as_reader().read_to_string(&mut text);
+                    let recorded = Recorded {
+                        method: request.method().as_str().to_owned(),
+                        path: request.url().to_owned(),
+                        authorization: request
+                            .headers()
+                            .iter()
+                            .find(|h| h.field.equiv("Authorization"))
+                            .map(|h| h.value.as_str().to_owned()),
+                        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+                    };
+                    let (status, answer) = {
+                        let mut store = store.lock().expect("store");
+                        store.requests.push(recorded.clone());
+                        handle(&mut store, &recorded)
+                    };
+                    let header = tiny_http::Header::from_bytes("Content-Type", "application/json")
+                        .expect("header");
+                    let response = tiny_http::Response::from_string(answer.to_string())
+                        .with_status_code(status)
+                        .with_header(header);
+                    let _ = request.respond(response);
+                }
+            })
+        };
+        FakeGrafana {
+            url: format!("http://127.0.0.1:{port}"),
+            store,
+            server,
+            thread: Some(thread),
+        }
+    }
+
+    fn client(&self, token: &str) -> GrafanaClient {
+        GrafanaClient::new(&self.url, Token::new(token), DEFAULT_TIMEOUT).expect("client")
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.store.lock().expect("store").requests.clone()
+    }
+
+    fn dashboards(&self) -> BTreeMap<String, (String, Value)> {
+        self.store.lock().expect("store").dashboards.clone()
+    }
+}
+
+/// Grafana's answers, as far as smo reads them.
+fn handle(store: &mut Store, r: &Recorded) -> (u16, Value) {
+    if r.authorization.as_deref() != Some(&format!("Bearer {TOKEN}")) {
+        return (401, json!({"message": "invalid API key"}));
+    }
+    let path = r.path.split('?').next().unwrap_or_default();
+    match (r.method.as_str(), path) {
+        ("GET", "/api/folders") => (
+            200,
+            store
+                .folders
+                .iter()
+                .map(|(uid, title)| json!({"id": 1, "uid": uid, "title": title}))
+                .collect(),
+        ),
+        ("POST", "/api/folders") => {
+            let uid = r.body["uid"].as_str().unwrap_or_default().to_owned();
+            let title = r.body["title"].as_str().unwrap_or_default().to_owned();
+            if store.folders.contains_key(&uid) {
+                return (409, json!({"message": "folder exists"}));
+            }
+            store.folders.insert(uid.clone(), title.clone());
+            (200, json!({"id": 1, "uid": uid, "title": title}))
+        }
+        ("POST", "/api/dashboards/db") => {
+            let mut dashboard = r.body["dashboard"].clone();
+            let folder = r.body["folderUid"].as_str().unwrap_or_default().to_owned();
+            let Some(uid) = dashboard["uid"].as_str().map(str::to_owned) else {
+                return (400, json!({"message": "uid missing"}));
+            };
+            if !store.folders.contains_key(&folder) {
+                return (400, json!({"message": "folder not found"}));
+            }
+            let version = match store.dashboards.get(&uid) {
+                Some(_) if r.body["overwrite"] != json!(true) => {
+                    return (412, json!({"message": "version-mismatch"}));
+                }
+                Some((_, old)) => old["version"].as_u64().unwrap_or(0) + 1,
+                None => 1,
+            };
+            dashboard["version"] = json!(version);
+            store.dashboards.insert(uid.clone(), (folder, dashboard));
+            (
+                200,
+                json!({"id": 1, "uid": uid, "url": format!("/d/{uid}/slug"), "status": "success", "version": version}),
+            )
+        }
+        ("DELETE", p) if p.starts_with("/api/dashboards/uid/") => {
+            let uid = &p["/api/dashboards/uid/".len()..];
+            match store.dashboards.remove(uid) {
+                Some(_) => (200, json!({"title": "x", "message": "deleted"})),
+                None => (404, json!({"message": "Dashboard not found"})),
+            }
+        }
+        _ => (404, json!({"message": "not found"})),
+    }
+}
+
+fn graph_dashboard() -> Value {
+    let services = vec!["front".to_owned(), "db".to_owned()];
+    dashboards::graph_dashboard("shop", "web", &services, &Grafana::default())
+}
+
+#[tokio::test]
+async fn publish_creates_the_folder_and_the_dashboard_with_a_bearer_token() {
+    let grafana = FakeGrafana::start();
+    let client = grafana.client(TOKEN);
+    let cfg = Grafana::default();
+    let folder = client
+        .ensure_folder(
+            &dashboards::folder_uid("shop"),
+            &dashboards::folder_title("shop", &cfg),
+        )
+        .await
+        .expect("folder");
+    assert_eq!(folder, "smo-shop");
+    let dashboard = graph_dashboard();
+    let url = client.publish(&dashboard, &folder).await.expect("publish");
+    let uid = dashboards::graph_uid("shop", "web");
+    assert_eq!(url, format!("{}/d/{uid}/slug", grafana.url));
+
+    let requests = grafana.requests();
+    let shape: Vec<(&str, &str)> = requests
+        .iter()
+        .map(|r| {
+            (
+                r.method.as_str(),
+                r.path.split('?').next().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("GET", "/api/folders"),
+            ("POST", "/api/folders"),
+            ("POST", "/api/dashboards/db")
+        ]
+    );
+    for r in &requests {
+        assert_eq!(
+            r.authorization.as_deref(),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
+    }
+    assert_eq!(
+        requests[1].body,
+        json!({"uid": "smo-shop", "title": "smo shop"})
+    );
+    let body = &requests[2].body;
+    assert_eq!(body["overwrite"], true);
+    assert_eq!(body["folderUid"], "smo-shop");
+    assert_eq!(body["dashboard"]["uid"], uid);
+    assert_eq!(body["dashboard"]["title"], "shop / web");
+    let panels = body["dashboard"]["panels"].as_array().expect("panels");
+    assert_eq!(panels.len(), 4);
+    for p in panels {
+        assert_eq!(p["datasource"]["uid"], "prometheus");
+        assert!(
+            p["targets"][0]["expr"]
+                .as_str()
+                .expect("expr")
+                .contains("$service")
+        );
+    }
+
+    // An existing folder is found, not created again.
+    let again = client
+        .ensure_folder("smo-shop", "smo shop")
+        .await
+        .expect("folder");
+    assert_eq!(again, "smo-shop");
+    assert_eq!(grafana.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn publishing_the_same_dashboard_twice_keeps_one_and_bumps_its_version() {
+    let grafana = FakeGrafana::start();
+    let client = grafana.client(TOKEN);
+    let folder = client
+        .ensure_folder("smo-shop", "smo shop")
+        .await
+        .expect("folder");
+    let first = client
+        .publish(&graph_dashboard(), &folder)
+        .await
+        .expect("publish");
+    let second = client
+        .publish(&graph_dashboard(), &folder)
+        .await
+        .expect("publish");
+    assert_eq!(first, second);
+    let stored = grafana.dashboards();
+    assert_eq!(stored.len(), 1);
+    let (in_folder, dashboard) = &stored[&dashboards::graph_uid("shop", "web")];
+    assert_eq!(in_folder, "smo-shop");
+    assert_eq!(dashboard["version"], 2);
+}
+
+#[tokio::test]
+async fn delete_removes_the_dashboard_and_a_second_delete_is_fine() {
+    let grafana = FakeGrafana::start();
+    let client = grafana.client(TOKEN);
+    let folder = client
+        .ensure_folder("smo-shop", "smo shop")
+        .await
+        .expect("folder");
+    client
+        .publish(&graph_dashboard(), &folder)
+        .await
+        .expect("publish");
+    let uid = dashboards::graph_uid("shop", "web");
+    assert!(client.delete(&uid).await.expect("delete"));
+    assert!(grafana.dashboards().is_empty());
+    assert!(!client.delete(&uid).await.expect("second delete"));
+    let last = grafana.requests().pop().expect("a request");
+    assert_eq!(
+        (last.method.as_str(), last.path.as_str()),
+        ("DELETE", format!("/api/dashboards/uid/{uid}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_token_is_a_terminal_error_naming_the_url_not_the_token() {
+    let grafana = FakeGrafana::start();
+    let wrong = "glsa_wrong-token-4f0a";
+    let client = grafana.client(wrong);
+    let error = client
+        .publish(&graph_dashboard(), "smo-shop")
+        .await
+        .expect_err("401");
+    assert!(
+        matches!(error, GrafanaError::Status { status: 401, .. }),
+        "{error:?}"
+    );
+    assert!(!error.is_transient());
+    let (shown, debug) = (error.to_string(), format!("{error:?}"));
+    assert!(shown.contains(&grafana.url), "{shown}");
+    assert!(shown.contains("grafana.tokenFile"), "{shown}");
+    for text in [&shown, &debug, &format!("{client:?}")] {
+        assert!(!text.contains(wrong) && !text.contains(TOKEN), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_grafana_is_transient() {
+    let url = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", listener.local_addr().expect("addr"))
+    };
+    let client = GrafanaClient::new(&url, Token::new(TOKEN), DEFAULT_TIMEOUT).expect("client");
+    let error = client.delete("smo-x").await.expect_err("nobody listens");
+    assert!(error.is_transient(), "{error:?}");
+    assert!(error.to_string().contains(&url));
+}
+
+#[test]
+fn the_token_is_read_from_its_file_and_the_client_follows_the_configuration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{TOKEN}\n")).expect("write token");
+    let cfg = Grafana {
+        url: Some("http://127.0.0.1:3000".into()),
+        token_file: Some(file.clone()),
+        ..Grafana::default()
+    };
+    let client = GrafanaClient::from_config(&cfg, DEFAULT_TIMEOUT).expect("client");
+    assert!(client.is_some());
+    assert!(
+        GrafanaClient::from_config(&Grafana::default(), DEFAULT_TIMEOUT)
+            .expect("off")
+            .is_none()
+    );
+    let without_token = Grafana {
+        token_file: None,
+        ..cfg
+    };
+    assert!(matches!(
+        GrafanaClient::from_config(&without_token, DEFAULT_TIMEOUT),
+        Err(GrafanaError::MissingToken)
+    ));
+    std::fs::write(&file, "\n").expect("write token");
+    assert!(matches!(
+        Token::read(&file),
+        Err(GrafanaError::EmptyToken { .. })
+    ));
+}
+
+#[test]
+fn the_dir_sink_writes_valid_json_and_removes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = DirSink::new(dir.path());
+    let dashboard = graph_dashboard();
+    let uid = dashboards::graph_uid("shop", "web");
+    let path = sink.write("shop", &dashboard).expect("write");
+    assert_eq!(path, dir.path().join("shop").join(format!("{uid}.json")));
+    let read: Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("JSON");
+    assert_eq!(read, dashboard);
+    // Rewriting replaces the file; no temporary file is left behind.
+    sink.write("shop", &dashboard).expect("rewrite");
+    let entries = std::fs::read_dir(dir.path().join("shop"))
+        .expect("list")
+        .count();
+    assert_eq!(entries, 1);
+    assert!(sink.remove("shop", &uid).expect("remove"));
+    assert!(!path.exists());
+    assert!(!sink.remove("shop", &uid).expect("second remove"));
+}
+
+#[test]
+fn the_grafana_configuration_has_defaults_and_takes_custom_queries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.yaml");
+    std::fs::write(
+        &path,
+        "source:\n  dir: state\ngrafana:\n  dashboardsDir: dashboards\n  datasource: prom-eu\n  queries:\n    cpu: 'my_cpu{ns=\"{namespace}\"}'\n",
+    )
+    .expect("write config");
+    let cfg = smo::spec::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let grafana = cfg.grafana;
+    assert_eq!(grafana.dashboards_dir, Some(dir.path().join("dashboards")));
+    assert_eq!(grafana.datasource, "prom-eu");
+    assert_eq!(grafana.window, "$__rate_interval");
+    assert_eq!(grafana.queries.cpu, "my_cpu{ns=\"{namespace}\"}");
+    let defaults = Grafana::default().queries;
+    assert_eq!(grafana.queries.request_rate, defaults.request_rate);
+    let d = dashboards::service_dashboard("shop", "web", "front", &grafana);
+    assert_eq!(d["panels"][1]["targets"][0]["expr"], "my_cpu{ns=\"shop\"}");
+
+    std::fs::write(&path, "source:\n  dir: state\ngrafana:\n  datasource: ''\n")
+        .expect("write config");
+    let smo::spec::config::ConfigError::Invalid { findings, .. } =
+        smo::spec::config::load(&path).expect_err("empty datasource");
+    assert_eq!(findings[0].pointer, "/grafana/datasource");
+}
