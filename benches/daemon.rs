@@ -265,6 +265,7 @@ fn seed(dir: &Path, graphs: usize, services: usize, fake: &FakeKarmada) {
             updated_at: 0,
             failures: 0,
             next_retry_at: None,
+            dashboards: BTreeMap::new(),
         };
         let records: Vec<ServiceRecord> = inputs
             .iter()

@@ -115,6 +115,8 @@ pub enum GrafanaError {
         #[source]
         source: std::io::Error,
     },
+    #[error("dashboard file task failed: {0}")]
+    Task(String),
 }
 
 impl GrafanaError {
@@ -133,6 +135,7 @@ impl GrafanaError {
             | GrafanaError::BadUid { .. }
             | GrafanaError::WriteFile { .. }
             | GrafanaError::RemoveFile { .. } => false,
+            GrafanaError::Task(_) => true,
         }
     }
 }

@@ -104,6 +104,8 @@ pub enum DaemonError {
     NoWebhookToken,
     #[error("Prometheus client: {0}")]
     Prometheus(#[from] PrometheusError),
+    #[error("Grafana: {0}")]
+    Grafana(#[from] crate::adapters::grafana::GrafanaError),
 }
 
 /// What a run ended with (for `--once`'s exit code).
@@ -128,6 +130,7 @@ struct Shared {
     pass: Mutex<Option<Pass>>,
     last_publish: Mutex<Option<std::time::Instant>>,
     metrics: Arc<Metrics>,
+    dashboards: crate::reconcile::dashsync::DashboardSync,
 }
 
 /// Counters of one pass, appended to the run history when it ends.
@@ -213,6 +216,7 @@ pub async fn run(
         store: Arc::clone(&store),
         dependency_poll: Duration::from_secs(5),
         rules: RuleSync::from_config(&config, prometheus.clone()),
+        dashboards: crate::reconcile::dashsync::DashboardSync::from_config(&config.grafana)?,
         metrics: Arc::clone(&metrics),
     };
     // The endpoint comes up before the first snapshot so that /healthz
@@ -286,6 +290,7 @@ pub async fn run(
         pass: Mutex::new(None),
         last_publish: Mutex::new(None),
         metrics: Arc::clone(&metrics),
+        dashboards: engine.dashboards.clone(),
     });
     let requests = tokio::spawn(tracing::Instrument::instrument(
         alerts::serve(
@@ -963,7 +968,7 @@ async fn refresh_inventory(
         }
     };
     let at = now();
-    let changed: Vec<String> = {
+    let changed: (Vec<String>, bool) = {
         let mut w = shared
             .world
             .write()
@@ -985,9 +990,30 @@ async fn refresh_inventory(
                 w.not_ready_since.entry(c.name.clone()).or_insert(at);
             }
         }
+        let names_changed = {
+            let old: BTreeSet<&String> = before.keys().collect();
+            let new: BTreeSet<&String> = facts.iter().map(|c| &c.name).collect();
+            old != new
+        };
         w.clusters = facts;
-        changed
+        (changed, names_changed)
     };
+    let (changed, names_changed) = changed;
+    if names_changed && shared.dashboards.enabled() {
+        // One dashboard per cluster, published when the set changes.
+        let names: Vec<String> = shared
+            .world()
+            .clusters
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        let dashboards = shared.dashboards.clone();
+        tokio::spawn(async move {
+            if let Err(e) = dashboards.publish_clusters(&names).await {
+                tracing::warn!(error = %e, "cluster dashboards not published");
+            }
+        });
+    }
     *shared
         .last_inventory
         .lock()

@@ -80,6 +80,8 @@ pub struct Engine {
     pub dependency_poll: Duration,
     /// Where the alert rules of event-triggered services go.
     pub rules: RuleSync,
+    /// Grafana dashboards of the graphs (a no-op when not configured).
+    pub dashboards: super::dashsync::DashboardSync,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -663,6 +665,51 @@ impl Engine {
             }
         }
 
+        // Dashboards: published while the graph exists; those of removed
+        // services deleted. A Grafana outage retries the graph; a refusal
+        // (token, rights) is reported without holding the graph back.
+        if self.dashboards.enabled() {
+            let ids: Vec<String> = hda.services.iter().map(|s| s.id.to_string()).collect();
+            let result = self
+                .dashboards
+                .publish_graph(&graph.project, graph.id(), &ids, &recs.graph.dashboards)
+                .await;
+            let result = match result {
+                Ok(urls) => {
+                    let stale: Vec<String> = recs
+                        .graph
+                        .dashboards
+                        .keys()
+                        .filter(|u| !urls.contains_key(*u))
+                        .cloned()
+                        .collect();
+                    let deleted = self.dashboards.delete(&graph.project, &stale).await;
+                    recs.graph.dashboards = urls;
+                    recs.graph.dashboards.extend(
+                        stale
+                            .into_iter()
+                            .filter(|_| deleted.is_err())
+                            .map(|u| (u, String::new())),
+                    );
+                    deleted
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "dashboards not published");
+                recs.event(None, "DashboardsFailed", e.to_string());
+                if e.is_transient() {
+                    worst = Some(worse(
+                        worst.take(),
+                        StepError {
+                            transient: true,
+                            message: e.to_string(),
+                        },
+                    ));
+                }
+            }
+        }
+
         // Services that left the descriptor.
         let gone: Vec<String> = recs
             .services
@@ -911,6 +958,16 @@ impl Engine {
                 transient: e.is_transient(),
                 message: e.to_string(),
             });
+        }
+        let uids: Vec<String> = record.dashboards.keys().cloned().collect();
+        if let Err(e) = self.dashboards.delete(&record.project, &uids).await {
+            failure = Some(worse(
+                failure.take(),
+                StepError {
+                    transient: e.is_transient(),
+                    message: e.to_string(),
+                },
+            ));
         }
         for mut s in services {
             if let Err(e) = self.uninstall(&mut s).await {
@@ -1330,6 +1387,7 @@ fn new_graph_record(project: &str, graph: &str, file: &str) -> GraphRecord {
         updated_at: now(),
         failures: 0,
         next_retry_at: None,
+        dashboards: BTreeMap::new(),
     }
 }
 

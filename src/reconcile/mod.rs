@@ -1,6 +1,7 @@
 //! The reconciler: a de-duplicated work queue of graph keys, the pure
 //! per-service decision, and the engine that acts on one graph.
 
+pub mod dashsync;
 pub mod decide;
 pub mod engine;
 

@@ -358,6 +358,7 @@ fn split_v1(graph: v1::GraphV1) -> (GraphRecord, Vec<ServiceRecord>) {
         updated_at: graph.updated_at,
         failures: 0,
         next_retry_at: None,
+        dashboards: BTreeMap::new(),
     };
     (record, services)
 }

@@ -758,6 +758,7 @@ mod tests {
             updated_at: 10,
             failures: 0,
             next_retry_at: None,
+            dashboards: BTreeMap::new(),
         }
     }
 

@@ -41,6 +41,10 @@ pub struct GraphRecord {
     pub failures: u32,
     /// Unix seconds.
     pub next_retry_at: Option<u64>,
+    /// Grafana dashboards smo published for the graph: uid → URL (or the
+    /// file written for Grafana's provisioning).
+    #[serde(default)]
+    pub dashboards: BTreeMap<String, String>,
 }
 
 impl GraphRecord {

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use smo::adapters::grafana::{DEFAULT_TIMEOUT, DirSink, GrafanaClient, GrafanaError, Token};
@@ -400,4 +401,109 @@ fn the_grafana_configuration_has_defaults_and_takes_custom_queries() {
     let smo::spec::config::ConfigError::Invalid { findings, .. } =
         smo::spec::config::load(&path).expect_err("empty datasource");
     assert_eq!(findings[0].pointer, "/grafana/datasource");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_publishes_dashboards_keeps_them_in_step_and_deletes_a_removed_graphs() {
+    let grafana = FakeGrafana::start();
+    let secrets = tempfile::tempdir().unwrap();
+    let token_file = secrets.path().join("grafana-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let Some(env) = crate::daemon::env(&format!(
+        "grafana:\n  url: {}\n  tokenFile: {}\nintervals:\n  resync: 1s\n",
+        grafana.url,
+        token_file.display()
+    ))
+    .await
+    else {
+        return;
+    };
+    let daemon = env.start(smo::daemon::RunOptions::default());
+    let brussels = [
+        dashboards::graph_uid("brussels", "image-detection-graph"),
+        dashboards::service_uid("brussels", "image-detection-graph", "image-detection"),
+        dashboards::service_uid("brussels", "image-detection-graph", "noise-reduction"),
+        dashboards::service_uid("brussels", "image-detection-graph", "image-compression-vo"),
+    ];
+    let demo2 = dashboards::graph_uid("demo2", "gpu-offloading-graph");
+    let clusters = dashboards::cluster_uid("lyon-gpu");
+    let t0 = std::time::Instant::now();
+    loop {
+        let d = grafana.dashboards();
+        if brussels.iter().all(|u| d.contains_key(u))
+            && d.contains_key(&demo2)
+            && d.contains_key(&clusters)
+        {
+            break;
+        }
+        if daemon.is_finished() {
+            daemon.stop().await;
+            panic!("the daemon ended");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "dashboards missing: have {:?}; events {:#?}",
+            d.keys().collect::<Vec<_>>(),
+            env.snapshot().map(|s| s.events)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // In the project's folder; the URLs are in the status.
+    let d = grafana.dashboards();
+    assert_eq!(d[&brussels[0]].0, dashboards::folder_uid("brussels"));
+    let snap = crate::daemon::wait_for(Duration::from_secs(30), "URLs in the status", || {
+        let s = env.snapshot()?;
+        let g = s
+            .graphs
+            .iter()
+            .find(|g| g.graph == "image-detection-graph")?;
+        (g.dashboards.len() == 4).then_some(s)
+    })
+    .await;
+    let g = snap
+        .graphs
+        .iter()
+        .find(|g| g.graph == "image-detection-graph")
+        .unwrap();
+    assert!(
+        g.dashboards[&brussels[0]].starts_with(&grafana.url),
+        "{:?}",
+        g.dashboards
+    );
+    assert!(
+        grafana
+            .requests()
+            .iter()
+            .all(|r| r.authorization.as_deref() == Some(&format!("Bearer {TOKEN}"))),
+        "every request carries the service-account token"
+    );
+
+    // Resyncs every second publish nothing new: the dashboards did not change.
+    let posts = |g: &FakeGrafana| {
+        g.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == "/api/dashboards/db")
+            .count()
+    };
+    let before = posts(&grafana);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        posts(&grafana),
+        before,
+        "an unchanged graph was published again"
+    );
+
+    // The graph's descriptor removed: its dashboards go, the other graph's stay.
+    std::fs::remove_file(env.descriptor("projects/brussels/image-detection-graph.yaml")).unwrap();
+    crate::daemon::wait_for(
+        Duration::from_secs(60),
+        "brussels' dashboards deleted",
+        || {
+            let d = grafana.dashboards();
+            brussels.iter().all(|u| !d.contains_key(u)).then_some(())
+        },
+    )
+    .await;
+    assert!(grafana.dashboards().contains_key(&demo2));
+    daemon.stop().await;
 }
