@@ -4,4 +4,5 @@
 pub mod helm;
 pub mod karmada;
 pub mod manifest;
+pub mod nfvcl;
 pub mod prometheus;

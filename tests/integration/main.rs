@@ -10,6 +10,7 @@ mod examples;
 mod fixtures;
 mod karmada;
 mod loader;
+mod nfvcl;
 mod ops;
 mod plan;
 mod prom;
