@@ -89,6 +89,40 @@ impl NfvclError {
         )
     }
 
+    /// Replaces `secret` in NFVCL's message with `***`.
+    fn redact(self, secret: &str) -> NfvclError {
+        let clean = |m: String| {
+            if secret.is_empty() {
+                m
+            } else {
+                m.replace(secret, "***")
+            }
+        };
+        match self {
+            NfvclError::Rejected {
+                operation,
+                status,
+                message,
+                hint,
+            } => NfvclError::Rejected {
+                operation,
+                status,
+                message: clean(message),
+                hint,
+            },
+            NfvclError::Server {
+                operation,
+                status,
+                message,
+            } => NfvclError::Server {
+                operation,
+                status,
+                message: clean(message),
+            },
+            other => other,
+        }
+    }
+
     /// The HTTP status NFVCL answered, if it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -137,20 +171,24 @@ impl Nfvcl {
     pub async fn register_vim(&self, spec: &NfvclProvision) -> Result<(), NfvclError> {
         const OP: &str = "VIM registration";
         let vim = &spec.vim;
-        let password = std::fs::read_to_string(&vim.password_file).map_err(|source| {
-            NfvclError::PasswordFile {
-                vim: vim.name.clone(),
-                file: vim.password_file.clone(),
-                source,
-            }
+        let file = vim.password_file.clone();
+        // A file read is blocking I/O; keep it off the async workers.
+        let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(file))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        let password = read.map_err(|source| NfvclError::PasswordFile {
+            vim: vim.name.clone(),
+            file: vim.password_file.clone(),
+            source,
         })?;
+        let password = password.trim_end_matches(['\n', '\r']).to_owned();
         let body = json!({
             "name": vim.name,
             "vim_type": "openstack",
             "vim_url": vim.url,
             "vim_tenant_name": vim.tenant,
             "vim_user": vim.user,
-            "vim_password": password.trim_end_matches(['\n', '\r']),
+            "vim_password": password,
             "areas": [spec.area],
         });
         let request = self
@@ -158,9 +196,10 @@ impl Nfvcl {
             .post(format!("{}/v1/topology/vim", self.base))
             .json(&body);
         match self.send(OP, request, VIM_HINT).await {
-            Ok(_) => Ok(()),
-            Err(NfvclError::Rejected { status: 409, .. }) => Ok(()),
-            Err(e) => Err(e),
+            Ok(_) | Err(NfvclError::Rejected { status: 409, .. }) => Ok(()),
+            // A validation answer (FastAPI's 422) echoes the offending
+            // input, which may be the whole body with the password.
+            Err(e) => Err(e.redact(&password)),
         }
     }
 

@@ -584,6 +584,23 @@ async fn nfvcl_missing_password_file_names_the_file_not_the_password() {
     assert!(s.fake.requests().is_empty());
 }
 
+#[tokio::test]
+async fn nfvcl_a_refused_vim_registration_does_not_echo_the_password() {
+    let mut s = setup(0);
+    // FastAPI's 422 repeats the offending input, password included.
+    s.fake.fail_next(
+        "/v1/topology/vim",
+        422,
+        &format!("vim_url is not a URL; input: {{\"vim_password\": \"{PASSWORD}\"}}"),
+    );
+    let first = s.pass(Some(2), Prune::Allow).await;
+    let error = first[0].1.error.as_ref().unwrap().to_string();
+    assert!(error.contains("vim_url is not a URL"), "{error}");
+    assert!(error.contains("***"), "{error}");
+    assert_eq!(s.record().status, ProvisionStatus::Failed);
+    s.assert_no_leak();
+}
+
 impl Setup {
     fn fail_next_create(&self, status: u16, detail: &str) {
         self.fake
