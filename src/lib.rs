@@ -13,6 +13,7 @@
 //! - [`observe`]: the observed clusters (inventory merged with metadata);
 //! - [`units`]: Kubernetes quantities and Prometheus durations;
 //! - [`placement`], [`scaling`]: the MILP engines (pure);
+//! - [`provision`]: clusters created through NFVCL (pure planner, executor);
 //! - [`plan`]: desired state + observed clusters → placement problems and
 //!   the plan report;
 //! - [`release`]: per-service release inputs (chart, values smo sets, the
@@ -44,6 +45,7 @@ pub mod metrics;
 pub mod observe;
 pub mod placement;
 pub mod plan;
+pub mod provision;
 pub mod reconcile;
 pub mod release;
 pub mod rules;

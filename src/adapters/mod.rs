@@ -5,4 +5,5 @@ pub mod grafana;
 pub mod helm;
 pub mod karmada;
 pub mod manifest;
+pub mod nfvcl;
 pub mod prometheus;

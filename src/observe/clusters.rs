@@ -148,6 +148,7 @@ mod tests {
             schedulable: true,
             reserve_cpu: 0.0,
             reserve_memory: 0.0,
+            provision: None,
         }
     }
 

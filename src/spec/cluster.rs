@@ -1,5 +1,6 @@
 //! `clusters/<name>.yaml`: what Karmada does not know about a member
-//! cluster (location, energy, cost, latency, cordon, reserve).
+//! cluster (location, energy, cost, latency, cordon, reserve), and
+//! optionally how to create it with NFVCL ([`NfvclProvision`]).
 
 use crate::units::quantity_of;
 use crate::validate::findings::Finding;
@@ -33,6 +34,58 @@ pub struct ClusterMeta {
     pub reserve_cpu: f64,
     /// Bytes kept free for workloads smo does not manage.
     pub reserve_memory: f64,
+    /// When set, smo creates (and scales, and deletes) the cluster itself
+    /// through NFVCL instead of expecting it to exist.
+    pub provision: Option<NfvclProvision>,
+}
+
+/// `cluster.provision`: the cluster as an NFVCL K8s blueprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisionSpec {
+    pub nfvcl: NfvclProvision,
+}
+
+/// An NFVCL K8s blueprint on one OpenStack VIM area.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NfvclProvision {
+    pub vim: Vim,
+    /// NFVCL topology area of the VIM; masters and workers go there.
+    pub area: u32,
+    /// VIM network the nodes are managed through.
+    pub mgmt_net: String,
+    #[serde(default = "default_cni")]
+    pub cni: String,
+    pub master_flavor: Flavor,
+    pub worker_flavor: Flavor,
+    /// Worker nodes; changed in place with add_node / del_workers.
+    pub workers: u32,
+}
+
+fn default_cni() -> String {
+    "flannel".into()
+}
+
+/// The OpenStack VIM that NFVCL creates the nodes on. The password is
+/// never here, only the file that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vim {
+    pub name: String,
+    /// Keystone URL.
+    pub url: String,
+    pub tenant: String,
+    pub user: String,
+    pub password_file: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Flavor {
+    pub vcpu: u32,
+    pub memory_mb: u64,
+    pub storage_gb: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +107,7 @@ struct RawCluster {
     schedulable: Option<bool>,
     #[serde(default)]
     reserve: RawReserve,
+    provision: Option<ProvisionSpec>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +147,20 @@ impl RawClusterFile {
         };
         let reserve_cpu = quantity(&c.reserve.cpu, "/cluster/reserve/cpu");
         let reserve_memory = quantity(&c.reserve.memory, "/cluster/reserve/memory");
+        if let Some(p) = &c.provision {
+            let p = &p.nfvcl;
+            // The schema cannot see the file system; a relative path would
+            // depend on the daemon's working directory.
+            if !p.vim.password_file.starts_with('/') {
+                error(
+                    "/cluster/provision/nfvcl/vim/passwordFile",
+                    format!(
+                        "passwordFile `{}` must be an absolute path, e.g. /etc/smo/credentials/vim-password",
+                        p.vim.password_file
+                    ),
+                );
+            }
+        }
         if out.iter().any(Finding::is_error) {
             return (None, out);
         }
@@ -106,6 +174,7 @@ impl RawClusterFile {
             schedulable: c.schedulable.unwrap_or(true),
             reserve_cpu,
             reserve_memory,
+            provision: c.provision.map(|p| p.nfvcl),
         };
         (Some(meta), out)
     }

@@ -180,6 +180,16 @@ impl Default for Grafana {
     }
 }
 
+/// NFVCL, which creates the clusters whose metadata has a
+/// `provision.nfvcl` block.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Nfvcl {
+    /// Base URL, e.g. `http://nfvcl.example:5002`, without a trailing `/`.
+    pub url: String,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
 /// How `POST /alerts` is authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -223,6 +233,9 @@ pub struct Config {
     pub helm: Helm,
     pub prometheus: Prometheus,
     pub grafana: Grafana,
+    /// `None`: no cluster is provisioned (a `provision` block is then an
+    /// error the daemon reports).
+    pub nfvcl: Option<Nfvcl>,
     pub http: Http,
     pub resync_interval: Duration,
     pub scaling_interval: Duration,
@@ -242,6 +255,7 @@ struct Raw {
     prometheus: RawPrometheus,
     #[serde(default)]
     grafana: RawGrafana,
+    nfvcl: Option<RawNfvcl>,
     #[serde(default)]
     http: RawHttp,
     #[serde(default)]
@@ -345,6 +359,12 @@ struct RawGrafanaQueries {
     replicas: Option<String>,
     cluster_capacity: Option<String>,
     cluster_allocated: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawNfvcl {
+    url: String,
+    timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -585,6 +605,16 @@ impl Stage<'_> {
                     },
                 }
             },
+            nfvcl: raw.nfvcl.map(|n| Nfvcl {
+                url: n.url.trim_end_matches('/').to_owned(),
+                // NFVCL answers at once and works asynchronously; 30 s
+                // covers a loaded server without hiding a hung one.
+                timeout: self.duration(
+                    n.timeout.as_deref(),
+                    "/nfvcl/timeout",
+                    Duration::from_secs(30),
+                ),
+            }),
             http: {
                 let auth = raw.http.auth.unwrap_or_default();
                 Http {

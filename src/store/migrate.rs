@@ -26,7 +26,7 @@ use super::records::{GraphRecord, ServicePhase, ServiceRecord, TriggerState};
 use super::{StoreError, decode, encode, read_err, tables, write_err};
 
 /// The schema version this smo writes.
-pub const CURRENT_SCHEMA: u32 = 3;
+pub const CURRENT_SCHEMA: u32 = 4;
 
 /// Schema version 1: one table of graphs with their services embedded, and
 /// the source revision under [`v1::REVISION`] in the meta table.
@@ -94,6 +94,8 @@ fn step_from(version: u32) -> Option<Step> {
         // Version 3 only adds the triggers and scales tables, which
         // `create_current_tables` creates after the steps.
         2 => Some(|_| Ok(())),
+        // Version 4 only adds the provisions table, likewise.
+        3 => Some(|_| Ok(())),
         _ => None,
     }
 }
@@ -224,6 +226,7 @@ fn create_current_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
         tables::CLUSTERS,
         tables::TRIGGERS,
         tables::SCALES,
+        tables::PROVISIONS,
     ] {
         txn.open_table(table).map_err(write_err(table.name()))?;
     }

@@ -52,8 +52,8 @@ use serde::de::DeserializeOwned;
 pub use migrate::CURRENT_SCHEMA;
 pub use records::{
     ClusterRecord, Condition, ConditionKind, Event, FiredEvent, GraphRecord, NewEvent, NewRun,
-    OwnedObject, RunRecord, ScaleRecord, ServicePhase, ServiceRecord, TriggerState, graph_key,
-    service_key, trigger_key,
+    OwnedObject, ProvisionRecord, ProvisionStatus, RunRecord, ScaleRecord, ServicePhase,
+    ServiceRecord, TriggerState, graph_key, service_key, trigger_key,
 };
 pub use snapshot::StatusSnapshot;
 
@@ -379,6 +379,20 @@ impl Store {
 
     pub fn delete_owned(&self, key: &str) -> Result<bool, StoreError> {
         self.write(|tx| tx.delete_owned(key))
+    }
+
+    /// Every cluster provisioned through NFVCL.
+    pub fn provisions(&self) -> Result<Vec<ProvisionRecord>, StoreError> {
+        self.read(|txn| all(&open_read(txn, tables::PROVISIONS)?, tables::PROVISIONS))
+    }
+
+    pub fn put_provision(&self, record: &ProvisionRecord) -> Result<(), StoreError> {
+        self.write(|tx| tx.put(tables::PROVISIONS, &record.key(), record))
+    }
+
+    /// Forgets a provisioned cluster; whether it was recorded.
+    pub fn delete_provision(&self, cluster: &str) -> Result<bool, StoreError> {
+        self.write(|tx| tx.remove(tables::PROVISIONS, cluster))
     }
 
     pub fn clusters(&self) -> Result<Vec<ClusterRecord>, StoreError> {

@@ -146,6 +146,54 @@ impl ScaleRecord {
     }
 }
 
+/// Where a cluster provisioned through NFVCL stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProvisionStatus {
+    /// Not created yet: the last creation attempt failed transiently (or
+    /// none was made); the planner asks for a creation again.
+    Pending,
+    /// NFVCL accepted the creation and works on it.
+    Creating,
+    /// NFVCL accepted a change of the worker count and works on it.
+    Scaling,
+    /// NFVCL reports the blueprint idle.
+    Ready,
+    /// NFVCL refused the creation or reported the blueprint in error;
+    /// terminal until the cluster's provision changes.
+    Failed,
+}
+
+/// A cluster that smo provisions through NFVCL, keyed by cluster name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisionRecord {
+    pub cluster: String,
+    /// NFVCL's blueprint id, once NFVCL accepted the creation.
+    pub blueprint_id: Option<String>,
+    /// Workers asked of NFVCL last (what the blueprint has once Ready).
+    pub workers: u32,
+    pub status: ProvisionStatus,
+    /// [`crate::provision::spec_hash`] of the provision last acted on.
+    pub spec_hash: String,
+    /// NFVCL's explanation of a failure, or the last transient error.
+    pub detail: Option<String>,
+    /// [`crate::provision::full_hash`] of the provision NFVCL refused
+    /// (creation or scaling): not asked again until the provision changes.
+    #[serde(default)]
+    pub refused: Option<String>,
+    /// Status polls since the last change, for the polling back-off.
+    #[serde(default)]
+    pub polls: u32,
+    /// Unix seconds.
+    pub updated_at: u64,
+}
+
+impl ProvisionRecord {
+    pub fn key(&self) -> String {
+        self.cluster.clone()
+    }
+}
+
 /// The stored state of one service of a graph (one Helm release).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -25,6 +25,9 @@ pub const TRIGGERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new
 pub const SCALES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("scales");
 /// Cluster name → [`ClusterRecord`](super::ClusterRecord).
 pub const CLUSTERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("clusters");
+/// Cluster name → [`ProvisionRecord`](super::ProvisionRecord) (clusters
+/// created through NFVCL).
+pub const PROVISIONS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("provisions");
 /// Sequence number → [`Event`](super::Event); bounded, oldest trimmed first.
 pub const EVENTS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("events");
 /// Sequence number → [`RunRecord`](super::RunRecord); bounded like `EVENTS`.

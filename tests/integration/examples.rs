@@ -115,3 +115,30 @@ fn config_needs_exactly_one_source() {
             .contains("exactly one of `dir` or `git`")
     );
 }
+
+#[test]
+fn config_nfvcl_block_is_optional_and_has_a_default_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, "source:\n  dir: /srv/state\n").unwrap();
+    assert_eq!(config::load(&path).unwrap().nfvcl, None);
+    std::fs::write(
+        &path,
+        "source:\n  dir: /srv/state\nnfvcl:\n  url: http://nfvcl.example:5002/\n",
+    )
+    .unwrap();
+    let nfvcl = config::load(&path).unwrap().nfvcl.unwrap();
+    assert_eq!(nfvcl.url, "http://nfvcl.example:5002");
+    assert_eq!(nfvcl.timeout.as_secs(), 30);
+    std::fs::write(
+        &path,
+        "source:\n  dir: /srv/state\nnfvcl:\n  url: http://n\n  timeout: soon\n",
+    )
+    .unwrap();
+    let config::ConfigError::Invalid { findings, .. } = config::load(&path).unwrap_err();
+    let at: Vec<(usize, &str)> = findings
+        .iter()
+        .map(|f| (f.line, f.pointer.as_str()))
+        .collect();
+    assert_eq!(at, vec![(5, "/nfvcl/timeout")]);
+}

@@ -354,3 +354,86 @@ fn duplicate_identities_in_files_named_on_the_command_line_are_found() {
         smo::desired::loader::load_files(&files("loose/one.yaml", "loose/two.yaml")).unwrap();
     assert!(state.findings.is_empty(), "{:#?}", state.findings);
 }
+
+const PROVISION: &str = "cluster:
+  name: edge-3
+  provision:
+    nfvcl:
+      vim: {name: os-lab, url: https://keystone.example:5000/v3, tenant: smo, user: smo, passwordFile: /etc/smo/credentials/vim-password}
+      area: 3
+      mgmtNet: dmz-internal
+      masterFlavor: {vcpu: 4, memoryMb: 8192, storageGb: 40}
+      workerFlavor: {vcpu: 8, memoryMb: 16384, storageGb: 80}
+      workers: 2
+";
+
+#[test]
+fn a_cluster_file_may_declare_an_nfvcl_provision() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "clusters/edge-3.yaml", PROVISION);
+    let state = load_root(dir.path()).unwrap();
+    assert!(state.findings.is_empty(), "{:?}", state.findings);
+    let p = state.clusters["edge-3"].provision.as_ref().unwrap();
+    assert_eq!(p.cni, "flannel", "the default CNI");
+    assert_eq!((p.area, p.workers, p.worker_flavor.vcpu), (3, 2, 8));
+    assert_eq!(p.vim.password_file, "/etc/smo/credentials/vim-password");
+}
+
+#[test]
+fn provision_errors_name_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "clusters/edge-3.yaml",
+        &PROVISION
+            .replace("workers: 2", "workers: -1")
+            .replace("vcpu: 4", "vcpu: 0"),
+    );
+    write(
+        dir.path(),
+        "clusters/edge-4.yaml",
+        &PROVISION
+            .replace("edge-3", "edge-4")
+            .replace("/etc/smo/credentials/vim-password", "vim-password"),
+    );
+    write(
+        dir.path(),
+        "clusters/edge-5.yaml",
+        &PROVISION
+            .replace("edge-3", "edge-5")
+            .replace("      mgmtNet: dmz-internal\n", ""),
+    );
+    let state = load_root(dir.path()).unwrap();
+    let mut got: Vec<(&str, usize, &str)> = state
+        .findings
+        .iter()
+        .map(|f| (f.file.as_str(), f.line, f.pointer.as_str()))
+        .collect();
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "clusters/edge-3.yaml",
+                8,
+                "/cluster/provision/nfvcl/masterFlavor/vcpu"
+            ),
+            (
+                "clusters/edge-3.yaml",
+                10,
+                "/cluster/provision/nfvcl/workers"
+            ),
+            (
+                "clusters/edge-4.yaml",
+                5,
+                "/cluster/provision/nfvcl/vim/passwordFile"
+            ),
+            (
+                "clusters/edge-5.yaml",
+                4,
+                "/cluster/provision/nfvcl/mgmtNet"
+            ),
+        ]
+    );
+    assert!(state.clusters.is_empty());
+}

@@ -11,6 +11,7 @@ mod fixtures;
 mod grafana;
 mod karmada;
 mod loader;
+mod nfvcl;
 mod ops;
 mod plan;
 mod prom;

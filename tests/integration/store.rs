@@ -209,3 +209,52 @@ fn store_refuses_a_redb_file_that_is_not_a_store() {
         "{err:?}"
     );
 }
+
+/// A schema 3 store: today's tables without `provisions`, version 3.
+fn write_v3_store(path: &Path) {
+    let db = Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    put_json(&txn, tables::META, tables::SCHEMA_VERSION, &3u32);
+    put_json(&txn, tables::META, tables::SOURCE_REVISION, &"rev-3");
+    for table in [
+        tables::GRAPHS,
+        tables::SERVICES,
+        tables::OWNED,
+        tables::CLUSTERS,
+        tables::TRIGGERS,
+        tables::SCALES,
+    ] {
+        txn.open_table(table).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+#[test]
+fn store_migrates_a_v3_database_by_adding_the_provisions_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Store::path_in(dir.path());
+    write_v3_store(&path);
+    assert!(!table_names(&path).iter().any(|n| n == "provisions"));
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), CURRENT_SCHEMA);
+    assert_eq!(store.source_revision().unwrap().as_deref(), Some("rev-3"));
+    assert!(store.provisions().unwrap().is_empty());
+    let record = smo::store::ProvisionRecord {
+        cluster: "edge-3".into(),
+        blueprint_id: Some("bp1".into()),
+        workers: 2,
+        status: smo::store::ProvisionStatus::Creating,
+        spec_hash: "h".into(),
+        detail: None,
+        refused: None,
+        polls: 0,
+        updated_at: 1,
+    };
+    store.put_provision(&record).unwrap();
+    assert_eq!(store.provisions().unwrap(), [record]);
+    assert!(store.delete_provision("edge-3").unwrap());
+    assert!(!store.delete_provision("edge-3").unwrap());
+    drop(store);
+    assert_eq!(raw_schema_version(&path), 4);
+}

@@ -1,0 +1,322 @@
+//! Carries out one planned [`Action`] against NFVCL.
+//!
+//! [`step`] talks to NFVCL and returns what to record ([`Change`]) and when
+//! to look at the cluster again; it never touches the store itself, so the
+//! caller commits the change (in `spawn_blocking`, with [`apply`]) and owns
+//! the timers. Errors are returned with the outcome, classified: a transient
+//! one (NFVCL down, slow, 5xx) is retried after a back-off without a new
+//! record of a blueprint; a terminal one (4xx) is recorded as refused, with
+//! NFVCL's message, until the provision changes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{Action, full_hash, spec_hash};
+use crate::adapters::nfvcl::{BlueprintStatus, Nfvcl, NfvclError};
+use crate::spec::cluster::NfvclProvision;
+use crate::store::records::{ProvisionRecord, ProvisionStatus};
+use crate::store::{Store, StoreError};
+
+/// How often to ask NFVCL about a blueprint that is busy: `initial`, then
+/// doubling up to `max`. Creating a cluster takes minutes; the first
+/// answers come fast (validation), later ones are worth waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Polling {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for Polling {
+    fn default() -> Polling {
+        // 2 s catches an immediate error; 60 s bounds the delay between a
+        // ready cluster and smo noticing it.
+        Polling {
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Polling {
+    /// The delay after `polls` unsuccessful polls.
+    pub fn delay(&self, polls: u32) -> Duration {
+        let factor = 1u32.checked_shl(polls.min(31)).unwrap_or(u32::MAX);
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// What to record after a step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Put(ProvisionRecord),
+    Forget(String),
+}
+
+/// The result of one step.
+#[derive(Debug)]
+pub struct Outcome {
+    pub change: Option<Change>,
+    /// When to run the cluster's next step without waiting for the next
+    /// snapshot or timer (a busy blueprint, a transient failure).
+    pub again_after: Option<Duration>,
+    /// What went wrong, if anything; for the log and the status.
+    pub error: Option<NfvclError>,
+}
+
+impl Outcome {
+    fn put(record: ProvisionRecord, again_after: Option<Duration>) -> Outcome {
+        Outcome {
+            change: Some(Change::Put(record)),
+            again_after,
+            error: None,
+        }
+    }
+}
+
+/// Runs `action`. `desired` and `recorded` are the planner's inputs;
+/// `now` is Unix seconds.
+pub async fn step(
+    client: &Nfvcl,
+    action: &Action,
+    desired: &BTreeMap<String, NfvclProvision>,
+    recorded: &BTreeMap<String, ProvisionRecord>,
+    polling: &Polling,
+    now: u64,
+) -> Outcome {
+    let cluster = action.cluster();
+    let record = recorded.get(cluster);
+    let spec = desired.get(cluster);
+    match (action, spec) {
+        (Action::Create { .. }, Some(spec)) => {
+            create(client, cluster, spec, record, polling, now).await
+        }
+        (Action::Wait { .. }, _) => {
+            let Some(record) = record else {
+                return nothing();
+            };
+            wait(client, record, polling, now).await
+        }
+        (Action::Scale { from, to, .. }, Some(spec)) => {
+            let Some(record) = record else {
+                return nothing();
+            };
+            scale(client, record, spec, *from, *to, polling, now).await
+        }
+        (Action::Delete { blueprint_id, .. }, _) => match client.delete(blueprint_id).await {
+            Ok(()) => Outcome {
+                change: Some(Change::Forget(cluster.to_owned())),
+                again_after: None,
+                error: None,
+            },
+            Err(error) => failed_call(record, error, polling, now),
+        },
+        (Action::Forget { .. }, _) => Outcome {
+            change: Some(Change::Forget(cluster.to_owned())),
+            again_after: None,
+            error: None,
+        },
+        // The planner only creates and scales desired clusters.
+        (Action::Create { .. } | Action::Scale { .. }, None) => nothing(),
+    }
+}
+
+fn nothing() -> Outcome {
+    Outcome {
+        change: None,
+        again_after: None,
+        error: None,
+    }
+}
+
+fn fresh(cluster: &str, spec: &NfvclProvision, now: u64) -> ProvisionRecord {
+    ProvisionRecord {
+        cluster: cluster.to_owned(),
+        blueprint_id: None,
+        workers: spec.workers,
+        status: ProvisionStatus::Pending,
+        spec_hash: spec_hash(spec),
+        detail: None,
+        refused: None,
+        polls: 0,
+        updated_at: now,
+    }
+}
+
+async fn create(
+    client: &Nfvcl,
+    cluster: &str,
+    spec: &NfvclProvision,
+    previous: Option<&ProvisionRecord>,
+    polling: &Polling,
+    now: u64,
+) -> Outcome {
+    let mut record = fresh(cluster, spec, now);
+    let result = match client.register_vim(spec).await {
+        Ok(()) => client.create_k8s(spec).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(id) => {
+            record.blueprint_id = Some(id);
+            record.status = ProvisionStatus::Creating;
+            Outcome::put(record, Some(polling.initial))
+        }
+        Err(error) if error.is_transient() => {
+            // Retried with the same back-off as polling, counted in `polls`.
+            record.polls = previous.map_or(0, |p| p.polls.saturating_add(1));
+            record.detail = Some(error.to_string());
+            Outcome {
+                again_after: Some(polling.delay(record.polls)),
+                change: Some(Change::Put(record)),
+                error: Some(error),
+            }
+        }
+        Err(error) => {
+            record.status = ProvisionStatus::Failed;
+            record.detail = Some(error.to_string());
+            record.refused = Some(full_hash(spec));
+            Outcome {
+                change: Some(Change::Put(record)),
+                again_after: None,
+                error: Some(error),
+            }
+        }
+    }
+}
+
+async fn wait(client: &Nfvcl, record: &ProvisionRecord, polling: &Polling, now: u64) -> Outcome {
+    let Some(id) = &record.blueprint_id else {
+        return nothing();
+    };
+    let mut next = ProvisionRecord {
+        updated_at: now,
+        ..record.clone()
+    };
+    match client.status(id).await {
+        Ok(Some(BlueprintStatus::Idle)) => {
+            next.status = ProvisionStatus::Ready;
+            next.detail = None;
+            next.polls = 0;
+            Outcome::put(next, None)
+        }
+        Ok(Some(BlueprintStatus::Error(detail))) => {
+            next.status = ProvisionStatus::Failed;
+            next.detail = Some(detail);
+            next.polls = 0;
+            Outcome::put(next, None)
+        }
+        Ok(Some(BlueprintStatus::Busy(_))) => {
+            next.polls = record.polls.saturating_add(1);
+            let delay = polling.delay(next.polls);
+            Outcome::put(next, Some(delay))
+        }
+        Ok(None) => {
+            // NFVCL lost the blueprint (deleted by hand, database reset):
+            // the planner creates it again.
+            next.status = ProvisionStatus::Pending;
+            next.detail = Some(format!(
+                "NFVCL no longer knows blueprint {id}; smo creates the cluster again"
+            ));
+            next.blueprint_id = None;
+            next.polls = 0;
+            Outcome::put(next, None)
+        }
+        Err(error) => failed_call(Some(record), error, polling, now),
+    }
+}
+
+async fn scale(
+    client: &Nfvcl,
+    record: &ProvisionRecord,
+    spec: &NfvclProvision,
+    from: u32,
+    to: u32,
+    polling: &Polling,
+    now: u64,
+) -> Outcome {
+    let Some(id) = &record.blueprint_id else {
+        return nothing();
+    };
+    let result = if to > from {
+        client.add_workers(id, spec, to - from).await
+    } else {
+        client.remove_workers(id, spec, from - to).await
+    };
+    let mut next = ProvisionRecord {
+        updated_at: now,
+        ..record.clone()
+    };
+    match result {
+        Ok(()) => {
+            next.status = ProvisionStatus::Scaling;
+            next.workers = to;
+            next.detail = None;
+            next.refused = None;
+            next.polls = 0;
+            Outcome::put(next, Some(polling.initial))
+        }
+        Err(error) if !error.is_transient() => {
+            // The cluster keeps working with its workers; only this ask is
+            // refused, until the provision changes.
+            next.detail = Some(error.to_string());
+            next.refused = Some(full_hash(spec));
+            Outcome {
+                change: Some(Change::Put(next)),
+                again_after: None,
+                error: Some(error),
+            }
+        }
+        Err(error) => failed_call(Some(record), error, polling, now),
+    }
+}
+
+/// A call that failed: a transient failure is retried after the back-off;
+/// a terminal one is kept in the record's detail (the planner asks again on
+/// the next pass, so a rejected deletion is visible, not silent).
+fn failed_call(
+    record: Option<&ProvisionRecord>,
+    error: NfvclError,
+    polling: &Polling,
+    now: u64,
+) -> Outcome {
+    let Some(record) = record else {
+        return Outcome {
+            change: None,
+            again_after: None,
+            error: Some(error),
+        };
+    };
+    let polls = record.polls.saturating_add(1);
+    let next = ProvisionRecord {
+        detail: Some(error.to_string()),
+        polls,
+        updated_at: now,
+        ..record.clone()
+    };
+    Outcome {
+        change: Some(Change::Put(next)),
+        again_after: error.is_transient().then(|| polling.delay(polls)),
+        error: Some(error),
+    }
+}
+
+/// Commits a change. Blocking (redb): call it from `spawn_blocking`.
+pub fn apply(store: &Store, change: &Change) -> Result<(), StoreError> {
+    match change {
+        Change::Put(record) => store.put_provision(record),
+        Change::Forget(cluster) => store.delete_provision(cluster).map(drop),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polling_doubles_from_initial_up_to_max() {
+        let p = Polling::default();
+        let secs: Vec<u64> = (0..8).map(|n| p.delay(n).as_secs()).collect();
+        assert_eq!(secs, [2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(p.delay(u32::MAX), Duration::from_secs(60));
+    }
+}
