@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, watch};
 
 pub mod alerts;
 pub mod notify;
+mod provision;
 pub mod scaler;
 pub mod usage;
 
@@ -57,6 +58,8 @@ pub struct RunOptions {
     pub http: bool,
     /// systemd notifications (a no-op outside systemd).
     pub notify: notify::Notifier,
+    /// How NFVCL blueprints being created are polled.
+    pub provision_polling: crate::provision::run::Polling,
 }
 
 impl Default for RunOptions {
@@ -73,6 +76,7 @@ impl Default for RunOptions {
             once_deadline: Duration::from_secs(300),
             http: true,
             notify: notify::Notifier::default(),
+            provision_polling: crate::provision::run::Polling::default(),
         }
     }
 }
@@ -104,6 +108,8 @@ pub enum DaemonError {
     NoWebhookToken,
     #[error("Prometheus client: {0}")]
     Prometheus(#[from] PrometheusError),
+    #[error("NFVCL: {0}")]
+    Nfvcl(#[from] crate::adapters::nfvcl::NfvclError),
     #[error("Grafana: {0}")]
     Grafana(#[from] crate::adapters::grafana::GrafanaError),
 }
@@ -335,6 +341,8 @@ pub async fn run(
         .collect();
 
     let mut scaler_task = None;
+    let mut provision_task = None;
+    let (kick_tx, kick_rx) = mpsc::channel::<()>(1);
     if opts.once {
         let deadline = tokio::time::Instant::now() + opts.once_deadline;
         while !queue.is_idle() && tokio::time::Instant::now() < deadline && !*shutdown.borrow() {
@@ -359,6 +367,26 @@ pub async fn run(
             ))
         });
         scaler_task = scaler;
+        let nfvcl = match &config.nfvcl {
+            Some(n) => Some(crate::adapters::nfvcl::Nfvcl::new(
+                &crate::adapters::nfvcl::NfvclConfig {
+                    url: n.url.clone(),
+                    timeout: n.timeout,
+                },
+            )?),
+            None => None,
+        };
+        provision_task = Some(tokio::spawn(tracing::Instrument::instrument(
+            provision::provision_loop(
+                nfvcl,
+                Arc::clone(&shared),
+                Arc::clone(&store),
+                opts.provision_polling,
+                kick_rx,
+                shutdown.clone(),
+            ),
+            tracing::info_span!("provision"),
+        )));
         let mut resync = tokio::time::interval(config.resync_interval);
         resync.tick().await;
         let mut inventory = tokio::time::interval(opts.inventory_interval);
@@ -378,6 +406,8 @@ pub async fn run(
                             shared.note("source", None);
                             opts.notify.status(&format!("revision {}", snap.revision));
                             apply_snapshot(&shared, &store, &queue, snap, desired).await?;
+                            // Cluster metadata may have changed: provision now.
+                            let _ = kick_tx.try_send(());
                         }
                         Err(e) => shared.note("source", Some(e.to_string())),
                     }
@@ -422,7 +452,10 @@ pub async fn run(
     // Both end by themselves now (the endpoint's channel is closed, the
     // shutdown flag is set); waiting for them releases the store before
     // `run` returns, so the caller can open it.
-    for task in std::iter::once(requests).chain(scaler_task) {
+    for task in std::iter::once(requests)
+        .chain(scaler_task)
+        .chain(provision_task)
+    {
         let handle = task.abort_handle();
         if tokio::time::timeout(Duration::from_secs(10), task)
             .await

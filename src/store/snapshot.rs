@@ -49,6 +49,9 @@ pub struct StatusSnapshot {
     /// The scaler's last decision per service.
     #[serde(default)]
     pub scales: Vec<ScaleRecord>,
+    /// Clusters provisioned through NFVCL.
+    #[serde(default)]
+    pub provisions: Vec<super::records::ProvisionRecord>,
 }
 
 impl Store {
@@ -73,6 +76,7 @@ impl Store {
                 events: newest(&open_read(txn, tables::EVENTS)?, tables::EVENTS, EVENTS)?,
                 notes,
                 scales: all(&open_read(txn, tables::SCALES)?, tables::SCALES)?,
+                provisions: all(&open_read(txn, tables::PROVISIONS)?, tables::PROVISIONS)?,
             })
         })
     }
@@ -116,6 +120,7 @@ mod tests {
             generated_at: 7,
             source_revision: Some("abc".into()),
             scales: Vec::new(),
+            provisions: Vec::new(),
             graphs: Vec::new(),
             services: Vec::new(),
             clusters: vec![ClusterRecord {

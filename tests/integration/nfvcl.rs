@@ -626,3 +626,81 @@ fn nfvcl_records_survive_a_reopen() {
     apply(&Store::open(&path).unwrap(), &Change::Put(record.clone())).unwrap();
     assert_eq!(Store::open(&path).unwrap().provisions().unwrap(), [record]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_creates_scales_and_deletes_a_provisioned_cluster() {
+    let fake = FakeNfvcl::start(2);
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("vim-password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let Some(env) =
+        crate::daemon::env(&format!("nfvcl:\n  url: {}\n  timeout: 5s\n", fake.url)).await
+    else {
+        return;
+    };
+    let cluster_file = |workers: u32| {
+        format!(
+            "cluster:\n  name: edge-3\n  provision:\n    nfvcl:\n      vim: {{name: os-lab, url: \"https://keystone.example:5000/v3\", tenant: smo, user: smo, passwordFile: {}}}\n      area: 3\n      mgmtNet: dmz-internal\n      masterFlavor: {{vcpu: 4, memoryMb: 8192, storageGb: 40}}\n      workerFlavor: {{vcpu: 8, memoryMb: 16384, storageGb: 80}}\n      workers: {workers}\n",
+            password_file.display()
+        )
+    };
+    let path = env.descriptor("clusters/edge-3.yaml");
+    std::fs::write(&path, cluster_file(2)).unwrap();
+    let opts = smo::daemon::RunOptions {
+        provision_polling: POLLING,
+        ..smo::daemon::RunOptions::default()
+    };
+    let daemon = env.start(opts);
+
+    let record = |status: &str| {
+        let snap = env.snapshot()?;
+        let r = snap
+            .provisions
+            .iter()
+            .find(|r| r.cluster == "edge-3")?
+            .clone();
+        (format!("{:?}", r.status) == status).then_some(r)
+    };
+    let ready =
+        crate::daemon::wait_for(Duration::from_secs(60), "edge-3 ready", || record("Ready")).await;
+    assert_eq!(ready.workers, 2);
+    let created = |f: &FakeNfvcl| {
+        f.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/blue/k8s"))
+            .count()
+    };
+    assert_eq!(created(&fake), 1);
+
+    // Four workers: added in place, not a new cluster.
+    std::fs::write(&path, cluster_file(4)).unwrap();
+    crate::daemon::wait_for(Duration::from_secs(60), "edge-3 with 4 workers", || {
+        record("Ready").filter(|r| r.workers == 4)
+    })
+    .await;
+    assert!(
+        fake.requests().iter().any(|r| r.path.contains("add_node")),
+        "{:?}",
+        fake.requests()
+    );
+    assert_eq!(created(&fake), 1);
+
+    // The file removed: the blueprint is deleted and the record forgotten.
+    std::fs::remove_file(&path).unwrap();
+    crate::daemon::wait_for(Duration::from_secs(60), "edge-3 deleted", || {
+        let snap = env.snapshot()?;
+        snap.provisions.is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        fake.requests().iter().any(|r| r.method == "DELETE"
+            && r.path.ends_with(&format!(
+                "/blue/{}",
+                ready.blueprint_id.clone().unwrap_or_default()
+            ))),
+        "{:?}",
+        fake.requests()
+    );
+    fake.assert_password_only_in_vim_registration();
+    daemon.stop().await;
+}
