@@ -11,6 +11,7 @@
 //! prints as `***`, errors carry the URL (without userinfo) and Grafana's
 //! answer, never the request.
 
+use super::redact;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -373,18 +374,6 @@ impl GrafanaClient {
             url: self.redacted.clone(),
             source: error.without_url(),
         }
-    }
-}
-
-fn redact(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
-            // Both setters only fail for URLs that cannot have a host.
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.as_str().trim_end_matches('/').to_owned()
-        }
-        _ => url.to_owned(),
     }
 }
 

@@ -12,6 +12,7 @@
 //! message and log field uses the redacted form, and reqwest's own errors are
 //! stripped of their URL before they are kept as a source.
 
+use super::redact;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::time::Duration;
@@ -454,20 +455,6 @@ fn truncate(text: &str) -> String {
         end -= 1;
     }
     format!("{}… ({} bytes)", &text[..end], text.len())
-}
-
-/// The URL without `user:password@`, for messages and logs.
-fn redact(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
-            // Both setters only fail for URLs that cannot have a host,
-            // which `new` has already refused.
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.as_str().trim_end_matches('/').to_owned()
-        }
-        _ => url.to_owned(),
-    }
 }
 
 #[cfg(test)]
