@@ -133,7 +133,13 @@ async fn a_firing_alert_deploys_the_waiting_service_and_its_rule_is_removed() {
     let installed = wait_for(
         Duration::from_secs(90),
         "the VO installed by its trigger",
-        || s.env.releases("brussels").get(VO).cloned(),
+        || {
+            s.env
+                .releases("brussels")
+                .get(VO)
+                .filter(|(_, status)| status != "pending-install")
+                .cloned()
+        },
     )
     .await;
     assert_eq!(installed, (1, "deployed".to_owned()));
@@ -231,11 +237,19 @@ async fn all_waits_for_every_event_and_a_restart_between_firings_keeps_the_first
 
     // The second event fires: now the VO deploys.
     s.exporter.set_rate("gate", 10.0);
-    let installed = wait_for(Duration::from_secs(90), "the VO after both events", || {
-        s.env.releases("brussels").get(VO).cloned()
-    })
+    // Waits past `pending-install`: helm writes its release record first.
+    wait_for(
+        Duration::from_secs(90),
+        "the VO deployed after both events",
+        || {
+            s.env
+                .releases("brussels")
+                .get(VO)
+                .filter(|(_, status)| status == "deployed")
+                .cloned()
+        },
+    )
     .await;
-    assert_eq!(installed.1, "deployed");
     let snap = wait_for(
         Duration::from_secs(30),
         "Triggered by the second event",
