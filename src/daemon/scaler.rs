@@ -124,7 +124,9 @@ impl Scaler {
                 continue;
             }
             let graph_key = format!("{}/{}", graph.project, graph.id());
-            let out = self.scale_graph(&targets, &world.clusters, settings).await;
+            let out = self
+                .scale_graph(&graph_key, &targets, &world.clusters, settings)
+                .await;
             for rec in out.records {
                 let changed = previous
                     .get(&rec.key())
@@ -149,6 +151,7 @@ impl Scaler {
 
     async fn scale_graph(
         &mut self,
+        graph_key: &str,
         targets: &[Target<'_>],
         clusters: &[ClusterFacts],
         settings: &ScalingSettings,
@@ -278,21 +281,16 @@ impl Scaler {
         // not on every tick while the load lasts: placement moves
         // services, and asking again before the last answer settled would
         // only add churn.
-        if let Some(key) = targets.first().map(|t| t.record.key()) {
-            let graph = key
-                .rsplit_once('/')
-                .map_or(key.as_str(), |(g, _)| g)
-                .to_owned();
-            if replace.is_some() {
-                let recent = self
-                    .replaced
-                    .get(&graph)
-                    .is_some_and(|t| t.elapsed() < REPLACE_AT_MOST_EVERY);
-                if recent {
-                    replace = None;
-                } else {
-                    self.replaced.insert(graph, std::time::Instant::now());
-                }
+        if replace.is_some() {
+            let recent = self
+                .replaced
+                .get(graph_key)
+                .is_some_and(|t| t.elapsed() < REPLACE_AT_MOST_EVERY);
+            if recent {
+                replace = None;
+            } else {
+                self.replaced
+                    .insert(graph_key.to_owned(), std::time::Instant::now());
             }
         }
 

@@ -13,6 +13,7 @@
 //! an async test they hold one worker for at most their timeout, which is
 //! harmless because the exporter and the sink serve from their own threads.
 
+use crate::daemon::free_port;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -27,15 +28,6 @@ use smo::adapters::prometheus::{Prometheus, PrometheusConfig, PrometheusError};
 
 /// Lines of a server's log shown when it fails.
 const LOG_TAIL_LINES: usize = 40;
-
-/// A free loopback port. Another process may take it before the server
-/// binds it; the server's log then says "address already in use".
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a loopback port")
-        .port()
-}
 
 /// A YAML scalar for any string: JSON strings are YAML.
 fn yaml_str(s: &str) -> String {
