@@ -2,6 +2,8 @@
 //! daemon for Hyper Distributed Application Graphs on Karmada.
 //!
 //! Map of the modules:
+//! - [`keys`], [`digest`], [`retry`], [`clock`]: identities and helpers
+//!   every layer uses (they import nothing of smo's);
 //! - [`adapters`]: one module per external system (helm, …), no shell;
 //! - [`validate`]: findings, the position-aware YAML reader, the embedded
 //!   JSON Schemas (`schemas/`), unknown-key suggestions;
@@ -36,11 +38,14 @@
 pub mod adapters;
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod daemon;
 pub mod dashboards;
 pub mod descriptor;
 pub mod desired;
+pub mod digest;
 pub mod http;
+pub mod keys;
 pub mod metrics;
 pub mod observe;
 pub mod placement;
@@ -48,6 +53,7 @@ pub mod plan;
 pub mod provision;
 pub mod reconcile;
 pub mod release;
+pub mod retry;
 pub mod rules;
 pub mod scaling;
 pub mod source;

@@ -507,3 +507,9 @@ mod tests {
         ));
     }
 }
+
+impl crate::retry::Transient for GrafanaError {
+    fn is_transient(&self) -> bool {
+        GrafanaError::is_transient(self)
+    }
+}

@@ -277,8 +277,7 @@ impl Prometheus {
             match attempt().await {
                 Err(error) if error.is_transient() && failures < self.config.retries => {
                     failures += 1;
-                    let delay =
-                        crate::reconcile::queue::backoff(failures, RETRY_BASE, RETRY_CAP, seed);
+                    let delay = crate::retry::backoff(failures, RETRY_BASE, RETRY_CAP, seed);
                     tracing::debug!(
                         operation,
                         url = %self.redacted,

@@ -28,7 +28,7 @@ const PANEL_HEIGHT: u32 = 8;
 /// collisions negligible for any number of graphs one Grafana shows.
 fn hashed_uid(identity: &str) -> String {
     let digest = Sha256::digest(identity.as_bytes());
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let hex = crate::digest::hex(&digest[..8]);
     format!("smo-{hex}")
 }
 

@@ -62,7 +62,7 @@ impl DashboardSync {
         let mut folder: Option<String> = None;
         for d in wanted {
             let uid = d["uid"].as_str().unwrap_or_default().to_owned();
-            let hash = crate::release::values::canonical_json(&d);
+            let hash = crate::digest::canonical_json(&d);
             if let Some(url) = recorded.get(&uid)
                 && self.published().get(&uid) == Some(&hash)
             {

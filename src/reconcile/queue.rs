@@ -162,22 +162,7 @@ impl Queue {
     }
 }
 
-/// Exponential backoff with jitter: `base · 2^(failures-1)`, capped, then
-/// a random factor in [0.5, 1] (full jitter would retry too early; no jitter
-/// would retry every failed graph in lock-step after an outage).
-pub fn backoff(failures: u32, base: Duration, cap: Duration, jitter_seed: u64) -> Duration {
-    let exp = failures.saturating_sub(1).min(30);
-    let raw = base.saturating_mul(1u32 << exp).min(cap);
-    // A cheap deterministic mix of the seed (the key's hash and the
-    // failure count): no RNG dependency, and tests can predict it.
-    let mut x = jitter_seed ^ (u64::from(failures)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    #[allow(clippy::cast_precision_loss)]
-    let unit = (x % 1_000_000) as f64 / 1_000_000.0;
-    raw.mul_f64(0.5 + unit / 2.0)
-}
+pub use crate::retry::backoff;
 
 #[cfg(test)]
 mod tests {

@@ -134,43 +134,7 @@ fn import_clusters<'a>(
     out
 }
 
-/// JSON with object keys sorted at every level, so that the hash does not
-/// depend on map ordering (serde_json may preserve insertion order when a
-/// dependency enables that feature).
-pub fn canonical_json(v: &Value) -> String {
-    fn write(v: &Value, out: &mut String) {
-        match v {
-            Value::Object(m) => {
-                out.push('{');
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                for (i, k) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&Value::String(k.clone()).to_string());
-                    out.push(':');
-                    write(&m[k], out);
-                }
-                out.push('}');
-            }
-            Value::Array(a) => {
-                out.push('[');
-                for (i, x) in a.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write(x, out);
-                }
-                out.push(']');
-            }
-            other => out.push_str(&other.to_string()),
-        }
-    }
-    let mut out = String::new();
-    write(v, &mut out);
-    out
-}
+pub use crate::digest::canonical_json;
 
 /// What a release is made of; its hash decides whether helm runs.
 #[derive(Debug, Clone, Copy)]
@@ -201,13 +165,7 @@ pub fn input_hash(i: &HashInputs<'_>) -> String {
     hex(&h.finalize())
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
+pub(crate) use crate::digest::hex;
 
 #[cfg(test)]
 mod tests {

@@ -65,8 +65,7 @@ impl Alert {
                 h.update((v.len() as u64).to_le_bytes());
                 h.update(v.as_bytes());
             }
-            let digest = h.finalize();
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = crate::digest::hex(&h.finalize());
             format!("labels:{hex}")
         } else {
             self.fingerprint.clone()
