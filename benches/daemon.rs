@@ -293,6 +293,7 @@ fn seed(dir: &Path, graphs: usize, services: usize, fake: &FakeKarmada) {
                     last_error: None,
                     updated_at: 0,
                     manifest: Some(manifest),
+                    drifted: Vec::new(),
                 }
             })
             .collect();

@@ -53,7 +53,15 @@ pub struct ReleaseSpec<'a> {
     pub chart: &'a str,
     pub version: Option<&'a str>,
     pub values: &'a serde_json::Value,
+    /// Labels helm puts on the release's records (`--labels`, helm 3.13
+    /// and later): smo's ownership marks, so that a release smo installed
+    /// is recognised as smo's whatever the store remembers.
+    pub labels: &'a std::collections::BTreeMap<String, String>,
 }
+
+/// No labels (a `helm template` needs none).
+pub static NO_LABELS: std::collections::BTreeMap<String, String> =
+    std::collections::BTreeMap::new();
 
 /// A release's state as `helm status -o json` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -345,6 +353,16 @@ impl Helm {
             "--values".into(),
         ]);
         args.push(values.path().display().to_string());
+        if !spec.labels.is_empty() {
+            args.push("--labels".into());
+            args.push(
+                spec.labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
         self.mutate_args(&mut args);
         self.run(args, self.cfg.timeout + KILL_MARGIN).await?;
         drop(values);
@@ -571,5 +589,11 @@ mod tests {
         drop(f);
         assert!(!path.exists());
         assert!(!path.parent().unwrap().exists());
+    }
+}
+
+impl crate::retry::Transient for HelmError {
+    fn is_transient(&self) -> bool {
+        HelmError::is_transient(self)
     }
 }

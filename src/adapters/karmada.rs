@@ -132,7 +132,7 @@ pub fn label_value(value: &str) -> String {
     }
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(value.as_bytes());
-    let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let hash = crate::digest::hex(&digest[..4]);
     let cleaned: String = value
         .chars()
         .map(|c| if valid_char(c) { c } else { '-' })
@@ -672,6 +672,42 @@ impl Karmada {
         Ok(())
     }
 
+    /// The labels of a Helm release's newest record (helm keeps each
+    /// revision in a Secret labelled `owner=helm`, `name=<release>`,
+    /// `version=<revision>`, plus the labels given with `--labels`), or
+    /// `None` when the release does not exist. Only labels are read: the
+    /// release's content never leaves this function.
+    #[tracing::instrument(name = "karmada.release_labels", skip_all, fields(namespace = namespace, release = release))]
+    pub async fn release_labels(
+        &self,
+        namespace: &str,
+        release: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, KarmadaError> {
+        let api: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.client.clone(), namespace);
+        let selector = format!("owner=helm,name={}", label_value(release));
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| {
+                classify(
+                    "list",
+                    &format!("v1 Secret {namespace} (release {release})"),
+                    e,
+                )
+            })?;
+        let newest = list
+            .items
+            .into_iter()
+            .filter_map(|s| s.metadata.labels)
+            .max_by_key(|l| {
+                l.get("version")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            });
+        Ok(newest)
+    }
+
     /// Whether a Deployment is ready; `None` when it does not exist.
     ///
     /// Rule (wanted = `spec.replicas`, 1 when unset): ready when
@@ -929,5 +965,11 @@ mod tests {
         let got = cluster_of("c".into(), &broken, "nvidia.com/gpu");
         assert!(!got.ready);
         assert_eq!(got.cpu.allocatable, 0.0);
+    }
+}
+
+impl crate::retry::Transient for KarmadaError {
+    fn is_transient(&self) -> bool {
+        KarmadaError::is_transient(self)
     }
 }

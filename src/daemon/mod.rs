@@ -17,6 +17,7 @@ use crate::metrics::{Family, Metrics};
 use crate::observe::clusters::{ClusterFacts, merge};
 use crate::reconcile::decide::prune_guard;
 use crate::reconcile::engine::{Engine, Outcome, World};
+use crate::reconcile::error::{Reason, StepError};
 use crate::reconcile::queue::{Key, Queue, backoff};
 use crate::reconcile::rulesync::RuleSync;
 use crate::source::{self, Snapshot};
@@ -202,6 +203,14 @@ pub async fn run(
     })?;
     let db_path = config.state_dir.join("smo.redb");
     let store = Arc::new(blocking(move || Store::open(&db_path)).await??);
+    // What a killed run was doing between an effect and its record: made
+    // known to the store first, so the passes below finish or undo it.
+    let s = Arc::clone(&store);
+    let resolved =
+        blocking(move || crate::reconcile::actions::journal::resolve(&s, now())).await??;
+    if !resolved.is_empty() {
+        tracing::warn!(graphs = ?resolved, "resolved operations a previous run left unrecorded");
+    }
     let karmada = Karmada::connect(
         config.karmada.kubeconfig.as_deref(),
         config.karmada.context.as_deref(),
@@ -510,26 +519,25 @@ async fn worker(
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&key);
         let t = std::time::Instant::now();
-        let outcome = match engine.reconcile(&world, &key, drift).await {
-            Ok(o) => o,
-            Err(e) => Outcome::Retry(e.to_string()),
+        let outcome = match key.parse::<crate::keys::GraphKey>() {
+            Ok(k) => match engine.reconcile(&world, &k, drift).await {
+                Ok(o) => o,
+                Err(e) => Outcome::Retry(StepError::from(e)),
+            },
+            // Keys are built from graph identities: a malformed one is a bug.
+            Err(e) => Outcome::Stalled(StepError::terminal(Reason::Internal, e.to_string())),
         };
-        let label = match &outcome {
-            Outcome::Done => "done",
-            Outcome::RequeueAfter(_) => "requeue",
-            Outcome::Retry(_) => "retry",
-            Outcome::Stalled(_) => "stalled",
-        };
+        let label = outcome.label();
         shared.metrics.observe(
             Family::ReconcileDuration,
             &[label],
             t.elapsed().as_secs_f64(),
         );
         shared.metrics.inc(Family::Reconciles, &[label]);
-        if let Outcome::Retry(e) | Outcome::Stalled(e) = &outcome {
+        if let Some(e) = outcome.error() {
             shared
                 .metrics
-                .inc(Family::ReconcileErrors, &[error_reason(e)]);
+                .inc(Family::ReconcileErrors, &[e.reason.label()]);
         }
         if world.replace.contains_key(&key) {
             shared
@@ -560,10 +568,12 @@ async fn worker(
                 queue.requeue_after(&key, *d);
             }
             Outcome::Retry(e) => {
-                let seed = key
-                    .bytes()
-                    .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-                let d = backoff(failures, opts.backoff_base, opts.backoff_cap, seed);
+                let d = backoff(
+                    failures,
+                    opts.backoff_base,
+                    opts.backoff_cap,
+                    crate::retry::seed_of(&key),
+                );
                 tracing::warn!(key = %key, error = %e, retry_in = ?d, "transient failure");
                 if !opts.once {
                     queue.requeue_after(&key, d);
@@ -641,26 +651,6 @@ async fn publish(store: &Arc<Store>, shared: &Arc<Shared>, state_dir: &Path) {
         for (phase, n) in by_phase {
             m.set(Family::Services, &[&phase], f64::from(n));
         }
-    }
-}
-
-/// A low-cardinality reason for `smo_reconcile_errors_total`.
-fn error_reason(message: &str) -> &'static str {
-    let m = message.to_ascii_lowercase();
-    if m.contains("is invalid") {
-        "invalid_descriptor"
-    } else if m.contains("placement") {
-        "placement"
-    } else if m.contains("helm") {
-        "helm"
-    } else if m.contains("rules") || m.contains("prometheus") {
-        "rules"
-    } else if m.contains("state store") {
-        "store"
-    } else if m.contains("karmada") || m.contains("api server") {
-        "karmada"
-    } else {
-        "other"
     }
 }
 
@@ -870,10 +860,19 @@ async fn apply_snapshot(
     store: &Arc<Store>,
     queue: &Queue,
     snap: Snapshot,
-    desired: DesiredState,
+    mut desired: DesiredState,
 ) -> Result<(), DaemonError> {
     let s = Arc::clone(store);
     let recorded = blocking(move || s.graphs()).await??;
+    // A file that is present but declares nothing readable holds the graph
+    // it declared last time; only a file that is gone removes.
+    for (project, graph) in desired.attribute(
+        recorded
+            .iter()
+            .map(|g| (g.project.as_str(), g.graph.as_str(), g.file.as_str())),
+    ) {
+        tracing::warn!(project = %project, graph = %graph, "descriptor unreadable: the graph is held at its last good state");
+    }
     let desired_keys: BTreeSet<String> = desired
         .graphs
         .iter()

@@ -1,11 +1,32 @@
-//! The reconciler: a de-duplicated work queue of graph keys, the pure
-//! per-service decision, and the engine that acts on one graph.
+//! The reconciler, one graph at a time:
+//!
+//! - [`queue`]: the de-duplicated, debounced work queue of graph keys;
+//! - [`engine`]: observe → plan → execute → summarise for one key;
+//! - [`plan`] (pure): exactly one next action per service, and every
+//!   decision (triggers, drift mode, the dependency gate, removal);
+//! - [`actions`]: one executor per action, behind narrow effect traits;
+//! - [`execute`]: runs a plan through the executors;
+//! - [`status`] (pure): service records, outcome and graph conditions;
+//! - [`placed`]: keeping or recomputing a graph's placement;
+//! - [`publish`], [`rulesync`], [`dashsync`]: alert rules and dashboards;
+//! - [`remove`]: a graph that left the desired state;
+//! - [`batch`]: a graph's records, read once and written once;
+//! - [`decide`]: the prune guard; [`triggers`]: alert deliveries and
+//!   trigger evaluation (pure); [`error`]: typed step failures.
 
+pub mod actions;
+pub mod batch;
 pub mod dashsync;
 pub mod decide;
 pub mod engine;
-
+pub mod error;
+pub mod execute;
+pub mod placed;
+pub mod plan;
 pub mod propagation;
+pub mod publish;
 pub mod queue;
+pub mod remove;
 pub mod rulesync;
+pub mod status;
 pub mod triggers;

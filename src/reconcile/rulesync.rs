@@ -3,7 +3,7 @@
 //! Prometheus Operator's ruleSelector picks it up). The reconciler computes
 //! the rule group; this module only makes the sink match it.
 
-use super::engine::object_ref;
+use super::actions::owned::object_ref;
 use crate::adapters::karmada::{Karmada, KarmadaError, Owner};
 use crate::adapters::prometheus::{Prometheus, PrometheusError};
 use crate::rules::dir::{Change, DirError, DirSink};
@@ -146,7 +146,7 @@ impl RuleSync {
                 rules::validate(group).map_err(DirError::from)?;
                 let object =
                     rules::prometheus_rule(&owner.project, &owner.graph, group, namespace, labels);
-                let hash = crate::release::values::canonical_json(&object);
+                let hash = crate::digest::canonical_json(&object);
                 if owned.iter().any(is_ours) && self.applied().get(&name) == Some(&hash) {
                     return Ok(None);
                 }
@@ -231,5 +231,11 @@ impl RuleSync {
         self.applied
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl crate::retry::Transient for RuleError {
+    fn is_transient(&self) -> bool {
+        RuleError::is_transient(self)
     }
 }

@@ -30,6 +30,7 @@ impl ReleaseInput {
             chart: &self.chart.chart,
             version: self.chart.version.as_deref(),
             values: &self.values,
+            labels: &crate::adapters::helm::NO_LABELS,
         }
     }
 }

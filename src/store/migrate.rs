@@ -26,7 +26,7 @@ use super::records::{GraphRecord, ServicePhase, ServiceRecord, TriggerState};
 use super::{StoreError, decode, encode, read_err, tables, write_err};
 
 /// The schema version this smo writes.
-pub const CURRENT_SCHEMA: u32 = 4;
+pub const CURRENT_SCHEMA: u32 = 5;
 
 /// Schema version 1: one table of graphs with their services embedded, and
 /// the source revision under [`v1::REVISION`] in the meta table.
@@ -96,6 +96,8 @@ fn step_from(version: u32) -> Option<Step> {
         2 => Some(|_| Ok(())),
         // Version 4 only adds the provisions table, likewise.
         3 => Some(|_| Ok(())),
+        // Version 5 only adds the intents table (write-ahead intents).
+        4 => Some(|_| Ok(())),
         _ => None,
     }
 }
@@ -227,6 +229,7 @@ fn create_current_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
         tables::TRIGGERS,
         tables::SCALES,
         tables::PROVISIONS,
+        tables::INTENTS,
     ] {
         txn.open_table(table).map_err(write_err(table.name()))?;
     }
@@ -334,6 +337,7 @@ fn split_v1(graph: v1::GraphV1) -> (GraphRecord, Vec<ServiceRecord>) {
             // v1 kept no manifest: drift is checked again after the next
             // upgrade records one.
             manifest: None,
+            drifted: Vec::new(),
             updated_at: service.updated_at,
         })
         .collect();

@@ -51,9 +51,9 @@ use serde::de::DeserializeOwned;
 
 pub use migrate::CURRENT_SCHEMA;
 pub use records::{
-    ClusterRecord, Condition, ConditionKind, Event, FiredEvent, GraphRecord, NewEvent, NewRun,
-    OwnedObject, ProvisionRecord, ProvisionStatus, RunRecord, ScaleRecord, ServicePhase,
-    ServiceRecord, TriggerState, graph_key, service_key, trigger_key,
+    ClusterRecord, Condition, ConditionKind, Event, FiredEvent, GraphRecord, Intent, IntentEffect,
+    NewEvent, NewRun, OwnedObject, ProvisionRecord, ProvisionStatus, RunRecord, ScaleRecord,
+    ServicePhase, ServiceRecord, TriggerState, graph_key, service_key, trigger_key,
 };
 pub use snapshot::StatusSnapshot;
 
@@ -381,6 +381,11 @@ impl Store {
         self.write(|tx| tx.delete_owned(key))
     }
 
+    /// Side effects started and not yet recorded (write-ahead intents).
+    pub fn intents(&self) -> Result<Vec<Intent>, StoreError> {
+        self.read(|txn| all(&open_read(txn, tables::INTENTS)?, tables::INTENTS))
+    }
+
     /// Every cluster provisioned through NFVCL.
     pub fn provisions(&self) -> Result<Vec<ProvisionRecord>, StoreError> {
         self.read(|txn| all(&open_read(txn, tables::PROVISIONS)?, tables::PROVISIONS))
@@ -543,6 +548,27 @@ impl Tx<'_> {
             .map_err(write_err(tables::TRIGGERS.name()))?;
         self.remove(tables::SCALES, &service_key(project, graph, service))?;
         Ok(())
+    }
+
+    /// Records a side effect about to start (write-ahead).
+    pub fn put_intent(&mut self, intent: &Intent) -> Result<(), StoreError> {
+        self.put(tables::INTENTS, &intent.key(), intent)
+    }
+
+    /// The effect's result is recorded (or it never happened).
+    pub fn delete_intent(&mut self, key: &str) -> Result<bool, StoreError> {
+        self.remove(tables::INTENTS, key)
+    }
+
+    /// Every pending intent.
+    pub fn intents(&self) -> Result<Vec<Intent>, StoreError> {
+        all(&self.open(tables::INTENTS)?, tables::INTENTS)
+    }
+
+    /// Forgets the scaler's decision for one service (its `scaling`
+    /// block was removed): helm's replicas apply again.
+    pub fn delete_scale(&mut self, key: &str) -> Result<bool, StoreError> {
+        self.remove(tables::SCALES, key)
     }
 
     /// Replaces the whole cluster inventory.
@@ -795,6 +821,7 @@ mod tests {
                 pending: Vec::new(),
             },
             manifest: Some("kind: Deployment\n".into()),
+            drifted: Vec::new(),
             blocked_by: None,
             last_error: None,
             updated_at: 11,

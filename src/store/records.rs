@@ -48,6 +48,28 @@ pub struct GraphRecord {
 }
 
 impl GraphRecord {
+    /// A graph seen for the first time (declared in `file`).
+    pub fn new(project: &str, graph: &str, file: &str, now: u64) -> Self {
+        GraphRecord {
+            project: project.to_owned(),
+            graph: graph.to_owned(),
+            file: file.to_owned(),
+            desired_hash: String::new(),
+            suspended: false,
+            last_applied_revision: None,
+            last_attempted_revision: None,
+            placement: BTreeMap::new(),
+            placement_inputs_hash: None,
+            placement_revision: None,
+            conditions: Vec::new(),
+            last_error: None,
+            updated_at: now,
+            failures: 0,
+            next_retry_at: None,
+            dashboards: BTreeMap::new(),
+        }
+    }
+
     /// The record's key, `"{project}/{graph}"`.
     pub fn key(&self) -> String {
         graph_key(&self.project, &self.graph)
@@ -64,6 +86,10 @@ pub enum ServicePhase {
     BlockedByDependency,
     Suspended,
     Uninstalled,
+    /// Held: acting would touch something that is not smo's (a release it
+    /// did not install); nothing is changed until the descriptor adopts it
+    /// or the release is gone.
+    Blocked,
 }
 
 /// The state of a service's deployment trigger (an alert that must fire
@@ -221,9 +247,36 @@ pub struct ServiceRecord {
     /// manifest`): drift is checked against it without running helm.
     #[serde(default)]
     pub manifest: Option<String>,
+    /// Fields of the release that differ live, as the last drift check
+    /// found them (`Kind/name/pointer`); empty when in sync or unchecked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drifted: Vec<String>,
 }
 
 impl ServiceRecord {
+    /// A service seen for the first time: its release is named after it
+    /// in the project's namespace.
+    pub fn new(project: &str, graph: &str, service: &str, now: u64) -> Self {
+        ServiceRecord {
+            project: project.to_owned(),
+            graph: graph.to_owned(),
+            service: service.to_owned(),
+            namespace: project.to_owned(),
+            release: service.to_owned(),
+            release_revision: None,
+            input_hash: None,
+            phase: ServicePhase::Pending,
+            clusters: Vec::new(),
+            replicas: BTreeMap::new(),
+            trigger: TriggerState::default(),
+            blocked_by: None,
+            last_error: None,
+            updated_at: now,
+            manifest: None,
+            drifted: Vec::new(),
+        }
+    }
+
     /// The record's key, `"{project}/{graph}/{service}"`.
     pub fn key(&self) -> String {
         service_key(&self.project, &self.graph, &self.service)
@@ -372,6 +425,47 @@ impl NewRun {
             revision: self.revision,
             graphs_reconciled: self.graphs_reconciled,
             errors: self.errors,
+        }
+    }
+}
+
+/// A side effect smo is about to cause, committed before it starts
+/// (write-ahead): if the process dies between the effect and the commit of
+/// its result, the next start finds the intent and makes sure the store
+/// knows what may now exist, so nothing smo creates can be orphaned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Intent {
+    pub project: String,
+    pub graph: String,
+    pub effect: IntentEffect,
+    /// Unix seconds.
+    pub at: u64,
+}
+
+/// What an [`Intent`] is about to create or change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum IntentEffect {
+    /// `helm upgrade --install` of a service's release.
+    #[serde(rename_all = "camelCase")]
+    Release {
+        service: String,
+        release: String,
+        namespace: String,
+    },
+    /// A server-side apply of an object smo owns outside any chart.
+    Object { object: OwnedObject },
+}
+
+impl Intent {
+    /// `"{project}/{graph}/release/{service}"` or
+    /// `"{project}/{graph}/object/{owned object key}"`.
+    pub fn key(&self) -> String {
+        let prefix = children_prefix(&self.project, &self.graph);
+        match &self.effect {
+            IntentEffect::Release { service, .. } => format!("{prefix}release/{service}"),
+            IntentEffect::Object { object } => format!("{prefix}object/{}", object.key()),
         }
     }
 }

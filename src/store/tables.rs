@@ -28,6 +28,9 @@ pub const CLUSTERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new
 /// Cluster name → [`ProvisionRecord`](super::ProvisionRecord) (clusters
 /// created through NFVCL).
 pub const PROVISIONS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("provisions");
+/// [`Intent::key`](super::Intent::key) → [`Intent`](super::Intent): side
+/// effects started and not yet recorded (write-ahead).
+pub const INTENTS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("intents");
 /// Sequence number → [`Event`](super::Event); bounded, oldest trimmed first.
 pub const EVENTS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("events");
 /// Sequence number → [`RunRecord`](super::RunRecord); bounded like `EVENTS`.

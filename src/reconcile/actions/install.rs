@@ -1,0 +1,341 @@
+//! Install or upgrade a service's release (also what corrects drift):
+//! unlock a stuck release, `helm upgrade --install`, record the revision,
+//! input hash and manifest, re-assert the scaler's replicas, and apply the
+//! generated PropagationPolicy when the chart carries none (or remove ours
+//! when it now does).
+
+use super::journal::{IntentLog, Journal};
+use super::owned::{OwnedSet, object_ref};
+use super::{HelmOps, KarmadaOps, unlock};
+use crate::adapters::karmada::Owner;
+use crate::adapters::manifest;
+use crate::reconcile::error::{Reason, StepError};
+use crate::reconcile::propagation;
+use crate::release::ReleaseInput;
+use crate::store::records::{IntentEffect, OwnedObject, ServicePhase, ServiceRecord};
+
+/// What an install needs besides the release and its record.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub owner: &'a Owner,
+    /// Generate a PropagationPolicy when the chart has none.
+    pub generate_policy: bool,
+    /// The scaler's replicas, re-asserted after the upgrade.
+    pub replicas: Option<u32>,
+}
+
+pub async fn run<H: HelmOps, K: KarmadaOps, L: IntentLog>(
+    helm: &H,
+    karmada: &K,
+    journal: &mut Journal<'_, L>,
+    input: &ReleaseInput,
+    rec: &mut ServiceRecord,
+    cx: Context<'_>,
+    owned: &mut OwnedSet,
+) -> Result<(), StepError> {
+    unlock::run(helm, &input.release, &input.namespace).await?;
+    journal
+        .begin(IntentEffect::Release {
+            service: rec.service.clone(),
+            release: input.release.clone(),
+            namespace: input.namespace.clone(),
+        })
+        .await?;
+    let labels = cx.owner.labels();
+    let mut spec = input.spec();
+    spec.labels = &labels;
+    let status = helm.upgrade_install(&spec).await?;
+    let text = helm.get_manifest(&input.release, &input.namespace).await?;
+    rec.release_revision = Some(status.revision);
+    rec.input_hash = Some(input.hash.clone());
+    rec.manifest = Some(text.clone());
+    rec.drifted.clear();
+    rec.phase = ServicePhase::Deployed;
+
+    let objects = manifest::parse(&text).map_err(|e| {
+        StepError::terminal(
+            Reason::Manifest,
+            format!(
+                "the release manifest of {} cannot be read: {e}",
+                input.release
+            ),
+        )
+    })?;
+    // The scaler's replicas win over the chart's: re-asserted after
+    // every upgrade, through the scale subresource and its own field
+    // manager, so helm never silently reverts them.
+    if let Some(n) = cx.replicas {
+        for o in objects.iter().filter(|o| o["kind"] == "Deployment") {
+            if let Some(name) = o["metadata"]["name"].as_str() {
+                karmada
+                    .scale(&input.namespace, "Deployment", name, n)
+                    .await?;
+            }
+        }
+    }
+    let has_policy = objects.iter().any(|o| {
+        matches!(
+            o["kind"].as_str(),
+            Some("PropagationPolicy" | "ClusterPropagationPolicy")
+        )
+    });
+    let ours = |o: &OwnedObject| o.kind == "PropagationPolicy" && o.name == input.release;
+    if cx.generate_policy && !has_policy {
+        let policy = propagation::policy(&input.release, &input.namespace, &rec.clusters, &objects);
+        let object = OwnedObject {
+            project: cx.owner.project.clone(),
+            graph: cx.owner.graph.clone(),
+            api_version: propagation::API_VERSION.into(),
+            kind: "PropagationPolicy".into(),
+            namespace: Some(input.namespace.clone()),
+            name: input.release.clone(),
+        };
+        journal
+            .begin(IntentEffect::Object {
+                object: object.clone(),
+            })
+            .await?;
+        karmada.apply(&policy, cx.owner).await?;
+        owned.record(object);
+    } else if let Some(pos) = owned.objects.iter().position(ours) {
+        // The chart brings its own policy now: ours must go.
+        let o = owned.objects.remove(pos);
+        if let Err(e) = karmada.delete(&object_ref(&o)).await {
+            owned.objects.push(o);
+            return Err(e.into());
+        }
+        owned.deleted.push(o);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::reconcile::actions::fakes::{FakeHelm, FakeKarmada, FakeLog};
+    use crate::release::chart::ChartRef;
+    use std::collections::BTreeMap;
+
+    pub(crate) fn record() -> ServiceRecord {
+        ServiceRecord {
+            project: "p".into(),
+            graph: "g".into(),
+            service: "web".into(),
+            namespace: "p".into(),
+            release: "web".into(),
+            release_revision: None,
+            input_hash: None,
+            phase: ServicePhase::Pending,
+            clusters: vec!["c1".into()],
+            replicas: BTreeMap::new(),
+            trigger: Default::default(),
+            blocked_by: None,
+            last_error: None,
+            updated_at: 0,
+            manifest: None,
+            drifted: Vec::new(),
+        }
+    }
+
+    fn input() -> ReleaseInput {
+        ReleaseInput {
+            service: "web".into(),
+            release: "web".into(),
+            namespace: "p".into(),
+            chart: ChartRef {
+                chart: "oci://r/c".into(),
+                version: None,
+                digest: None,
+            },
+            values: serde_json::json!({}),
+            hash: "h1".into(),
+        }
+    }
+
+    const MANIFEST: &str = "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n";
+
+    fn owner() -> Owner {
+        Owner {
+            project: "p".into(),
+            graph: "g".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn install_records_the_release_and_applies_a_policy_once() {
+        let (helm, k, log) = (
+            FakeHelm::default(),
+            FakeKarmada::default(),
+            FakeLog::default(),
+        );
+        *helm.manifest.lock().unwrap() = MANIFEST.into();
+        let (mut rec, mut owned, o) = (record(), OwnedSet::default(), owner());
+        let cx = Context {
+            owner: &o,
+            generate_policy: true,
+            replicas: Some(3),
+        };
+        run(
+            &helm,
+            &k,
+            &mut Journal::new(&log, "p", "g", 1),
+            &input(),
+            &mut rec,
+            cx,
+            &mut owned,
+        )
+        .await
+        .unwrap();
+        assert_eq!(rec.release_revision, Some(1));
+        assert_eq!(rec.input_hash.as_deref(), Some("h1"));
+        assert_eq!(rec.phase, ServicePhase::Deployed);
+        assert!(
+            rec.manifest
+                .as_deref()
+                .unwrap()
+                .contains("kind: Deployment")
+        );
+        assert_eq!(owned.objects.len(), 1);
+        assert!(
+            k.calls().contains(&"scale Deployment web 3".to_owned()),
+            "{:?}",
+            k.calls()
+        );
+        run(
+            &helm,
+            &k,
+            &mut Journal::new(&log, "p", "g", 1),
+            &input(),
+            &mut rec,
+            cx,
+            &mut owned,
+        )
+        .await
+        .unwrap();
+        assert_eq!((rec.release_revision, owned.objects.len()), (Some(2), 1));
+        // The release and the policy were each announced before they
+        // were made.
+        let kinds: Vec<String> = log.intents().iter().map(|i| i.key()).collect();
+        assert_eq!(kinds[0], "p/g/release/web");
+        assert!(kinds[1].starts_with("p/g/object/"), "{kinds:?}");
+    }
+
+    #[tokio::test]
+    async fn no_release_is_touched_when_the_intent_cannot_be_committed() {
+        let (helm, k, log) = (
+            FakeHelm::default(),
+            FakeKarmada::default(),
+            FakeLog::default(),
+        );
+        let (mut rec, mut owned, o) = (record(), OwnedSet::default(), owner());
+        let cx = Context {
+            owner: &o,
+            generate_policy: true,
+            replicas: None,
+        };
+        log.fail_next();
+        let e = run(
+            &helm,
+            &k,
+            &mut Journal::new(&log, "p", "g", 1),
+            &input(),
+            &mut rec,
+            cx,
+            &mut owned,
+        )
+        .await
+        .unwrap_err();
+        assert!(e.transient, "{e:?}");
+        assert!(
+            !helm.calls().iter().any(|c| c.starts_with("upgrade")),
+            "{:?}",
+            helm.calls()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_upgrade_leaves_the_record_as_it_was() {
+        let (helm, k, log) = (
+            FakeHelm::default(),
+            FakeKarmada::default(),
+            FakeLog::default(),
+        );
+        let (mut rec, mut owned, o) = (record(), OwnedSet::default(), owner());
+        let cx = Context {
+            owner: &o,
+            generate_policy: true,
+            replicas: None,
+        };
+        helm.fail_next("upgrade", true);
+        let e = run(
+            &helm,
+            &k,
+            &mut Journal::new(&log, "p", "g", 1),
+            &input(),
+            &mut rec,
+            cx,
+            &mut owned,
+        )
+        .await
+        .unwrap_err();
+        assert!(e.transient && e.reason == Reason::Helm, "{e:?}");
+        assert_eq!((rec.release_revision, rec.input_hash.clone()), (None, None));
+        // The intent was committed before helm ran: a kill here would
+        // leave it for the next start to resolve.
+        assert_eq!(log.intents().len(), 1);
+        helm.fail_next("upgrade", false);
+        let e = run(
+            &helm,
+            &k,
+            &mut Journal::new(&log, "p", "g", 1),
+            &input(),
+            &mut rec,
+            cx,
+            &mut owned,
+        )
+        .await
+        .unwrap_err();
+        assert!(!e.transient);
+        assert!(owned.objects.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_stuck_release_is_unlocked_before_the_upgrade() {
+        let (helm, k, log) = (
+            FakeHelm::default(),
+            FakeKarmada::default(),
+            FakeLog::default(),
+        );
+        helm.set_release(
+            "web",
+            "p",
+            2,
+            "pending-upgrade",
+            &[(1, "deployed"), (2, "pending-upgrade")],
+        );
+        let (mut rec, mut owned, o) = (record(), OwnedSet::default(), owner());
+        let cx = Context {
+            owner: &o,
+            generate_policy: false,
+            replicas: None,
+        };
+        run(
+            &helm,
+            &k,
+            &mut Journal::new(&log, "p", "g", 1),
+            &input(),
+            &mut rec,
+            cx,
+            &mut owned,
+        )
+        .await
+        .unwrap();
+        let calls = helm.calls();
+        let rollback = calls
+            .iter()
+            .position(|c| c == "rollback web 1")
+            .expect("rolled back");
+        let upgrade = calls.iter().position(|c| c == "upgrade web").unwrap();
+        assert!(rollback < upgrade, "{calls:?}");
+    }
+}

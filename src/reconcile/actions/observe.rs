@@ -1,0 +1,321 @@
+//! Live observations the planner needs, read from Karmada: drift of an
+//! installed release (its recorded manifest against the live objects) and
+//! the readiness of a dependency (every workload of its release). Reads
+//! only; the rules that judge what was read are pure functions below.
+
+use super::KarmadaOps;
+use crate::adapters::karmada::{
+    GRAPH_LABEL, MANAGED_BY, MANAGED_BY_LABEL, Owner, PROJECT_LABEL, label_value,
+};
+use crate::adapters::manifest;
+use crate::reconcile::error::{Reason, StepError};
+use crate::reconcile::plan::{Ownership, Readiness};
+use crate::store::records::ServiceRecord;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Paths (`Kind/name/pointer`) of the fields the recorded manifest sets
+/// that differ live; a missing object is drift too. `ignore_replicas` when
+/// the scaler owns the replicas.
+pub async fn drift<K: KarmadaOps>(
+    karmada: &K,
+    rec: &ServiceRecord,
+    ignore_replicas: bool,
+) -> Result<Vec<String>, StepError> {
+    let Some(text) = &rec.manifest else {
+        return Ok(Vec::new());
+    };
+    let objects = manifest::parse(text).map_err(|e| {
+        StepError::terminal(
+            Reason::Manifest,
+            format!("stored manifest of {} unreadable: {e}", rec.release),
+        )
+    })?;
+    let mut out = Vec::new();
+    for o in &objects {
+        let Some(r) = manifest::object_ref(o, &rec.namespace) else {
+            continue;
+        };
+        let label = format!("{}/{}", r.kind, r.name);
+        match karmada.get(&r).await? {
+            None => out.push(format!("{label} is missing")),
+            Some(live) => out.extend(
+                manifest::drift(o, &live)
+                    .into_iter()
+                    .filter(|p| !(ignore_replicas && p == "/spec/replicas"))
+                    .map(|p| format!("{label}{p}")),
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether every workload (Deployment, StatefulSet, DaemonSet) of the
+/// service's recorded release manifest exists and is ready. A release
+/// without a recorded manifest is not known to be ready.
+pub async fn readiness<K: KarmadaOps>(karmada: &K, rec: &ServiceRecord) -> Readiness {
+    let Some(text) = &rec.manifest else {
+        return Readiness::NotReady(format!("{} has no recorded release", rec.service));
+    };
+    let objects = match manifest::parse(text) {
+        Ok(o) => o,
+        Err(e) => {
+            return Readiness::Unknown(StepError::terminal(
+                Reason::Manifest,
+                format!("stored manifest of {} unreadable: {e}", rec.release),
+            ));
+        }
+    };
+    for o in &objects {
+        if !is_workload(o) {
+            continue;
+        }
+        let Some(r) = manifest::object_ref(o, &rec.namespace) else {
+            continue;
+        };
+        let label = format!("{}/{}", r.kind, r.name);
+        match karmada.get(&r).await {
+            Err(e) => return Readiness::Unknown(e.into()),
+            Ok(None) => return Readiness::NotReady(format!("{label} does not exist")),
+            Ok(Some(live)) => {
+                if let Err(why) = workload_ready(&live) {
+                    return Readiness::NotReady(format!("{label} {why}"));
+                }
+            }
+        }
+    }
+    Readiness::Ready
+}
+
+/// Who owns the release `release` in `namespace`, from its labels.
+pub async fn ownership<K: KarmadaOps>(
+    karmada: &K,
+    namespace: &str,
+    release: &str,
+    owner: &Owner,
+) -> Ownership {
+    match karmada.release_labels(namespace, release).await {
+        Err(e) => Ownership::Unknown(e.into()),
+        Ok(labels) => owner_of(labels.as_ref(), owner),
+    }
+}
+
+/// The rule: smo's marks naming this graph are ours; smo's marks naming
+/// another graph are that graph's; anything else is not smo's.
+pub fn owner_of(labels: Option<&BTreeMap<String, String>>, owner: &Owner) -> Ownership {
+    let Some(labels) = labels else {
+        return Ownership::Absent;
+    };
+    if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY) {
+        return Ownership::Foreign;
+    }
+    let (project, graph) = (labels.get(PROJECT_LABEL), labels.get(GRAPH_LABEL));
+    if project == Some(&label_value(&owner.project)) && graph == Some(&label_value(&owner.graph)) {
+        Ownership::Ours
+    } else {
+        Ownership::OtherGraph(format!(
+            "{}/{}",
+            project.map_or("?", String::as_str),
+            graph.map_or("?", String::as_str)
+        ))
+    }
+}
+
+fn is_workload(o: &Value) -> bool {
+    o["apiVersion"] == "apps/v1"
+        && matches!(
+            o["kind"].as_str(),
+            Some("Deployment" | "StatefulSet" | "DaemonSet")
+        )
+}
+
+fn int(v: &Value, pointer: &str) -> Option<i64> {
+    v.pointer(pointer).and_then(Value::as_i64)
+}
+
+/// Readiness of one live workload. On Karmada the status is the aggregate
+/// of the member clusters'.
+///
+/// - Deployment (wanted = `spec.replicas`, 1 when unset): ready when
+///   `status.readyReplicas >= wanted`, or when the controller caught up
+///   with the spec (`status.observedGeneration >= metadata.generation`)
+///   and `status.availableReplicas >= wanted`. Scaled to zero is ready.
+/// - StatefulSet: `status.readyReplicas >= spec.replicas` (1 when unset).
+/// - DaemonSet: `status.numberReady >= status.desiredNumberScheduled`, and
+///   at least one scheduled once the controller has seen it.
+pub fn workload_ready(live: &Value) -> Result<(), String> {
+    let ready = int(live, "/status/readyReplicas").unwrap_or(0);
+    match live["kind"].as_str() {
+        Some("Deployment") => {
+            let wanted = int(live, "/spec/replicas").unwrap_or(1);
+            let available = int(live, "/status/availableReplicas").unwrap_or(0);
+            let caught_up = match (
+                int(live, "/status/observedGeneration"),
+                int(live, "/metadata/generation"),
+            ) {
+                (Some(observed), Some(generation)) => observed >= generation,
+                (_, None) => true,
+                (None, Some(_)) => false,
+            };
+            if ready >= wanted || (caught_up && available >= wanted) {
+                Ok(())
+            } else {
+                Err(format!("has {ready} of {wanted} replicas ready"))
+            }
+        }
+        Some("StatefulSet") => {
+            let wanted = int(live, "/spec/replicas").unwrap_or(1);
+            if ready >= wanted {
+                Ok(())
+            } else {
+                Err(format!("has {ready} of {wanted} replicas ready"))
+            }
+        }
+        Some("DaemonSet") => {
+            let desired = int(live, "/status/desiredNumberScheduled");
+            let number_ready = int(live, "/status/numberReady").unwrap_or(0);
+            match desired {
+                Some(d) if number_ready >= d => Ok(()),
+                Some(d) => Err(format!("has {number_ready} of {d} pods ready")),
+                None => Err("has no status yet".into()),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::karmada::ObjectRef;
+    use crate::reconcile::actions::fakes::FakeKarmada;
+    use crate::reconcile::actions::install::tests::record;
+    use serde_json::json;
+
+    #[test]
+    fn ownership_is_read_from_smos_marks() {
+        let owner = Owner {
+            project: "p".into(),
+            graph: "g".into(),
+        };
+        assert_eq!(owner_of(None, &owner), Ownership::Absent);
+        let ours = owner.labels();
+        assert_eq!(owner_of(Some(&ours), &owner), Ownership::Ours);
+        let other = Owner {
+            project: "p".into(),
+            graph: "h".into(),
+        }
+        .labels();
+        assert_eq!(
+            owner_of(Some(&other), &owner),
+            Ownership::OtherGraph("p/h".into())
+        );
+        let helm_only = BTreeMap::from([("owner".to_owned(), "helm".to_owned())]);
+        assert_eq!(owner_of(Some(&helm_only), &owner), Ownership::Foreign);
+    }
+
+    #[test]
+    fn workload_readiness_rules() {
+        let ok = |v: Value| workload_ready(&v).is_ok();
+        assert!(ok(
+            json!({"kind": "Deployment", "spec": {"replicas": 2}, "status": {"readyReplicas": 2}})
+        ));
+        assert!(!ok(
+            json!({"kind": "Deployment", "spec": {"replicas": 2}, "status": {"readyReplicas": 1}})
+        ));
+        assert!(ok(
+            json!({"kind": "Deployment", "spec": {"replicas": 0}, "status": {}})
+        ));
+        assert!(ok(
+            json!({"kind": "Deployment", "metadata": {"generation": 2}, "spec": {"replicas": 1},
+            "status": {"observedGeneration": 2, "availableReplicas": 1}})
+        ));
+        assert!(!ok(
+            json!({"kind": "Deployment", "metadata": {"generation": 3}, "spec": {"replicas": 1},
+            "status": {"observedGeneration": 2, "availableReplicas": 1}})
+        ));
+        assert!(ok(
+            json!({"kind": "StatefulSet", "spec": {"replicas": 3}, "status": {"readyReplicas": 3}})
+        ));
+        assert!(!ok(
+            json!({"kind": "StatefulSet", "spec": {"replicas": 3}, "status": {"readyReplicas": 2}})
+        ));
+        assert!(!ok(json!({"kind": "StatefulSet", "status": {}})));
+        assert!(ok(
+            json!({"kind": "DaemonSet", "status": {"desiredNumberScheduled": 2, "numberReady": 2}})
+        ));
+        assert!(!ok(
+            json!({"kind": "DaemonSet", "status": {"desiredNumberScheduled": 2, "numberReady": 1}})
+        ));
+        assert!(!ok(json!({"kind": "DaemonSet", "status": {}})));
+    }
+
+    const MANIFEST: &str = "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: front\nspec:\n  replicas: 1\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: store\nspec:\n  replicas: 1\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n";
+
+    fn r(kind: &str, name: &str) -> ObjectRef {
+        ObjectRef {
+            api_version: "apps/v1".into(),
+            kind: kind.into(),
+            namespace: Some("p".into()),
+            name: name.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dependency_is_ready_only_when_every_workload_of_its_release_is() {
+        let k = FakeKarmada::default();
+        let mut rec = record();
+        rec.service = "db".into();
+        rec.manifest = Some(MANIFEST.into());
+        // Nothing live: the Deployment is missing.
+        assert!(
+            matches!(readiness(&k, &rec).await, Readiness::NotReady(w) if w.contains("Deployment/front does not exist"))
+        );
+        k.put(
+            r("Deployment", "front"),
+            json!({"kind": "Deployment", "spec": {"replicas": 1}, "status": {"readyReplicas": 1}}),
+        );
+        // The StatefulSet, not named after the service, is missing.
+        assert!(
+            matches!(readiness(&k, &rec).await, Readiness::NotReady(w) if w.contains("StatefulSet/store"))
+        );
+        k.put(
+            r("StatefulSet", "store"),
+            json!({"kind": "StatefulSet", "spec": {"replicas": 1}, "status": {"readyReplicas": 0}}),
+        );
+        assert!(
+            matches!(readiness(&k, &rec).await, Readiness::NotReady(w) if w.contains("0 of 1"))
+        );
+        k.put(
+            r("StatefulSet", "store"),
+            json!({"kind": "StatefulSet", "spec": {"replicas": 1}, "status": {"readyReplicas": 1}}),
+        );
+        assert_eq!(readiness(&k, &rec).await, Readiness::Ready);
+        k.fail_next("get", true);
+        assert!(matches!(readiness(&k, &rec).await, Readiness::Unknown(e) if e.transient));
+        rec.manifest = None;
+        assert!(matches!(readiness(&k, &rec).await, Readiness::NotReady(_)));
+    }
+
+    #[tokio::test]
+    async fn drift_names_changed_fields_and_missing_objects() {
+        let k = FakeKarmada::default();
+        let mut rec = record();
+        rec.namespace = "p".into();
+        rec.manifest = Some("---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: front\nspec:\n  replicas: 1\n".into());
+        assert_eq!(
+            drift(&k, &rec, false).await.unwrap(),
+            ["Deployment/front is missing"]
+        );
+        k.put(
+            r("Deployment", "front"),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "front", "namespace": "p"}, "spec": {"replicas": 4}}),
+        );
+        assert_eq!(
+            drift(&k, &rec, false).await.unwrap(),
+            ["Deployment/front/spec/replicas"]
+        );
+        assert!(drift(&k, &rec, true).await.unwrap().is_empty());
+    }
+}

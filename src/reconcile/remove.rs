@@ -1,0 +1,81 @@
+//! A graph that left the desired state (positive evidence: no file of the
+//! tree declares it, and the prune guard let it through): its rules and
+//! dashboards go, every release is uninstalled, every owned object pruned,
+//! then the record is forgotten. Anything that fails keeps the record, so
+//! the next attempt retries what is left.
+
+use super::actions::{HelmOps, KarmadaOps, uninstall};
+use super::batch::{Batch, blocking};
+use super::dashsync::DashboardSync;
+use super::error::StepError;
+use super::rulesync::RuleSync;
+use super::status::{Outcome, outcome};
+use crate::store::records::NewEvent;
+use crate::store::{Store, StoreError};
+use std::sync::Arc;
+
+pub struct Context<'a, H, K> {
+    pub helm: &'a H,
+    pub karmada: &'a K,
+    pub rules: &'a RuleSync,
+    pub dashboards: &'a DashboardSync,
+    pub store: &'a Arc<Store>,
+    pub now: u64,
+}
+
+pub async fn run<H: HelmOps, K: KarmadaOps>(
+    cx: &Context<'_, H, K>,
+    mut batch: Batch,
+) -> Result<Outcome, StoreError> {
+    let key = batch.key.clone();
+    let mut worst: Option<StepError> = None;
+    let mut fail = |e: StepError| worst = Some(StepError::worse(worst.take(), e));
+    if let Err(e) = cx.rules.remove(&key.project, &key.graph).await {
+        fail(e.into());
+    }
+    let uids: Vec<String> = batch
+        .graph
+        .as_ref()
+        .map(|g| g.dashboards.keys().cloned().collect())
+        .unwrap_or_default();
+    if let Err(e) = cx.dashboards.delete(&key.project, &uids).await {
+        fail(e.into());
+    }
+    for rec in batch.services.values_mut() {
+        if let Err(e) = uninstall::run(cx.helm, rec).await {
+            fail(e);
+        }
+    }
+    if let Err(e) = batch.owned.prune(cx.karmada, |_| true).await {
+        fail(e);
+    }
+    let (project, graph, now) = (key.project.clone(), key.graph.clone(), cx.now);
+    let event = move |kind: &str, message: &str| NewEvent {
+        at: now,
+        project: project.clone(),
+        graph: graph.clone(),
+        service: None,
+        kind: kind.to_owned(),
+        message: message.to_owned(),
+    };
+    if let Some(e) = worst {
+        // Keep the record: the next attempt retries what is left.
+        let ev = event("RemoveFailed", &e.message);
+        blocking(cx.store, move |s| s.append_event(ev)).await?;
+        return Ok(outcome(Some(e), None));
+    }
+    let ev = event(
+        "Removed",
+        "the graph left the desired state; uninstalled and pruned",
+    );
+    let k = key.to_string();
+    blocking(cx.store, move |s| {
+        s.write(|tx| {
+            tx.delete_graph(&k)?;
+            tx.append_event(ev)?;
+            Ok(())
+        })
+    })
+    .await?;
+    Ok(Outcome::Done)
+}

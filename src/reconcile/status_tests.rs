@@ -1,0 +1,205 @@
+use super::*;
+use crate::reconcile::error::Reason;
+use crate::reconcile::plan::ServicePlan;
+
+fn rec(service: &str) -> ServiceRecord {
+    ServiceRecord {
+        project: "p".into(),
+        graph: "g".into(),
+        service: service.into(),
+        namespace: "p".into(),
+        release: service.into(),
+        release_revision: Some(2),
+        input_hash: Some("h".into()),
+        phase: ServicePhase::Deployed,
+        clusters: Vec::new(),
+        replicas: BTreeMap::new(),
+        trigger: TriggerState::default(),
+        blocked_by: None,
+        last_error: None,
+        updated_at: 0,
+        manifest: None,
+        drifted: Vec::new(),
+    }
+}
+
+fn plan(action: Action) -> ServicePlan {
+    ServicePlan {
+        id: "s".into(),
+        action,
+        trigger: TriggerState::default(),
+        after: Vec::new(),
+        rearm: None,
+        drift: None,
+    }
+}
+
+fn graph() -> GraphRecord {
+    GraphRecord {
+        project: "p".into(),
+        graph: "g".into(),
+        file: "projects/p/g.yaml".into(),
+        desired_hash: String::new(),
+        suspended: false,
+        last_applied_revision: None,
+        last_attempted_revision: None,
+        placement: BTreeMap::new(),
+        placement_inputs_hash: None,
+        placement_revision: None,
+        conditions: Vec::new(),
+        last_error: None,
+        updated_at: 0,
+        failures: 0,
+        next_retry_at: None,
+        dashboards: BTreeMap::new(),
+    }
+}
+
+#[test]
+fn each_result_sets_its_phase_and_journal() {
+    let ok = Ok(());
+    let failed = Err(StepError::transient(Reason::Helm, "helm: busy"));
+    let rows: Vec<(&str, Action, &Result<(), StepError>, ServicePhase, &[&str])> = vec![
+        (
+            "installed",
+            Action::Install,
+            &ok,
+            ServicePhase::Deployed,
+            &["Installed"],
+        ),
+        (
+            "upgraded",
+            Action::Upgrade,
+            &ok,
+            ServicePhase::Deployed,
+            &["Upgraded"],
+        ),
+        (
+            "drift corrected",
+            Action::CorrectDrift(vec!["Deployment/a/spec/x".into()]),
+            &ok,
+            ServicePhase::Deployed,
+            &["DriftCorrected"],
+        ),
+        (
+            "failed",
+            Action::Upgrade,
+            &failed,
+            ServicePhase::Failed,
+            &["Failed"],
+        ),
+        (
+            "suspended",
+            Action::Uninstall(UninstallReason::Suspended),
+            &ok,
+            ServicePhase::Suspended,
+            &[],
+        ),
+        (
+            "waiting for trigger",
+            Action::WaitForTrigger {
+                pending: vec!["e".into()],
+            },
+            &ok,
+            ServicePhase::WaitingForTrigger,
+            &[],
+        ),
+        (
+            "blocked",
+            Action::WaitForDependency {
+                dependency: "db".into(),
+                why: "db is not deployed".into(),
+            },
+            &ok,
+            ServicePhase::BlockedByDependency,
+            &[],
+        ),
+        ("in sync", Action::InSync, &ok, ServicePhase::Deployed, &[]),
+    ];
+    for (name, action, result, phase, kinds) in rows {
+        let mut r = rec("s");
+        let notes = record_service(&mut r, &plan(action), result);
+        assert_eq!(r.phase, phase, "{name}");
+        let got: Vec<&str> = notes.iter().map(|n| n.0).collect();
+        assert_eq!(got, kinds, "{name}");
+        assert_eq!(
+            r.blocked_by.is_some(),
+            phase == ServicePhase::BlockedByDependency,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn drift_stays_reported_for_every_drifted_service_until_checked_again() {
+    let mut services = BTreeMap::new();
+    for id in ["a", "b"] {
+        let mut r = rec(id);
+        let mut p = plan(Action::ReportDrift(vec![format!("Deployment/{id}/spec/x")]));
+        p.drift = Some(vec![format!("Deployment/{id}/spec/x")]);
+        record_service(&mut r, &p, &Ok(()));
+        services.insert(id.to_owned(), r);
+    }
+    let mut g = graph();
+    summarize(&mut g, &services, &Outcome::Done, "r1", 100);
+    let drifted = |g: &GraphRecord| {
+        g.conditions
+            .iter()
+            .find(|c| c.kind == ConditionKind::Drifted)
+            .map(|c| (c.message.clone(), c.since))
+    };
+    let (message, since) = drifted(&g).expect("a Drifted condition");
+    assert!(
+        message.contains("a: Deployment/a") && message.contains("b: Deployment/b"),
+        "{message}"
+    );
+    // A later pass without a drift check (minutes later) keeps it, with
+    // its original time.
+    for r in services.values_mut() {
+        record_service(r, &plan(Action::InSync), &Ok(()));
+    }
+    summarize(&mut g, &services, &Outcome::Done, "r1", 500);
+    assert_eq!(drifted(&g), Some((message, since)));
+    // A check that finds a in sync clears a only.
+    let mut p = plan(Action::InSync);
+    p.drift = Some(Vec::new());
+    record_service(services.get_mut("a").unwrap(), &p, &Ok(()));
+    summarize(&mut g, &services, &Outcome::Done, "r1", 600);
+    let (message, _) = drifted(&g).unwrap();
+    assert!(
+        !message.contains("a:") && message.contains("b:"),
+        "{message}"
+    );
+}
+
+#[test]
+fn conditions_follow_the_outcome_and_keep_their_since() {
+    let services = BTreeMap::new();
+    let mut g = graph();
+    summarize(&mut g, &services, &Outcome::Done, "r1", 10);
+    let ready = |g: &GraphRecord| {
+        g.conditions
+            .iter()
+            .find(|c| c.kind == ConditionKind::Ready)
+            .cloned()
+            .unwrap()
+    };
+    assert!(ready(&g).status);
+    assert_eq!(g.last_applied_revision.as_deref(), Some("r1"));
+    summarize(&mut g, &services, &Outcome::Done, "r2", 20);
+    assert_eq!(ready(&g).since, 10);
+    let e = StepError::terminal(Reason::Chart, "chart unreadable");
+    summarize(&mut g, &services, &Outcome::Stalled(e), "r3", 30);
+    assert!(!ready(&g).status);
+    assert_eq!(ready(&g).since, 30);
+    assert_eq!(g.failures, 1);
+    assert_eq!(g.last_applied_revision.as_deref(), Some("r2"));
+    assert_eq!(outcome(None, None), Outcome::Done);
+    assert!(matches!(
+        outcome(
+            Some(StepError::transient(Reason::Helm, "x")),
+            Some(Duration::from_secs(1))
+        ),
+        Outcome::Retry(_)
+    ));
+}
