@@ -431,6 +431,9 @@ pub struct Artifact {
     /// smo extension: chart version.
     #[serde(default, deserialize_with = "present")]
     pub version: Option<String>,
+    /// smo extension: take over an existing release smo did not install.
+    #[serde(default)]
+    pub adopt: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

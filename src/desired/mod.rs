@@ -68,4 +68,75 @@ impl DesiredState {
     pub fn has_errors(&self) -> bool {
         self.findings.iter().any(Finding::is_error)
     }
+
+    /// Attributes each descriptor file that declares no graph (it does not
+    /// parse, is empty, cannot be read: a half-saved edit) to the graph the
+    /// store recorded for that file, so that the graph is held at its last
+    /// good state instead of being removed. `recorded` lists `(project,
+    /// graph, file)` of the recorded graphs. A graph whose recorded file
+    /// is gone, or now declares another graph, is not attributed: that is
+    /// positive evidence that it was removed (or renamed). Returns the
+    /// graphs attributed.
+    pub fn attribute<'a>(
+        &mut self,
+        recorded: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+    ) -> Vec<(String, String)> {
+        let declared: std::collections::BTreeSet<(String, String)> = self
+            .graphs
+            .iter()
+            .filter_map(|e| Some((e.project.clone(), e.id.clone()?)))
+            .collect();
+        let mut attributed = Vec::new();
+        for (project, graph, file) in recorded {
+            if declared.contains(&(project.to_owned(), graph.to_owned())) {
+                continue;
+            }
+            if let Some(e) = self
+                .graphs
+                .iter_mut()
+                .find(|e| e.id.is_none() && e.project == project && e.file == file)
+            {
+                e.id = Some(graph.to_owned());
+                attributed.push((project.to_owned(), graph.to_owned()));
+            }
+        }
+        attributed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(project: &str, id: Option<&str>, file: &str) -> GraphEntry {
+        GraphEntry {
+            project: project.into(),
+            id: id.map(str::to_owned),
+            file: file.into(),
+            graph: None,
+        }
+    }
+
+    #[test]
+    fn a_broken_file_holds_the_graph_it_declared_last_time() {
+        let mut d = DesiredState {
+            graphs: vec![
+                entry("p", None, "projects/p/a.yaml"),
+                entry("p", Some("renamed"), "projects/p/b.yaml"),
+                entry("q", None, "projects/q/new.yaml"),
+            ],
+            ..DesiredState::default()
+        };
+        let recorded = [
+            ("p", "a", "projects/p/a.yaml"),
+            // b.yaml now declares another graph: b is removed.
+            ("p", "b", "projects/p/b.yaml"),
+            // c's file is gone.
+            ("p", "c", "projects/p/c.yaml"),
+        ];
+        let attributed = d.attribute(recorded);
+        assert_eq!(attributed, [("p".to_owned(), "a".to_owned())]);
+        assert_eq!(d.graphs[0].id.as_deref(), Some("a"));
+        assert_eq!(d.graphs[2].id, None, "an unknown file stays unattributed");
+    }
 }

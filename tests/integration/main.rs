@@ -16,6 +16,7 @@ mod ops;
 mod plan;
 mod prom;
 mod render;
+mod safety;
 mod sources;
 mod store;
 mod support;
