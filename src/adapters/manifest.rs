@@ -635,7 +635,11 @@ items:
     #[test]
     fn redacting_hides_every_secret_value_and_keeps_everything_else() {
         let r = redact(WITH_SECRET, "ns").unwrap();
-        for secret in ["hunter2-do-not-leak", "aHVudGVyMi1kby1ub3QtbGVhaw", "c2VjcmV0LWluLWEtbGlzdA"] {
+        for secret in [
+            "hunter2-do-not-leak",
+            "aHVudGVyMi1kby1ub3QtbGVhaw",
+            "c2VjcmV0LWluLWEtbGlzdA",
+        ] {
             assert!(!r.manifest.contains(secret), "{secret} in {}", r.manifest);
         }
         let objects = parse(&r.manifest).unwrap();
@@ -658,7 +662,11 @@ items:
                 ("ConfigMap", "settings", Some("ns"))
             ]
         );
-        assert!(r.objects.iter().all(|o| o.digest.starts_with("sha256:") && o.digest.len() == 71));
+        assert!(
+            r.objects
+                .iter()
+                .all(|o| o.digest.starts_with("sha256:") && o.digest.len() == 71)
+        );
     }
 
     #[test]

@@ -181,10 +181,7 @@ mod tests {
     }
 
     fn rels(files: &[ChartFile]) -> Vec<String> {
-        files
-            .iter()
-            .map(|f| f.rel.display().to_string())
-            .collect()
+        files.iter().map(|f| f.rel.display().to_string()).collect()
     }
 
     #[test]
@@ -218,7 +215,10 @@ mod tests {
                 if link == Path::new("templates/s.txt")),
             "{err:?}"
         );
-        assert!(err.to_string().contains("outside the chart directory"), "{err}");
+        assert!(
+            err.to_string().contains("outside the chart directory"),
+            "{err}"
+        );
     }
 
     #[test]

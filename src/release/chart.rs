@@ -216,7 +216,10 @@ mod tests {
             "{err:?}"
         );
         let text = err.to_string();
-        assert!(text.contains("service `a`") && text.contains("templates/x.yaml"), "{text}");
+        assert!(
+            text.contains("service `a`") && text.contains("templates/x.yaml"),
+            "{text}"
+        );
         assert!(text.contains("outside the state root"), "{text}");
     }
 
@@ -249,7 +252,10 @@ mod tests {
         std::os::unix::fs::symlink("../files/config.txt", l.chart.join("templates/config.txt"))
             .unwrap();
         let first = resolve_a(&l).unwrap();
-        assert_eq!(first.chart, l.chart.canonicalize().unwrap().display().to_string());
+        assert_eq!(
+            first.chart,
+            l.chart.canonicalize().unwrap().display().to_string()
+        );
         // The linked content is part of the digest.
         std::fs::write(l.chart.join("files/config.txt"), "a=2\n").unwrap();
         assert_ne!(resolve_a(&l).unwrap().digest, first.digest);
@@ -262,7 +268,13 @@ mod tests {
         std::os::unix::fs::symlink("..", l.chart.join("templates/loop")).unwrap();
         let err = resolve_a(&l).unwrap_err();
         assert!(
-            matches!(err, ChartError::Unsafe { source: ChartFilesError::Cycle { .. }, .. }),
+            matches!(
+                err,
+                ChartError::Unsafe {
+                    source: ChartFilesError::Cycle { .. },
+                    ..
+                }
+            ),
             "{err:?}"
         );
         std::fs::remove_file(l.chart.join("templates/loop")).unwrap();
@@ -272,7 +284,13 @@ mod tests {
             .unwrap();
         let err = resolve_a(&l).unwrap_err();
         assert!(
-            matches!(err, ChartError::Unsafe { source: ChartFilesError::TooLarge, .. }),
+            matches!(
+                err,
+                ChartError::Unsafe {
+                    source: ChartFilesError::TooLarge,
+                    ..
+                }
+            ),
             "{err:?}"
         );
     }

@@ -249,9 +249,16 @@ mod tests {
         assert!(json.contains("password"), "keys stay: {json}");
         assert_eq!(snap.release_objects.len(), 1, "{json}");
         let creds = &snap.release_objects[0].objects[0];
-        assert_eq!((creds.kind.as_str(), creds.name.as_str()), ("Secret", "creds"));
+        assert_eq!(
+            (creds.kind.as_str(), creds.name.as_str()),
+            ("Secret", "creds")
+        );
         assert!(creds.digest.starts_with("sha256:"), "{creds:?}");
-        let withheld = snap.services.iter().find(|s| s.service == "broken").unwrap();
+        let withheld = snap
+            .services
+            .iter()
+            .find(|s| s.service == "broken")
+            .unwrap();
         assert_eq!(withheld.manifest.as_deref(), Some(WITHHELD));
         // The store itself keeps the full manifest for drift detection.
         drop(snap);

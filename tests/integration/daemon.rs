@@ -651,7 +651,10 @@ async fn secret_values_of_a_chart_stay_out_of_status_and_logs() {
         ("the log", &log),
     ] {
         assert!(!output.contains(LEAK), "{what} leaks the Secret:\n{output}");
-        assert!(!output.contains(encoded), "{what} leaks the Secret:\n{output}");
+        assert!(
+            !output.contains(encoded),
+            "{what} leaks the Secret:\n{output}"
+        );
     }
     // What status shows instead: the Secret by name, with a digest.
     let json: Value = serde_json::from_str(&json).unwrap();

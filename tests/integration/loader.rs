@@ -225,10 +225,18 @@ fn a_chart_template_linked_outside_the_state_root_is_an_error() {
     let f = chart_finding(&root);
     assert_eq!(
         (f.file.as_str(), f.line, f.pointer.as_str()),
-        ("projects/p/g.yaml", 13, "/hdaGraph/services/0/artifact/ociImage")
+        (
+            "projects/p/g.yaml",
+            13,
+            "/hdaGraph/services/0/artifact/ociImage"
+        )
     );
     assert!(f.message.contains("`templates/x.yaml`"), "{}", f.message);
-    assert!(f.message.contains("outside the state root"), "{}", f.message);
+    assert!(
+        f.message.contains("outside the state root"),
+        "{}",
+        f.message
+    );
 }
 
 #[cfg(unix)]
@@ -239,10 +247,15 @@ fn a_chart_file_linked_to_credentials_outside_the_chart_is_an_error() {
     let f = chart_finding(&root);
     assert_eq!(
         (f.file.as_str(), f.line, f.pointer.as_str()),
-        ("projects/p/g.yaml", 13, "/hdaGraph/services/0/artifact/ociImage")
+        (
+            "projects/p/g.yaml",
+            13,
+            "/hdaGraph/services/0/artifact/ociImage"
+        )
     );
     assert!(
-        f.message.contains("`files/creds` is a symlink to `../../../../../../secret.txt`"),
+        f.message
+            .contains("`files/creds` is a symlink to `../../../../../../secret.txt`"),
         "{}",
         f.message
     );
