@@ -9,10 +9,17 @@
 //! Drift is judged only on the fields the desired object sets: the API
 //! server adds defaults, status and its own metadata, and other writers
 //! (controllers, the scaler) may own other fields; none of that is drift.
+//!
+//! Secrets never leave through status: [`redact`] gives the form of a
+//! manifest that status may show — every Secret's `data` and `stringData`
+//! values replaced by [`REDACTED`], and a summary with a SHA-256 digest per
+//! object so that an operator still sees that a Secret changed.
 
 use crate::adapters::karmada::ObjectRef;
 use crate::validate::yaml::parse_documents;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
@@ -281,6 +288,90 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// What a Secret's `data` and `stringData` values become in [`redact`].
+pub const REDACTED: &str = "<redacted>";
+
+/// One object of a release manifest, as status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectSummary {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    /// `None` for cluster-scoped kinds.
+    pub namespace: Option<String>,
+    /// `sha256:<hex>` of the whole object as rendered (Secret values
+    /// included): it changes whenever the object does. It is a digest of
+    /// the object, not of a single value, so that a short password cannot
+    /// be looked up in a table of digests.
+    pub digest: String,
+}
+
+/// A manifest made fit for status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redacted {
+    /// The objects again as multi-document YAML (one JSON document per
+    /// object, which YAML reads unchanged; [`parse`] reads it back), with
+    /// every Secret's `data` and `stringData` values replaced by
+    /// [`REDACTED`]. Keys stay: drift paths name them.
+    pub manifest: String,
+    /// One summary per object, in manifest order.
+    pub objects: Vec<ObjectSummary>,
+}
+
+/// The status form of `manifest` (objects without a name or kind are
+/// kept, unsummarised). A manifest that cannot be parsed cannot be
+/// redacted: the error tells the caller to withhold it whole.
+pub fn redact(manifest: &str, default_namespace: &str) -> Result<Redacted, ManifestError> {
+    let objects = parse(manifest)?;
+    let mut text = String::from(
+        "# Redacted for status by smo: Secret data and stringData values are hidden.\n",
+    );
+    let mut summaries = Vec::new();
+    for mut object in objects {
+        if let Some(r) = object_ref(&object, default_namespace) {
+            let canonical = serde_json::to_vec(&object).unwrap_or_default();
+            let digest: String = Sha256::digest(&canonical)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            summaries.push(ObjectSummary {
+                api_version: r.api_version,
+                kind: r.kind,
+                name: r.name,
+                namespace: r.namespace,
+                digest: format!("sha256:{digest}"),
+            });
+        }
+        hide_secret_values(&mut object);
+        text.push_str("---\n");
+        text.push_str(&serde_json::to_string_pretty(&object).unwrap_or_default());
+        text.push('\n');
+    }
+    Ok(Redacted {
+        manifest: text,
+        objects: summaries,
+    })
+}
+
+fn hide_secret_values(object: &mut Value) {
+    if object["kind"] != "Secret" {
+        return;
+    }
+    for field in ["data", "stringData"] {
+        match object.get_mut(field) {
+            Some(Value::Object(map)) => {
+                for value in map.values_mut() {
+                    *value = Value::String(REDACTED.to_owned());
+                }
+            }
+            // Not a map (the API server would refuse it): hide it whole.
+            Some(other) if !other.is_null() => *other = Value::String(REDACTED.to_owned()),
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,5 +606,85 @@ items:
         ] {
             assert_eq!(base64(plain.as_bytes()), encoded);
         }
+    }
+
+    const WITH_SECRET: &str = "---
+# Source: db/templates/secret.yaml
+apiVersion: v1
+kind: Secret
+metadata:
+  name: db-creds
+stringData:
+  password: hunter2-do-not-leak
+data:
+  token: aHVudGVyMi1kby1ub3QtbGVhaw==
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Secret
+  metadata: {name: listed, namespace: other}
+  data: c2VjcmV0LWluLWEtbGlzdA==
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: settings}
+  data: {mode: fast}
+";
+
+    #[test]
+    fn redacting_hides_every_secret_value_and_keeps_everything_else() {
+        let r = redact(WITH_SECRET, "ns").unwrap();
+        for secret in [
+            "hunter2-do-not-leak",
+            "aHVudGVyMi1kby1ub3QtbGVhaw",
+            "c2VjcmV0LWluLWEtbGlzdA",
+        ] {
+            assert!(!r.manifest.contains(secret), "{secret} in {}", r.manifest);
+        }
+        let objects = parse(&r.manifest).unwrap();
+        assert_eq!(objects.len(), 3);
+        assert_eq!(objects[0]["stringData"], json!({"password": REDACTED}));
+        assert_eq!(objects[0]["data"], json!({"token": REDACTED}));
+        assert_eq!(objects[1]["data"], json!(REDACTED));
+        // Not a Secret: untouched.
+        assert_eq!(objects[2]["data"], json!({"mode": "fast"}));
+        let names: Vec<_> = r
+            .objects
+            .iter()
+            .map(|o| (o.kind.as_str(), o.name.as_str(), o.namespace.as_deref()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("Secret", "db-creds", Some("ns")),
+                ("Secret", "listed", Some("other")),
+                ("ConfigMap", "settings", Some("ns"))
+            ]
+        );
+        assert!(
+            r.objects
+                .iter()
+                .all(|o| o.digest.starts_with("sha256:") && o.digest.len() == 71)
+        );
+    }
+
+    #[test]
+    fn a_secret_digest_changes_with_its_value_and_hides_it() {
+        let a = redact(WITH_SECRET, "ns").unwrap();
+        let b = redact(&WITH_SECRET.replace("hunter2-do-not-leak", "hunter3"), "ns").unwrap();
+        assert_ne!(a.objects[0].digest, b.objects[0].digest);
+        assert_eq!(a.objects[2].digest, b.objects[2].digest);
+        assert_eq!(a.manifest, b.manifest);
+        let plain: String = Sha256::digest(b"hunter2-do-not-leak")
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect();
+        assert!(!a.objects[0].digest.contains(&plain));
+    }
+
+    #[test]
+    fn an_unparseable_manifest_is_not_redacted() {
+        assert!(redact("kind: Secret\nstringData: [unclosed\n", "ns").is_err());
     }
 }

@@ -1,6 +1,9 @@
 //! The HDAG descriptor: typed model, small validated value types, and the
-//! semantic checks that run after the schema accepted a document.
+//! semantic checks that run after the schema accepted a document, and the
+//! walk of a local chart's files that both validation and release
+//! resolution use to keep helm inside the chart.
 
+pub mod chart_files;
 pub mod model;
 pub mod semantic;
 pub mod types;

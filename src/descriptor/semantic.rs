@@ -1,8 +1,10 @@
 //! Semantic checks of a descriptor that the schema cannot express:
 //! references between services, dependency cycles, durations, static
 //! placement, chart locations and scaling bounds. Pure: the only I/O is
-//! resolving a local chart path against the file system, through `root`.
+//! resolving a local chart path against the file system, through `root`,
+//! and walking that chart's files (symlinks, cycles, size).
 
+use super::chart_files;
 use super::model::Service;
 use super::types::Flag;
 use crate::units::parse_duration;
@@ -495,7 +497,8 @@ fn lexically_escapes(rel: &str) -> bool {
     false
 }
 
-/// Resolves `..` and symlinks; the chart must exist inside the root.
+/// Resolves `..` and symlinks; the chart must exist inside the root, and
+/// so must everything helm reads from it (see [`chart_files`]).
 fn local_chart(root: &Path, dir: &Path, rel: &str) -> Result<PathBuf, String> {
     let root = root
         .canonicalize()
@@ -513,6 +516,11 @@ fn local_chart(root: &Path, dir: &Path, rel: &str) -> Result<PathBuf, String> {
         return Err(format!(
             "`{rel}` is a directory without Chart.yaml; point at a Helm chart"
         ));
+    }
+    // helm follows symlinks inside the chart and `.Files.Get` publishes
+    // what they point at: every file helm would read must be the chart's.
+    if resolved.is_dir() {
+        chart_files::files(&root, &resolved).map_err(|e| format!("chart `{rel}`: {e}"))?;
     }
     Ok(resolved)
 }

@@ -12,12 +12,21 @@
 //! fsync, rename, fsync of the directory): a reader sees the previous
 //! snapshot or the new one, never a partial file. It is created with mode
 //! 0600, like the store: error messages may name internal hosts.
+//!
+//! Secrets never reach the snapshot. The store keeps each release's full
+//! manifest (drift detection needs it); the snapshot carries it redacted
+//! ([`manifest::redact`]: Secret `data`/`stringData` values hidden) and
+//! lists the release's objects with a digest each in
+//! [`StatusSnapshot::release_objects`]. A manifest that cannot be parsed
+//! cannot be redacted and is withheld whole.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+use crate::adapters::manifest::{self, ObjectSummary};
 
 use super::records::{ClusterRecord, Event, GraphRecord, RunRecord, ScaleRecord, ServiceRecord};
 use super::{Store, StoreError, all, get, newest, open_read, tables};
@@ -52,16 +61,57 @@ pub struct StatusSnapshot {
     /// Clusters provisioned through NFVCL.
     #[serde(default)]
     pub provisions: Vec<super::records::ProvisionRecord>,
+    /// The objects of every installed release, one entry per service with
+    /// a recorded manifest (`services[].manifest` is redacted).
+    #[serde(default)]
+    pub release_objects: Vec<ReleaseObjects>,
+}
+
+/// The objects a service's release applied, as status shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseObjects {
+    pub project: String,
+    pub graph: String,
+    pub service: String,
+    pub objects: Vec<ObjectSummary>,
+}
+
+/// The text that replaces a manifest that cannot be redacted (a YAML
+/// comment, so the field still reads as an empty manifest).
+pub const WITHHELD: &str =
+    "# Withheld by smo: this manifest cannot be parsed, so its Secrets cannot be redacted.\n";
+
+/// Replaces each service's manifest by its redacted form and returns the
+/// summaries of the objects of each.
+fn redact(services: &mut [ServiceRecord]) -> Vec<ReleaseObjects> {
+    let mut out = Vec::new();
+    for svc in services {
+        let Some(text) = &svc.manifest else { continue };
+        match manifest::redact(text, &svc.namespace) {
+            Ok(r) => {
+                svc.manifest = Some(r.manifest);
+                out.push(ReleaseObjects {
+                    project: svc.project.clone(),
+                    graph: svc.graph.clone(),
+                    service: svc.service.clone(),
+                    objects: r.objects,
+                });
+            }
+            Err(_) => svc.manifest = Some(WITHHELD.to_owned()),
+        }
+    }
+    out
 }
 
 impl Store {
     /// A snapshot of the whole store, read in one transaction so that it
-    /// is consistent.
+    /// is consistent, with manifests redacted.
     pub fn status_snapshot(&self, notes: Vec<String>) -> Result<StatusSnapshot, StoreError> {
         let generated_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs());
-        self.read(|txn| {
+        let mut snapshot = self.read(|txn| {
             Ok(StatusSnapshot {
                 generated_at,
                 source_revision: get(
@@ -77,8 +127,11 @@ impl Store {
                 notes,
                 scales: all(&open_read(txn, tables::SCALES)?, tables::SCALES)?,
                 provisions: all(&open_read(txn, tables::PROVISIONS)?, tables::PROVISIONS)?,
+                release_objects: Vec::new(),
             })
-        })
+        })?;
+        snapshot.release_objects = redact(&mut snapshot.services);
+        Ok(snapshot)
     }
 }
 
@@ -121,6 +174,7 @@ mod tests {
             source_revision: Some("abc".into()),
             scales: Vec::new(),
             provisions: Vec::new(),
+            release_objects: Vec::new(),
             graphs: Vec::new(),
             services: Vec::new(),
             clusters: vec![ClusterRecord {
@@ -157,5 +211,58 @@ mod tests {
         let err = read(dir.path()).unwrap_err();
         assert!(matches!(err, StoreError::ReadSnapshot { .. }));
         assert!(err.to_string().contains("status.json"), "{err}");
+    }
+
+    fn service(manifest: &str) -> ServiceRecord {
+        ServiceRecord {
+            project: "p".into(),
+            graph: "g".into(),
+            service: "db".into(),
+            namespace: "p".into(),
+            release: "db".into(),
+            release_revision: Some(1),
+            input_hash: None,
+            phase: super::super::records::ServicePhase::Deployed,
+            clusters: Vec::new(),
+            replicas: std::collections::BTreeMap::new(),
+            trigger: super::super::records::TriggerState::default(),
+            blocked_by: None,
+            last_error: None,
+            updated_at: 1,
+            manifest: Some(manifest.into()),
+        }
+    }
+
+    #[test]
+    fn the_snapshot_of_a_store_shows_secrets_only_as_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(Store::path_in(dir.path())).unwrap();
+        let text = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  password: hunter2-do-not-leak\n";
+        store.put_service(&service(text)).unwrap();
+        // Broken manifests are withheld whole.
+        let mut broken = service("kind: Secret\nstringData: {password: hunter2-do-not-leak\n");
+        broken.service = "broken".into();
+        store.put_service(&broken).unwrap();
+        let snap = store.status_snapshot(Vec::new()).unwrap();
+        let json = serde_json::to_string(&snap).unwrap();
+        assert!(!json.contains("hunter2"), "{json}");
+        assert!(json.contains("password"), "keys stay: {json}");
+        assert_eq!(snap.release_objects.len(), 1, "{json}");
+        let creds = &snap.release_objects[0].objects[0];
+        assert_eq!(
+            (creds.kind.as_str(), creds.name.as_str()),
+            ("Secret", "creds")
+        );
+        assert!(creds.digest.starts_with("sha256:"), "{creds:?}");
+        let withheld = snap
+            .services
+            .iter()
+            .find(|s| s.service == "broken")
+            .unwrap();
+        assert_eq!(withheld.manifest.as_deref(), Some(WITHHELD));
+        // The store itself keeps the full manifest for drift detection.
+        drop(snap);
+        let kept = store.services_of("p", "g").unwrap();
+        assert!(kept.iter().any(|s| s.manifest.as_deref() == Some(text)));
     }
 }

@@ -563,3 +563,109 @@ pub fn spawn_smo(env: &Env, args: &[&str], log: &str) -> Smo {
 pub fn log_of(env: &Env, log: &str) -> String {
     std::fs::read_to_string(env.data.path().join(log)).unwrap_or_default()
 }
+
+/// A local chart whose `files/creds` links to a file outside the state
+/// root: the graph is refused, and helm never sees it.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chart_linking_outside_the_state_root_is_never_installed() {
+    let Some(env) = env("").await else { return };
+    let secret = env.data.path().join("secret.txt");
+    std::fs::write(&secret, "hunter2-do-not-leak\n").unwrap();
+    let chart = env.descriptor("projects/brussels/charts/noise-reduction");
+    std::fs::create_dir_all(chart.join("files")).unwrap();
+    std::os::unix::fs::symlink(&secret, chart.join("files/creds")).unwrap();
+    std::fs::write(
+        chart.join("templates/creds.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\ndata:\n  creds: {{ .Files.Get \"files/creds\" | b64enc }}\n",
+    )
+    .unwrap();
+
+    env.once().await;
+    // The other project was deployed: the pass had its chance.
+    assert_eq!(env.releases("demo2").len(), 2);
+    assert!(env.releases("brussels").is_empty());
+    let touched: Vec<_> = env
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/namespaces/brussels/secrets"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(touched.is_empty(), "helm ran for brussels: {touched:?}");
+    assert!(
+        env.fake
+            .list_objects("v1", "Secret", Some("brussels"))
+            .is_empty()
+    );
+}
+
+const LEAK: &str = "hunter2-do-not-leak";
+
+/// A chart with a Secret: its value reaches the cluster, and none of
+/// status.json, `smo status` (text and JSON) or the daemon's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_values_of_a_chart_stay_out_of_status_and_logs() {
+    let Some(env) = env("").await else { return };
+    std::fs::write(
+        env.descriptor("projects/brussels/charts/noise-reduction/templates/secret.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{{{ .Release.Name }}}}-creds\ntype: Opaque\nstringData:\n  password: {LEAK}\n"
+        ),
+    )
+    .unwrap();
+    let mut once = spawn_smo(&env, &["run", "--once"], "once.log");
+    let exit = wait_for(Duration::from_secs(240), "smo run --once to end", || {
+        once.0.try_wait().unwrap()
+    })
+    .await;
+    let log = log_of(&env, "once.log");
+    assert_eq!(exit.code(), Some(0), "log:\n{log}");
+    // Deployed: the Secret carries the value (the API server keeps it as
+    // base64 data, or as the stringData helm sent).
+    let secret = env
+        .object("v1", "Secret", "brussels", "noise-reduction-creds")
+        .expect("the chart's Secret is applied");
+    let encoded = "aHVudGVyMi1kby1ub3QtbGVhaw"; // base64 of LEAK, unpadded
+    assert!(
+        secret["stringData"]["password"] == LEAK
+            || secret["data"]["password"] == format!("{encoded}=="),
+        "{secret:#}"
+    );
+
+    let snapshot = std::fs::read_to_string(env.data.path().join("var/status.json")).unwrap();
+    let status = |format: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_smo"))
+            .args(["status", "--format", format, "--config"])
+            .arg(&env.config)
+            .output()
+            .unwrap();
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (text, json) = (status("text"), status("json"));
+    for (what, output) in [
+        ("status.json", &snapshot),
+        ("smo status", &text),
+        ("smo status --format json", &json),
+        ("the log", &log),
+    ] {
+        assert!(!output.contains(LEAK), "{what} leaks the Secret:\n{output}");
+        assert!(
+            !output.contains(encoded),
+            "{what} leaks the Secret:\n{output}"
+        );
+    }
+    // What status shows instead: the Secret by name, with a digest.
+    let json: Value = serde_json::from_str(&json).unwrap();
+    let objects = json["releaseObjects"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no releaseObjects in {json:#}"));
+    let creds = objects
+        .iter()
+        .filter(|r| r["service"] == "noise-reduction")
+        .flat_map(|r| r["objects"].as_array().unwrap())
+        .find(|o| o["kind"] == "Secret" && o["name"] == "noise-reduction-creds")
+        .unwrap_or_else(|| panic!("no Secret summary in {objects:#?}"));
+    assert!(creds["digest"].as_str().unwrap().starts_with("sha256:"));
+}

@@ -178,6 +178,98 @@ fn a_chart_symlink_that_leaves_the_root_is_an_error() {
     );
 }
 
+/// A state root under a host directory that also holds a secret: the
+/// descriptor `projects/p/g.yaml` uses the chart `charts/a` next to it.
+#[cfg(unix)]
+fn chart_with_link(link: &str, target: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let host = tempfile::tempdir().unwrap();
+    fs::write(host.path().join("secret.txt"), "hunter2\n").unwrap();
+    let root = host.path().join("state");
+    write(
+        &root,
+        "projects/p/g.yaml",
+        &graph("g").service("a").chart("charts/a").yaml(),
+    );
+    write(
+        &root,
+        "projects/p/charts/a/Chart.yaml",
+        "apiVersion: v2\nname: a\nversion: 0.1.0\n",
+    );
+    write(
+        &root,
+        "projects/p/charts/a/templates/creds.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\ndata:\n  creds: {{ .Files.Get \"files/creds\" | b64enc }}\n",
+    );
+    let link = root.join("projects/p/charts/a").join(link);
+    fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(target, &link).unwrap();
+    assert!(link.is_file(), "the link resolves");
+    (host, root)
+}
+
+#[cfg(unix)]
+fn chart_finding(root: &Path) -> smo::validate::findings::Finding {
+    let state = load_root(root).unwrap();
+    assert_eq!(state.valid_graphs().count(), 0);
+    assert_eq!(state.findings.len(), 1, "{:#?}", state.findings);
+    state.findings[0].clone()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_chart_template_linked_outside_the_state_root_is_an_error() {
+    let host = tempfile::tempdir().unwrap();
+    let secret = host.path().join("secret.txt");
+    fs::write(&secret, "hunter2\n").unwrap();
+    let (_keep, root) = chart_with_link("templates/x.yaml", secret.to_str().unwrap());
+    let f = chart_finding(&root);
+    assert_eq!(
+        (f.file.as_str(), f.line, f.pointer.as_str()),
+        (
+            "projects/p/g.yaml",
+            13,
+            "/hdaGraph/services/0/artifact/ociImage"
+        )
+    );
+    assert!(f.message.contains("`templates/x.yaml`"), "{}", f.message);
+    assert!(
+        f.message.contains("outside the state root"),
+        "{}",
+        f.message
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_chart_file_linked_to_credentials_outside_the_chart_is_an_error() {
+    // charts/a/files/creds -> state/../secret.txt, read by `.Files.Get`.
+    let (_host, root) = chart_with_link("files/creds", "../../../../../../secret.txt");
+    let f = chart_finding(&root);
+    assert_eq!(
+        (f.file.as_str(), f.line, f.pointer.as_str()),
+        (
+            "projects/p/g.yaml",
+            13,
+            "/hdaGraph/services/0/artifact/ociImage"
+        )
+    );
+    assert!(
+        f.message
+            .contains("`files/creds` is a symlink to `../../../../../../secret.txt`"),
+        "{}",
+        f.message
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_chart_symlink_that_stays_inside_the_chart_is_fine() {
+    let (_host, root) = chart_with_link("templates/y.yaml", "creds.yaml");
+    let state = load_root(&root).unwrap();
+    assert!(state.findings.is_empty(), "{:#?}", state.findings);
+    assert_eq!(state.valid_graphs().count(), 1);
+}
+
 #[cfg(unix)]
 #[test]
 fn a_descriptor_symlink_that_leaves_the_root_is_not_read() {
