@@ -253,6 +253,13 @@ pub async fn run(
         opts.debounce
     });
 
+    // Answered at once, but with 503 until the first snapshot is applied
+    // (`world_tx`): nothing is acknowledged before the daemon can act.
+    let (world_tx, world_rx) = watch::channel(None);
+    let requests = tokio::spawn(tracing::Instrument::instrument(
+        alerts::serve(http_rx, world_rx, Arc::clone(&store), queue.clone()),
+        tracing::info_span!("http"),
+    ));
     // The first snapshot, before anything else: nothing is reconciled
     // against an unknown desired state.
     let (snap_tx, mut snap_rx) = mpsc::channel::<Snapshot>(4);
@@ -270,6 +277,9 @@ pub async fn run(
         Some(s) => s,
         // Stopped before the source ever answered: nothing was done.
         None => {
+            // Close the endpoint and let the request task release the store.
+            drop(blocking(move || drop(server)).await);
+            let _ = tokio::time::timeout(Duration::from_secs(10), requests).await;
             return Ok(RunReport {
                 converged: false,
                 graphs: 0,
@@ -297,19 +307,12 @@ pub async fn run(
         last_publish: Mutex::new(None),
         metrics: Arc::clone(&metrics),
         dashboards: engine.dashboards.clone(),
+        held: Mutex::new(Vec::new()),
     });
-    let requests = tokio::spawn(tracing::Instrument::instrument(
-        alerts::serve(
-            http_rx,
-            Arc::clone(&shared),
-            Arc::clone(&store),
-            queue.clone(),
-        ),
-        tracing::info_span!("http"),
-    ));
     refresh_inventory(&shared, &karmada, &config, &store, &queue, false).await;
     let first_revision = first.revision.clone();
     apply_snapshot(&shared, &store, &queue, first, desired).await?;
+    let _ = world_tx.send(Some(Arc::clone(&shared)));
     publish(&store, &shared, &config.state_dir).await;
     // The store is open and the desired state loaded: ready.
     opts.notify.ready(&format!("revision {first_revision}"));
