@@ -862,7 +862,7 @@ fn rule_object(env: &Env) -> Option<Value> {
         "monitoring.coreos.com/v1",
         "PrometheusRule",
         "monitoring",
-        "smo-brussels-image-detection-graph",
+        "smo-brussels.image-detection-graph",
     )
 }
 
