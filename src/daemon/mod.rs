@@ -36,9 +36,7 @@ mod provision;
 pub mod scaler;
 pub mod usage;
 
-/// The file in the state root that lets a snapshot remove more graphs
-/// than `prune.maxDeletePercent` (or all of them).
-pub const ALLOW_PRUNE_MARKER: &str = ".smo-allow-prune";
+pub use crate::source::ALLOW_PRUNE_MARKER;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {

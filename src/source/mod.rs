@@ -10,7 +10,14 @@
 pub mod dir;
 pub mod git;
 
+/// The file in the state root that lets a snapshot remove more graphs
+/// than `prune.maxDeletePercent` (or all of them). Hidden, yet its presence
+/// is part of a directory's revision: adding or removing it is a change.
+pub const ALLOW_PRUNE_MARKER: &str = ".smo-allow-prune";
+
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 /// The state root at one revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
