@@ -135,6 +135,10 @@ struct Shared {
     last_publish: Mutex<Option<std::time::Instant>>,
     metrics: Arc<Metrics>,
     dashboards: crate::reconcile::dashsync::DashboardSync,
+    /// The applied snapshot and the one before it (a reconcile that started
+    /// before the switch may still read that root): their leases keep the
+    /// Git source from pruning the checkouts.
+    held: Mutex<Vec<Snapshot>>,
 }
 
 /// Counters of one pass, appended to the run history when it ends.
@@ -743,6 +747,7 @@ async fn first_snapshot(
                 path: path.clone(),
                 auth: auth.clone(),
                 dir: config.state_dir.join("git"),
+                leases: source::Leases::default(),
             };
             let g = git.clone();
             let first = match blocking(move || g.sync()).await? {
@@ -964,6 +969,11 @@ async fn apply_snapshot(
         } else {
             queue.requeue_after(&k, UNCHANGED_DELAY);
         }
+    }
+    let mut held = shared.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    held.push(snap);
+    if held.len() > 2 {
+        held.remove(0);
     }
     Ok(())
 }
