@@ -166,6 +166,9 @@ impl HelmError {
 /// Classifies helm's stderr. Messages differ between helm 3 and 4 and
 /// between registries; these patterns cover both versions' wording.
 pub fn classify(stderr: &str) -> HelmErrorKind {
+    if is_release_not_found(stderr) {
+        return HelmErrorKind::ReleaseNotFound;
+    }
     let s = stderr.to_ascii_lowercase();
     let any = |pats: &[&str]| pats.iter().any(|p| s.contains(p));
     if any(&[
@@ -196,12 +199,6 @@ pub fn classify(stderr: &str) -> HelmErrorKind {
     ]) {
         HelmErrorKind::RegistryUnreachable
     } else if any(&[
-        "release: not found",
-        "release not found",
-        "has no deployed releases",
-    ]) {
-        HelmErrorKind::ReleaseNotFound
-    } else if any(&[
         "not found",
         "no such file or directory",
         "path \"",
@@ -223,6 +220,49 @@ pub fn classify(stderr: &str) -> HelmErrorKind {
         HelmErrorKind::RenderError
     } else {
         HelmErrorKind::Other
+    }
+}
+
+/// helm's own message for "this release does not exist", and nothing else.
+///
+/// helm 3.18 and 4.1 print exactly `Error: release: not found` (`status`,
+/// `history`, `get`) and `Error: uninstall: Release not loaded: NAME:
+/// release: not found` (`uninstall`) — the storage driver's
+/// `ErrReleaseNotFound`, possibly wrapped once by uninstall. The last line
+/// of stderr must be one of these whole: a missing kube context, an
+/// unreachable cluster, a proxy's `404 page not found` or a missing chart
+/// also say "not found" somewhere, and taking them for an absent release
+/// would make smo forget a live one.
+pub fn is_release_not_found(stderr: &str) -> bool {
+    const NOT_FOUND: &str = "release: not found";
+    const UNINSTALL: &str = "uninstall: Release not loaded: ";
+    let Some(last) = stderr.lines().map(str::trim).rfind(|l| !l.is_empty()) else {
+        return false;
+    };
+    let msg = last.strip_prefix("Error: ").unwrap_or(last);
+    if msg == NOT_FOUND {
+        return true;
+    }
+    // `uninstall: Release not loaded: NAME: release: not found`, NAME a
+    // release name (DNS-1123 label characters only).
+    msg.strip_prefix(UNINSTALL)
+        .and_then(|rest| rest.strip_suffix(NOT_FOUND))
+        .and_then(|rest| rest.strip_suffix(": "))
+        .is_some_and(|name| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        })
+}
+
+/// A read or uninstall result with "the release does not exist" turned into
+/// `None`; every other failure stays an error (see [`is_release_not_found`]).
+fn absent_as_none(result: Result<String, HelmError>) -> Result<Option<String>, HelmError> {
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if e.kind() == HelmErrorKind::ReleaseNotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -394,15 +434,7 @@ impl Helm {
         let mut args = self.base(&["uninstall", name, "--namespace", namespace]);
         args.push("--timeout".into());
         args.push(format!("{}s", self.cfg.timeout.as_secs().max(1)));
-        match self.run(args, self.cfg.timeout + KILL_MARGIN).await {
-            Err(e) if e.kind() == HelmErrorKind::ReleaseNotFound => Ok(()),
-            Err(HelmError::Failed { stderr, .. })
-                if stderr.to_ascii_lowercase().contains("not found") =>
-            {
-                Ok(())
-            }
-            other => other.map(|_| ()),
-        }
+        absent_as_none(self.run(args, self.cfg.timeout + KILL_MARGIN).await).map(|_| ())
     }
 
     /// `helm rollback NAME REVISION`.
@@ -433,15 +465,8 @@ impl Helm {
     ) -> Result<Option<ReleaseStatus>, HelmError> {
         let args = self.base(&["status", name, "--namespace", namespace, "--output", "json"]);
         let command = args.join(" ");
-        let out = match self.run(args, READ_TIMEOUT).await {
-            Ok(o) => o,
-            Err(e) if e.kind() == HelmErrorKind::ReleaseNotFound => return Ok(None),
-            Err(HelmError::Failed { stderr, .. })
-                if stderr.to_ascii_lowercase().contains("not found") =>
-            {
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
+        let Some(out) = absent_as_none(self.run(args, READ_TIMEOUT).await)? else {
+            return Ok(None);
         };
         let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| HelmError::Output {
             command: command.clone(),
@@ -567,6 +592,44 @@ mod tests {
         for (stderr, want) in cases {
             assert_eq!(classify(stderr), want, "{stderr}");
         }
+    }
+
+    fn failed(stderr: &str) -> Result<String, HelmError> {
+        Err(HelmError::Failed {
+            kind: classify(stderr),
+            command: "helm status x".into(),
+            status: "exit status: 1".into(),
+            stderr: stderr.into(),
+        })
+    }
+
+    /// Texts printed by helm 4.1 and 3.18 (identical for these cases; helm 4
+    /// writes "kubernetes cluster unreachable" in lower case).
+    #[test]
+    fn only_helms_release_not_found_means_absent() {
+        for absent in [
+            "Error: release: not found",
+            "Error: uninstall: Release not loaded: web-1: release: not found",
+            "WARNING: Kubernetes configuration file is group-readable.\nError: release: not found",
+        ] {
+            assert!(matches!(absent_as_none(failed(absent)), Ok(None)), "{absent}");
+        }
+        for error in [
+            "Error: Kubernetes cluster unreachable: Get \"http://127.0.0.1:1/version\": dial tcp 127.0.0.1:1: connect: connection refused",
+            "Error: kubernetes cluster unreachable: context \"x\" does not exist",
+            "Error: context \"x\" does not exist",
+            "Error: kubernetes cluster unreachable: the server could not find the requested resource",
+            "Error: query: failed to query with labels: the server could not find the requested resource (get secrets)",
+            "Error: uninstall: Release not loaded: web: query: failed to query with labels: the server could not find the requested resource (get secrets)",
+            "Error: failed to do request: 404 page not found",
+            "Error: 127.0.0.1:5000/charts/a:1.0.0: not found",
+            "Error: chart \"web\" not found in repository",
+            "Error: release: not found, but also: something else",
+        ] {
+            assert!(absent_as_none(failed(error)).is_err(), "{error}");
+            assert_ne!(classify(error), HelmErrorKind::ReleaseNotFound, "{error}");
+        }
+        assert!(matches!(absent_as_none(Ok("{}".into())), Ok(Some(_))));
     }
 
     #[test]

@@ -37,9 +37,7 @@ mod provision;
 pub mod scaler;
 pub mod usage;
 
-/// The file in the state root that lets a snapshot remove more graphs
-/// than `prune.maxDeletePercent` (or all of them).
-pub const ALLOW_PRUNE_MARKER: &str = ".smo-allow-prune";
+pub use crate::source::ALLOW_PRUNE_MARKER;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -138,6 +136,10 @@ struct Shared {
     last_publish: Mutex<Option<std::time::Instant>>,
     metrics: Arc<Metrics>,
     dashboards: crate::reconcile::dashsync::DashboardSync,
+    /// The applied snapshot and the one before it (a reconcile that started
+    /// before the switch may still read that root): their leases keep the
+    /// Git source from pruning the checkouts.
+    held: Mutex<Vec<Snapshot>>,
 }
 
 /// Counters of one pass, appended to the run history when it ends.
@@ -262,6 +264,13 @@ pub async fn run(
         opts.debounce
     });
 
+    // Answered at once, but with 503 until the first snapshot is applied
+    // (`world_tx`): nothing is acknowledged before the daemon can act.
+    let (world_tx, world_rx) = watch::channel(None);
+    let requests = tokio::spawn(tracing::Instrument::instrument(
+        alerts::serve(http_rx, world_rx, Arc::clone(&store), queue.clone()),
+        tracing::info_span!("http"),
+    ));
     // The first snapshot, before anything else: nothing is reconciled
     // against an unknown desired state.
     let (snap_tx, mut snap_rx) = mpsc::channel::<Snapshot>(4);
@@ -279,6 +288,9 @@ pub async fn run(
         Some(s) => s,
         // Stopped before the source ever answered: nothing was done.
         None => {
+            // Close the endpoint and let the request task release the store.
+            drop(blocking(move || drop(server)).await);
+            let _ = tokio::time::timeout(Duration::from_secs(10), requests).await;
             return Ok(RunReport {
                 converged: false,
                 graphs: 0,
@@ -306,19 +318,12 @@ pub async fn run(
         last_publish: Mutex::new(None),
         metrics: Arc::clone(&metrics),
         dashboards: engine.dashboards.clone(),
+        held: Mutex::new(Vec::new()),
     });
-    let requests = tokio::spawn(tracing::Instrument::instrument(
-        alerts::serve(
-            http_rx,
-            Arc::clone(&shared),
-            Arc::clone(&store),
-            queue.clone(),
-        ),
-        tracing::info_span!("http"),
-    ));
     refresh_inventory(&shared, &karmada, &config, &store, &queue, false).await;
     let first_revision = first.revision.clone();
     apply_snapshot(&shared, &store, &queue, first, desired).await?;
+    let _ = world_tx.send(Some(Arc::clone(&shared)));
     publish(&store, &shared, &config.state_dir).await;
     // The store is open and the desired state loaded: ready.
     opts.notify.ready(&format!("revision {first_revision}"));
@@ -732,6 +737,7 @@ async fn first_snapshot(
                 path: path.clone(),
                 auth: auth.clone(),
                 dir: config.state_dir.join("git"),
+                leases: source::Leases::default(),
             };
             let g = git.clone();
             let first = match blocking(move || g.sync()).await? {
@@ -962,6 +968,11 @@ async fn apply_snapshot(
         } else {
             queue.requeue_after(&k, UNCHANGED_DELAY);
         }
+    }
+    let mut held = shared.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    held.push(snap);
+    if held.len() > 2 {
+        held.remove(0);
     }
     Ok(())
 }

@@ -36,6 +36,21 @@ pub enum LoadError {
 
 const SETTINGS_FILES: [&str; 2] = ["smo.yaml", "smo.yml"];
 
+/// Namespaces a project must not be: a project is the namespace of its
+/// graphs' releases, and smo creates, labels and prunes what it deploys
+/// there — these belong to Kubernetes (`kube-system`, `kube-public`,
+/// `kube-node-lease`, and `default`, which unrelated workloads share) and
+/// to Karmada's own control plane (`karmada-system`, and
+/// `karmada-cluster`, where Karmada keeps its member clusters' state).
+pub const RESERVED_PROJECTS: [&str; 6] = [
+    "default",
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "karmada-system",
+    "karmada-cluster",
+];
+
 fn is_yaml(p: &Path) -> bool {
     matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
@@ -251,6 +266,12 @@ pub fn load_root(root: &Path) -> Result<DesiredState, LoadError> {
             if !DnsLabel::is_valid(&project) {
                 l.findings.push(file_error(&shown, format!(
                     "project directory `{project}` is not a DNS-1123 label; it names a Kubernetes namespace: use lowercase letters, digits and '-'"
+                )));
+                l.descriptor = None;
+            } else if RESERVED_PROJECTS.contains(&project.as_str()) {
+                l.findings.push(file_error(&shown, format!(
+                    "project directory `{project}` names a system namespace, which smo must not deploy into or prune; move the descriptor to a project directory of its own (reserved: {})",
+                    RESERVED_PROJECTS.join(", ")
                 )));
                 l.descriptor = None;
             }

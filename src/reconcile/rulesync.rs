@@ -2,6 +2,20 @@
 //! (then `POST /-/reload`) or a `PrometheusRule` object on Karmada (then the
 //! Prometheus Operator's ruleSelector picks it up). The reconciler computes
 //! the rule group; this module only makes the sink match it.
+//!
+//! Names: `smo-PROJECT.GRAPH` ([`rules::object_name`]). The graph's object
+//! under the former, ambiguous name (`smo-PROJECT-GRAPH`) is found among the
+//! graph's own recorded owned objects — positive evidence that smo created
+//! it for this graph — and deleted once the new one is applied; the rules
+//! directory does the same with its files ([`DirSink`]).
+//!
+//! Reloads: a changed rules file owes Prometheus a reload until Prometheus
+//! acknowledges one. The debt is a marker file in the rules directory
+//! ([`crate::rules::dir::RELOAD_PENDING`]), written before the change, so a
+//! failed or interrupted reload is retried by the next sync of any graph
+//! (whose own file may be unchanged), also after a restart. Directory syncs
+//! run one at a time, so that one sync never clears the debt another one
+//! just incurred.
 
 use super::actions::owned::object_ref;
 use crate::adapters::karmada::{Karmada, KarmadaError, Owner};
@@ -64,6 +78,8 @@ pub struct RuleSync {
     /// Object sink: name → hash of the object last applied, so an
     /// unchanged group costs no API call.
     applied: Arc<Mutex<HashMap<String, String>>>,
+    /// Held from a rules-directory change until its reload is settled.
+    dir_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl RuleSync {
@@ -73,6 +89,7 @@ impl RuleSync {
             severity,
             prometheus,
             applied: Arc::default(),
+            dir_lock: Arc::default(),
         }
     }
 
@@ -109,12 +126,23 @@ impl RuleSync {
         match &self.sink {
             Sink::None => Ok(None),
             Sink::Dir(sink) => {
+                let _one_at_a_time = self.dir_lock.lock().await;
+                let reloads = self.prometheus.is_some();
                 let (s, g, p) = (sink.clone(), group.clone(), owner.clone());
-                let change = tokio::task::spawn_blocking(move || s.sync(&p.project, &p.graph, &g))
-                    .await
-                    .map_err(|e| RuleError::Join(e.to_string()))??;
+                let (change, pending) = tokio::task::spawn_blocking(move || {
+                    let change = s.sync_marking(&p.project, &p.graph, &g, reloads)?;
+                    Ok::<_, DirError>((change, s.reload_pending()))
+                })
+                .await
+                .map_err(|e| RuleError::Join(e.to_string()))??;
                 if change == Change::Unchanged {
-                    return Ok(None);
+                    if !(reloads && pending) {
+                        return Ok(None);
+                    }
+                    self.reload_owed(sink, &graph).await?;
+                    return Ok(Some(
+                        "Prometheus reloaded (an earlier reload was not acknowledged)".into(),
+                    ));
                 }
                 self.reload_or_restore(sink, owner, &graph, change).await?;
                 Ok(Some(format!(
@@ -131,24 +159,28 @@ impl RuleSync {
                         && o.namespace.as_deref() == Some(namespace.as_str())
                 };
                 if group.rules.is_empty() {
-                    let Some(pos) = owned.iter().position(is_ours) else {
-                        return Ok(None);
-                    };
-                    let o = owned.remove(pos);
-                    if let Err(e) = karmada.delete(&object_ref(&o)).await {
-                        owned.push(o);
-                        return Err(e.into());
+                    let mut gone = Vec::new();
+                    if let Some(pos) = owned.iter().position(is_ours) {
+                        let o = owned.remove(pos);
+                        if let Err(e) = karmada.delete(&object_ref(&o)).await {
+                            owned.push(o);
+                            return Err(e.into());
+                        }
+                        gone.push(format!("PrometheusRule {namespace}/{name} deleted"));
+                        deleted.push(o);
+                        self.applied().remove(&name);
                     }
-                    deleted.push(o);
-                    self.applied().remove(&name);
-                    return Ok(Some(format!("PrometheusRule {namespace}/{name} deleted")));
+                    gone.extend(self.delete_legacy(karmada, owner, owned, deleted).await?);
+                    return Ok((!gone.is_empty()).then(|| gone.join("; ")));
                 }
                 rules::validate(group).map_err(DirError::from)?;
                 let object =
                     rules::prometheus_rule(&owner.project, &owner.graph, group, namespace, labels);
                 let hash = crate::digest::canonical_json(&object);
                 if owned.iter().any(is_ours) && self.applied().get(&name) == Some(&hash) {
-                    return Ok(None);
+                    // Applied; an old-named object still recorded goes now.
+                    let gone = self.delete_legacy(karmada, owner, owned, deleted).await?;
+                    return Ok((!gone.is_empty()).then(|| gone.join("; ")));
                 }
                 karmada.apply(&object, owner).await?;
                 self.applied().insert(name.clone(), hash);
@@ -162,12 +194,50 @@ impl RuleSync {
                         name: name.clone(),
                     });
                 }
-                Ok(Some(format!(
+                // The new object is in place before the old one goes, so the
+                // graph's rules are never absent.
+                let mut what = vec![format!(
                     "{} alert rule(s) in PrometheusRule {namespace}/{name}",
                     group.rules.len()
-                )))
+                )];
+                what.extend(self.delete_legacy(karmada, owner, owned, deleted).await?);
+                Ok(Some(what.join("; ")))
             }
         }
+    }
+
+    /// Deletes the graph's `PrometheusRule` recorded under the legacy name
+    /// (in any namespace: it is this graph's own record), moving its record
+    /// from `owned` to `deleted`.
+    async fn delete_legacy(
+        &self,
+        karmada: &Karmada,
+        owner: &Owner,
+        owned: &mut Vec<OwnedObject>,
+        deleted: &mut Vec<OwnedObject>,
+    ) -> Result<Vec<String>, RuleError> {
+        let legacy = rules::legacy_object_name(&owner.project, &owner.graph);
+        let mut done = Vec::new();
+        while let Some(pos) = owned.iter().position(|o| {
+            o.kind == rules::PROMETHEUS_RULE_KIND
+                && o.name == legacy
+                && o.project == owner.project
+                && o.graph == owner.graph
+        }) {
+            let o = owned.remove(pos);
+            if let Err(e) = karmada.delete(&object_ref(&o)).await {
+                owned.push(o);
+                return Err(e.into());
+            }
+            done.push(format!(
+                "PrometheusRule {}/{} (former name) deleted",
+                o.namespace.as_deref().unwrap_or_default(),
+                o.name
+            ));
+            self.applied().remove(&o.name);
+            deleted.push(o);
+        }
+        Ok(done)
     }
 
     /// Removes the rules file of a graph that left the desired state (a
@@ -176,17 +246,32 @@ impl RuleSync {
         let Sink::Dir(sink) = &self.sink else {
             return Ok(());
         };
+        let _one_at_a_time = self.dir_lock.lock().await;
+        let reloads = self.prometheus.is_some();
         let (s, p, g) = (sink.clone(), project.to_owned(), graph.to_owned());
-        let removed = tokio::task::spawn_blocking(move || s.remove(&p, &g))
-            .await
-            .map_err(|e| RuleError::Join(e.to_string()))??;
-        if removed && let Some(prom) = &self.prometheus {
-            prom.reload().await.map_err(|source| RuleError::Reload {
-                graph: format!("{project}/{graph}"),
-                source,
-            })?;
+        let pending = tokio::task::spawn_blocking(move || {
+            s.remove(&p, &g, reloads)?;
+            Ok::<_, DirError>(s.reload_pending())
+        })
+        .await
+        .map_err(|e| RuleError::Join(e.to_string()))??;
+        if reloads && pending {
+            self.reload_owed(sink, &format!("{project}/{graph}")).await?;
         }
         Ok(())
+    }
+
+    /// Reloads Prometheus for a debt recorded earlier, and clears it once
+    /// Prometheus acknowledged.
+    async fn reload_owed(&self, sink: &DirSink, graph: &str) -> Result<(), RuleError> {
+        let Some(prom) = &self.prometheus else {
+            return Ok(());
+        };
+        prom.reload().await.map_err(|source| RuleError::Reload {
+            graph: graph.to_owned(),
+            source,
+        })?;
+        clear_debt(sink).await
     }
 
     async fn reload_or_restore(
@@ -200,7 +285,7 @@ impl RuleSync {
             return Ok(());
         };
         match prom.reload().await {
-            Ok(()) => Ok(()),
+            Ok(()) => clear_debt(sink).await,
             Err(e) if e.is_transient() => Err(RuleError::Reload {
                 graph: graph.to_owned(),
                 source: e,
@@ -216,8 +301,13 @@ impl RuleSync {
                         .map_err(|e| RuleError::Join(e.to_string()))?;
                 if let Err(r) = restored {
                     tracing::error!(error = %r, graph = %graph, "could not restore the previous rules file");
-                } else if let Err(r) = prom.reload().await {
-                    tracing::warn!(error = %r, graph = %graph, "reload after restoring the rules failed");
+                } else {
+                    match prom.reload().await {
+                        Ok(()) => clear_debt(sink).await?,
+                        Err(r) => {
+                            tracing::warn!(error = %r, graph = %graph, "reload after restoring the rules failed");
+                        }
+                    }
                 }
                 Err(RuleError::Refused {
                     graph: graph.to_owned(),
@@ -231,6 +321,127 @@ impl RuleSync {
         self.applied
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Prometheus acknowledged a reload: the marker goes.
+async fn clear_debt(sink: &DirSink) -> Result<(), RuleError> {
+    let s = sink.clone();
+    tokio::task::spawn_blocking(move || s.clear_reload_pending())
+        .await
+        .map_err(|e| RuleError::Join(e.to_string()))?
+        .map_err(RuleError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::prometheus::PrometheusConfig;
+    use crate::rules::Rule;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A Prometheus stand-in that answers `POST /-/reload` with the next
+    /// status of `answers` (the last one repeats), counting the calls.
+    async fn prometheus(answers: Vec<u16>) -> (Prometheus, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&calls);
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let status = answers[n.min(answers.len() - 1)];
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = conn.write_all(reply.as_bytes()).await;
+            }
+        });
+        let prom = Prometheus::new(PrometheusConfig {
+            url,
+            timeout: std::time::Duration::from_secs(5),
+            retries: 0,
+        })
+        .unwrap();
+        (prom, calls)
+    }
+
+    /// Never contacted: the directory sink does not use Karmada.
+    async fn karmada(dir: &std::path::Path) -> Karmada {
+        let path = dir.join("kubeconfig");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\nclusters:\n- cluster: {server: \"http://127.0.0.1:1\"}\n  name: c\ncontexts:\n- context: {cluster: c, user: u}\n  name: c\ncurrent-context: c\nusers:\n- name: u\n  user: {token: x}\n",
+        )
+        .unwrap();
+        Karmada::connect(Some(&path), None).await.unwrap()
+    }
+
+    fn group() -> Group {
+        Group {
+            name: "smo/p/g".into(),
+            rules: vec![Rule {
+                alert: "ev".into(),
+                expr: "vector(1)".into(),
+                for_: "0s".into(),
+                labels: BTreeMap::new(),
+                annotations: BTreeMap::new(),
+            }],
+        }
+    }
+
+    /// Regression: a reload that failed after the file was written was never
+    /// retried — the next sync found the file unchanged and returned.
+    #[tokio::test]
+    async fn a_failed_reload_is_retried_until_prometheus_acknowledges_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let karmada = karmada(tmp.path()).await;
+        let (prom, calls) = prometheus(vec![503, 200]).await;
+        let sink = DirSink {
+            dir: tmp.path().join("rules"),
+            promtool: None,
+        };
+        let owner = Owner {
+            project: "p".into(),
+            graph: "g".into(),
+        };
+        let (mut owned, mut deleted) = (Vec::new(), Vec::new());
+        let first = RuleSync::new(Sink::Dir(sink.clone()), String::new(), Some(prom.clone()));
+        let err = first
+            .sync(&karmada, &owner, &group(), &mut owned, &mut deleted)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RuleError::Reload { .. }), "{err}");
+        assert!(sink.file("p", "g").exists());
+        assert!(sink.reload_pending());
+
+        // A restarted daemon (a new RuleSync) finds the file unchanged and
+        // still reloads.
+        let restarted = RuleSync::new(Sink::Dir(sink.clone()), String::new(), Some(prom));
+        let done = restarted
+            .sync(&karmada, &owner, &group(), &mut owned, &mut deleted)
+            .await
+            .unwrap();
+        assert!(done.is_some());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert!(!sink.reload_pending());
+
+        // Acknowledged: an unchanged file costs no reload any more.
+        let again = restarted
+            .sync(&karmada, &owner, &group(), &mut owned, &mut deleted)
+            .await
+            .unwrap();
+        assert_eq!(again, None);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 }
 

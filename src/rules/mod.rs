@@ -218,7 +218,23 @@ pub const PROMETHEUS_RULE_KIND: &str = "PrometheusRule";
 
 /// Name of the `PrometheusRule` object of one graph (one per graph, never
 /// a shared object edited in place).
+/// `PROJECT.GRAPH`: the part of a file or object name that names one graph.
+/// Both are DNS-1123 labels (no dot), so the dot cannot occur inside either
+/// and the pair is recovered unambiguously; the result (at most 127
+/// characters) is a valid DNS-1123 subdomain, as object names must be.
+pub fn graph_part(project: &str, graph: &str) -> String {
+    format!("{project}.{graph}")
+}
+
+/// The `PrometheusRule` object of a graph: `smo-PROJECT.GRAPH`.
 pub fn object_name(project: &str, graph: &str) -> String {
+    format!("smo-{}", graph_part(project, graph))
+}
+
+/// The name objects had before [`object_name`]: `(a-b, c)` and `(a, b-c)`
+/// both gave `smo-a-b-c`. Only used to find the graph's own old object
+/// among its recorded owned objects, and delete it.
+pub fn legacy_object_name(project: &str, graph: &str) -> String {
     format!("smo-{project}-{graph}")
 }
 
@@ -257,6 +273,16 @@ mod tests {
                 annotations: BTreeMap::new(),
             }],
         }
+    }
+
+    /// Regression: `(a-b, c)` and `(a, b-c)` both had `smo-a-b-c`.
+    #[test]
+    fn object_names_do_not_collide_between_graphs() {
+        assert_ne!(object_name("a-b", "c"), object_name("a", "b-c"));
+        assert_eq!(object_name("a-b", "c"), "smo-a-b.c");
+        assert_eq!(legacy_object_name("a-b", "c"), "smo-a-b-c");
+        let longest = object_name(&"p".repeat(63), &"g".repeat(63));
+        assert!(longest.len() <= 253, "{longest}");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! file, rename it over the original, change its mode), then the content is
 //! hashed; only a changed hash yields a snapshot. Recursive inotify watches
 //! cover sub-directories created later. Hidden entries (`.git`, editor swap
-//! files) do not count towards the revision.
+//! files) do not count towards the revision, except the presence of the
+//! prune marker ([`super::ALLOW_PRUNE_MARKER`]), which changes what a
+//! snapshot may do.
 
 use super::{Snapshot, SourceError};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
@@ -30,11 +32,19 @@ pub fn snapshot(root: &Path) -> Result<Snapshot, SourceError> {
         hash.update((bytes.len() as u64).to_le_bytes());
         hash.update(&bytes);
     }
+    // Its presence, not its content, is what counts. Visible paths never
+    // start with '.', so this entry cannot be confused with a file's; a
+    // root without the marker keeps the revision it always had.
+    if root.join(super::ALLOW_PRUNE_MARKER).exists() {
+        hash.update(super::ALLOW_PRUNE_MARKER.as_bytes());
+        hash.update([0]);
+    }
     let digest = hash.finalize();
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     Ok(Snapshot {
         revision: format!("sha256:{hex}"),
         root: root.to_owned(),
+        lease: super::Lease::default(),
     })
 }
 
@@ -116,5 +126,29 @@ pub async fn watch(
             ev = events.recv() => if ev.is_none() { return Ok(()) },
             _ = shutdown.changed() => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: the marker is hidden, so adding it (to let a large
+    /// removal through) was not a change and the held removal stayed held.
+    #[test]
+    fn the_prune_marker_changes_the_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("projects/p")).unwrap();
+        std::fs::write(dir.path().join("projects/p/g.yaml"), "hdaGraph: {}\n").unwrap();
+        let without = snapshot(dir.path()).unwrap().revision;
+        let marker = dir.path().join(crate::source::ALLOW_PRUNE_MARKER);
+        std::fs::write(&marker, "").unwrap();
+        let with = snapshot(dir.path()).unwrap().revision;
+        assert_ne!(with, without);
+        std::fs::remove_file(&marker).unwrap();
+        assert_eq!(snapshot(dir.path()).unwrap().revision, without);
+        // Other hidden files still do not count.
+        std::fs::write(dir.path().join(".swp"), "x").unwrap();
+        assert_eq!(snapshot(dir.path()).unwrap().revision, without);
     }
 }

@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-/// How many checkouts to keep besides the current one: the previous
-/// revision may still be read by a reconcile that started before the switch.
+/// How many unleased checkouts to keep besides the current one: a
+/// reconcile that started before the switch may still read the previous
+/// revision after the daemon let go of its snapshot. Leased checkouts (a
+/// snapshot handed out and still held) are kept whatever their number.
 const KEEP_CHECKOUTS: usize = 2;
 
 /// Where our fetched refs live, apart from any ref a user might create.
@@ -30,6 +32,8 @@ pub struct GitSource {
     pub auth: GitAuth,
     /// Private working area (under the daemon's state directory).
     pub dir: PathBuf,
+    /// The checkouts that handed-out snapshots still hold: never pruned.
+    pub leases: super::Leases,
 }
 
 /// What the polling loop reports.
@@ -141,7 +145,11 @@ impl GitSource {
         let sha = commit.id().to_string();
         let checkouts = self.dir.join("checkouts");
         let target = checkouts.join(&sha);
-        if !target.is_dir() {
+        if target.is_dir() {
+            // Handed out again (a force-push back): it is the most recent
+            // now, whatever its age.
+            touch(&target);
+        } else {
             let tmp = checkouts.join(format!(".tmp-{sha}"));
             let io = |path: &Path| {
                 let path = path.to_owned();
@@ -157,7 +165,7 @@ impl GitSource {
                 .map_err(self.git_err("checkout"))?;
             std::fs::rename(&tmp, &target).map_err(io(&target))?;
         }
-        prune_checkouts(&checkouts, &sha);
+        prune_checkouts(&checkouts, &sha, &self.leases);
         let root = match &self.path {
             Some(p) => target.join(p),
             None => target,
@@ -169,6 +177,7 @@ impl GitSource {
             });
         }
         Ok(Snapshot {
+            lease: self.leases.lease(&sha),
             revision: sha,
             root,
         })
@@ -211,9 +220,18 @@ impl GitSource {
     }
 }
 
-/// Removes old checkouts, keeping the current one and the most recent
-/// others. Failures only cost disk space, so they are logged, not raised.
-fn prune_checkouts(dir: &Path, current: &str) {
+/// Sets a checkout's modification time to now (it orders pruning).
+fn touch(path: &Path) {
+    let done = std::fs::File::open(path).and_then(|f| f.set_modified(std::time::SystemTime::now()));
+    if let Err(error) = done {
+        tracing::debug!(error = %error, path = %path.display(), "could not touch a checkout");
+    }
+}
+
+/// Removes old checkouts, keeping the current one, every leased one and the
+/// most recent others. Failures only cost disk space, so they are logged,
+/// not raised.
+fn prune_checkouts(dir: &Path, current: &str, leases: &super::Leases) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -221,7 +239,7 @@ fn prune_checkouts(dir: &Path, current: &str) {
         .filter_map(Result::ok)
         .filter(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            name != current && !name.starts_with('.')
+            name != current && !name.starts_with('.') && !leases.in_use(&name)
         })
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();

@@ -10,7 +10,14 @@
 pub mod dir;
 pub mod git;
 
+/// The file in the state root that lets a snapshot remove more graphs
+/// than `prune.maxDeletePercent` (or all of them). Hidden, yet its presence
+/// is part of a directory's revision: adding or removing it is a change.
+pub const ALLOW_PRUNE_MARKER: &str = ".smo-allow-prune";
+
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 /// The state root at one revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +26,64 @@ pub struct Snapshot {
     pub revision: String,
     /// The state root (what `desired::loader::load_root` reads).
     pub root: PathBuf,
+    /// Keeps `root` on disk while this snapshot (or a clone) is alive: the
+    /// Git source never prunes a leased checkout. Whoever reads `root` keeps
+    /// the snapshot for as long as it does.
+    pub lease: Lease,
+}
+
+/// Revisions in use, each with the number of live [`Lease`]s on it.
+#[derive(Debug, Clone, Default)]
+pub struct Leases(Arc<Mutex<HashMap<String, usize>>>);
+
+impl Leases {
+    /// A lease on `revision`, released when its last clone is dropped.
+    pub fn lease(&self, revision: &str) -> Lease {
+        *self.counts().entry(revision.to_owned()).or_default() += 1;
+        Lease(Some(Arc::new(Held {
+            revision: revision.to_owned(),
+            leases: self.clone(),
+        })))
+    }
+
+    pub fn in_use(&self, revision: &str) -> bool {
+        self.counts().contains_key(revision)
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// See [`Snapshot::lease`]; `Lease::default()` holds nothing (a watched
+/// directory is read in place and needs no lease). Leases never make two
+/// snapshots differ.
+#[derive(Debug, Clone, Default)]
+pub struct Lease(Option<Arc<Held>>);
+
+impl PartialEq for Lease {
+    fn eq(&self, _: &Lease) -> bool {
+        true
+    }
+}
+impl Eq for Lease {}
+
+#[derive(Debug)]
+struct Held {
+    revision: String,
+    leases: Leases,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut counts = self.leases.counts();
+        if let Some(n) = counts.get_mut(&self.revision) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.revision);
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

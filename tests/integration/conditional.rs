@@ -20,7 +20,7 @@ use std::time::Duration;
 const GRAPH: &str = "projects/brussels/image-detection-graph.yaml";
 const VO: &str = "image-compression-vo";
 /// The rule group file smo writes for the brussels graph.
-const RULES_FILE: &str = "smo-brussels-image-detection-graph.yml";
+const RULES_FILE: &str = "smo-brussels.image-detection-graph.yml";
 
 /// Prometheus, Alertmanager (posting to the daemon's future endpoint), an
 /// exporter, and a daemon configuration using all three.

@@ -308,6 +308,42 @@ fn project_directories_must_be_dns_labels() {
     );
 }
 
+/// A graph in a system namespace would have smo install, label and prune
+/// there: each of the project's files carries the error, no graph is used.
+#[test]
+fn project_directories_must_not_be_system_namespaces() {
+    for project in smo::desired::loader::RESERVED_PROJECTS {
+        let dir = tempfile::tempdir().unwrap();
+        let g = graph("g").service("a").yaml();
+        write(dir.path(), &format!("projects/{project}/g.yaml"), &g);
+        write(dir.path(), &format!("projects/{project}/h.yaml"), &graph("h").service("b").yaml());
+        write(dir.path(), "projects/apps/g.yaml", &g);
+        let state = load_root(dir.path()).unwrap();
+        let valid: Vec<&str> = state.valid_graphs().map(|g| g.project.as_str()).collect();
+        assert_eq!(valid, ["apps"], "{project}");
+        let errors: Vec<(&str, usize, usize)> = state
+            .findings
+            .iter()
+            .filter(|f| f.is_error())
+            .map(|f| (f.file.as_str(), f.line, f.column))
+            .collect();
+        let (g_file, h_file) = (
+            format!("projects/{project}/g.yaml"),
+            format!("projects/{project}/h.yaml"),
+        );
+        assert_eq!(errors, [(g_file.as_str(), 1, 1), (h_file.as_str(), 1, 1)], "{project}");
+        assert!(
+            state.findings.iter().filter(|f| f.is_error()).all(|f| f
+                .message
+                .contains(&format!("`{project}` names a system namespace"))),
+            "{:?}",
+            state.findings
+        );
+        // The ids stay known: a graph already deployed there is held, not removed.
+        assert_eq!(state.graphs.iter().filter(|e| e.id.is_some()).count(), 3);
+    }
+}
+
 #[test]
 fn intents_are_translated_with_the_table_from_smo_yaml() {
     let dir = tempfile::tempdir().unwrap();

@@ -59,6 +59,7 @@ fn source(url: String, reference: GitRef, work: &Path) -> GitSource {
         path: None,
         auth: GitAuth::None,
         dir: work.to_owned(),
+        leases: smo::source::Leases::default(),
     }
 }
 
@@ -349,4 +350,31 @@ async fn git_daemon_polling_reports_new_commits_and_outages_and_keeps_going() {
     }
     stop.send(true).unwrap();
     task.await.unwrap();
+}
+
+/// Regression: quick successive commits pruned the checkout that the
+/// snapshot handed out earlier still pointed to (only the current one and
+/// the most recent others were kept). A held snapshot's root stays; once
+/// it is dropped, its checkout is pruned like any other.
+#[test]
+fn a_held_snapshot_keeps_its_checkout_through_later_commits() {
+    let (_o, repo) = origin();
+    let work = tempfile::tempdir().unwrap();
+    commit_file(&repo, "projects/p/a.yaml", "a: 1\n");
+    let src = source(url(&repo), GitRef::Branch("main".into()), work.path());
+    let held = src.sync().unwrap();
+    for n in 2..=4 {
+        commit_file(&repo, "projects/p/a.yaml", &format!("a: {n}\n"));
+        let later = src.sync().unwrap();
+        assert_ne!(later.revision, held.revision);
+        assert!(
+            held.root.join("projects/p/a.yaml").is_file(),
+            "the held root was pruned after commit {n}"
+        );
+    }
+    let gone = held.root.clone();
+    drop(held);
+    commit_file(&repo, "projects/p/a.yaml", "a: 5\n");
+    let _latest = src.sync().unwrap();
+    assert!(!gone.exists(), "an old checkout nobody holds is pruned");
 }

@@ -862,7 +862,7 @@ fn rule_object(env: &Env) -> Option<Value> {
         "monitoring.coreos.com/v1",
         "PrometheusRule",
         "monitoring",
-        "smo-brussels-image-detection-graph",
+        "smo-brussels.image-detection-graph",
     )
 }
 
@@ -970,4 +970,68 @@ async fn undeploy_on_resolve_rearms_and_the_prometheus_rule_object_follows_the_t
     })
     .await;
     daemon.stop().await;
+}
+
+// ---------------------------------------------------------------------
+// Nothing acknowledged before the daemon can act
+
+/// Between the start and the first loaded snapshot (here: the Git remote
+/// is unreachable), a valid delivery gets a 503 — Alertmanager retries —
+/// instead of a 200 "ignored" that would lose it, and `/readyz` says why.
+/// Once the remote is up, Alertmanager's retry of the same alert is
+/// accepted and recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_before_the_first_snapshot_are_refused_with_503_then_accepted() {
+    use crate::sources::git;
+    let served = tempfile::tempdir().unwrap();
+    let origin = served.path().join("origin");
+    crate::daemon::copy_dir(&crate::support::repo().join("state-example"), &origin);
+    git(&origin, &["init", "-q"]);
+    git(&origin, &["add", "-A"]);
+    git(&origin, &["commit", "-qm", "example state"]);
+    // Nobody listens on this port until the git daemon starts there.
+    let port = crate::daemon::free_port();
+    let source = format!(
+        "source:\n  git:\n    url: git://127.0.0.1:{port}/origin\n    ref: {{branch: main}}\n    interval: 1s\n"
+    );
+    let Some(env) = crate::daemon::env_with("", true, Some(&source)).await else {
+        return;
+    };
+    let running = env.start(RunOptions::default());
+    wait_healthy(env.http).await;
+
+    let ready = get(env.http, "/readyz").await;
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert!(
+        ready.body.contains("starting: no desired state loaded yet"),
+        "{ready:?}"
+    );
+    let firing = post_alerts(&env, &bytes(&payload(&[vo_alert()])));
+    let refused = exchange(env.http, firing.clone()).await.unwrap();
+    assert_eq!(refused.status, 503, "{refused:?}");
+
+    // The remote comes up; Alertmanager keeps retrying the same alert.
+    let _git = crate::sources::git_daemon_on(served.path(), port);
+    let t0 = std::time::Instant::now();
+    let accepted = loop {
+        let answer = exchange(env.http, firing.clone()).await.unwrap();
+        if answer.status != 503 {
+            break answer;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "still refused after the remote came up: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(accepted.status, 200, "{accepted:?}");
+    assert_eq!(
+        accepted.json(),
+        Some(json!({"triggered": 1, "updated": 0, "duplicates": 0, "ignored": 0})),
+        "{accepted:?}"
+    );
+    running.stop().await;
+    let triggers = env.store().triggers().unwrap();
+    assert_eq!(triggers.len(), 1, "{triggers:?}");
+    assert_eq!((triggers[0].service.as_str(), triggers[0].event.as_str()), (VO, EVENT));
 }
