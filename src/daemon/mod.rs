@@ -870,8 +870,10 @@ async fn apply_snapshot(
     store: &Arc<Store>,
     queue: &Queue,
     snap: Snapshot,
-    desired: DesiredState,
+    mut desired: DesiredState,
 ) -> Result<(), DaemonError> {
+    // A broken cluster file keeps its cluster's last good metadata.
+    provision::keep_last_good_metadata(&shared.world().desired, &mut desired);
     let s = Arc::clone(store);
     let recorded = blocking(move || s.graphs()).await??;
     let desired_keys: BTreeSet<String> = desired

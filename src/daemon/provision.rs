@@ -4,16 +4,26 @@
 //!
 //! One job for all clusters, run on every new snapshot and again when a
 //! step asked to look later (a blueprint still deploying) or after
-//! `PASS_EVERY` otherwise. Deletions are held while the prune guard holds.
-//! What it cannot do is reported as the daemon note `provision`.
+//! `PASS_EVERY` otherwise. The planner's guards come from here: clusters
+//! whose file is broken (held at their last good state), the graphs placed
+//! on each cluster (from the store), the graph prune guard and the
+//! operator's marker file. A hold is written into the cluster's provision
+//! record and announced by an event when it begins; what the loop cannot
+//! do is reported as the daemon note `provision`.
+//!
+//! [`keep_last_good_metadata`] carries the metadata of a cluster whose file
+//! broke over from the previous desired state, so that placement keeps
+//! using it (location, cordon, reserve) instead of forgetting it.
 
 use super::Shared;
 use crate::adapters::nfvcl::Nfvcl;
+use crate::desired::DesiredState;
 use crate::provision::run::{Polling, apply, step};
-use crate::provision::{Prune, plan};
+use crate::provision::{Guards, HELD_PREFIX, hold_details, plan};
 use crate::spec::cluster::NfvclProvision;
 use crate::store::Store;
-use std::collections::BTreeMap;
+use crate::store::records::NewEvent;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -55,11 +65,14 @@ async fn pass(
         .filter_map(|(name, meta)| Some((name.clone(), meta.provision.clone()?)))
         .collect();
     let s = Arc::clone(store);
-    let recorded = match tokio::task::spawn_blocking(move || s.provisions()).await {
-        Ok(Ok(r)) => r
-            .into_iter()
-            .map(|r| (r.cluster.clone(), r))
-            .collect::<BTreeMap<_, _>>(),
+    let read = tokio::task::spawn_blocking(move || Ok::<_, crate::store::StoreError>((s.provisions()?, s.graphs()?))).await;
+    let (recorded, graphs) = match read {
+        Ok(Ok((r, g))) => (
+            r.into_iter()
+                .map(|r| (r.cluster.clone(), r))
+                .collect::<BTreeMap<_, _>>(),
+            g,
+        ),
         Ok(Err(e)) => {
             shared.note("provision", Some(format!("provisioning: state store: {e}")));
             return PASS_EVERY;
@@ -80,14 +93,26 @@ async fn pass(
         );
         return PASS_EVERY;
     };
-    let prune = if world.prune_blocked.is_some() {
-        Prune::Hold
-    } else {
-        Prune::Allow
+    let mut in_use: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for g in &graphs {
+        for cluster in g.placement.values().flatten() {
+            in_use
+                .entry(cluster.clone())
+                .or_default()
+                .insert(format!("{}/{}", g.project, g.graph));
+        }
+    }
+    let guards = Guards {
+        broken: world.desired.broken_clusters.clone(),
+        in_use,
+        snapshot: world.prune_blocked.clone(),
+        allow_prune: world.root.join(super::ALLOW_PRUNE_MARKER).exists(),
+        max_delete_percent: world.desired.settings.prune_max_delete_percent,
     };
-    let planned = plan(&desired, &recorded, prune);
-    let mut next = PASS_EVERY;
+    let planned = plan(&desired, &recorded, &guards);
     let mut problems: Vec<String> = Vec::new();
+    record_holds(store, &planned, &recorded, &mut problems).await;
+    let mut next = PASS_EVERY;
     for action in &planned.actions {
         let outcome = step(client, action, &desired, &recorded, polling, super::now()).await;
         if let Some(change) = outcome.change {
@@ -108,7 +133,7 @@ async fn pass(
         planned
             .held
             .iter()
-            .map(|c| format!("{c}: deletion held by the prune guard")),
+            .map(|h| format!("{}: {}", h.cluster, h.hold)),
     );
     problems.extend(planned.drifted.iter().map(|c| {
         format!("{c}: its provision changed in a way NFVCL cannot apply to a running cluster")
@@ -118,4 +143,97 @@ async fn pass(
         (!problems.is_empty()).then(|| format!("provisioning: {}", problems.join("; "))),
     );
     next
+}
+
+/// Writes each hold into its cluster's record (and clears ended ones); a
+/// hold that begins (or changes its reason) is announced by an event after
+/// its record.
+async fn record_holds(
+    store: &Arc<Store>,
+    planned: &crate::provision::Plan,
+    recorded: &BTreeMap<String, crate::store::records::ProvisionRecord>,
+    problems: &mut Vec<String>,
+) {
+    let changed = hold_details(planned, recorded);
+    if changed.is_empty() {
+        return;
+    }
+    let at = super::now();
+    let s = Arc::clone(store);
+    let written = tokio::task::spawn_blocking(move || {
+        for r in &changed {
+            s.put_provision(r)?;
+            if let Some(detail) = r.detail.as_deref().filter(|d| d.starts_with(HELD_PREFIX)) {
+                tracing::warn!(cluster = %r.cluster, "cluster provisioning held");
+                s.append_event(NewEvent {
+                    at,
+                    project: String::new(),
+                    graph: String::new(),
+                    service: None,
+                    kind: "ClusterHeld".into(),
+                    message: format!("cluster {}: {detail}", r.cluster),
+                })?;
+            }
+        }
+        Ok::<(), crate::store::StoreError>(())
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => problems.push(format!("state store: {e}")),
+        Err(e) => problems.push(format!("provisioning task failed: {e}")),
+    }
+}
+
+/// The metadata of each cluster whose file is broken, carried over from
+/// `previous` (the last desired state that loaded it): placement keeps the
+/// cluster as it was described instead of forgetting its description.
+pub(super) fn keep_last_good_metadata(previous: &DesiredState, next: &mut DesiredState) {
+    for name in &next.broken_clusters {
+        if next.clusters.contains_key(name) {
+            continue;
+        }
+        if let Some(meta) = previous.clusters.get(name) {
+            next.clusters.insert(name.clone(), meta.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::cluster::ClusterMeta;
+
+    fn meta(name: &str, schedulable: bool) -> ClusterMeta {
+        ClusterMeta {
+            name: name.into(),
+            location: crate::spec::cluster::Location::default(),
+            gpu: None,
+            carbon_intensity: None,
+            cost_per_cpu_hour: None,
+            latency_ms: BTreeMap::new(),
+            schedulable,
+            reserve_cpu: 0.0,
+            reserve_memory: 0.0,
+            provision: None,
+        }
+    }
+
+    #[test]
+    fn a_broken_cluster_file_keeps_the_last_good_metadata_and_a_removed_one_does_not() {
+        let previous = DesiredState {
+            clusters: BTreeMap::from([
+                ("cordoned".to_owned(), meta("cordoned", false)),
+                ("removed".to_owned(), meta("removed", false)),
+            ]),
+            ..DesiredState::default()
+        };
+        let mut next = DesiredState {
+            broken_clusters: BTreeSet::from(["cordoned".to_owned(), "new".to_owned()]),
+            ..DesiredState::default()
+        };
+        keep_last_good_metadata(&previous, &mut next);
+        assert_eq!(next.clusters.keys().collect::<Vec<_>>(), ["cordoned"]);
+        assert!(!next.clusters["cordoned"].schedulable);
+    }
 }
