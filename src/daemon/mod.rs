@@ -381,6 +381,7 @@ pub async fn run(
                 nfvcl,
                 Arc::clone(&shared),
                 Arc::clone(&store),
+                config.state_dir.clone(),
                 opts.provision_polling,
                 kick_rx,
                 shutdown.clone(),

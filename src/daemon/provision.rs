@@ -24,6 +24,7 @@ use crate::spec::cluster::NfvclProvision;
 use crate::store::Store;
 use crate::store::records::NewEvent;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -36,12 +37,18 @@ pub(super) async fn provision_loop(
     client: Option<Nfvcl>,
     shared: Arc<Shared>,
     store: Arc<Store>,
+    state_dir: PathBuf,
     polling: Polling,
     mut kick: mpsc::Receiver<()>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let next = pass(client.as_ref(), &shared, &store, &polling).await;
+        let (next, changed) = pass(client.as_ref(), &shared, &store, &polling).await;
+        // The status shows records and holds as this pass left them, not
+        // as the next graph reconcile happens to find them.
+        if changed {
+            super::publish(&store, &shared, &state_dir).await;
+        }
         tokio::select! {
             () = tokio::time::sleep(next) => {}
             Some(()) = kick.recv() => {}
@@ -50,13 +57,14 @@ pub(super) async fn provision_loop(
     }
 }
 
-/// One pass over every provisioned cluster; returns when to look again.
+/// One pass over every provisioned cluster; returns when to look again,
+/// and whether it changed a record (or the note).
 async fn pass(
     client: Option<&Nfvcl>,
     shared: &Shared,
     store: &Arc<Store>,
     polling: &Polling,
-) -> Duration {
+) -> (Duration, bool) {
     let world = shared.world();
     let desired: BTreeMap<String, NfvclProvision> = world
         .desired
@@ -75,23 +83,23 @@ async fn pass(
         ),
         Ok(Err(e)) => {
             shared.note("provision", Some(format!("provisioning: state store: {e}")));
-            return PASS_EVERY;
+            return (PASS_EVERY, true);
         }
         Err(e) => {
             shared.note("provision", Some(format!("provisioning task failed: {e}")));
-            return PASS_EVERY;
+            return (PASS_EVERY, true);
         }
     };
     if desired.is_empty() && recorded.is_empty() {
         shared.note("provision", None);
-        return PASS_EVERY;
+        return (PASS_EVERY, false);
     }
     let Some(client) = client else {
         shared.note(
             "provision",
             Some("clusters declare provision.nfvcl but config.yaml has no `nfvcl` block".into()),
         );
-        return PASS_EVERY;
+        return (PASS_EVERY, true);
     };
     let mut in_use: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for g in &graphs {
@@ -111,11 +119,12 @@ async fn pass(
     };
     let planned = plan(&desired, &recorded, &guards);
     let mut problems: Vec<String> = Vec::new();
-    record_holds(store, &planned, &recorded, &mut problems).await;
+    let mut changed = record_holds(store, &planned, &recorded, &mut problems).await;
     let mut next = PASS_EVERY;
     for action in &planned.actions {
         let outcome = step(client, action, &desired, &recorded, polling, super::now()).await;
         if let Some(change) = outcome.change {
+            changed = true;
             let s = Arc::clone(store);
             if let Ok(Err(e)) = tokio::task::spawn_blocking(move || apply(&s, &change)).await {
                 problems.push(format!("{}: state store: {e}", action.cluster()));
@@ -138,11 +147,12 @@ async fn pass(
     problems.extend(planned.drifted.iter().map(|c| {
         format!("{c}: its provision changed in a way NFVCL cannot apply to a running cluster")
     }));
-    shared.note(
-        "provision",
-        (!problems.is_empty()).then(|| format!("provisioning: {}", problems.join("; "))),
-    );
-    next
+    let note = (!problems.is_empty()).then(|| format!("provisioning: {}", problems.join("; ")));
+    // A note that ends ends with a change of a record (a hold cleared, a
+    // step that succeeded), which publishes too.
+    changed |= note.is_some();
+    shared.note("provision", note);
+    (next, changed)
 }
 
 /// Writes each hold into its cluster's record (and clears ended ones); a
@@ -153,10 +163,10 @@ async fn record_holds(
     planned: &crate::provision::Plan,
     recorded: &BTreeMap<String, crate::store::records::ProvisionRecord>,
     problems: &mut Vec<String>,
-) {
+) -> bool {
     let changed = hold_details(planned, recorded);
     if changed.is_empty() {
-        return;
+        return false;
     }
     let at = super::now();
     let s = Arc::clone(store);
@@ -183,6 +193,7 @@ async fn record_holds(
         Ok(Err(e)) => problems.push(format!("state store: {e}")),
         Err(e) => problems.push(format!("provisioning task failed: {e}")),
     }
+    true
 }
 
 /// The metadata of each cluster whose file is broken, carried over from
