@@ -330,13 +330,13 @@ impl Nfvcl {
         items
             .iter()
             .map(|item| {
-                let id = item
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| NfvclError::Answer {
-                        operation: OP,
-                        reason: "a blueprint without `id`".into(),
-                    })?;
+                let id =
+                    item.get("id")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| NfvclError::Answer {
+                            operation: OP,
+                            reason: "a blueprint without `id`".into(),
+                        })?;
                 Ok(K8sBlueprint {
                     id: id.to_owned(),
                     create_config: item.get("create_config").cloned(),

@@ -73,7 +73,10 @@ async fn pass(
         .filter_map(|(name, meta)| Some((name.clone(), meta.provision.clone()?)))
         .collect();
     let s = Arc::clone(store);
-    let read = tokio::task::spawn_blocking(move || Ok::<_, crate::store::StoreError>((s.provisions()?, s.graphs()?))).await;
+    let read = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::store::StoreError>((s.provisions()?, s.graphs()?))
+    })
+    .await;
     let (recorded, graphs) = match read {
         Ok(Ok((r, g))) => (
             r.into_iter()

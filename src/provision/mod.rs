@@ -327,7 +327,13 @@ pub fn hold_details(
         .filter_map(|r| {
             let detail = match held.get(r.cluster.as_str()) {
                 Some(hold) => Some(format!("{HELD_PREFIX}{hold}")),
-                None if r.detail.as_deref().is_some_and(|d| d.starts_with(HELD_PREFIX)) => None,
+                None if r
+                    .detail
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with(HELD_PREFIX)) =>
+                {
+                    None
+                }
                 None => return None,
             };
             (r.detail != detail).then(|| ProvisionRecord {

@@ -472,7 +472,10 @@ fn cluster_files_that_do_not_load_are_reported_as_broken_not_gone() {
     for name in ["bad-yaml", "empty", "typo"] {
         let file = format!("clusters/{name}.yaml");
         assert!(
-            state.findings.iter().any(|f| f.file == file && f.is_error()),
+            state
+                .findings
+                .iter()
+                .any(|f| f.file == file && f.is_error()),
             "{file}: {:?}",
             state.findings
         );

@@ -740,7 +740,11 @@ async fn nfvcl_a_lost_creation_answer_does_not_create_a_second_blueprint() {
     let first = s.pass(Some(2), allow()).await;
     let error = first[0].1.error.as_ref().expect("the answer is lost");
     assert!(error.is_transient(), "{error}");
-    assert_eq!(s.fake.state.lock().unwrap().blueprints.len(), 1, "NFVCL acted");
+    assert_eq!(
+        s.fake.state.lock().unwrap().blueprints.len(),
+        1,
+        "NFVCL acted"
+    );
 
     s.settle(Some(2)).await;
     let ready = s.record();
@@ -748,7 +752,12 @@ async fn nfvcl_a_lost_creation_answer_does_not_create_a_second_blueprint() {
         (ready.status, ready.blueprint_id.as_deref(), ready.workers),
         (ProvisionStatus::Ready, Some("bp-1"), 2)
     );
-    assert_eq!(s.fake.count("POST", "/blue/k8s"), 1, "{:?}", s.fake.requests());
+    assert_eq!(
+        s.fake.count("POST", "/blue/k8s"),
+        1,
+        "{:?}",
+        s.fake.requests()
+    );
     assert_eq!(s.fake.state.lock().unwrap().blueprints.len(), 1);
     s.assert_no_leak();
 }
@@ -773,7 +782,12 @@ async fn nfvcl_a_lost_add_workers_answer_does_not_add_them_twice() {
         (s.record().status, s.record().workers),
         (ProvisionStatus::Ready, 5)
     );
-    assert_eq!(s.fake.count("POST", "/add_node"), 1, "{:?}", s.fake.requests());
+    assert_eq!(
+        s.fake.count("POST", "/add_node"),
+        1,
+        "{:?}",
+        s.fake.requests()
+    );
     assert_eq!(s.fake.state.lock().unwrap().blueprints["bp-1"].workers, 5);
 }
 
@@ -896,7 +910,9 @@ async fn the_daemon_creates_scales_and_deletes_a_provisioned_cluster() {
     // Four workers: added in place, not a new cluster.
     std::fs::write(&path, cluster_file(&password_file, 4)).unwrap();
     crate::daemon::wait_for(Duration::from_secs(60), "edge-3 with 4 workers", || {
-        edge3(&env, |r| r.status == ProvisionStatus::Ready && r.workers == 4)
+        edge3(&env, |r| {
+            r.status == ProvisionStatus::Ready && r.workers == 4
+        })
     })
     .await;
     assert_eq!(fake.count("POST", "/add_node"), 1, "{:?}", fake.requests());
@@ -997,7 +1013,11 @@ async fn the_daemon_holds_a_provisioned_cluster_whose_file_is_broken() {
         )
         .await;
         assert_eq!((r.status, r.workers), (ProvisionStatus::Ready, 2));
-        assert!(fake.requests().iter().all(|r| r.method != "DELETE"), "{:?}", fake.requests());
+        assert!(
+            fake.requests().iter().all(|r| r.method != "DELETE"),
+            "{:?}",
+            fake.requests()
+        );
         assert_eq!(fake.count("POST", "/add_node"), 0);
         assert_eq!(fake.state.lock().unwrap().blueprints.len(), 1);
         // The next broken content must show its own hold: clear the mark.
