@@ -17,7 +17,8 @@
 //!   reported as drifted: NFVCL cannot change those in place, and smo does
 //!   not destroy a working cluster on its own;
 //! - failed (NFVCL reported the blueprint in error) → nothing until the
-//!   provision changes, then [`Action::Delete`] so the next pass recreates it;
+//!   provision changes, then [`Action::Delete`] so the next pass recreates it
+//!   (held while graphs are placed on it, like any deletion);
 //! - recorded but no longer desired → [`Action::Delete`] (or
 //!   [`Action::Forget`] when no blueprint exists), unless a guard holds it
 //!   back, then listed in [`Plan::held`] with the reason.
@@ -91,6 +92,15 @@ pub struct Guards {
     pub allow_prune: bool,
     /// `prune.maxDeletePercent`.
     pub max_delete_percent: f64,
+}
+
+impl Guards {
+    fn graphs_on(&self, cluster: &str) -> Vec<String> {
+        self.in_use
+            .get(cluster)
+            .map(|g| g.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 /// Why a cluster's step is held back.
@@ -190,7 +200,7 @@ pub fn plan(
     let mut out = Plan::default();
     for (cluster, spec) in desired {
         if !guards.broken.contains(cluster) {
-            step_of_desired(cluster, spec, recorded.get(cluster), &mut out);
+            step_of_desired(cluster, spec, recorded.get(cluster), guards, &mut out);
         }
     }
     // Only a cluster that no file declares, and whose file is not merely
@@ -209,11 +219,7 @@ pub fn plan(
     )
     .is_some();
     for (cluster, record) in gone {
-        let graphs: Vec<String> = guards
-            .in_use
-            .get(cluster)
-            .map(|g| g.iter().cloned().collect())
-            .unwrap_or_default();
+        let graphs = guards.graphs_on(cluster);
         let hold = if let Some(why) = &guards.snapshot {
             Some(Hold::Snapshot { why: why.clone() })
         } else if !graphs.is_empty() && !guards.allow_prune {
@@ -263,6 +269,7 @@ fn step_of_desired(
     cluster: &str,
     spec: &NfvclProvision,
     record: Option<&ProvisionRecord>,
+    guards: &Guards,
     out: &mut Plan,
 ) {
     let cluster = cluster.to_owned();
@@ -283,14 +290,22 @@ fn step_of_desired(
         ProvisionStatus::Creating | ProvisionStatus::Scaling => {
             out.actions.push(Action::Wait { cluster });
         }
-        ProvisionStatus::Failed => {
-            if changed || record.workers != spec.workers {
+        ProvisionStatus::Failed if changed || record.workers != spec.workers => {
+            // Recreating deletes first: not under graphs placed there.
+            let graphs = guards.graphs_on(&cluster);
+            if graphs.is_empty() || guards.allow_prune {
                 out.actions.push(Action::Delete {
                     cluster,
                     blueprint_id: blueprint_id.clone(),
                 });
+            } else {
+                out.held.push(Held {
+                    cluster,
+                    hold: Hold::InUse { graphs },
+                });
             }
         }
+        ProvisionStatus::Failed => {}
         ProvisionStatus::Ready if changed => out.drifted.push(cluster),
         ProvisionStatus::Ready if record.workers != spec.workers => {
             out.actions.push(Action::Scale {

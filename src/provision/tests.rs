@@ -317,6 +317,18 @@ fn deleting_a_cluster_with_graphs_placed_on_it_waits_for_the_marker() {
         }]
     );
     assert!(p.held[0].hold.to_string().contains("p/g1, p/g2"));
+    // Recreating a failed cluster deletes it first: held the same way.
+    let failed = BTreeMap::from([("old".to_owned(), named("old", ProvisionStatus::Failed, 2))]);
+    let changed = BTreeMap::from([("old".to_owned(), spec(3))]);
+    let p = plan(&changed, &failed, &guards);
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert!(matches!(
+        p.held[..],
+        [Held {
+            hold: Hold::InUse { .. },
+            ..
+        }]
+    ));
     let p = plan(
         &desired,
         &recorded,
