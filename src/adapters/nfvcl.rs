@@ -1,6 +1,13 @@
 //! NFVCL REST API (nfvcl-ng, API v2): K8s blueprints and VIM registration.
 //!
-//! Every HTTP call to NFVCL is in this module. No retries here: whether and
+//! Every HTTP call to NFVCL is in this module.
+//!
+//! NFVCL chooses a blueprint's id and its creation model accepts no name or
+//! label of ours, so a creation whose answer was lost is found again by its
+//! content: [`Nfvcl::k8s_blueprints`] lists the K8s blueprints with the
+//! creation request NFVCL keeps (`create_config`) and their workers
+//! (`state.vm_workers`), and [`K8sBlueprint::created_from`] compares that
+//! request with the one smo sends for a provision. No retries here: whether and
 //! when to retry is the provisioning executor's policy, guided by
 //! [`NfvclError::is_transient`] (connect failures, timeouts and 5xx are
 //! transient; 4xx are terminal until the cluster file changes).
@@ -68,6 +75,12 @@ pub enum NfvclError {
         reason: String,
     },
     #[error(
+        "NFVCL has {} K8s blueprints ({}) made from the request smo sends for this cluster, none recorded by smo; smo neither picks one nor creates another: delete the extra ones in NFVCL",
+        ids.len(),
+        ids.join(", ")
+    )]
+    Ambiguous { ids: Vec<String> },
+    #[error(
         "cannot read the VIM password of {vim} from {file}: {source}; check vim.passwordFile and its permissions"
     )]
     PasswordFile {
@@ -79,13 +92,15 @@ pub enum NfvclError {
 }
 
 impl NfvclError {
-    /// Worth retrying later without a change of the cluster file.
+    /// Worth retrying later without a change of the cluster file (an
+    /// ambiguity ends when the operator deletes the extra blueprints).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
             NfvclError::Unreachable { .. }
                 | NfvclError::TimedOut { .. }
                 | NfvclError::Server { .. }
+                | NfvclError::Ambiguous { .. }
         )
     }
 
@@ -143,6 +158,62 @@ pub enum BlueprintStatus {
     Error(String),
     /// Anything else (`processing`, `deploying`, …): work in progress.
     Busy(String),
+}
+
+/// A K8s blueprint as NFVCL lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct K8sBlueprint {
+    pub id: String,
+    /// The creation request NFVCL keeps (`create_config`), when reported.
+    pub create_config: Option<Value>,
+    /// Worker nodes NFVCL has (`state.vm_workers`), when reported.
+    pub workers: Option<u32>,
+    pub status: Option<BlueprintStatus>,
+}
+
+impl K8sBlueprint {
+    /// Whether NFVCL made this blueprint from the request smo sends for
+    /// `spec`: every field smo sends has the same value (NFVCL adds its own
+    /// defaults). The worker count is left out: it may have been scaled, or
+    /// changed in the file since the request.
+    pub fn created_from(&self, spec: &NfvclProvision) -> bool {
+        let Some(have) = &self.create_config else {
+            return false;
+        };
+        let mut want = create_body(spec);
+        if let Some(areas) = want.get_mut("areas").and_then(Value::as_array_mut) {
+            for a in areas {
+                if let Some(a) = a.as_object_mut() {
+                    a.remove("worker_replicas");
+                }
+            }
+        }
+        contains(have, &want)
+    }
+
+    /// The workers the creation request asked for, summed over its areas.
+    pub fn requested_workers(&self) -> Option<u32> {
+        let areas = self.create_config.as_ref()?.get("areas")?.as_array()?;
+        areas
+            .iter()
+            .map(|a| a.get("worker_replicas").and_then(Value::as_u64))
+            .sum::<Option<u64>>()
+            .and_then(|n| u32::try_from(n).ok())
+    }
+}
+
+/// `have` holds every field of `want` with the same value; arrays match
+/// element by element.
+fn contains(have: &Value, want: &Value) -> bool {
+    match (have, want) {
+        (Value::Object(h), Value::Object(w)) => w
+            .iter()
+            .all(|(k, v)| h.get(k).is_some_and(|hv| contains(hv, v))),
+        (Value::Array(h), Value::Array(w)) => {
+            h.len() == w.len() && h.iter().zip(w).all(|(a, b)| contains(a, b))
+        }
+        (h, w) => h == w,
+    }
 }
 
 /// The NFVCL client.
@@ -206,11 +277,7 @@ impl Nfvcl {
     /// Starts the creation of a K8s blueprint; returns its id.
     pub async fn create_k8s(&self, spec: &NfvclProvision) -> Result<String, NfvclError> {
         const OP: &str = "K8s blueprint creation";
-        let body = json!({
-            "cni": spec.cni,
-            "master_flavors": flavor(&spec.master_flavor),
-            "areas": [area(spec, true)],
-        });
+        let body = create_body(spec);
         let request = self
             .http
             .post(format!("{}/nfvcl/v2/api/blue/k8s", self.base))
@@ -239,24 +306,48 @@ impl Nfvcl {
             Err(NfvclError::Rejected { status: 404, .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let status = answer
-            .get("status")
-            .and_then(Value::as_str)
+        status_of(&answer)
+            .map(Some)
             .ok_or_else(|| NfvclError::Answer {
                 operation: OP,
                 reason: "no `status` field".into(),
-            })?;
-        Ok(Some(match status {
-            "idle" => BlueprintStatus::Idle,
-            "error" => BlueprintStatus::Error(
-                ["detail", "status_detail", "error"]
-                    .iter()
-                    .find_map(|k| answer.get(*k).and_then(Value::as_str))
-                    .unwrap_or("no detail given")
-                    .to_owned(),
-            ),
-            other => BlueprintStatus::Busy(other.to_owned()),
-        }))
+            })
+    }
+
+    /// Every K8s blueprint NFVCL has, with details
+    /// (`GET /nfvcl/v2/api/blue/?blue_type=k8s&detailed=true`).
+    pub async fn k8s_blueprints(&self) -> Result<Vec<K8sBlueprint>, NfvclError> {
+        const OP: &str = "listing K8s blueprints";
+        let request = self
+            .http
+            .get(format!("{}/nfvcl/v2/api/blue/", self.base))
+            .query(&[("blue_type", "k8s"), ("detailed", "true")]);
+        let answer = self.send(OP, request, SPEC_HINT).await?;
+        let items = answer.as_array().ok_or_else(|| NfvclError::Answer {
+            operation: OP,
+            reason: "not a list".into(),
+        })?;
+        items
+            .iter()
+            .map(|item| {
+                let id =
+                    item.get("id")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| NfvclError::Answer {
+                            operation: OP,
+                            reason: "a blueprint without `id`".into(),
+                        })?;
+                Ok(K8sBlueprint {
+                    id: id.to_owned(),
+                    create_config: item.get("create_config").cloned(),
+                    workers: item
+                        .pointer("/state/vm_workers")
+                        .and_then(Value::as_array)
+                        .and_then(|w| u32::try_from(w.len()).ok()),
+                    status: status_of(item),
+                })
+            })
+            .collect()
     }
 
     /// Adds `count` workers of the spec's flavor in its area.
@@ -383,6 +474,46 @@ fn detail(body: &str) -> String {
         .unwrap_or_else(|| body.trim().to_owned());
     // 500 characters: enough for a validation message, short for a status.
     text.chars().take(500).collect()
+}
+
+/// A blueprint's `status`: a word (`idle`, `error`, `processing`…) with a
+/// `detail` beside it, or NFVCL-ng's object `{error, current_operation,
+/// detail}`.
+fn status_of(answer: &Value) -> Option<BlueprintStatus> {
+    let detail = |v: &Value| {
+        ["detail", "status_detail", "error"]
+            .iter()
+            .find_map(|k| v.get(*k).and_then(Value::as_str))
+            .unwrap_or("no detail given")
+            .to_owned()
+    };
+    match answer.get("status")? {
+        Value::String(s) => Some(match s.as_str() {
+            "idle" => BlueprintStatus::Idle,
+            "error" => BlueprintStatus::Error(detail(answer)),
+            other => BlueprintStatus::Busy(other.to_owned()),
+        }),
+        Value::Object(o) => {
+            let status = Value::Object(o.clone());
+            if o.get("error").and_then(Value::as_bool) == Some(true) {
+                return Some(BlueprintStatus::Error(detail(&status)));
+            }
+            Some(match o.get("current_operation").and_then(Value::as_str) {
+                None | Some("" | "idle" | "IDLE") => BlueprintStatus::Idle,
+                Some(other) => BlueprintStatus::Busy(other.to_owned()),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The K8s blueprint creation request for a provision.
+fn create_body(spec: &NfvclProvision) -> Value {
+    json!({
+        "cni": spec.cni,
+        "master_flavors": flavor(&spec.master_flavor),
+        "areas": [area(spec, true)],
+    })
 }
 
 fn flavor(f: &Flavor) -> Value {

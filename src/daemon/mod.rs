@@ -395,6 +395,7 @@ pub async fn run(
                 nfvcl,
                 Arc::clone(&shared),
                 Arc::clone(&store),
+                config.state_dir.clone(),
                 opts.provision_polling,
                 kick_rx,
                 shutdown.clone(),
@@ -868,6 +869,8 @@ async fn apply_snapshot(
     snap: Snapshot,
     mut desired: DesiredState,
 ) -> Result<(), DaemonError> {
+    // A broken cluster file keeps its cluster's last good metadata.
+    provision::keep_last_good_metadata(&shared.world().desired, &mut desired);
     let s = Arc::clone(store);
     let recorded = blocking(move || s.graphs()).await??;
     // A file that is present but declares nothing readable holds the graph

@@ -4,16 +4,27 @@
 //!
 //! One job for all clusters, run on every new snapshot and again when a
 //! step asked to look later (a blueprint still deploying) or after
-//! `PASS_EVERY` otherwise. Deletions are held while the prune guard holds.
-//! What it cannot do is reported as the daemon note `provision`.
+//! `PASS_EVERY` otherwise. The planner's guards come from here: clusters
+//! whose file is broken (held at their last good state), the graphs placed
+//! on each cluster (from the store), the graph prune guard and the
+//! operator's marker file. A hold is written into the cluster's provision
+//! record and announced by an event when it begins; what the loop cannot
+//! do is reported as the daemon note `provision`.
+//!
+//! [`keep_last_good_metadata`] carries the metadata of a cluster whose file
+//! broke over from the previous desired state, so that placement keeps
+//! using it (location, cordon, reserve) instead of forgetting it.
 
 use super::Shared;
 use crate::adapters::nfvcl::Nfvcl;
+use crate::desired::DesiredState;
 use crate::provision::run::{Polling, apply, step};
-use crate::provision::{Prune, plan};
+use crate::provision::{Guards, HELD_PREFIX, hold_details, plan};
 use crate::spec::cluster::NfvclProvision;
 use crate::store::Store;
-use std::collections::BTreeMap;
+use crate::store::records::NewEvent;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -26,12 +37,18 @@ pub(super) async fn provision_loop(
     client: Option<Nfvcl>,
     shared: Arc<Shared>,
     store: Arc<Store>,
+    state_dir: PathBuf,
     polling: Polling,
     mut kick: mpsc::Receiver<()>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let next = pass(client.as_ref(), &shared, &store, &polling).await;
+        let (next, changed) = pass(client.as_ref(), &shared, &store, &polling).await;
+        // The status shows records and holds as this pass left them, not
+        // as the next graph reconcile happens to find them.
+        if changed {
+            super::publish(&store, &shared, &state_dir).await;
+        }
         tokio::select! {
             () = tokio::time::sleep(next) => {}
             Some(()) = kick.recv() => {}
@@ -40,13 +57,14 @@ pub(super) async fn provision_loop(
     }
 }
 
-/// One pass over every provisioned cluster; returns when to look again.
+/// One pass over every provisioned cluster; returns when to look again,
+/// and whether it changed a record (or the note).
 async fn pass(
     client: Option<&Nfvcl>,
     shared: &Shared,
     store: &Arc<Store>,
     polling: &Polling,
-) -> Duration {
+) -> (Duration, bool) {
     let world = shared.world();
     let desired: BTreeMap<String, NfvclProvision> = world
         .desired
@@ -55,42 +73,61 @@ async fn pass(
         .filter_map(|(name, meta)| Some((name.clone(), meta.provision.clone()?)))
         .collect();
     let s = Arc::clone(store);
-    let recorded = match tokio::task::spawn_blocking(move || s.provisions()).await {
-        Ok(Ok(r)) => r
-            .into_iter()
-            .map(|r| (r.cluster.clone(), r))
-            .collect::<BTreeMap<_, _>>(),
+    let read = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::store::StoreError>((s.provisions()?, s.graphs()?))
+    })
+    .await;
+    let (recorded, graphs) = match read {
+        Ok(Ok((r, g))) => (
+            r.into_iter()
+                .map(|r| (r.cluster.clone(), r))
+                .collect::<BTreeMap<_, _>>(),
+            g,
+        ),
         Ok(Err(e)) => {
             shared.note("provision", Some(format!("provisioning: state store: {e}")));
-            return PASS_EVERY;
+            return (PASS_EVERY, true);
         }
         Err(e) => {
             shared.note("provision", Some(format!("provisioning task failed: {e}")));
-            return PASS_EVERY;
+            return (PASS_EVERY, true);
         }
     };
     if desired.is_empty() && recorded.is_empty() {
         shared.note("provision", None);
-        return PASS_EVERY;
+        return (PASS_EVERY, false);
     }
     let Some(client) = client else {
         shared.note(
             "provision",
             Some("clusters declare provision.nfvcl but config.yaml has no `nfvcl` block".into()),
         );
-        return PASS_EVERY;
+        return (PASS_EVERY, true);
     };
-    let prune = if world.prune_blocked.is_some() {
-        Prune::Hold
-    } else {
-        Prune::Allow
+    let mut in_use: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for g in &graphs {
+        for cluster in g.placement.values().flatten() {
+            in_use
+                .entry(cluster.clone())
+                .or_default()
+                .insert(format!("{}/{}", g.project, g.graph));
+        }
+    }
+    let guards = Guards {
+        broken: world.desired.broken_clusters.clone(),
+        in_use,
+        snapshot: world.prune_blocked.clone(),
+        allow_prune: world.root.join(super::ALLOW_PRUNE_MARKER).exists(),
+        max_delete_percent: world.desired.settings.prune_max_delete_percent,
     };
-    let planned = plan(&desired, &recorded, prune);
-    let mut next = PASS_EVERY;
+    let planned = plan(&desired, &recorded, &guards);
     let mut problems: Vec<String> = Vec::new();
+    let mut changed = record_holds(store, &planned, &recorded, &mut problems).await;
+    let mut next = PASS_EVERY;
     for action in &planned.actions {
         let outcome = step(client, action, &desired, &recorded, polling, super::now()).await;
         if let Some(change) = outcome.change {
+            changed = true;
             let s = Arc::clone(store);
             if let Ok(Err(e)) = tokio::task::spawn_blocking(move || apply(&s, &change)).await {
                 problems.push(format!("{}: state store: {e}", action.cluster()));
@@ -108,14 +145,109 @@ async fn pass(
         planned
             .held
             .iter()
-            .map(|c| format!("{c}: deletion held by the prune guard")),
+            .map(|h| format!("{}: {}", h.cluster, h.hold)),
     );
     problems.extend(planned.drifted.iter().map(|c| {
         format!("{c}: its provision changed in a way NFVCL cannot apply to a running cluster")
     }));
-    shared.note(
-        "provision",
-        (!problems.is_empty()).then(|| format!("provisioning: {}", problems.join("; "))),
-    );
-    next
+    let note = (!problems.is_empty()).then(|| format!("provisioning: {}", problems.join("; ")));
+    // A note that ends ends with a change of a record (a hold cleared, a
+    // step that succeeded), which publishes too.
+    changed |= note.is_some();
+    shared.note("provision", note);
+    (next, changed)
+}
+
+/// Writes each hold into its cluster's record (and clears ended ones); a
+/// hold that begins (or changes its reason) is announced by an event after
+/// its record.
+async fn record_holds(
+    store: &Arc<Store>,
+    planned: &crate::provision::Plan,
+    recorded: &BTreeMap<String, crate::store::records::ProvisionRecord>,
+    problems: &mut Vec<String>,
+) -> bool {
+    let changed = hold_details(planned, recorded);
+    if changed.is_empty() {
+        return false;
+    }
+    let at = super::now();
+    let s = Arc::clone(store);
+    let written = tokio::task::spawn_blocking(move || {
+        for r in &changed {
+            s.put_provision(r)?;
+            if let Some(detail) = r.detail.as_deref().filter(|d| d.starts_with(HELD_PREFIX)) {
+                tracing::warn!(cluster = %r.cluster, "cluster provisioning held");
+                s.append_event(NewEvent {
+                    at,
+                    project: String::new(),
+                    graph: String::new(),
+                    service: None,
+                    kind: "ClusterHeld".into(),
+                    message: format!("cluster {}: {detail}", r.cluster),
+                })?;
+            }
+        }
+        Ok::<(), crate::store::StoreError>(())
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => problems.push(format!("state store: {e}")),
+        Err(e) => problems.push(format!("provisioning task failed: {e}")),
+    }
+    true
+}
+
+/// The metadata of each cluster whose file is broken, carried over from
+/// `previous` (the last desired state that loaded it): placement keeps the
+/// cluster as it was described instead of forgetting its description.
+pub(super) fn keep_last_good_metadata(previous: &DesiredState, next: &mut DesiredState) {
+    for name in &next.broken_clusters {
+        if next.clusters.contains_key(name) {
+            continue;
+        }
+        if let Some(meta) = previous.clusters.get(name) {
+            next.clusters.insert(name.clone(), meta.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::cluster::ClusterMeta;
+
+    fn meta(name: &str, schedulable: bool) -> ClusterMeta {
+        ClusterMeta {
+            name: name.into(),
+            location: crate::spec::cluster::Location::default(),
+            gpu: None,
+            carbon_intensity: None,
+            cost_per_cpu_hour: None,
+            latency_ms: BTreeMap::new(),
+            schedulable,
+            reserve_cpu: 0.0,
+            reserve_memory: 0.0,
+            provision: None,
+        }
+    }
+
+    #[test]
+    fn a_broken_cluster_file_keeps_the_last_good_metadata_and_a_removed_one_does_not() {
+        let previous = DesiredState {
+            clusters: BTreeMap::from([
+                ("cordoned".to_owned(), meta("cordoned", false)),
+                ("removed".to_owned(), meta("removed", false)),
+            ]),
+            ..DesiredState::default()
+        };
+        let mut next = DesiredState {
+            broken_clusters: BTreeSet::from(["cordoned".to_owned(), "new".to_owned()]),
+            ..DesiredState::default()
+        };
+        keep_last_good_metadata(&previous, &mut next);
+        assert_eq!(next.clusters.keys().collect::<Vec<_>>(), ["cordoned"]);
+        assert!(!next.clusters["cordoned"].schedulable);
+    }
 }

@@ -238,14 +238,39 @@ pub fn load_root(root: &Path) -> Result<DesiredState, LoadError> {
         }
     }
 
-    for (path, shown) in yaml_files(&root, &root.join("clusters"), &mut state.findings)? {
+    let clusters_dir = root.join("clusters");
+    // Every cluster file present counts, loaded or not (a link leaving the
+    // root, a dangling link): what does not load is broken, not gone.
+    let mut unloaded: BTreeSet<PathBuf> = entries(&clusters_dir)?
+        .into_iter()
+        .filter(|p| is_yaml(p) && !p.is_dir())
+        .collect();
+    let listed = yaml_files(&root, &clusters_dir, &mut state.findings)?;
+    for path in unloaded.iter().filter(|p| !p.is_file()) {
+        state.findings.push(file_error(
+            &relative(&root, path),
+            "cannot be read (a link to nothing?); the cluster keeps its last good state until the file is fixed or removed".into(),
+        ));
+    }
+    for (path, shown) in listed {
         let (meta, found) = load_cluster(&path, &shown);
         state.findings.extend(found);
         if let Some(m) = meta {
+            unloaded.remove(&path);
             state.clusters.insert(m.name.clone(), m);
         }
     }
-    let known: BTreeSet<String> = state.clusters.keys().cloned().collect();
+    state.broken_clusters = unloaded
+        .iter()
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    // A pin to a cluster whose file is broken is not a pin to an unknown one.
+    let known: BTreeSet<String> = state
+        .clusters
+        .keys()
+        .chain(&state.broken_clusters)
+        .cloned()
+        .collect();
 
     let mut loaded: Vec<Entry> = Vec::new();
     for project_dir in entries(&root.join("projects"))? {

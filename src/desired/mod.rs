@@ -17,7 +17,7 @@ use crate::spec::settings::Settings;
 use crate::validate::Finding;
 use intent::Resources;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A validated graph with its translated resources (same order as
 /// `descriptor.hda_graph.services`).
@@ -55,6 +55,11 @@ pub struct DesiredState {
     /// a daemon must not act on them.
     pub settings_valid: bool,
     pub clusters: BTreeMap<String, ClusterMeta>,
+    /// Clusters whose file `clusters/<name>.yaml` exists but does not load
+    /// (unreadable, not YAML, empty, invalid), named by the file's stem.
+    /// Such a cluster is held at its last good state, never removed: only a
+    /// file that is gone removes a cluster.
+    pub broken_clusters: BTreeSet<String>,
     pub graphs: Vec<GraphEntry>,
     /// Every finding of every file, sorted.
     pub findings: Vec<Finding>,

@@ -17,18 +17,32 @@
 //!   reported as drifted: NFVCL cannot change those in place, and smo does
 //!   not destroy a working cluster on its own;
 //! - failed (NFVCL reported the blueprint in error) → nothing until the
-//!   provision changes, then [`Action::Delete`] so the next pass recreates it;
+//!   provision changes, then [`Action::Delete`] so the next pass recreates it
+//!   (held while graphs are placed on it, like any deletion);
 //! - recorded but no longer desired → [`Action::Delete`] (or
-//!   [`Action::Forget`] when no blueprint exists), unless the caller holds
-//!   deletions back (the prune guard), then listed in [`Plan::held`].
+//!   [`Action::Forget`] when no blueprint exists), unless a guard holds it
+//!   back, then listed in [`Plan::held`] with the reason.
+//!
+//! Guards ([`Guards`]), which only ever hold a step back:
+//! - a cluster whose file exists but does not load is held at its last good
+//!   state: no creation, scaling, waiting or deletion until the file loads
+//!   again or is removed ([`Hold::Broken`]);
+//! - a deletion waits while the snapshot may be partial (the graph prune
+//!   guard holds, [`Hold::Snapshot`]), while graphs are placed on the cluster
+//!   ([`Hold::InUse`]), and when it would delete more than
+//!   `prune.maxDeletePercent` of the provisioned clusters, or all of them
+//!   ([`Hold::TooMany`], decided by [`prune_guard`]). The operator's marker
+//!   file lifts the last two.
 
 pub mod run;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::reconcile::decide::prune_guard;
 use crate::spec::cluster::NfvclProvision;
 use crate::store::records::{ProvisionRecord, ProvisionStatus};
 
@@ -63,21 +77,94 @@ impl Action {
     }
 }
 
-/// Whether recorded clusters that are no longer desired may be deleted.
-/// The caller holds deletions back when the desired state may be partial
-/// (a source that failed to load, an empty snapshot after a bad commit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prune {
-    Allow,
-    Hold,
+/// What may hold a step back, besides the desired and recorded provisions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Guards {
+    /// Clusters whose file exists but does not load.
+    pub broken: BTreeSet<String>,
+    /// Graphs (`project/graph`) placed on each cluster, as recorded.
+    pub in_use: BTreeMap<String, BTreeSet<String>>,
+    /// Why the graph prune guard holds removals, when it does: the snapshot
+    /// may be partial (a wrong path, an emptied checkout).
+    pub snapshot: Option<String>,
+    /// The operator's marker file exists: deleting clusters in use, or more
+    /// than `max_delete_percent` of them, is allowed.
+    pub allow_prune: bool,
+    /// `prune.maxDeletePercent`.
+    pub max_delete_percent: f64,
+}
+
+impl Guards {
+    fn graphs_on(&self, cluster: &str) -> Vec<String> {
+        self.in_use
+            .get(cluster)
+            .map(|g| g.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Why a cluster's step is held back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "camelCase")]
+pub enum Hold {
+    /// The cluster file exists but does not load.
+    Broken,
+    /// The graph prune guard holds removals; its explanation.
+    Snapshot { why: String },
+    /// Graphs are placed on the cluster.
+    InUse { graphs: Vec<String> },
+    /// The deletion would remove too many of the provisioned clusters.
+    TooMany {
+        removing: usize,
+        provisioned: usize,
+        max_percent: String,
+    },
+}
+
+impl fmt::Display for Hold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Hold::Broken => write!(
+                f,
+                "its cluster file exists but does not load; held at the last good state (nothing is created, scaled or deleted) until the file is fixed, or removed to delete the cluster"
+            ),
+            Hold::Snapshot { why } => write!(f, "deletion held: {why}"),
+            Hold::InUse { graphs } => write!(
+                f,
+                "deletion held: graphs are placed on it ({}); move them first, or create the marker file {} in the state root",
+                graphs.join(", "),
+                ALLOW_PRUNE_MARKER_NAME
+            ),
+            Hold::TooMany {
+                removing,
+                provisioned,
+                max_percent,
+            } => write!(
+                f,
+                "deletion held: it would delete {removing} of {provisioned} provisioned clusters (more than prune.maxDeletePercent {max_percent}%, or all of them); raise the setting or create the marker file {ALLOW_PRUNE_MARKER_NAME} in the state root"
+            ),
+        }
+    }
+}
+
+/// The name of the operator's marker file, for messages; the daemon owns
+/// the constant and checks the file.
+const ALLOW_PRUNE_MARKER_NAME: &str = ".smo-allow-prune";
+
+/// A cluster whose step is held back, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Held {
+    pub cluster: String,
+    #[serde(flatten)]
+    pub hold: Hold,
 }
 
 /// What to do, and what not to do with a reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub actions: Vec<Action>,
-    /// Clusters that would be deleted but for [`Prune::Hold`].
-    pub held: Vec<String>,
+    /// Clusters held back by a guard, in cluster-name order.
+    pub held: Vec<Held>,
     /// Ready clusters whose provision changed in a way NFVCL cannot apply
     /// in place.
     pub drifted: Vec<String>,
@@ -108,300 +195,169 @@ fn hash(value: &impl Serialize) -> String {
 pub fn plan(
     desired: &BTreeMap<String, NfvclProvision>,
     recorded: &BTreeMap<String, ProvisionRecord>,
-    prune: Prune,
+    guards: &Guards,
 ) -> Plan {
     let mut out = Plan::default();
     for (cluster, spec) in desired {
-        let cluster = cluster.clone();
-        let Some(record) = recorded.get(&cluster) else {
-            out.actions.push(Action::Create { cluster });
-            continue;
-        };
-        if record.refused.as_deref() == Some(full_hash(spec).as_str()) {
-            continue;
-        }
-        let Some(blueprint_id) = &record.blueprint_id else {
-            out.actions.push(Action::Create { cluster });
-            continue;
-        };
-        let changed = record.spec_hash != spec_hash(spec);
-        match record.status {
-            ProvisionStatus::Pending => out.actions.push(Action::Create { cluster }),
-            ProvisionStatus::Creating | ProvisionStatus::Scaling => {
-                out.actions.push(Action::Wait { cluster });
-            }
-            ProvisionStatus::Failed => {
-                if changed || record.workers != spec.workers {
-                    out.actions.push(Action::Delete {
-                        cluster,
-                        blueprint_id: blueprint_id.clone(),
-                    });
-                }
-            }
-            ProvisionStatus::Ready if changed => out.drifted.push(cluster),
-            ProvisionStatus::Ready if record.workers != spec.workers => {
-                out.actions.push(Action::Scale {
-                    cluster,
-                    from: record.workers,
-                    to: spec.workers,
-                });
-            }
-            ProvisionStatus::Ready => {}
+        if !guards.broken.contains(cluster) {
+            step_of_desired(cluster, spec, recorded.get(cluster), guards, &mut out);
         }
     }
-    for (cluster, record) in recorded {
-        if desired.contains_key(cluster) {
-            continue;
-        }
-        if prune == Prune::Hold {
-            out.held.push(cluster.clone());
-            continue;
-        }
-        out.actions.push(match &record.blueprint_id {
-            Some(id) => Action::Delete {
+    // Only a cluster that no file declares, and whose file is not merely
+    // broken, is a candidate for deletion.
+    let gone: Vec<(&String, &ProvisionRecord)> = recorded
+        .iter()
+        .filter(|(c, _)| !desired.contains_key(*c) && !guards.broken.contains(*c))
+        .collect();
+    let removing = gone.len();
+    let too_many = prune_guard(
+        recorded.len(),
+        removing,
+        desired.is_empty(),
+        guards.max_delete_percent,
+        guards.allow_prune,
+    )
+    .is_some();
+    for (cluster, record) in gone {
+        let graphs = guards.graphs_on(cluster);
+        let hold = if let Some(why) = &guards.snapshot {
+            Some(Hold::Snapshot { why: why.clone() })
+        } else if !graphs.is_empty() && !guards.allow_prune {
+            Some(Hold::InUse { graphs })
+        } else if too_many {
+            Some(Hold::TooMany {
+                removing,
+                provisioned: recorded.len(),
+                max_percent: guards.max_delete_percent.to_string(),
+            })
+        } else {
+            None
+        };
+        match hold {
+            Some(hold) => out.held.push(Held {
                 cluster: cluster.clone(),
-                blueprint_id: id.clone(),
-            },
-            None => Action::Forget {
-                cluster: cluster.clone(),
-            },
-        });
+                hold,
+            }),
+            None => out.actions.push(match &record.blueprint_id {
+                Some(id) => Action::Delete {
+                    cluster: cluster.clone(),
+                    blueprint_id: id.clone(),
+                },
+                None => Action::Forget {
+                    cluster: cluster.clone(),
+                },
+            }),
+        }
     }
+    out.held.extend(
+        recorded
+            .keys()
+            .chain(desired.keys())
+            .filter(|c| guards.broken.contains(*c))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|c| Held {
+                cluster: c.clone(),
+                hold: Hold::Broken,
+            }),
+    );
+    out.held.sort_by(|a, b| a.cluster.cmp(&b.cluster));
     out
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::spec::cluster::{Flavor, Vim};
-
-    pub(crate) fn spec(workers: u32) -> NfvclProvision {
-        NfvclProvision {
-            vim: Vim {
-                name: "os-lab".into(),
-                url: "https://keystone.example:5000/v3".into(),
-                tenant: "smo".into(),
-                user: "smo".into(),
-                password_file: "/etc/smo/credentials/vim-password".into(),
-            },
-            area: 3,
-            mgmt_net: "dmz-internal".into(),
-            cni: "flannel".into(),
-            master_flavor: Flavor {
-                vcpu: 4,
-                memory_mb: 8192,
-                storage_gb: 40,
-            },
-            worker_flavor: Flavor {
-                vcpu: 8,
-                memory_mb: 16384,
-                storage_gb: 80,
-            },
-            workers,
+fn step_of_desired(
+    cluster: &str,
+    spec: &NfvclProvision,
+    record: Option<&ProvisionRecord>,
+    guards: &Guards,
+    out: &mut Plan,
+) {
+    let cluster = cluster.to_owned();
+    let Some(record) = record else {
+        out.actions.push(Action::Create { cluster });
+        return;
+    };
+    if record.refused.as_deref() == Some(full_hash(spec).as_str()) {
+        return;
+    }
+    let Some(blueprint_id) = &record.blueprint_id else {
+        out.actions.push(Action::Create { cluster });
+        return;
+    };
+    let changed = record.spec_hash != spec_hash(spec);
+    match record.status {
+        ProvisionStatus::Pending => out.actions.push(Action::Create { cluster }),
+        ProvisionStatus::Creating | ProvisionStatus::Scaling => {
+            out.actions.push(Action::Wait { cluster });
         }
-    }
-
-    fn record(status: ProvisionStatus, bp: Option<&str>, workers: u32) -> ProvisionRecord {
-        ProvisionRecord {
-            cluster: "c".into(),
-            blueprint_id: bp.map(Into::into),
-            workers,
-            status,
-            spec_hash: spec_hash(&spec(workers)),
-            detail: None,
-            refused: None,
-            polls: 0,
-            updated_at: 0,
+        ProvisionStatus::Failed if changed || record.workers != spec.workers => {
+            // Recreating deletes first: not under graphs placed there.
+            let graphs = guards.graphs_on(&cluster);
+            if graphs.is_empty() || guards.allow_prune {
+                out.actions.push(Action::Delete {
+                    cluster,
+                    blueprint_id: blueprint_id.clone(),
+                });
+            } else {
+                out.held.push(Held {
+                    cluster,
+                    hold: Hold::InUse { graphs },
+                });
+            }
         }
-    }
-
-    fn other_shape() -> String {
-        let mut s = spec(2);
-        s.mgmt_net = "other".into();
-        spec_hash(&s)
-    }
-
-    /// (class, desired workers, record, expected actions, drifted)
-    type Row = (
-        &'static str,
-        Option<u32>,
-        Option<ProvisionRecord>,
-        Vec<Action>,
-        bool,
-    );
-
-    #[test]
-    fn plan_has_one_step_per_class() {
-        use ProvisionStatus::*;
-        let create = Action::Create {
-            cluster: "c".into(),
-        };
-        let wait = Action::Wait {
-            cluster: "c".into(),
-        };
-        let delete = Action::Delete {
-            cluster: "c".into(),
-            blueprint_id: "bp".into(),
-        };
-        let refused = |mut r: ProvisionRecord, s: &NfvclProvision| {
-            r.refused = Some(full_hash(s));
-            r
-        };
-        let reshaped = |mut r: ProvisionRecord| {
-            r.spec_hash = other_shape();
-            r
-        };
-        let rows: Vec<Row> = vec![
-            ("absent", Some(2), None, vec![create.clone()], false),
-            (
-                "creation failed transiently",
-                Some(2),
-                Some(record(Pending, None, 2)),
-                vec![create.clone()],
-                false,
-            ),
-            (
-                "creation refused, unchanged",
-                Some(2),
-                Some(refused(record(Failed, None, 2), &spec(2))),
-                vec![],
-                false,
-            ),
-            (
-                "creation refused, changed since",
-                Some(3),
-                Some(refused(record(Failed, None, 2), &spec(2))),
-                vec![create.clone()],
-                false,
-            ),
-            (
-                "creating",
-                Some(2),
-                Some(record(Creating, Some("bp"), 2)),
-                vec![wait.clone()],
-                false,
-            ),
-            (
-                "scaling",
-                Some(4),
-                Some(record(Scaling, Some("bp"), 4)),
-                vec![wait],
-                false,
-            ),
-            (
-                "in sync",
-                Some(2),
-                Some(record(Ready, Some("bp"), 2)),
-                vec![],
-                false,
-            ),
-            (
-                "more workers",
-                Some(4),
-                Some(record(Ready, Some("bp"), 2)),
-                vec![Action::Scale {
-                    cluster: "c".into(),
-                    from: 2,
-                    to: 4,
-                }],
-                false,
-            ),
-            (
-                "fewer workers",
-                Some(2),
-                Some(record(Ready, Some("bp"), 4)),
-                vec![Action::Scale {
-                    cluster: "c".into(),
-                    from: 4,
-                    to: 2,
-                }],
-                false,
-            ),
-            (
-                "scale refused, unchanged",
-                Some(4),
-                Some(refused(record(Ready, Some("bp"), 2), &spec(4))),
-                vec![],
-                false,
-            ),
-            (
-                "drifted shape",
-                Some(2),
-                Some(reshaped(record(Ready, Some("bp"), 2))),
-                vec![],
-                true,
-            ),
-            (
-                "failed, unchanged",
-                Some(2),
-                Some(record(Failed, Some("bp"), 2)),
-                vec![],
-                false,
-            ),
-            (
-                "failed, changed since",
-                Some(3),
-                Some(record(Failed, Some("bp"), 2)),
-                vec![delete.clone()],
-                false,
-            ),
-            (
-                "no longer desired",
-                None,
-                Some(record(Ready, Some("bp"), 2)),
-                vec![delete],
-                false,
-            ),
-            (
-                "no longer desired, no blueprint",
-                None,
-                Some(record(Pending, None, 2)),
-                vec![Action::Forget {
-                    cluster: "c".into(),
-                }],
-                false,
-            ),
-        ];
-        for (class, workers, rec, expected, drifted) in rows {
-            let desired: BTreeMap<_, _> = workers
-                .map(|w| ("c".to_owned(), spec(w)))
-                .into_iter()
-                .collect();
-            let recorded: BTreeMap<_, _> = rec.map(|r| ("c".to_owned(), r)).into_iter().collect();
-            let plan = plan(&desired, &recorded, Prune::Allow);
-            assert_eq!(plan.actions, expected, "{class}");
-            assert_eq!(plan.drifted == ["c"], drifted, "{class}");
-            assert!(plan.held.is_empty(), "{class}");
+        ProvisionStatus::Failed => {}
+        ProvisionStatus::Ready if changed => out.drifted.push(cluster),
+        ProvisionStatus::Ready if record.workers != spec.workers => {
+            out.actions.push(Action::Scale {
+                cluster,
+                from: record.workers,
+                to: spec.workers,
+            });
         }
-    }
-
-    #[test]
-    fn prune_guard_holds_deletions_back_and_nothing_else() {
-        let desired = BTreeMap::from([("new".to_owned(), spec(1))]);
-        let recorded = BTreeMap::from([(
-            "old".to_owned(),
-            ProvisionRecord {
-                cluster: "old".into(),
-                ..record(ProvisionStatus::Ready, Some("bp"), 2)
-            },
-        )]);
-        let held = plan(&desired, &recorded, Prune::Hold);
-        assert_eq!(
-            held.actions,
-            [Action::Create {
-                cluster: "new".into()
-            }]
-        );
-        assert_eq!(held.held, ["old"]);
-        let allowed = plan(&desired, &recorded, Prune::Allow);
-        assert_eq!(allowed.actions.len(), 2);
-        assert!(allowed.held.is_empty());
-    }
-
-    #[test]
-    fn spec_hash_ignores_the_worker_count_and_nothing_else() {
-        assert_eq!(spec_hash(&spec(1)), spec_hash(&spec(5)));
-        assert_ne!(full_hash(&spec(1)), full_hash(&spec(5)));
-        assert_ne!(spec_hash(&spec(1)), other_shape());
+        ProvisionStatus::Ready => {}
     }
 }
+
+/// Prefix of a record's detail that reports a hold, so that the detail is
+/// cleared once the hold ends (a held cluster gets no step that would).
+pub const HELD_PREFIX: &str = "held: ";
+
+/// Records whose detail must change: held clusters show why, clusters no
+/// longer held lose the explanation. Pure; the caller commits them and
+/// announces each new hold as an event.
+pub fn hold_details(
+    plan: &Plan,
+    recorded: &BTreeMap<String, ProvisionRecord>,
+) -> Vec<ProvisionRecord> {
+    let acting: BTreeSet<&str> = plan.actions.iter().map(Action::cluster).collect();
+    let held: BTreeMap<&str, &Hold> = plan
+        .held
+        .iter()
+        .map(|h| (h.cluster.as_str(), &h.hold))
+        .collect();
+    recorded
+        .values()
+        // A step writes its own detail.
+        .filter(|r| !acting.contains(r.cluster.as_str()))
+        .filter_map(|r| {
+            let detail = match held.get(r.cluster.as_str()) {
+                Some(hold) => Some(format!("{HELD_PREFIX}{hold}")),
+                None if r
+                    .detail
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with(HELD_PREFIX)) =>
+                {
+                    None
+                }
+                None => return None,
+            };
+            (r.detail != detail).then(|| ProvisionRecord {
+                detail,
+                ..r.clone()
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

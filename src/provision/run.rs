@@ -7,12 +7,19 @@
 //! one (NFVCL down, slow, 5xx) is retried after a back-off without a new
 //! record of a blueprint; a terminal one (4xx) is recorded as refused, with
 //! NFVCL's message, until the provision changes.
+//!
+//! Creating and scaling are not idempotent in NFVCL, and an answer can be
+//! lost after NFVCL acted (a timeout, a dropped connection). So a creation
+//! retried after an earlier attempt first looks for a blueprint NFVCL made
+//! from the same request and that no record claims, and continues from it;
+//! and a scaling first reads the blueprint's worker count, waits while
+//! NFVCL is busy with it, and asks only for the difference to the target.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::{Action, full_hash, spec_hash};
-use crate::adapters::nfvcl::{BlueprintStatus, Nfvcl, NfvclError};
+use crate::adapters::nfvcl::{BlueprintStatus, K8sBlueprint, Nfvcl, NfvclError};
 use crate::spec::cluster::NfvclProvision;
 use crate::store::records::{ProvisionRecord, ProvisionStatus};
 use crate::store::{Store, StoreError};
@@ -88,7 +95,13 @@ pub async fn step(
     let spec = desired.get(cluster);
     match (action, spec) {
         (Action::Create { .. }, Some(spec)) => {
-            create(client, cluster, spec, record, polling, now).await
+            // Blueprints other records hold are never adopted.
+            let claimed: BTreeSet<&str> = recorded
+                .values()
+                .filter(|r| r.cluster != cluster)
+                .filter_map(|r| r.blueprint_id.as_deref())
+                .collect();
+            create(client, cluster, spec, record, &claimed, polling, now).await
         }
         (Action::Wait { .. }, _) => {
             let Some(record) = record else {
@@ -147,39 +160,85 @@ async fn create(
     cluster: &str,
     spec: &NfvclProvision,
     previous: Option<&ProvisionRecord>,
+    claimed: &BTreeSet<&str>,
     polling: &Polling,
     now: u64,
 ) -> Outcome {
     let mut record = fresh(cluster, spec, now);
-    let result = match client.register_vim(spec).await {
-        Ok(()) => client.create_k8s(spec).await,
-        Err(e) => Err(e),
-    };
-    match result {
+    if let Err(error) = client.register_vim(spec).await {
+        return create_failed(record, previous, spec, error, polling);
+    }
+    // A record without a blueprint means an earlier attempt, which may have
+    // reached NFVCL with its answer lost. A first attempt adopts nothing:
+    // an identical blueprint that exists before smo asked is not smo's.
+    if previous.is_some() {
+        let found = match client.k8s_blueprints().await {
+            Ok(list) => list,
+            Err(error) => return create_failed(record, previous, spec, error, polling),
+        };
+        let mine: Vec<&K8sBlueprint> = found
+            .iter()
+            .filter(|b| !claimed.contains(b.id.as_str()) && b.created_from(spec))
+            .collect();
+        match mine.as_slice() {
+            [] => {}
+            [one] => {
+                record.blueprint_id = Some(one.id.clone());
+                record.workers = one.requested_workers().unwrap_or(spec.workers);
+                record.status = ProvisionStatus::Creating;
+                record.detail = Some(format!(
+                    "continues blueprint {} that NFVCL made from an earlier request whose answer was lost",
+                    one.id
+                ));
+                return Outcome::put(record, Some(polling.initial));
+            }
+            many => {
+                let ids = many.iter().map(|b| b.id.clone()).collect();
+                return create_failed(
+                    record,
+                    previous,
+                    spec,
+                    NfvclError::Ambiguous { ids },
+                    polling,
+                );
+            }
+        }
+    }
+    match client.create_k8s(spec).await {
         Ok(id) => {
             record.blueprint_id = Some(id);
             record.status = ProvisionStatus::Creating;
             Outcome::put(record, Some(polling.initial))
         }
-        Err(error) if error.is_transient() => {
-            // Retried with the same back-off as polling, counted in `polls`.
-            record.polls = previous.map_or(0, |p| p.polls.saturating_add(1));
-            record.detail = Some(error.to_string());
-            Outcome {
-                again_after: Some(polling.delay(record.polls)),
-                change: Some(Change::Put(record)),
-                error: Some(error),
-            }
+        Err(error) => create_failed(record, previous, spec, error, polling),
+    }
+}
+
+/// A creation that failed: a transient failure is retried with the same
+/// back-off as polling, counted in `polls`; a terminal one is refused until
+/// the provision changes.
+fn create_failed(
+    mut record: ProvisionRecord,
+    previous: Option<&ProvisionRecord>,
+    spec: &NfvclProvision,
+    error: NfvclError,
+    polling: &Polling,
+) -> Outcome {
+    record.detail = Some(error.to_string());
+    if error.is_transient() {
+        record.polls = previous.map_or(0, |p| p.polls.saturating_add(1));
+        Outcome {
+            again_after: Some(polling.delay(record.polls)),
+            change: Some(Change::Put(record)),
+            error: Some(error),
         }
-        Err(error) => {
-            record.status = ProvisionStatus::Failed;
-            record.detail = Some(error.to_string());
-            record.refused = Some(full_hash(spec));
-            Outcome {
-                change: Some(Change::Put(record)),
-                again_after: None,
-                error: Some(error),
-            }
+    } else {
+        record.status = ProvisionStatus::Failed;
+        record.refused = Some(full_hash(spec));
+        Outcome {
+            change: Some(Change::Put(record)),
+            again_after: None,
+            error: Some(error),
         }
     }
 }
@@ -210,19 +269,21 @@ async fn wait(client: &Nfvcl, record: &ProvisionRecord, polling: &Polling, now: 
             let delay = polling.delay(next.polls);
             Outcome::put(next, Some(delay))
         }
-        Ok(None) => {
-            // NFVCL lost the blueprint (deleted by hand, database reset):
-            // the planner creates it again.
-            next.status = ProvisionStatus::Pending;
-            next.detail = Some(format!(
-                "NFVCL no longer knows blueprint {id}; smo creates the cluster again"
-            ));
-            next.blueprint_id = None;
-            next.polls = 0;
-            Outcome::put(next, None)
-        }
+        Ok(None) => lost(next, id),
         Err(error) => failed_call(Some(record), error, polling, now),
     }
+}
+
+/// NFVCL lost the blueprint (deleted by hand, database reset): the planner
+/// creates it again.
+fn lost(mut next: ProvisionRecord, id: &str) -> Outcome {
+    next.status = ProvisionStatus::Pending;
+    next.detail = Some(format!(
+        "NFVCL no longer knows blueprint {id}; smo creates the cluster again"
+    ));
+    next.blueprint_id = None;
+    next.polls = 0;
+    Outcome::put(next, None)
 }
 
 async fn scale(
@@ -237,14 +298,35 @@ async fn scale(
     let Some(id) = &record.blueprint_id else {
         return nothing();
     };
-    let result = if to > from {
-        client.add_workers(id, spec, to - from).await
-    } else {
-        client.remove_workers(id, spec, from - to).await
-    };
     let mut next = ProvisionRecord {
         updated_at: now,
         ..record.clone()
+    };
+    // The count NFVCL has, not the one smo asked for last: an earlier
+    // request may have been carried out with its answer lost.
+    let found = match client.k8s_blueprints().await {
+        Ok(list) => list.into_iter().find(|b| b.id == *id),
+        Err(error) => return failed_call(Some(record), error, polling, now),
+    };
+    let Some(found) = found else {
+        return lost(next, id);
+    };
+    if let Some(BlueprintStatus::Busy(what)) = &found.status {
+        next.polls = record.polls.saturating_add(1);
+        next.detail = Some(format!(
+            "NFVCL is busy with blueprint {id} ({what}); smo changes the workers once it is idle"
+        ));
+        let delay = polling.delay(next.polls);
+        return Outcome::put(next, Some(delay));
+    }
+    let have = found.workers.unwrap_or(from);
+    let result = if to > have {
+        client.add_workers(id, spec, to - have).await
+    } else if to < have {
+        client.remove_workers(id, spec, have - to).await
+    } else {
+        // Already there (a lost answer): wait for NFVCL to report idle.
+        Ok(())
     };
     match result {
         Ok(()) => {

@@ -565,3 +565,51 @@ fn provision_errors_name_file_line_and_field() {
     );
     assert!(state.clusters.is_empty());
 }
+
+/// Removal needs positive evidence: a cluster file that is present but
+/// does not load names its cluster as broken (held), not as gone.
+#[test]
+fn cluster_files_that_do_not_load_are_reported_as_broken_not_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "clusters/edge-3.yaml", PROVISION);
+    // Not YAML.
+    write(dir.path(), "clusters/bad-yaml.yaml", "cluster: [name: x\n");
+    // A typo'd key makes the file invalid.
+    write(
+        dir.path(),
+        "clusters/typo.yaml",
+        &PROVISION
+            .replace("edge-3", "typo")
+            .replace("workers: 2", "wrokers: 2"),
+    );
+    // Emptied by a non-atomic save.
+    write(dir.path(), "clusters/empty.yaml", "");
+    // A dangling link: present, cannot be read.
+    std::os::unix::fs::symlink(
+        dir.path().join("nowhere.yaml"),
+        dir.path().join("clusters/dangling.yaml"),
+    )
+    .unwrap();
+    let state = load_root(dir.path()).unwrap();
+    assert_eq!(state.clusters.keys().collect::<Vec<_>>(), ["edge-3"]);
+    assert_eq!(
+        state.broken_clusters.iter().collect::<Vec<_>>(),
+        ["bad-yaml", "dangling", "empty", "typo"]
+    );
+    // Each is explained with its file.
+    for name in ["bad-yaml", "empty", "typo"] {
+        let file = format!("clusters/{name}.yaml");
+        assert!(
+            state
+                .findings
+                .iter()
+                .any(|f| f.file == file && f.is_error()),
+            "{file}: {:?}",
+            state.findings
+        );
+    }
+    // A file that is gone is neither loaded nor broken.
+    fs::remove_file(dir.path().join("clusters/typo.yaml")).unwrap();
+    let state = load_root(dir.path()).unwrap();
+    assert!(!state.broken_clusters.contains("typo"));
+}
