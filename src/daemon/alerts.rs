@@ -438,6 +438,7 @@ mod tests {
             blocked_by: None,
             last_error: None,
             updated_at: 0,
+            drifted: Vec::new(),
             manifest: None,
         };
         let services = [waiting];

@@ -59,7 +59,9 @@ impl Leases {
 /// directory is read in place and needs no lease). Leases never make two
 /// snapshots differ.
 #[derive(Debug, Clone, Default)]
-pub struct Lease(Option<Arc<Held>>);
+// The field is never read: holding it is the point (its drop releases the
+// checkout).
+pub struct Lease(#[allow(dead_code)] Option<Arc<Held>>);
 
 impl PartialEq for Lease {
     fn eq(&self, _: &Lease) -> bool {

@@ -230,6 +230,7 @@ mod tests {
             last_error: None,
             updated_at: 1,
             manifest: Some(manifest.into()),
+            drifted: Vec::new(),
         }
     }
 
