@@ -447,6 +447,12 @@ fn check_name(name: &str) -> Result<(), GrafanaError> {
     }
 }
 
+impl crate::retry::Transient for GrafanaError {
+    fn is_transient(&self) -> bool {
+        GrafanaError::is_transient(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,11 +511,5 @@ mod tests {
             sink.write("p", &json!({"uid": "../x"})),
             Err(GrafanaError::BadUid { .. })
         ));
-    }
-}
-
-impl crate::retry::Transient for GrafanaError {
-    fn is_transient(&self) -> bool {
-        GrafanaError::is_transient(self)
     }
 }

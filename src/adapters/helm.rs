@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::Command;
+use tracing::Instrument;
 
 /// How to run helm.
 #[derive(Debug, Clone)]
@@ -341,9 +342,13 @@ impl Helm {
             binary: self.cfg.binary.display().to_string(),
             source,
         })?;
+        // The span follows the wait (instrument, not enter: a guard held
+        // across an await would tag whatever else runs on the thread).
         let span = tracing::debug_span!("helm", verb = %args.first().map(String::as_str).unwrap_or_default());
-        let _guard = span.enter();
-        let output = match tokio::time::timeout(limit, child.wait_with_output()).await {
+        let output = match tokio::time::timeout(limit, child.wait_with_output())
+            .instrument(span)
+            .await
+        {
             Err(_) => {
                 return Err(HelmError::TimedOut {
                     command,
@@ -547,6 +552,12 @@ impl ValuesFile {
     }
 }
 
+impl crate::retry::Transient for HelmError {
+    fn is_transient(&self) -> bool {
+        HelmError::is_transient(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,7 +623,10 @@ mod tests {
             "Error: uninstall: Release not loaded: web-1: release: not found",
             "WARNING: Kubernetes configuration file is group-readable.\nError: release: not found",
         ] {
-            assert!(matches!(absent_as_none(failed(absent)), Ok(None)), "{absent}");
+            assert!(
+                matches!(absent_as_none(failed(absent)), Ok(None)),
+                "{absent}"
+            );
         }
         for error in [
             "Error: Kubernetes cluster unreachable: Get \"http://127.0.0.1:1/version\": dial tcp 127.0.0.1:1: connect: connection refused",
@@ -652,11 +666,5 @@ mod tests {
         drop(f);
         assert!(!path.exists());
         assert!(!path.parent().unwrap().exists());
-    }
-}
-
-impl crate::retry::Transient for HelmError {
-    fn is_transient(&self) -> bool {
-        HelmError::is_transient(self)
     }
 }

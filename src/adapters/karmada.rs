@@ -798,6 +798,12 @@ fn cluster_of(name: String, data: &Value, gpu_resource: &str) -> InventoryCluste
     }
 }
 
+impl crate::retry::Transient for KarmadaError {
+    fn is_transient(&self) -> bool {
+        KarmadaError::is_transient(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -965,11 +971,5 @@ mod tests {
         let got = cluster_of("c".into(), &broken, "nvidia.com/gpu");
         assert!(!got.ready);
         assert_eq!(got.cpu.allocatable, 0.0);
-    }
-}
-
-impl crate::retry::Transient for KarmadaError {
-    fn is_transient(&self) -> bool {
-        KarmadaError::is_transient(self)
     }
 }

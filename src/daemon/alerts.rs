@@ -128,13 +128,16 @@ pub fn known_from_records(
             s.project == d.project
                 && s.graph == d.graph
                 && s.service == d.service
-                && s.trigger.pending.iter().any(|e| *e == d.event)
+                && s.trigger.pending.contains(&d.event)
         })
 }
 
 /// The held deliveries the store knows (see [`known_from_records`]), and
 /// how many it does not. Blocking.
-pub fn confirm_held(store: &Store, held: Vec<Delivery>) -> Result<(Vec<Delivery>, usize), StoreError> {
+pub fn confirm_held(
+    store: &Store,
+    held: Vec<Delivery>,
+) -> Result<(Vec<Delivery>, usize), StoreError> {
     let mut known = Vec::new();
     let mut ignored = 0;
     let mut services: std::collections::BTreeMap<(String, String), Vec<ServiceRecord>> =
@@ -337,15 +340,16 @@ mod tests {
     fn desired(invalid: bool) -> DesiredState {
         let root = tempfile::tempdir().unwrap();
         let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("state-example");
-        for rel in ["smo.yaml", FILE, "projects/demo2/gpu-offloading-graph.yaml"] {
-            let to = root.path().join(rel);
-            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            std::fs::copy(example.join(rel), &to).unwrap();
-        }
+        // The whole example: descriptors with their local charts.
+        fake_karmada::testing::copy_dir(&example, root.path());
         if invalid {
             let p = root.path().join(FILE);
             let text = std::fs::read_to_string(&p).unwrap();
-            std::fs::write(&p, text.replacen("condition: ANY", "condition: SOMETIMES", 1)).unwrap();
+            std::fs::write(
+                &p,
+                text.replacen("condition: ANY", "condition: SOMETIMES", 1),
+            )
+            .unwrap();
         }
         let state = crate::desired::loader::load_root(root.path()).unwrap();
         let entry = state.graphs.iter().find(|e| e.project == PROJECT).unwrap();

@@ -256,7 +256,8 @@ impl RuleSync {
         .await
         .map_err(|e| RuleError::Join(e.to_string()))??;
         if reloads && pending {
-            self.reload_owed(sink, &format!("{project}/{graph}")).await?;
+            self.reload_owed(sink, &format!("{project}/{graph}"))
+                .await?;
         }
         Ok(())
     }
@@ -331,6 +332,12 @@ async fn clear_debt(sink: &DirSink) -> Result<(), RuleError> {
         .await
         .map_err(|e| RuleError::Join(e.to_string()))?
         .map_err(RuleError::from)
+}
+
+impl crate::retry::Transient for RuleError {
+    fn is_transient(&self) -> bool {
+        RuleError::is_transient(self)
+    }
 }
 
 #[cfg(test)]
@@ -442,11 +449,5 @@ mod tests {
             .unwrap();
         assert_eq!(again, None);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
-    }
-}
-
-impl crate::retry::Transient for RuleError {
-    fn is_transient(&self) -> bool {
-        RuleError::is_transient(self)
     }
 }

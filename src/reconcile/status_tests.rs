@@ -59,7 +59,14 @@ fn graph() -> GraphRecord {
 fn each_result_sets_its_phase_and_journal() {
     let ok = Ok(());
     let failed = Err(StepError::transient(Reason::Helm, "helm: busy"));
-    let rows: Vec<(&str, Action, &Result<(), StepError>, ServicePhase, &[&str])> = vec![
+    type Row<'a> = (
+        &'a str,
+        Action,
+        &'a Result<(), StepError>,
+        ServicePhase,
+        &'a [&'a str],
+    );
+    let rows: Vec<Row> = vec![
         (
             "installed",
             Action::Install,

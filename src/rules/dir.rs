@@ -381,10 +381,18 @@ mod tests {
         std::fs::write(&legacy, &old).unwrap();
         // Same rules: still rewritten under the new name, the legacy removed.
         let change = sink.sync("p", "g", &group("vector(1)")).unwrap();
-        assert_eq!(change, Change::Written { previous: Some(old.clone()) });
+        assert_eq!(
+            change,
+            Change::Written {
+                previous: Some(old.clone())
+            }
+        );
         assert!(!legacy.exists());
         assert_eq!(std::fs::read_to_string(sink.file("p", "g")).unwrap(), old);
-        assert_eq!(sink.sync("p", "g", &group("vector(1)")).unwrap(), Change::Unchanged);
+        assert_eq!(
+            sink.sync("p", "g", &group("vector(1)")).unwrap(),
+            Change::Unchanged
+        );
         // Removal takes a legacy file along too.
         std::fs::write(&legacy, &old).unwrap();
         assert!(sink.remove("p", "g", false).unwrap());
@@ -399,11 +407,13 @@ mod tests {
             promtool: None,
         };
         assert!(!sink.reload_pending());
-        sink.sync_marking("p", "g", &group("vector(1)"), true).unwrap();
+        sink.sync_marking("p", "g", &group("vector(1)"), true)
+            .unwrap();
         assert!(sink.reload_pending());
         // Unchanged content leaves the owed reload owed.
         assert_eq!(
-            sink.sync_marking("p", "g", &group("vector(1)"), true).unwrap(),
+            sink.sync_marking("p", "g", &group("vector(1)"), true)
+                .unwrap(),
             Change::Unchanged
         );
         assert!(sink.reload_pending());

@@ -316,7 +316,11 @@ fn project_directories_must_not_be_system_namespaces() {
         let dir = tempfile::tempdir().unwrap();
         let g = graph("g").service("a").yaml();
         write(dir.path(), &format!("projects/{project}/g.yaml"), &g);
-        write(dir.path(), &format!("projects/{project}/h.yaml"), &graph("h").service("b").yaml());
+        write(
+            dir.path(),
+            &format!("projects/{project}/h.yaml"),
+            &graph("h").service("b").yaml(),
+        );
         write(dir.path(), "projects/apps/g.yaml", &g);
         let state = load_root(dir.path()).unwrap();
         let valid: Vec<&str> = state.valid_graphs().map(|g| g.project.as_str()).collect();
@@ -331,7 +335,11 @@ fn project_directories_must_not_be_system_namespaces() {
             format!("projects/{project}/g.yaml"),
             format!("projects/{project}/h.yaml"),
         );
-        assert_eq!(errors, [(g_file.as_str(), 1, 1), (h_file.as_str(), 1, 1)], "{project}");
+        assert_eq!(
+            errors,
+            [(g_file.as_str(), 1, 1), (h_file.as_str(), 1, 1)],
+            "{project}"
+        );
         assert!(
             state.findings.iter().filter(|f| f.is_error()).all(|f| f
                 .message

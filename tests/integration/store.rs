@@ -256,5 +256,52 @@ fn store_migrates_a_v3_database_by_adding_the_provisions_table() {
     assert!(store.delete_provision("edge-3").unwrap());
     assert!(!store.delete_provision("edge-3").unwrap());
     drop(store);
-    assert_eq!(raw_schema_version(&path), 4);
+    assert_eq!(raw_schema_version(&path), CURRENT_SCHEMA);
+}
+
+#[test]
+fn store_migrates_a_v4_database_by_adding_the_intents_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Store::path_in(dir.path());
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        put_json(&txn, tables::META, tables::SCHEMA_VERSION, &4u32);
+        put_json(&txn, tables::META, tables::SOURCE_REVISION, &"rev-4");
+        for table in [
+            tables::GRAPHS,
+            tables::SERVICES,
+            tables::OWNED,
+            tables::CLUSTERS,
+            tables::TRIGGERS,
+            tables::SCALES,
+            tables::PROVISIONS,
+        ] {
+            txn.open_table(table).unwrap();
+        }
+        // A v4 service record: no `drifted` field.
+        put_json(
+            &txn,
+            tables::SERVICES,
+            "p/g/web",
+            &serde_json::json!({
+                "project": "p", "graph": "g", "service": "web", "namespace": "p",
+                "release": "web", "releaseRevision": 2, "inputHash": "h",
+                "phase": "Deployed", "clusters": ["c1"], "replicas": {},
+                "trigger": {"armed": false, "firedAt": null, "alert": null},
+                "blockedBy": null, "lastError": null, "updatedAt": 7
+            }),
+        );
+        txn.commit().unwrap();
+    }
+    assert!(!table_names(&path).iter().any(|n| n == "intents"));
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), CURRENT_SCHEMA);
+    assert_eq!(store.source_revision().unwrap().as_deref(), Some("rev-4"));
+    assert!(store.intents().unwrap().is_empty());
+    let services = store.services_of("p", "g").unwrap();
+    assert_eq!(services[0].release_revision, Some(2));
+    assert!(services[0].drifted.is_empty());
+    drop(store);
+    assert_eq!(raw_schema_version(&path), 5);
 }

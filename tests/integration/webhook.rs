@@ -1033,5 +1033,8 @@ async fn alerts_before_the_first_snapshot_are_refused_with_503_then_accepted() {
     running.stop().await;
     let triggers = env.store().triggers().unwrap();
     assert_eq!(triggers.len(), 1, "{triggers:?}");
-    assert_eq!((triggers[0].service.as_str(), triggers[0].event.as_str()), (VO, EVENT));
+    assert_eq!(
+        (triggers[0].service.as_str(), triggers[0].event.as_str()),
+        (VO, EVENT)
+    );
 }

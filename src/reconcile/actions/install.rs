@@ -45,6 +45,7 @@ pub async fn run<H: HelmOps, K: KarmadaOps, L: IntentLog>(
     let mut spec = input.spec();
     spec.labels = &labels;
     let status = helm.upgrade_install(&spec).await?;
+    tracing::info!(release = %input.release, revision = status.revision, "release applied");
     let text = helm.get_manifest(&input.release, &input.namespace).await?;
     rec.release_revision = Some(status.revision);
     rec.input_hash = Some(input.hash.clone());
