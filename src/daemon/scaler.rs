@@ -506,6 +506,48 @@ fn same_decision(a: &ScaleRecord, b: &ScaleRecord) -> bool {
     a.replicas == b.replicas && a.per_cluster == b.per_cluster && a.note == b.note && close
 }
 
+/// Runs the scaler every `interval`: changed decisions refresh their
+/// graph's status; infeasible ones ask for re-placement.
+pub(super) async fn scaling_loop(
+    mut scaler: Scaler,
+    shared: Arc<super::Shared>,
+    queue: crate::reconcile::queue::Queue,
+    interval: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => if *shutdown.borrow() { return },
+        }
+        let world = shared.world();
+        match scaler.tick(&world).await {
+            Ok(report) => {
+                if !report.replace.is_empty() {
+                    let mut w = shared
+                        .world
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    for (key, why) in &report.replace {
+                        tracing::warn!(key = %key, reason = %why, "scaling infeasible: re-placement requested");
+                        w.replace.insert(key.clone(), why.clone());
+                    }
+                }
+                for key in report
+                    .changed
+                    .iter()
+                    .chain(report.replace.iter().map(|(k, _)| k))
+                {
+                    queue.enqueue(key);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "scaling pass failed"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

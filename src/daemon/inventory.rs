@@ -1,0 +1,107 @@
+//! The cluster inventory from Karmada: readiness changes enqueue the graphs
+//! (failover), NotReady times are kept, the inventory is recorded.
+
+use super::*;
+
+/// Reads the inventory; a readiness change enqueues the graphs that use
+/// the cluster (failover) and records when it became NotReady.
+pub(super) async fn refresh_inventory(
+    shared: &Arc<Shared>,
+    karmada: &Karmada,
+    config: &Config,
+    store: &Arc<Store>,
+    queue: &Queue,
+    enqueue_changes: bool,
+) {
+    let inv = match karmada.inventory(&config.karmada.gpu_resource).await {
+        Ok(i) => {
+            shared.note("inventory", None);
+            i
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster inventory unavailable; keeping the last one");
+            shared.note(
+                "inventory",
+                Some(format!("cluster inventory unavailable: {e}")),
+            );
+            return;
+        }
+    };
+    let at = now();
+    let changed: (Vec<String>, bool) = {
+        let mut w = shared
+            .world
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before: BTreeMap<String, bool> = w
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), c.ready))
+            .collect();
+        let facts: Vec<ClusterFacts> = merge(&inv, &w.desired.clusters).0;
+        let mut changed = Vec::new();
+        for c in &facts {
+            if before.get(&c.name) != Some(&c.ready) {
+                changed.push(c.name.clone());
+            }
+            if c.ready {
+                w.not_ready_since.remove(&c.name);
+            } else {
+                w.not_ready_since.entry(c.name.clone()).or_insert(at);
+            }
+        }
+        let names_changed = {
+            let old: BTreeSet<&String> = before.keys().collect();
+            let new: BTreeSet<&String> = facts.iter().map(|c| &c.name).collect();
+            old != new
+        };
+        w.clusters = facts;
+        (changed, names_changed)
+    };
+    let (changed, names_changed) = changed;
+    if names_changed && shared.dashboards.enabled() {
+        // One dashboard per cluster, published when the set changes.
+        let names: Vec<String> = shared
+            .world()
+            .clusters
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        let dashboards = shared.dashboards.clone();
+        tokio::spawn(async move {
+            if let Err(e) = dashboards.publish_clusters(&names).await {
+                tracing::warn!(error = %e, "cluster dashboards not published");
+            }
+        });
+    }
+    *shared
+        .last_inventory
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(inv.clone());
+    let records: Vec<ClusterRecord> = {
+        let w = shared.world();
+        w.clusters
+            .iter()
+            .map(|c| ClusterRecord {
+                name: c.name.clone(),
+                ready: c.ready,
+                since: w.not_ready_since.get(&c.name).copied().unwrap_or(at),
+                cpu_free: c.free_cpu,
+                memory_free: c.free_memory,
+                gpu_free: c.free_gpu,
+            })
+            .collect()
+    };
+    let s = Arc::clone(store);
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.put_clusters(&records)).await {
+        tracing::warn!(error = %e, "could not record the inventory");
+    }
+    if enqueue_changes && !changed.is_empty() {
+        tracing::info!(clusters = ?changed, "cluster readiness changed");
+        if let Ok(keys) = all_keys(shared, store).await {
+            for k in keys {
+                queue.enqueue(&k);
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The status snapshot `smo status` reads while the daemon holds the
+//! store, and the graph and service gauges that follow it.
+
+use super::*;
+
+/// The status snapshot next to the database, for `smo status`; the
+/// graph and service gauges follow it.
+pub(super) async fn publish(store: &Arc<Store>, shared: &Arc<Shared>, state_dir: &Path) {
+    if let Some(snap) = publish_notes(store, state_dir, shared.notes()).await {
+        let m = &shared.metrics;
+        m.clear(Family::Graphs);
+        let mut by_condition: BTreeMap<String, u32> = BTreeMap::new();
+        for g in &snap.graphs {
+            for c in g.conditions.iter().filter(|c| c.status) {
+                *by_condition.entry(format!("{:?}", c.kind)).or_default() += 1;
+            }
+        }
+        for (condition, n) in by_condition {
+            m.set(Family::Graphs, &[&condition], f64::from(n));
+        }
+        m.clear(Family::Services);
+        let mut by_phase: BTreeMap<String, u32> = BTreeMap::new();
+        for s in &snap.services {
+            *by_phase.entry(format!("{:?}", s.phase)).or_default() += 1;
+        }
+        for (phase, n) in by_phase {
+            m.set(Family::Services, &[&phase], f64::from(n));
+        }
+    }
+}
+
+/// Publishes a status snapshot with these notes (also before the world
+/// exists, when the source has not answered yet).
+pub(super) async fn publish_notes(
+    store: &Arc<Store>,
+    state_dir: &Path,
+    notes: Vec<String>,
+) -> Option<snapshot::StatusSnapshot> {
+    let (store, dir) = (Arc::clone(store), state_dir.to_owned());
+    let r = tokio::task::spawn_blocking(move || {
+        let snap = store.status_snapshot(notes).map_err(|e| e.to_string())?;
+        snapshot::publish(&dir, &snap).map_err(|e| e.to_string())?;
+        Ok::<_, String>(snap)
+    })
+    .await;
+    match r.map_err(|e| e.to_string()) {
+        Ok(Ok(snap)) => Some(snap),
+        Ok(Err(e)) | Err(e) => {
+            tracing::warn!(error = %e, "could not publish the status snapshot");
+            None
+        }
+    }
+}
