@@ -43,7 +43,7 @@ pub struct Recorded {
     /// resolutions of alerts that never fired here.
     pub ignored: usize,
     /// Graphs to reconcile now.
-    pub graphs: BTreeSet<String>,
+    pub graphs: BTreeSet<crate::keys::GraphKey>,
 }
 
 impl Recorded {
@@ -192,7 +192,8 @@ pub fn record(store: &Store, list: &[Delivery], now: u64) -> Result<Recorded, St
                 Effect::Refreshed | Effect::Resolved => r.updated += 1,
             }
             if effect.writes() {
-                r.graphs.insert(format!("{}/{}", d.project, d.graph));
+                r.graphs
+                    .insert(crate::keys::GraphKey::new(&d.project, &d.graph));
                 tracing::info!(
                     project = %d.project,
                     graph = %d.graph,

@@ -17,7 +17,7 @@ use crate::metrics::{Family, Metrics};
 use crate::observe::clusters::{ClusterFacts, merge};
 use crate::reconcile::decide::prune_guard;
 use crate::reconcile::engine::{Engine, Outcome, World};
-use crate::reconcile::error::{Reason, StepError};
+use crate::reconcile::error::StepError;
 use crate::reconcile::queue::{Key, Queue, backoff};
 use crate::reconcile::rulesync::RuleSync;
 use crate::source::{self, Snapshot};

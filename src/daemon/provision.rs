@@ -110,7 +110,7 @@ async fn pass(
             in_use
                 .entry(cluster.clone())
                 .or_default()
-                .insert(format!("{}/{}", g.project, g.graph));
+                .insert(crate::keys::GraphKey::new(&g.project, &g.graph).to_string());
         }
     }
     let guards = Guards {

@@ -40,9 +40,9 @@ pub enum ScalerError {
 #[derive(Debug, Default)]
 pub struct TickReport {
     /// Graphs whose scaling record changed (their status is refreshed).
-    pub changed: Vec<String>,
+    pub changed: Vec<crate::keys::GraphKey>,
     /// Graphs to re-place, with the reason.
-    pub replace: Vec<(String, String)>,
+    pub replace: Vec<(crate::keys::GraphKey, String)>,
 }
 
 pub struct Scaler {
@@ -123,9 +123,9 @@ impl Scaler {
             if targets.is_empty() {
                 continue;
             }
-            let graph_key = format!("{}/{}", graph.project, graph.id());
+            let graph_key = crate::keys::GraphKey::new(&graph.project, graph.id());
             let out = self
-                .scale_graph(&graph_key, &targets, &world.clusters, settings)
+                .scale_graph(&graph_key.to_string(), &targets, &world.clusters, settings)
                 .await;
             for rec in out.records {
                 let changed = previous

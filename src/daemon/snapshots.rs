@@ -3,6 +3,7 @@
 //! files attributed, the prune guard, changed graphs enqueued first).
 
 use super::*;
+use crate::keys::GraphKey;
 
 pub(super) async fn first_snapshot(
     config: &Config,
@@ -130,14 +131,14 @@ pub(super) async fn all_keys(
     let recorded = blocking(move || store.graphs()).await??;
     let mut keys: BTreeSet<Key> = recorded
         .into_iter()
-        .map(|g| format!("{}/{}", g.project, g.graph))
+        .map(|g| GraphKey::new(&g.project, &g.graph))
         .collect();
     keys.extend(
         world
             .desired
             .graphs
             .iter()
-            .filter_map(|e| e.id.as_ref().map(|id| format!("{}/{id}", e.project))),
+            .filter_map(|e| e.id.as_ref().map(|id| GraphKey::new(&e.project, id))),
     );
     Ok(keys.into_iter().collect())
 }
@@ -164,14 +165,14 @@ pub(super) async fn apply_snapshot(
     ) {
         tracing::warn!(project = %project, graph = %graph, "descriptor unreadable: the graph is held at its last good state");
     }
-    let desired_keys: BTreeSet<String> = desired
+    let desired_keys: BTreeSet<GraphKey> = desired
         .graphs
         .iter()
-        .filter_map(|e| e.id.as_ref().map(|id| format!("{}/{id}", e.project)))
+        .filter_map(|e| e.id.as_ref().map(|id| GraphKey::new(&e.project, id)))
         .collect();
     let removing = recorded
         .iter()
-        .filter(|g| !desired_keys.contains(&format!("{}/{}", g.project, g.graph)))
+        .filter(|g| !desired_keys.contains(&GraphKey::new(&g.project, &g.graph)))
         .count();
     let allowed = snap.root.join(ALLOW_PRUNE_MARKER).exists();
     let blocked = prune_guard(
@@ -194,10 +195,10 @@ pub(super) async fn apply_snapshot(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
     let key_of =
-        |e: &crate::desired::GraphEntry| e.id.as_ref().map(|id| format!("{}/{id}", e.project));
-    let (everything, changed): (bool, BTreeSet<String>) = {
+        |e: &crate::desired::GraphEntry| e.id.as_ref().map(|id| GraphKey::new(&e.project, id));
+    let (everything, changed): (bool, BTreeSet<GraphKey>) = {
         let prev = shared.world().desired;
-        let before: BTreeMap<String, &crate::desired::GraphEntry> = prev
+        let before: BTreeMap<GraphKey, &crate::desired::GraphEntry> = prev
             .graphs
             .iter()
             .filter_map(|e| Some((key_of(e)?, e)))
@@ -242,9 +243,9 @@ pub(super) async fn apply_snapshot(
     // Graphs whose descriptor changed (or all, when settings or cluster
     // metadata did) go first; the others follow shortly, because a file
     // they do not own (a local chart) may have changed too.
-    let keys: BTreeSet<String> = recorded
+    let keys: BTreeSet<GraphKey> = recorded
         .iter()
-        .map(|g| format!("{}/{}", g.project, g.graph))
+        .map(|g| GraphKey::new(&g.project, &g.graph))
         .chain(desired_keys.iter().cloned())
         .collect();
     for k in keys {

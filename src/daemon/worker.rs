@@ -25,13 +25,9 @@ pub(super) async fn worker(
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&key);
         let t = std::time::Instant::now();
-        let outcome = match key.parse::<crate::keys::GraphKey>() {
-            Ok(k) => match engine.reconcile(&world, &k, drift).await {
-                Ok(o) => o,
-                Err(e) => Outcome::Retry(StepError::from(e)),
-            },
-            // Keys are built from graph identities: a malformed one is a bug.
-            Err(e) => Outcome::Stalled(StepError::terminal(Reason::Internal, e.to_string())),
+        let outcome = match engine.reconcile(&world, &key, drift).await {
+            Ok(o) => o,
+            Err(e) => Outcome::Retry(StepError::from(e)),
         };
         let label = outcome.label();
         shared.metrics.observe(
@@ -78,7 +74,7 @@ pub(super) async fn worker(
                     failures,
                     opts.backoff_base,
                     opts.backoff_cap,
-                    crate::retry::seed_of(&key),
+                    crate::retry::seed_of(&key.to_string()),
                 );
                 tracing::warn!(key = %key, error = %e, retry_in = ?d, "transient failure");
                 if !opts.once {

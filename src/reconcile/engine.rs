@@ -42,7 +42,7 @@ pub struct World {
     pub prune_blocked: Option<String>,
     /// Graphs the scaler asked to re-place (key → why): the scaling model
     /// has no answer where they are.
-    pub replace: BTreeMap<String, String>,
+    pub replace: BTreeMap<GraphKey, String>,
 }
 
 impl World {

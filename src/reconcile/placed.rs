@@ -123,7 +123,7 @@ pub async fn resolve(
             crate::descriptor::model::Revision::Int(i) => i.to_string(),
             crate::descriptor::model::Revision::Text(t) => t.clone(),
         });
-    let requested = world.replace.get(&batch.key.to_string()).cloned();
+    let requested = world.replace.get(&batch.key).cloned();
     if let Some(why) = &requested {
         batch.event(
             None,

@@ -18,8 +18,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// A graph's key: `project/graph`.
-pub type Key = String;
+/// A graph's key.
+pub type Key = crate::keys::GraphKey;
 
 #[derive(Debug, Default)]
 struct State {
@@ -57,24 +57,24 @@ impl Queue {
     }
 
     /// A trigger: reconcile `key` soon (after the debounce).
-    pub fn enqueue(&self, key: &str) {
+    pub fn enqueue(&self, key: &Key) {
         self.schedule(key, Instant::now() + self.debounce);
     }
 
     /// A trigger that skips the debounce: a fired alert is one committed
     /// fact, not the first event of a burst, and its service should deploy
     /// as soon as possible.
-    pub fn enqueue_now(&self, key: &str) {
+    pub fn enqueue_now(&self, key: &Key) {
         self.schedule(key, Instant::now());
     }
 
     /// A retry or a timer: reconcile `key` after `delay`, unless it is
     /// already due sooner.
-    pub fn requeue_after(&self, key: &str, delay: Duration) {
+    pub fn requeue_after(&self, key: &Key, delay: Duration) {
         self.schedule(key, Instant::now() + delay);
     }
 
-    fn schedule(&self, key: &str, due: Instant) {
+    fn schedule(&self, key: &Key, due: Instant) {
         let mut s = self.lock();
         if s.closed {
             return;
@@ -84,7 +84,7 @@ impl Queue {
         } else {
             &mut s.pending
         };
-        slot.entry(key.to_owned())
+        slot.entry(key.clone())
             .and_modify(|d| *d = (*d).min(due))
             .or_insert(due);
         drop(s);
@@ -131,12 +131,12 @@ impl Queue {
     }
 
     /// A worker finished `key`: a trigger that came meanwhile is pending now.
-    pub fn done(&self, key: &str) {
+    pub fn done(&self, key: &Key) {
         let mut s = self.lock();
         s.in_flight.remove(key);
         if let Some(due) = s.dirty.remove(key) {
             s.pending
-                .entry(key.to_owned())
+                .entry(key.clone())
                 .and_modify(|d| *d = (*d).min(due))
                 .or_insert(due);
         }
@@ -168,26 +168,30 @@ pub use crate::retry::backoff;
 mod tests {
     use super::*;
 
+    fn k(text: &str) -> Key {
+        text.parse().unwrap()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_burst_of_triggers_becomes_one_due_key_after_the_debounce() {
         let q = Queue::new(Duration::from_millis(200));
-        q.enqueue("p/a");
+        q.enqueue(&k("p/a"));
         tokio::time::advance(Duration::from_millis(100)).await;
-        q.enqueue("p/a");
-        q.enqueue("p/a");
+        q.enqueue(&k("p/a"));
+        q.enqueue(&k("p/a"));
         let start = Instant::now();
-        assert_eq!(q.next().await.as_deref(), Some("p/a"));
+        assert_eq!(q.next().await, Some(k("p/a")));
         // Due 200 ms after the first trigger, not the last.
         assert_eq!(Instant::now() - start, Duration::from_millis(100));
-        q.done("p/a");
+        q.done(&k("p/a"));
         assert!(q.is_idle());
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_key_is_never_handed_out_twice_and_a_trigger_while_running_reruns_it() {
         let q = Queue::new(Duration::ZERO);
-        q.enqueue("p/a");
-        q.enqueue("p/b");
+        q.enqueue(&k("p/a"));
+        q.enqueue(&k("p/b"));
         let first = q.next().await.unwrap();
         q.enqueue(&first); // while running
         let second = q.next().await.unwrap();
@@ -202,8 +206,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_retry_does_not_postpone_an_earlier_trigger() {
         let q = Queue::new(Duration::from_secs(1));
-        q.enqueue("p/a");
-        q.requeue_after("p/a", Duration::from_secs(60));
+        q.enqueue(&k("p/a"));
+        q.requeue_after(&k("p/a"), Duration::from_secs(60));
         let start = Instant::now();
         q.next().await.unwrap();
         assert_eq!(Instant::now() - start, Duration::from_secs(1));
