@@ -2,7 +2,7 @@
 //! daemon for Hyper Distributed Application Graphs on Karmada.
 //!
 //! Map of the modules:
-//! - [`keys`], [`digest`], [`retry`], [`clock`]: identities and helpers
+//! - [`keys`], [`digest`], [`retry`], [`clock`], [`locks`]: identities and helpers
 //!   every layer uses (they import nothing of smo's);
 //! - [`adapters`]: one module per external system (helm, …), no shell;
 //! - [`validate`]: findings, the position-aware YAML reader, the embedded
@@ -46,6 +46,7 @@ pub mod desired;
 pub mod digest;
 pub mod http;
 pub mod keys;
+pub mod locks;
 pub mod metrics;
 pub mod observe;
 pub mod placement;

@@ -20,6 +20,7 @@
 
 use crate::desired::DesiredState;
 use crate::http::AlertsReply;
+use crate::locks::MutexExt;
 use crate::reconcile::triggers::{self, Delivery, Effect};
 use crate::store::records::{ServiceRecord, trigger_key};
 use crate::store::{FiredEvent, Store, StoreError};
@@ -306,11 +307,7 @@ async fn readiness(
         Ok(Err(e)) => reasons.push(format!("state store: {e}")),
         Err(e) => reasons.push(format!("state store: {e}")),
     }
-    let notes = shared
-        .notes
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let notes = shared.notes.lock_or_recover().clone();
     for topic in ["source", "inventory"] {
         if let Some(n) = notes.get(topic) {
             reasons.push(n.clone());

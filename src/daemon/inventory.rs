@@ -2,6 +2,7 @@
 //! (failover), NotReady times are kept, the inventory is recorded.
 
 use super::*;
+use crate::locks::{MutexExt, RwLockExt};
 
 /// Reads the inventory; a readiness change enqueues the graphs that use
 /// the cluster (failover) and records when it became NotReady.
@@ -29,10 +30,7 @@ pub(super) async fn refresh_inventory(
     };
     let at = now();
     let changed: (Vec<String>, bool) = {
-        let mut w = shared
-            .world
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut w = shared.world.write_or_recover();
         let before: BTreeMap<String, bool> = w
             .clusters
             .iter()
@@ -74,10 +72,7 @@ pub(super) async fn refresh_inventory(
             }
         });
     }
-    *shared
-        .last_inventory
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(inv.clone());
+    *shared.last_inventory.lock_or_recover() = Some(inv.clone());
     let records: Vec<ClusterRecord> = {
         let w = shared.world();
         w.clusters

@@ -13,6 +13,7 @@ use crate::adapters::karmada::{Karmada, KarmadaError};
 use crate::adapters::prometheus::{Prometheus, PrometheusConfig, PrometheusError};
 use crate::desired::{DesiredState, loader::load_root};
 use crate::http::{self, HttpConfig, HttpError};
+use crate::locks::MutexExt;
 use crate::metrics::{Family, Metrics};
 use crate::observe::clusters::{ClusterFacts, merge};
 use crate::reconcile::decide::prune_guard;
@@ -286,11 +287,7 @@ pub async fn run(
     // A full pass checks drift everywhere.
     {
         let keys = all_keys(&shared, &store).await?;
-        shared
-            .drift_due
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend(keys);
+        shared.drift_due.lock_or_recover().extend(keys);
     }
 
     let workers: Vec<_> = (0..opts.workers.max(1))
@@ -389,7 +386,7 @@ pub async fn run(
                 }
                 _ = resync.tick() => {
                     let keys = all_keys(&shared, &store).await?;
-                    shared.drift_due.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(keys.iter().cloned());
+                    shared.drift_due.lock_or_recover().extend(keys.iter().cloned());
                     for k in keys { queue.enqueue(&k); }
                 }
                 _ = inventory.tick() => {
@@ -436,11 +433,7 @@ pub async fn run(
         }
     }
 
-    let outcomes = shared
-        .outcomes
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let outcomes = shared.outcomes.lock_or_recover().clone();
     let failed: Vec<String> = outcomes
         .iter()
         .filter(|(_, (o, _))| !matches!(o, Outcome::Done))

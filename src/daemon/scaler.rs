@@ -14,6 +14,7 @@ use crate::adapters::karmada::{Karmada, ObjectRef};
 use crate::adapters::manifest;
 use crate::adapters::prometheus::Prometheus;
 use crate::desired::Graph;
+use crate::locks::RwLockExt;
 use crate::metrics::{Family, Metrics};
 use crate::observe::clusters::ClusterFacts;
 use crate::reconcile::engine::World;
@@ -526,10 +527,7 @@ pub(super) async fn scaling_loop(
         match scaler.tick(&world).await {
             Ok(report) => {
                 if !report.replace.is_empty() {
-                    let mut w = shared
-                        .world
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let mut w = shared.world.write_or_recover();
                     for (key, why) in &report.replace {
                         tracing::warn!(key = %key, reason = %why, "scaling infeasible: re-placement requested");
                         w.replace.insert(key.clone(), why.clone());

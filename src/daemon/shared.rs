@@ -3,6 +3,7 @@
 //! for the status, and the pass in progress.
 
 use super::*;
+use crate::locks::{MutexExt, RwLockExt};
 
 /// Mutable daemon state shared by the tasks.
 pub(super) struct Shared {
@@ -34,27 +35,16 @@ pub(super) struct Pass {
 
 impl Shared {
     pub(super) fn world(&self) -> World {
-        self.world
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.world.read_or_recover().clone()
     }
     pub(super) fn note(&self, topic: &'static str, text: Option<String>) {
-        let mut n = self
-            .notes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut n = self.notes.lock_or_recover();
         match text {
             Some(t) => n.insert(topic, t),
             None => n.remove(topic),
         };
     }
     pub(super) fn notes(&self) -> Vec<String> {
-        self.notes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect()
+        self.notes.lock_or_recover().values().cloned().collect()
     }
 }

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::keys::GraphKey;
+use crate::locks::{MutexExt, RwLockExt};
 
 pub(super) async fn first_snapshot(
     config: &Config,
@@ -189,11 +190,7 @@ pub(super) async fn apply_snapshot(
         "prune",
         blocked.clone().map(|b| format!("prune guard: {b}")),
     );
-    let inventory = shared
-        .last_inventory
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let inventory = shared.last_inventory.lock_or_recover().clone();
     let key_of =
         |e: &crate::desired::GraphEntry| e.id.as_ref().map(|id| GraphKey::new(&e.project, id));
     let (everything, changed): (bool, BTreeSet<GraphKey>) = {
@@ -217,10 +214,7 @@ pub(super) async fn apply_snapshot(
         )
     };
     {
-        let mut w = shared
-            .world
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut w = shared.world.write_or_recover();
         if let Some(inv) = &inventory {
             w.clusters = merge(inv, &desired.clusters).0;
         }
@@ -255,10 +249,7 @@ pub(super) async fn apply_snapshot(
             queue.requeue_after(&k, UNCHANGED_DELAY);
         }
     }
-    let mut held = shared
-        .held
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut held = shared.held.lock_or_recover();
     held.push(snap);
     if held.len() > 2 {
         held.remove(0);

@@ -2,6 +2,7 @@
 //! outcome (metrics, back-off, run history) and publishes the status.
 
 use super::*;
+use crate::locks::{MutexExt, RwLockExt};
 
 /// The status snapshot is rewritten at most this often while work is
 /// queued (and always when the queue drains): rewriting it after every one
@@ -19,11 +20,7 @@ pub(super) async fn worker(
     while let Some(key) = queue.next().await {
         let started_at = now();
         let world = shared.world();
-        let drift = shared
-            .drift_due
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&key);
+        let drift = shared.drift_due.lock_or_recover().remove(&key);
         let t = std::time::Instant::now();
         let outcome = match engine.reconcile(&world, &key, drift).await {
             Ok(o) => o,
@@ -42,18 +39,10 @@ pub(super) async fn worker(
                 .inc(Family::ReconcileErrors, &[e.reason.label()]);
         }
         if world.replace.contains_key(&key) {
-            shared
-                .world
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .replace
-                .remove(&key);
+            shared.world.write_or_recover().replace.remove(&key);
         }
         let failures = {
-            let mut o = shared
-                .outcomes
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut o = shared.outcomes.lock_or_recover();
             let prev = o.get(&key).map_or(0, |(_, f)| *f);
             let f = if matches!(outcome, Outcome::Retry(_)) {
                 prev + 1
@@ -87,10 +76,7 @@ pub(super) async fn worker(
         }
         queue.done(&key);
         let finished = {
-            let mut p = shared
-                .pass
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut p = shared.pass.lock_or_recover();
             let pass = p.get_or_insert(Pass {
                 started_at,
                 reconciled: 0,
@@ -114,10 +100,7 @@ pub(super) async fn worker(
             }
         }
         let due = {
-            let mut last = shared
-                .last_publish
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut last = shared.last_publish.lock_or_recover();
             let due = queue.is_idle() || last.is_none_or(|t| t.elapsed() >= PUBLISH_EVERY);
             if due {
                 *last = Some(std::time::Instant::now());

@@ -11,6 +11,7 @@
 
 use crate::adapters::grafana::{DirSink, GrafanaClient, GrafanaError};
 use crate::dashboards;
+use crate::locks::MutexExt;
 use crate::spec::config::Grafana;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -145,8 +146,6 @@ impl DashboardSync {
     }
 
     fn published(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.published
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.published.lock_or_recover()
     }
 }

@@ -12,6 +12,7 @@
 //!
 //! Time is tokio's, so tests drive it with a paused clock.
 
+use crate::locks::MutexExt;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,9 +52,7 @@ impl Queue {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding this lock leaves plain data behind; the
         // queue stays usable.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock_or_recover()
     }
 
     /// A trigger: reconcile `key` soon (after the debounce).

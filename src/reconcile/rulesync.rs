@@ -20,6 +20,7 @@
 use super::actions::owned::object_ref;
 use crate::adapters::karmada::{Karmada, KarmadaError, Owner};
 use crate::adapters::prometheus::{Prometheus, PrometheusError};
+use crate::locks::MutexExt;
 use crate::rules::dir::{Change, DirError, DirSink};
 use crate::rules::{self, Group};
 use crate::spec::config::{Config, RuleSink};
@@ -319,9 +320,7 @@ impl RuleSync {
     }
 
     fn applied(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.applied
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.applied.lock_or_recover()
     }
 }
 
