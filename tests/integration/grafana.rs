@@ -426,13 +426,23 @@ async fn the_daemon_publishes_dashboards_keeps_them_in_step_and_deletes_a_remove
         dashboards::service_uid("brussels", "image-detection-graph", "image-compression-vo"),
     ];
     let demo2 = dashboards::graph_uid("demo2", "gpu-offloading-graph");
-    let clusters = dashboards::cluster_uid("lyon-gpu");
+    // Every cluster's dashboard (they are published one after the other:
+    // counting posts below before the last one would see it arrive).
+    let inventory =
+        fake_karmada::Inventory::load(&crate::support::repo().join("state-example/inventory.yaml"))
+            .unwrap();
+    let clusters: Vec<String> = inventory
+        .clusters
+        .iter()
+        .map(|c| dashboards::cluster_uid(&c.name))
+        .collect();
+    assert!(clusters.contains(&dashboards::cluster_uid("lyon-gpu")));
     let t0 = std::time::Instant::now();
     loop {
         let d = grafana.dashboards();
         if brussels.iter().all(|u| d.contains_key(u))
             && d.contains_key(&demo2)
-            && d.contains_key(&clusters)
+            && clusters.iter().all(|u| d.contains_key(u))
         {
             break;
         }
