@@ -5,24 +5,11 @@ use crate::reconcile::error::Reason;
 use Action::*;
 
 fn rec(hash: Option<&str>, installed: bool, phase: ServicePhase) -> ServiceRecord {
-    ServiceRecord {
-        project: "p".into(),
-        graph: "g".into(),
-        service: "s".into(),
-        namespace: "p".into(),
-        release: "s".into(),
-        release_revision: installed.then_some(1),
-        input_hash: hash.map(str::to_owned),
-        phase,
-        clusters: Vec::new(),
-        replicas: BTreeMap::new(),
-        trigger: TriggerState::default(),
-        blocked_by: None,
-        last_error: None,
-        updated_at: 0,
-        manifest: None,
-        drifted: Vec::new(),
-    }
+    let mut r = ServiceRecord::new("p", "g", "s", 0);
+    r.release_revision = installed.then_some(1);
+    r.input_hash = hash.map(str::to_owned);
+    r.phase = phase;
+    r
 }
 
 fn fired(event: &str, resolved: bool) -> FiredEvent {

@@ -3,24 +3,11 @@ use crate::reconcile::error::Reason;
 use crate::reconcile::plan::ServicePlan;
 
 fn rec(service: &str) -> ServiceRecord {
-    ServiceRecord {
-        project: "p".into(),
-        graph: "g".into(),
-        service: service.into(),
-        namespace: "p".into(),
-        release: service.into(),
-        release_revision: Some(2),
-        input_hash: Some("h".into()),
-        phase: ServicePhase::Deployed,
-        clusters: Vec::new(),
-        replicas: BTreeMap::new(),
-        trigger: TriggerState::default(),
-        blocked_by: None,
-        last_error: None,
-        updated_at: 0,
-        manifest: None,
-        drifted: Vec::new(),
-    }
+    let mut r = ServiceRecord::new("p", "g", service, 0);
+    r.release_revision = Some(2);
+    r.input_hash = Some("h".into());
+    r.phase = ServicePhase::Deployed;
+    r
 }
 
 fn plan(action: Action) -> ServicePlan {
@@ -35,24 +22,7 @@ fn plan(action: Action) -> ServicePlan {
 }
 
 fn graph() -> GraphRecord {
-    GraphRecord {
-        project: "p".into(),
-        graph: "g".into(),
-        file: "projects/p/g.yaml".into(),
-        desired_hash: String::new(),
-        suspended: false,
-        last_applied_revision: None,
-        last_attempted_revision: None,
-        placement: BTreeMap::new(),
-        placement_inputs_hash: None,
-        placement_revision: None,
-        conditions: Vec::new(),
-        last_error: None,
-        updated_at: 0,
-        failures: 0,
-        next_retry_at: None,
-        dashboards: BTreeMap::new(),
-    }
+    GraphRecord::new("p", "g", "projects/p/g.yaml", 0)
 }
 
 #[test]

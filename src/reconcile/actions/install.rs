@@ -118,24 +118,9 @@ pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     pub(crate) fn record() -> ServiceRecord {
-        ServiceRecord {
-            project: "p".into(),
-            graph: "g".into(),
-            service: "web".into(),
-            namespace: "p".into(),
-            release: "web".into(),
-            release_revision: None,
-            input_hash: None,
-            phase: ServicePhase::Pending,
-            clusters: vec!["c1".into()],
-            replicas: BTreeMap::new(),
-            trigger: Default::default(),
-            blocked_by: None,
-            last_error: None,
-            updated_at: 0,
-            manifest: None,
-            drifted: Vec::new(),
-        }
+        let mut r = ServiceRecord::new("p", "g", "web", 0);
+        r.clusters = vec!["c1".into()];
+        r
     }
 
     fn input() -> ReleaseInput {
