@@ -425,7 +425,12 @@ async fn the_daemon_publishes_dashboards_keeps_them_in_step_and_deletes_a_remove
         dashboards::service_uid("brussels", "image-detection-graph", "noise-reduction"),
         dashboards::service_uid("brussels", "image-detection-graph", "image-compression-vo"),
     ];
+    // Every dashboard of both graphs: a graph's are published one after
+    // the other, and counting posts below before the last one arrived
+    // would read it as a republication.
     let demo2 = dashboards::graph_uid("demo2", "gpu-offloading-graph");
+    let demo2_services = ["ml-inference", "web-frontend"]
+        .map(|s| dashboards::service_uid("demo2", "gpu-offloading-graph", s));
     // Every cluster's dashboard (they are published one after the other:
     // counting posts below before the last one would see it arrive).
     let inventory =
@@ -442,6 +447,7 @@ async fn the_daemon_publishes_dashboards_keeps_them_in_step_and_deletes_a_remove
         let d = grafana.dashboards();
         if brussels.iter().all(|u| d.contains_key(u))
             && d.contains_key(&demo2)
+            && demo2_services.iter().all(|u| d.contains_key(u))
             && clusters.iter().all(|u| d.contains_key(u))
         {
             break;
@@ -497,10 +503,17 @@ async fn the_daemon_publishes_dashboards_keeps_them_in_step_and_deletes_a_remove
     };
     let before = posts(&grafana);
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let again: Vec<String> = grafana
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/api/dashboards/db")
+        .skip(before)
+        .map(|r| r.body["dashboard"]["uid"].to_string())
+        .collect();
     assert_eq!(
         posts(&grafana),
         before,
-        "an unchanged graph was published again"
+        "an unchanged graph was published again: {again:?}"
     );
 
     // The graph's descriptor removed: its dashboards go, the other graph's stay.

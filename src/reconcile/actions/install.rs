@@ -115,7 +115,6 @@ pub(crate) mod tests {
     use super::*;
     use crate::reconcile::actions::fakes::{FakeHelm, FakeKarmada, FakeLog};
     use crate::release::chart::ChartRef;
-    use std::collections::BTreeMap;
 
     pub(crate) fn record() -> ServiceRecord {
         let mut r = ServiceRecord::new("p", "g", "web", 0);
