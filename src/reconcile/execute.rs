@@ -170,17 +170,17 @@ async fn remove_services<H: HelmOps, K: KarmadaOps, L>(
         let Some(mut rec) = batch.services.remove(id) else {
             continue;
         };
-        match uninstall::run(cx.helm, &mut rec)
+        match uninstall::remove(cx.helm, cx.karmada, cx.owner, &mut rec)
             .instrument(service_span(id))
             .await
         {
-            Ok(()) => {
+            Ok(forgotten) => {
                 batch.deleted_services.push(id.clone());
-                batch.event(
-                    Some(id),
-                    "Removed",
-                    "uninstalled: no longer in the descriptor",
+                let message = forgotten.map_or_else(
+                    || "uninstalled: no longer in the descriptor".to_owned(),
+                    |why| format!("no longer in the descriptor; {why}"),
                 );
+                batch.event(Some(id), "Removed", message);
             }
             Err(e) => {
                 rec.phase = ServicePhase::Failed;

@@ -418,6 +418,34 @@ fn ownership_hold(s: &DesiredService<'_>, observed: &Observed) -> Option<Action>
     }
 }
 
+/// What happens to the release of a service that leaves the desired state
+/// (its descriptor entry, or its whole graph, is gone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    Uninstall,
+    /// Nothing to uninstall, or not smo's to uninstall for this graph:
+    /// the record goes, the release stays (why).
+    Forget(String),
+}
+
+/// Ownership before touch on removal. A release whose helm record now
+/// names another graph was adopted there: it is forgotten, not
+/// uninstalled. A release without smo's marks is uninstalled: the store's
+/// record is the evidence that smo installed it (before releases carried
+/// marks). An absent one is simply forgotten.
+pub fn removal(release: &str, ownership: &Ownership) -> Result<Removal, StepError> {
+    match ownership {
+        Ownership::Ours | Ownership::Foreign => Ok(Removal::Uninstall),
+        Ownership::Absent => Ok(Removal::Forget(format!(
+            "release {release} is already gone"
+        ))),
+        Ownership::OtherGraph(other) => Ok(Removal::Forget(format!(
+            "release {release} now belongs to graph {other}; it is left installed"
+        ))),
+        Ownership::Unknown(e) => Err(e.clone()),
+    }
+}
+
 /// The dependency gate: the first dependency that is not deployed and
 /// ready, with why. Dependencies upgraded in this pass go to `after`.
 fn gate(

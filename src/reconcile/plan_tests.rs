@@ -467,3 +467,19 @@ fn a_release_smo_did_not_install_is_held_unless_adopted() {
         BTreeSet::from(["s".to_owned()])
     );
 }
+
+#[test]
+fn a_release_adopted_by_another_graph_is_forgotten_not_uninstalled() {
+    assert_eq!(removal("web", &Ownership::Ours), Ok(Removal::Uninstall));
+    assert_eq!(removal("web", &Ownership::Foreign), Ok(Removal::Uninstall));
+    assert!(matches!(
+        removal("web", &Ownership::Absent),
+        Ok(Removal::Forget(_))
+    ));
+    assert!(matches!(
+        removal("web", &Ownership::OtherGraph("p/h".into())),
+        Ok(Removal::Forget(why)) if why.contains("p/h")
+    ));
+    let e = StepError::transient(Reason::Karmada, "down");
+    assert_eq!(removal("web", &Ownership::Unknown(e.clone())), Err(e));
+}

@@ -41,8 +41,12 @@ pub async fn run<H: HelmOps, K: KarmadaOps>(
     if let Err(e) = cx.dashboards.delete(&key.project, &uids).await {
         fail(e.into());
     }
+    let owner = crate::adapters::karmada::Owner {
+        project: key.project.clone(),
+        graph: key.graph.clone(),
+    };
     for rec in batch.services.values_mut() {
-        if let Err(e) = uninstall::run(cx.helm, rec).await {
+        if let Err(e) = uninstall::remove(cx.helm, cx.karmada, &owner, rec).await {
             fail(e);
         }
     }
