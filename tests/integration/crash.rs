@@ -11,7 +11,8 @@
 //!
 //! `SMO_CRASH_SEED` replays a run's random choices (the kill moments are
 //! printed with it); `SMO_CRASH_KILLS` sets the number of kills (10 by
-//! default, 200 for the long form).
+//! default, 200 for the long form); `SMO_CRASH_KEEP` keeps the state, the
+//! store and the daemon's logs.
 
 use crate::daemon::{Env, Smo, copy_dir, free_port, log_of, spawn_smo};
 use crate::support::{graph, repo};
@@ -122,7 +123,7 @@ impl Graph {
             services.push(svc("ev", if n % 2 == 0 { CHART } else { PLAIN }, &[], true));
         }
         Graph {
-            project: PROJECTS[n % PROJECTS.len()],
+            project: PROJECTS[(n + n / 3) % PROJECTS.len()],
             id,
             cpu: "light",
             services,
@@ -290,7 +291,7 @@ async fn crash_env() -> Option<Env> {
     std::fs::write(
         &config,
         format!(
-            "source:\n  dir: {state}\nstateDir: {var}\nkarmada:\n  kubeconfig: {kube}\nhelm:\n  binary: {helm}\n  timeout: 60s\nhttp:\n  listen: {http}\n  tokenFile: {token_file}\nintervals:\n  resync: 2s\n",
+            "source:\n  dir: {state}\nstateDir: {var}\nkarmada:\n  kubeconfig: {kube}\nhelm:\n  binary: {helm}\n  timeout: 60s\nhttp:\n  listen: {http}\n  tokenFile: {token_file}\nintervals:\n  resync: 5s\n",
             state = state.path().display(),
             var = data.path().join("var").display(),
             kube = fake.kubeconfig_path().display(),
@@ -323,10 +324,11 @@ fn tail(env: &Env, log: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-/// Waits until the daemon's status shows two passes finished after
-/// `after_seq` and the model's state reached: graphs Ready, services in
-/// the wanted phase.
-async fn converged(env: &Env, model: &Model, after_seq: u64, smo: &mut Smo, log: &str) {
+/// Waits until the daemon's status shows a pass finished after `after_seq`
+/// (a pass ends when the queue is idle, and a start enqueues every graph)
+/// and the model's state reached: graphs Ready, services in the wanted
+/// phase. Returns how long it took.
+async fn converged(env: &Env, model: &Model, after_seq: u64, smo: &mut Smo, log: &str) -> Duration {
     let t0 = Instant::now();
     let mut last = String::from("no status snapshot yet");
     loop {
@@ -336,9 +338,9 @@ async fn converged(env: &Env, model: &Model, after_seq: u64, smo: &mut Smo, log:
         if let Some(s) = env.snapshot() {
             let seq = s.runs.first().map_or(0, |r| r.seq);
             match model.mismatch(&s) {
-                _ if seq < after_seq + 2 => last = format!("last run {seq}"),
+                _ if seq <= after_seq => last = format!("last run {seq}"),
                 Some(m) => last = m,
-                None => return,
+                None => return t0.elapsed(),
             }
         }
         assert!(
@@ -530,7 +532,18 @@ type Posted = Arc<Mutex<Vec<(Target, Option<u16>)>>>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_never_orphans_loses_or_leaves_anything_pending() {
-    let Some(env) = crash_env().await else { return };
+    let Some(mut env) = crash_env().await else {
+        return;
+    };
+    if std::env::var_os("SMO_CRASH_KEEP").is_some() {
+        env.state.disable_cleanup(true);
+        env.data.disable_cleanup(true);
+        println!(
+            "crash: keeping the state {} and the daemon's data and logs {}",
+            env.state.path().display(),
+            env.data.path().display()
+        );
+    }
     let env = Arc::new(env);
     let seed = env_u64("SMO_CRASH_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -659,8 +672,9 @@ async fn sigkill_at_random_moments_never_orphans_loses_or_leaves_anything_pendin
                 model.fired.insert(t);
             }
         }
-        converged(&env, &model, seq, &mut smo, &log).await;
+        let took = converged(&env, &model, seq, &mut smo, &log).await;
         stop(&env, smo, &log).await;
+        println!("crash: kill {kill}: recovered in {took:?}");
         let found = problems(&env, &model);
         if !found.is_empty() {
             println!("crash: {survived} kills survived / {} runs", kill + 1);
