@@ -291,7 +291,7 @@ async fn crash_env() -> Option<Env> {
     std::fs::write(
         &config,
         format!(
-            "source:\n  dir: {state}\nstateDir: {var}\nkarmada:\n  kubeconfig: {kube}\nhelm:\n  binary: {helm}\n  timeout: 60s\nhttp:\n  listen: {http}\n  tokenFile: {token_file}\nintervals:\n  resync: 5s\n",
+            "source:\n  dir: {state}\nstateDir: {var}\nkarmada:\n  kubeconfig: {kube}\nhelm:\n  binary: {helm}\n  timeout: 60s\nhttp:\n  listen: {http}\n  tokenFile: {token_file}\nintervals:\n  resync: 15s\n",
             state = state.path().display(),
             var = data.path().join("var").display(),
             kube = fake.kubeconfig_path().display(),
@@ -521,7 +521,7 @@ impl Phase {
         match self {
             Phase::Initial => 15_000,
             Phase::Edit | Phase::Remove | Phase::Add => 5_000,
-            Phase::Burst => 1_500,
+            Phase::Burst => 3_000,
         }
     }
 }
