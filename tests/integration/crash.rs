@@ -117,7 +117,12 @@ impl Graph {
         };
         let mut services = vec![svc("a", if n % 4 == 0 { PLAIN } else { CHART }, &[], false)];
         if n % 2 == 1 {
-            services.push(svc("b", if n % 3 == 0 { PLAIN } else { CHART }, &["a"], false));
+            services.push(svc(
+                "b",
+                if n % 3 == 0 { PLAIN } else { CHART },
+                &["a"],
+                false,
+            ));
         }
         if n % 3 == 0 {
             services.push(svc("ev", if n % 2 == 0 { CHART } else { PLAIN }, &[], true));
@@ -333,7 +338,10 @@ async fn converged(env: &Env, model: &Model, after_seq: u64, smo: &mut Smo, log:
     let mut last = String::from("no status snapshot yet");
     loop {
         if let Some(exit) = smo.0.try_wait().unwrap() {
-            panic!("smo exited ({exit}) while converging; log:\n{}", tail(env, log));
+            panic!(
+                "smo exited ({exit}) while converging; log:\n{}",
+                tail(env, log)
+            );
         }
         if let Some(s) = env.snapshot() {
             let seq = s.runs.first().map_or(0, |r| r.seq);
@@ -383,7 +391,9 @@ fn problems(env: &Env, model: &Model) -> Vec<String> {
         let have = env.releases(ns);
         for (name, (rev, status)) in &have {
             if !want.contains_key(name) {
-                out.push(format!("{ns}: orphaned release {name} (rev {rev}, {status})"));
+                out.push(format!(
+                    "{ns}: orphaned release {name} (rev {rev}, {status})"
+                ));
             } else if status != "deployed" {
                 out.push(format!("{ns}: release {name} rev {rev} is {status}"));
             }
@@ -424,7 +434,9 @@ fn problems(env: &Env, model: &Model) -> Vec<String> {
     for (p, g, s) in &model.fired {
         let graph_present = model.graphs.contains_key(&format!("{p}/{g}"));
         if graph_present && !env.releases(p).contains_key(s) {
-            out.push(format!("alert for {p}/{g}/{s} answered 200 but not in effect"));
+            out.push(format!(
+                "alert for {p}/{g}/{s} answered 200 but not in effect"
+            ));
         }
     }
     let intents = env.store().intents().unwrap();
@@ -473,7 +485,12 @@ async fn post(env: &Env, t: &Target) -> Result<(u16, String), String> {
     let auth = format!("Bearer {}", env.token);
     exchange(
         env.http,
-        raw("POST", "/alerts", &[("Authorization", &auth)], &alert_payload(t)),
+        raw(
+            "POST",
+            "/alerts",
+            &[("Authorization", &auth)],
+            &alert_payload(t),
+        ),
     )
     .await
     .map(|a| (a.status, a.body))
@@ -593,7 +610,9 @@ async fn sigkill_at_random_moments_never_orphans_loses_or_leaves_anything_pendin
                 for k in &picked {
                     let g = model.graphs.remove(k).unwrap();
                     std::fs::remove_file(env.descriptor(&g.file())).unwrap();
-                    model.fired.retain(|(p, gid, _)| !(p == g.project && *gid == g.id));
+                    model
+                        .fired
+                        .retain(|(p, gid, _)| !(p == g.project && *gid == g.id));
                 }
                 format!("removed {picked:?}")
             }
@@ -616,8 +635,12 @@ async fn sigkill_at_random_moments_never_orphans_loses_or_leaves_anything_pendin
                 let posted: Posted = Arc::default();
                 let killed = Arc::new(AtomicBool::new(false));
                 let task = {
-                    let (env, posted, killed, list) =
-                        (Arc::clone(&env), Arc::clone(&posted), Arc::clone(&killed), list.clone());
+                    let (env, posted, killed, list) = (
+                        Arc::clone(&env),
+                        Arc::clone(&posted),
+                        Arc::clone(&killed),
+                        list.clone(),
+                    );
                     tokio::spawn(async move {
                         for t in list {
                             if killed.load(Ordering::SeqCst) {
