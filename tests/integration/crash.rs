@@ -115,17 +115,27 @@ impl Graph {
             deps: deps.iter().map(|d| format!("{id}-{d}")).collect(),
             event,
         };
-        let mut services = vec![svc("a", if n % 4 == 0 { PLAIN } else { CHART }, &[], false)];
+        let mut services = vec![svc(
+            "a",
+            if n.is_multiple_of(4) { PLAIN } else { CHART },
+            &[],
+            false,
+        )];
         if n % 2 == 1 {
             services.push(svc(
                 "b",
-                if n % 3 == 0 { PLAIN } else { CHART },
+                if n.is_multiple_of(3) { PLAIN } else { CHART },
                 &["a"],
                 false,
             ));
         }
-        if n % 3 == 0 {
-            services.push(svc("ev", if n % 2 == 0 { CHART } else { PLAIN }, &[], true));
+        if n.is_multiple_of(3) {
+            services.push(svc(
+                "ev",
+                if n.is_multiple_of(2) { CHART } else { PLAIN },
+                &[],
+                true,
+            ));
         }
         Graph {
             project: PROJECTS[(n + n / 3) % PROJECTS.len()],
