@@ -4,6 +4,7 @@
 mod agreement;
 mod cli;
 mod conditional;
+mod crash;
 mod daemon;
 mod daemon_faults;
 mod examples;

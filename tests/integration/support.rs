@@ -35,6 +35,9 @@ pub struct ServiceBuilder {
     cpu: Option<String>,
     deps: Vec<String>,
     chart: Option<String>,
+    /// Event-triggered (condition ANY) by one event of this id, instead
+    /// of `auto`.
+    event: Option<String>,
 }
 
 pub fn graph(id: &str) -> GraphBuilder {
@@ -63,6 +66,12 @@ impl GraphBuilder {
         self.last().deps.push(id.into());
         self
     }
+    /// An `event` trigger with one event of this id (its alert deploys
+    /// the service) instead of `auto` dependencies.
+    pub fn event(mut self, id: &str) -> Self {
+        self.last().event = Some(id.into());
+        self
+    }
     pub fn chart(mut self, reference: &str) -> Self {
         self.last().chart = Some(reference.into());
         self
@@ -75,11 +84,18 @@ impl GraphBuilder {
         for svc in &self.services {
             let _ = writeln!(s, "    - id: {}", svc.id);
             let _ = writeln!(s, "      deployment:");
-            let _ = writeln!(
-                s,
-                "        trigger:\n          auto:\n            dependencies: [{}]",
-                svc.deps.join(", ")
-            );
+            if let Some(event) = &svc.event {
+                let _ = writeln!(
+                    s,
+                    "        trigger:\n          event:\n            condition: ANY\n            events:\n              - id: {event}\n                condition:\n                  promQuery: up > 0\n                  gracePeriod: 1m"
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "        trigger:\n          auto:\n            dependencies: [{}]",
+                    svc.deps.join(", ")
+                );
+            }
             let _ = writeln!(s, "        intent:");
             let _ = writeln!(
                 s,

@@ -140,7 +140,7 @@ fn bytes(v: &Value) -> Vec<u8> {
 
 /// A request written by hand. `Content-Length` is added for the body
 /// unless the headers already frame it.
-fn raw(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+pub(crate) fn raw(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: smo\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -179,10 +179,10 @@ fn chunked(total: usize) -> Vec<u8> {
 }
 
 #[derive(Debug)]
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Answer {
@@ -193,7 +193,7 @@ impl Answer {
             .map(|(_, v)| v.as_str())
     }
 
-    fn json(&self) -> Option<Value> {
+    pub(crate) fn json(&self) -> Option<Value> {
         serde_json::from_str(&self.body).ok()
     }
 }
@@ -201,7 +201,7 @@ impl Answer {
 /// Sends `request` (from its own thread: the server may answer before
 /// reading all of it) and reads one response: the head, then exactly
 /// `Content-Length` bytes. Then closes the connection.
-async fn exchange(addr: SocketAddr, request: Vec<u8>) -> Result<Answer, String> {
+pub(crate) async fn exchange(addr: SocketAddr, request: Vec<u8>) -> Result<Answer, String> {
     tokio::task::spawn_blocking(move || exchange_blocking(addr, &request))
         .await
         .expect("the exchange thread did not panic")
@@ -292,7 +292,7 @@ async fn get(addr: SocketAddr, path: &str) -> Answer {
 // The daemon
 
 /// Polls `/healthz` until it answers 200.
-async fn wait_healthy(addr: SocketAddr) {
+pub(crate) async fn wait_healthy(addr: SocketAddr) {
     let t0 = std::time::Instant::now();
     loop {
         if let Ok(a) = exchange(addr, raw("GET", "/healthz", &[], b"")).await
