@@ -202,6 +202,11 @@ pub struct Store {
     db: Database,
     path: PathBuf,
     options: StoreOptions,
+    /// Redacted manifests by digest of what they redact: the status
+    /// snapshot is published every second while work is queued, and
+    /// parsing thousands of unchanged manifests each time would cost more
+    /// than the reconciles (see [`snapshot`]).
+    redactions: snapshot::RedactionCache,
 }
 
 impl std::fmt::Debug for Store {
@@ -237,7 +242,12 @@ impl Store {
                 source,
             })?;
         migrate::prepare(&db, &path)?;
-        Ok(Store { db, path, options })
+        Ok(Store {
+            db,
+            path,
+            options,
+            redactions: snapshot::RedactionCache::default(),
+        })
     }
 
     pub fn path(&self) -> &Path {

@@ -82,14 +82,29 @@ pub struct ReleaseObjects {
 pub const WITHHELD: &str =
     "# Withheld by smo: this manifest cannot be parsed, so its Secrets cannot be redacted.\n";
 
+/// Redactions of the last snapshot, by digest of the namespace and the
+/// manifest; each snapshot keeps only the entries it used.
+#[derive(Default)]
+pub(crate) struct RedactionCache(
+    std::sync::Mutex<std::collections::HashMap<String, Option<manifest::Redacted>>>,
+);
+
 /// Replaces each service's manifest by its redacted form and returns the
 /// summaries of the objects of each.
-fn redact(services: &mut [ServiceRecord]) -> Vec<ReleaseObjects> {
+fn redact(services: &mut [ServiceRecord], cache: &RedactionCache) -> Vec<ReleaseObjects> {
+    use crate::locks::MutexExt;
+    let mut previous = std::mem::take(&mut *cache.0.lock_or_recover());
+    let mut kept = std::collections::HashMap::with_capacity(previous.len());
     let mut out = Vec::new();
     for svc in services {
         let Some(text) = &svc.manifest else { continue };
-        match manifest::redact(text, &svc.namespace) {
-            Ok(r) => {
+        let key = crate::digest::sha256_hex(format!("{}\n{text}", svc.namespace).as_bytes());
+        let redacted = previous
+            .remove(&key)
+            .unwrap_or_else(|| manifest::redact(text, &svc.namespace).ok());
+        kept.insert(key, redacted.clone());
+        match redacted {
+            Some(r) => {
                 svc.manifest = Some(r.manifest);
                 out.push(ReleaseObjects {
                     project: svc.project.clone(),
@@ -98,9 +113,10 @@ fn redact(services: &mut [ServiceRecord]) -> Vec<ReleaseObjects> {
                     objects: r.objects,
                 });
             }
-            Err(_) => svc.manifest = Some(WITHHELD.to_owned()),
+            None => svc.manifest = Some(WITHHELD.to_owned()),
         }
     }
+    *cache.0.lock_or_recover() = kept;
     out
 }
 
@@ -130,7 +146,7 @@ impl Store {
                 release_objects: Vec::new(),
             })
         })?;
-        snapshot.release_objects = redact(&mut snapshot.services);
+        snapshot.release_objects = redact(&mut snapshot.services, &self.redactions);
         Ok(snapshot)
     }
 }
