@@ -88,7 +88,9 @@ pub(super) async fn refresh_inventory(
             .collect()
     };
     let s = Arc::clone(store);
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.put_clusters(&records)).await {
+    if let Ok(Err(e)) =
+        tokio::task::spawn_blocking(move || s.write(|tx| tx.put_clusters(&records))).await
+    {
         tracing::warn!(error = %e, "could not record the inventory");
     }
     if enqueue_changes && !changed.is_empty() {

@@ -174,21 +174,23 @@ async fn record_holds(
     let at = super::now();
     let s = Arc::clone(store);
     let written = tokio::task::spawn_blocking(move || {
-        for r in &changed {
-            s.put_provision(r)?;
-            if let Some(detail) = r.detail.as_deref().filter(|d| d.starts_with(HELD_PREFIX)) {
-                tracing::warn!(cluster = %r.cluster, "cluster provisioning held");
-                s.append_event(NewEvent {
-                    at,
-                    project: String::new(),
-                    graph: String::new(),
-                    service: None,
-                    kind: "ClusterHeld".into(),
-                    message: format!("cluster {}: {detail}", r.cluster),
-                })?;
+        s.write(|tx| {
+            for r in &changed {
+                tx.put_provision(r)?;
+                if let Some(detail) = r.detail.as_deref().filter(|d| d.starts_with(HELD_PREFIX)) {
+                    tracing::warn!(cluster = %r.cluster, "cluster provisioning held");
+                    tx.append_event(NewEvent {
+                        at,
+                        project: String::new(),
+                        graph: String::new(),
+                        service: None,
+                        kind: "ClusterHeld".into(),
+                        message: format!("cluster {}: {detail}", r.cluster),
+                    })?;
+                }
             }
-        }
-        Ok::<(), crate::store::StoreError>(())
+            Ok(())
+        })
     })
     .await;
     match written {

@@ -135,7 +135,7 @@ impl Scaler {
                 if changed {
                     let store = Arc::clone(&self.store);
                     let r = rec.clone();
-                    tokio::task::spawn_blocking(move || store.put_scale(&r))
+                    tokio::task::spawn_blocking(move || store.write(|tx| tx.put_scale(&r)))
                         .await
                         .map_err(|e| ScalerError::Join(e.to_string()))??;
                     if !report.changed.contains(&graph_key) {

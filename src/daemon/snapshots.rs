@@ -224,7 +224,7 @@ pub(super) async fn apply_snapshot(
         w.prune_blocked = blocked;
     }
     let (s, rev) = (Arc::clone(store), snap.revision.clone());
-    blocking(move || s.set_source_revision(&rev)).await??;
+    blocking(move || s.write(|tx| tx.set_source_revision(&rev))).await??;
     shared.metrics.clear(Family::SourceRevision);
     shared
         .metrics

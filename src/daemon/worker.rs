@@ -95,7 +95,9 @@ pub(super) async fn worker(
                 errors: pass.errors,
             };
             let s = Arc::clone(&store);
-            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.append_run(run)).await {
+            if let Ok(Err(e)) =
+                tokio::task::spawn_blocking(move || s.write(|tx| tx.append_run(run))).await
+            {
                 tracing::warn!(error = %e, "could not record the run");
             }
         }

@@ -385,8 +385,8 @@ fn failed_call(
 /// Commits a change. Blocking (redb): call it from `spawn_blocking`.
 pub fn apply(store: &Store, change: &Change) -> Result<(), StoreError> {
     match change {
-        Change::Put(record) => store.put_provision(record),
-        Change::Forget(cluster) => store.delete_provision(cluster).map(drop),
+        Change::Put(record) => store.write(|tx| tx.put_provision(record)),
+        Change::Forget(cluster) => store.write(|tx| tx.delete_provision(cluster)).map(drop),
     }
 }
 

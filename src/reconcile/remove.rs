@@ -65,7 +65,7 @@ pub async fn run<H: HelmOps, K: KarmadaOps>(
     if let Some(e) = worst {
         // Keep the record: the next attempt retries what is left.
         let ev = event("RemoveFailed", &e.message);
-        blocking(cx.store, move |s| s.append_event(ev)).await?;
+        blocking(cx.store, move |s| s.write(|tx| tx.append_event(ev))).await?;
         return Ok(outcome(Some(e), None));
     }
     let ev = event(

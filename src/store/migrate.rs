@@ -12,21 +12,23 @@
 //!   first probed through redb's read-only open, which cannot modify it.
 //!
 //! The definitions of earlier versions are kept here, frozen, as the
-//! migrations' input; [`v1`] is the first draft layout.
+//! migrations' input; [`v1`] is the first draft layout, [`v5`] the layout
+//! of versions 2 to 5 (the current tables, with untyped JSON values).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use redb::{
-    Database, DatabaseError, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableError,
-    TableHandle, WriteTransaction,
+    Database, DatabaseError, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition,
+    TableError, TableHandle, WriteTransaction,
 };
 
+use super::codec::{Json, Record, Stored};
 use super::records::{GraphRecord, ServicePhase, ServiceRecord, TriggerState};
 use super::{StoreError, decode, encode, read_err, tables, write_err};
 
 /// The schema version this smo writes.
-pub const CURRENT_SCHEMA: u32 = 5;
+pub const CURRENT_SCHEMA: u32 = 6;
 
 /// Schema version 1: one table of graphs with their services embedded, and
 /// the source revision under [`v1::REVISION`] in the meta table.
@@ -84,6 +86,25 @@ pub mod v1 {
     }
 }
 
+/// Schema versions 2 to 5: the tables of today under the same names, with
+/// untyped JSON bytes as values (version 6 names each table's record type,
+/// see [`super::codec`]). Versions 3, 4 and 5 each added a table.
+pub mod v5 {
+    use redb::TableDefinition;
+
+    pub const GRAPHS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("graphs");
+    pub const SERVICES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("services");
+    pub const OWNED: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("owned_objects");
+    pub const TRIGGERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("triggers");
+    pub const SCALES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("scales");
+    pub const CLUSTERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("clusters");
+    pub const PROVISIONS: TableDefinition<'static, &str, &[u8]> =
+        TableDefinition::new("provisions");
+    pub const INTENTS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("intents");
+    pub const EVENTS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("events");
+    pub const RUNS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("runs");
+}
+
 /// One migration step: turns the tables of version `n` into those of
 /// `n + 1` inside the caller's transaction.
 type Step = fn(&WriteTransaction) -> Result<(), StoreError>;
@@ -98,6 +119,7 @@ fn step_from(version: u32) -> Option<Step> {
         3 => Some(|_| Ok(())),
         // Version 5 only adds the intents table (write-ahead intents).
         4 => Some(|_| Ok(())),
+        5 => Some(v5_to_v6),
         _ => None,
     }
 }
@@ -220,21 +242,86 @@ fn migrate(db: &Database, path: &Path, found: u32) -> Result<(), StoreError> {
 /// Opening a table in a write transaction creates it, so that readers never
 /// meet a missing table.
 fn create_current_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
-    for table in [
-        tables::META,
-        tables::GRAPHS,
-        tables::SERVICES,
-        tables::OWNED,
-        tables::CLUSTERS,
-        tables::TRIGGERS,
-        tables::SCALES,
-        tables::PROVISIONS,
-        tables::INTENTS,
-    ] {
+    fn create<K: redb::Key + 'static, V: redb::Value + 'static>(
+        txn: &WriteTransaction,
+        table: redb::TableDefinition<'static, K, V>,
+    ) -> Result<(), StoreError> {
         txn.open_table(table).map_err(write_err(table.name()))?;
+        Ok(())
     }
-    for table in [tables::EVENTS, tables::RUNS] {
-        txn.open_table(table).map_err(write_err(table.name()))?;
+    create(txn, tables::META)?;
+    create(txn, tables::GRAPHS)?;
+    create(txn, tables::SERVICES)?;
+    create(txn, tables::OWNED)?;
+    create(txn, tables::CLUSTERS)?;
+    create(txn, tables::TRIGGERS)?;
+    create(txn, tables::SCALES)?;
+    create(txn, tables::PROVISIONS)?;
+    create(txn, tables::INTENTS)?;
+    create(txn, tables::EVENTS)?;
+    create(txn, tables::RUNS)
+}
+
+/// Re-types every record table from untyped bytes to its record's
+/// [`Json`] codec. The bytes move unchanged (the JSON shapes did not
+/// change); a record that was corrupt stays corrupt and is reported, with
+/// its table and key, when it is read. A table an older version did not
+/// have is simply created later.
+fn v5_to_v6(txn: &WriteTransaction) -> Result<(), StoreError> {
+    retype(txn, v5::GRAPHS, tables::GRAPHS)?;
+    retype(txn, v5::SERVICES, tables::SERVICES)?;
+    retype(txn, v5::OWNED, tables::OWNED)?;
+    retype(txn, v5::TRIGGERS, tables::TRIGGERS)?;
+    retype(txn, v5::SCALES, tables::SCALES)?;
+    retype(txn, v5::CLUSTERS, tables::CLUSTERS)?;
+    retype(txn, v5::PROVISIONS, tables::PROVISIONS)?;
+    retype(txn, v5::INTENTS, tables::INTENTS)?;
+    retype_journal(txn, v5::EVENTS, tables::EVENTS)?;
+    retype_journal(txn, v5::RUNS, tables::RUNS)
+}
+
+fn retype<T: Record>(
+    txn: &WriteTransaction,
+    old: TableDefinition<'static, &'static str, &'static [u8]>,
+    new: TableDefinition<'static, &'static str, Json<T>>,
+) -> Result<(), StoreError> {
+    let mut rows = Vec::new();
+    {
+        let table = txn.open_table(old).map_err(read_err(old.name()))?;
+        for entry in table.iter().map_err(read_err(old.name()))? {
+            let (key, bytes) = entry.map_err(read_err(old.name()))?;
+            rows.push((key.value().to_owned(), bytes.value().to_vec()));
+        }
+    }
+    txn.delete_table(old).map_err(write_err(old.name()))?;
+    let mut table = txn.open_table(new).map_err(write_err(new.name()))?;
+    for (key, bytes) in rows {
+        table
+            .insert(key.as_str(), Stored::raw(bytes))
+            .map_err(write_err(new.name()))?;
+    }
+    Ok(())
+}
+
+fn retype_journal<T: Record>(
+    txn: &WriteTransaction,
+    old: TableDefinition<'static, u64, &'static [u8]>,
+    new: TableDefinition<'static, u64, Json<T>>,
+) -> Result<(), StoreError> {
+    let mut rows = Vec::new();
+    {
+        let table = txn.open_table(old).map_err(read_err(old.name()))?;
+        for entry in table.iter().map_err(read_err(old.name()))? {
+            let (seq, bytes) = entry.map_err(read_err(old.name()))?;
+            rows.push((seq.value(), bytes.value().to_vec()));
+        }
+    }
+    txn.delete_table(old).map_err(write_err(old.name()))?;
+    let mut table = txn.open_table(new).map_err(write_err(new.name()))?;
+    for (seq, bytes) in rows {
+        table
+            .insert(seq, Stored::raw(bytes))
+            .map_err(write_err(new.name()))?;
     }
     Ok(())
 }
@@ -270,28 +357,25 @@ fn v1_to_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
         .map_err(write_err(v1::GRAPHS.name()))?;
 
     let mut graphs = txn
-        .open_table(tables::GRAPHS)
-        .map_err(write_err(tables::GRAPHS.name()))?;
+        .open_table(v5::GRAPHS)
+        .map_err(write_err(v5::GRAPHS.name()))?;
     let mut services = txn
-        .open_table(tables::SERVICES)
-        .map_err(write_err(tables::SERVICES.name()))?;
+        .open_table(v5::SERVICES)
+        .map_err(write_err(v5::SERVICES.name()))?;
     for graph in old {
         let (record, service_records) = split_v1(graph);
         let key = record.key();
         graphs
-            .insert(
-                key.as_str(),
-                encode(tables::GRAPHS, &key, &record)?.as_slice(),
-            )
-            .map_err(write_err(tables::GRAPHS.name()))?;
+            .insert(key.as_str(), encode(v5::GRAPHS, &key, &record)?.as_slice())
+            .map_err(write_err(v5::GRAPHS.name()))?;
         for service in service_records {
             let key = service.key();
             services
                 .insert(
                     key.as_str(),
-                    encode(tables::SERVICES, &key, &service)?.as_slice(),
+                    encode(v5::SERVICES, &key, &service)?.as_slice(),
                 )
-                .map_err(write_err(tables::SERVICES.name()))?;
+                .map_err(write_err(v5::SERVICES.name()))?;
         }
     }
 

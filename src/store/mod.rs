@@ -9,11 +9,14 @@
 //! Invariants:
 //! - Every write is one redb transaction, committed with immediate
 //!   durability before the call returns: a fired trigger written before a
-//!   webhook is acknowledged survives a crash. [`Store::write`] groups the
-//!   writes of a whole graph into one transaction; the single-record
-//!   methods are shorthands for it.
+//!   webhook is acknowledged survives a crash. Every write goes through
+//!   [`Store::write`] and its [`Tx`], which groups the writes of a whole
+//!   graph into one transaction.
+//! - Each table names its record type ([`codec::Json`]): a table cannot be
+//!   read as another record, and a corrupt record is an error naming its
+//!   table and key.
 //! - A graph's services and owned objects live under its key prefix and go
-//!   with it: [`Store::delete_graph`] removes all three in one transaction.
+//!   with it: [`Tx::delete_graph`] removes them in one transaction.
 //! - The journals keep only the newest [`StoreOptions::max_events`] /
 //!   [`StoreOptions::max_runs`] entries; the trimming happens in the same
 //!   transaction as the append, so they never grow past the bound.
@@ -35,6 +38,7 @@
 //! [`Store::write`], the one commit point; a mirror to smo-owned objects on
 //! Karmada can be added there without changing the reconcile logic.
 
+pub mod codec;
 pub mod migrate;
 pub mod records;
 pub mod snapshot;
@@ -57,6 +61,7 @@ pub use records::{
 };
 pub use snapshot::StatusSnapshot;
 
+use codec::{Json, Record, Stored};
 use records::{children_prefix, prefix_end};
 
 /// The store's file name inside the configured `state_dir`.
@@ -285,22 +290,29 @@ impl Store {
         f(&txn)
     }
 
+    /// The records of one graph's services, objects, events or decisions:
+    /// the keys under `"{project}/{graph}/"`.
+    fn of_graph<T: Record>(
+        &self,
+        table: Table<T>,
+        project: &str,
+        graph: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        self.read(|txn| {
+            under(
+                &open_read(txn, table)?,
+                table,
+                &children_prefix(project, graph),
+            )
+        })
+    }
+
     pub fn graph(&self, key: &str) -> Result<Option<GraphRecord>, StoreError> {
         self.read(|txn| get(&open_read(txn, tables::GRAPHS)?, tables::GRAPHS, key))
     }
 
     pub fn graphs(&self) -> Result<Vec<GraphRecord>, StoreError> {
         self.read(|txn| all(&open_read(txn, tables::GRAPHS)?, tables::GRAPHS))
-    }
-
-    pub fn put_graph(&self, record: &GraphRecord) -> Result<(), StoreError> {
-        self.write(|tx| tx.put_graph(record))
-    }
-
-    /// Deletes a graph with its services and owned objects; returns whether
-    /// the graph existed.
-    pub fn delete_graph(&self, key: &str) -> Result<bool, StoreError> {
-        self.write(|tx| tx.delete_graph(key))
     }
 
     pub fn services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
@@ -312,21 +324,7 @@ impl Store {
         project: &str,
         graph: &str,
     ) -> Result<Vec<ServiceRecord>, StoreError> {
-        self.read(|txn| {
-            under(
-                &open_read(txn, tables::SERVICES)?,
-                tables::SERVICES,
-                &children_prefix(project, graph),
-            )
-        })
-    }
-
-    pub fn put_service(&self, record: &ServiceRecord) -> Result<(), StoreError> {
-        self.write(|tx| tx.put_service(record))
-    }
-
-    pub fn delete_service(&self, key: &str) -> Result<bool, StoreError> {
-        self.write(|tx| tx.delete_service(key))
+        self.of_graph(tables::SERVICES, project, graph)
     }
 
     pub fn owned_objects_of(
@@ -334,28 +332,12 @@ impl Store {
         project: &str,
         graph: &str,
     ) -> Result<Vec<OwnedObject>, StoreError> {
-        self.read(|txn| {
-            under(
-                &open_read(txn, tables::OWNED)?,
-                tables::OWNED,
-                &children_prefix(project, graph),
-            )
-        })
-    }
-
-    pub fn put_owned(&self, object: &OwnedObject) -> Result<(), StoreError> {
-        self.write(|tx| tx.put_owned(object))
+        self.of_graph(tables::OWNED, project, graph)
     }
 
     /// The fired trigger events of a graph's services.
     pub fn triggers_of(&self, project: &str, graph: &str) -> Result<Vec<FiredEvent>, StoreError> {
-        self.read(|txn| {
-            under(
-                &open_read(txn, tables::TRIGGERS)?,
-                tables::TRIGGERS,
-                &children_prefix(project, graph),
-            )
-        })
+        self.of_graph(tables::TRIGGERS, project, graph)
     }
 
     pub fn trigger(&self, key: &str) -> Result<Option<FiredEvent>, StoreError> {
@@ -369,26 +351,12 @@ impl Store {
 
     /// The scaler's decisions for a graph's services.
     pub fn scales_of(&self, project: &str, graph: &str) -> Result<Vec<ScaleRecord>, StoreError> {
-        self.read(|txn| {
-            under(
-                &open_read(txn, tables::SCALES)?,
-                tables::SCALES,
-                &children_prefix(project, graph),
-            )
-        })
+        self.of_graph(tables::SCALES, project, graph)
     }
 
     /// Every scaling decision.
     pub fn scales(&self) -> Result<Vec<ScaleRecord>, StoreError> {
         self.read(|txn| all(&open_read(txn, tables::SCALES)?, tables::SCALES))
-    }
-
-    pub fn put_scale(&self, record: &ScaleRecord) -> Result<(), StoreError> {
-        self.write(|tx| tx.put(tables::SCALES, &record.key(), record))
-    }
-
-    pub fn delete_owned(&self, key: &str) -> Result<bool, StoreError> {
-        self.write(|tx| tx.delete_owned(key))
     }
 
     /// Side effects started and not yet recorded (write-ahead intents).
@@ -401,53 +369,17 @@ impl Store {
         self.read(|txn| all(&open_read(txn, tables::PROVISIONS)?, tables::PROVISIONS))
     }
 
-    pub fn put_provision(&self, record: &ProvisionRecord) -> Result<(), StoreError> {
-        self.write(|tx| tx.put(tables::PROVISIONS, &record.key(), record))
-    }
-
-    /// Forgets a provisioned cluster; whether it was recorded.
-    pub fn delete_provision(&self, cluster: &str) -> Result<bool, StoreError> {
-        self.write(|tx| tx.remove(tables::PROVISIONS, cluster))
-    }
-
     pub fn clusters(&self) -> Result<Vec<ClusterRecord>, StoreError> {
         self.read(|txn| all(&open_read(txn, tables::CLUSTERS)?, tables::CLUSTERS))
     }
 
-    /// Replaces the whole cluster inventory.
-    pub fn put_clusters(&self, clusters: &[ClusterRecord]) -> Result<(), StoreError> {
-        self.write(|tx| tx.put_clusters(clusters))
-    }
-
     pub fn source_revision(&self) -> Result<Option<String>, StoreError> {
-        self.read(|txn| {
-            get(
-                &open_read(txn, tables::META)?,
-                tables::META,
-                tables::SOURCE_REVISION,
-            )
-        })
-    }
-
-    pub fn set_source_revision(&self, revision: &str) -> Result<(), StoreError> {
-        self.write(|tx| tx.set_source_revision(revision))
-    }
-
-    /// Appends an event, trimming the journal to its bound; returns the
-    /// event's sequence number.
-    pub fn append_event(&self, event: NewEvent) -> Result<u64, StoreError> {
-        self.write(|tx| tx.append_event(event))
+        self.read(|txn| meta(&open_read(txn, tables::META)?, tables::SOURCE_REVISION))
     }
 
     /// The newest `limit` events, newest first.
     pub fn events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
         self.read(|txn| newest(&open_read(txn, tables::EVENTS)?, tables::EVENTS, limit))
-    }
-
-    /// Appends a reconcile run, trimming the history to its bound; returns
-    /// the run's sequence number.
-    pub fn append_run(&self, run: NewRun) -> Result<u64, StoreError> {
-        self.write(|tx| tx.append_run(run))
     }
 
     /// The newest `limit` runs, newest first.
@@ -456,8 +388,13 @@ impl Store {
     }
 }
 
-/// One open write transaction (see [`Store::write`]). Reads see the
-/// transaction's own writes.
+/// A table of records under string keys.
+type Table<T> = TableDefinition<'static, &'static str, Json<T>>;
+/// A bounded journal: records under growing sequence numbers.
+type Journal<T> = TableDefinition<'static, u64, Json<T>>;
+
+/// One open write transaction (see [`Store::write`]): every write of the
+/// store goes through it. Reads see the transaction's own writes.
 pub struct Tx<'db> {
     txn: &'db WriteTransaction,
     options: StoreOptions,
@@ -503,21 +440,15 @@ impl Tx<'_> {
         self.put(tables::GRAPHS, &record.key(), record)
     }
 
-    /// Deletes a graph with its services and owned objects; returns whether
-    /// the graph existed.
+    /// Deletes a graph with its services, owned objects, fired events and
+    /// scaling decisions; returns whether the graph existed.
     pub fn delete_graph(&mut self, key: &str) -> Result<bool, StoreError> {
         let existed = self.remove(tables::GRAPHS, key)?;
         let prefix = format!("{key}/");
-        for table in [
-            tables::SERVICES,
-            tables::OWNED,
-            tables::TRIGGERS,
-            tables::SCALES,
-        ] {
-            self.open(table)?
-                .retain_in::<&str, _>(prefix.as_str()..prefix_end(&prefix).as_str(), |_, _| false)
-                .map_err(write_err(table.name()))?;
-        }
+        self.remove_under(tables::SERVICES, &prefix)?;
+        self.remove_under(tables::OWNED, &prefix)?;
+        self.remove_under(tables::TRIGGERS, &prefix)?;
+        self.remove_under(tables::SCALES, &prefix)?;
         Ok(existed)
     }
 
@@ -545,18 +476,17 @@ impl Tx<'_> {
         self.put(tables::TRIGGERS, &event.key(), event)
     }
 
-    /// Deletes the fired events of one service (it left the descriptor).
+    /// Deletes the fired events and the scaling decision of one service
+    /// (it left the descriptor).
     pub fn delete_triggers_of(
         &mut self,
         project: &str,
         graph: &str,
         service: &str,
     ) -> Result<(), StoreError> {
-        let prefix = format!("{}/", service_key(project, graph, service));
-        self.open(tables::TRIGGERS)?
-            .retain_in::<&str, _>(prefix.as_str()..prefix_end(&prefix).as_str(), |_, _| false)
-            .map_err(write_err(tables::TRIGGERS.name()))?;
-        self.remove(tables::SCALES, &service_key(project, graph, service))?;
+        let key = service_key(project, graph, service);
+        self.remove_under(tables::TRIGGERS, &format!("{key}/"))?;
+        self.remove(tables::SCALES, &key)?;
         Ok(())
     }
 
@@ -575,10 +505,24 @@ impl Tx<'_> {
         all(&self.open(tables::INTENTS)?, tables::INTENTS)
     }
 
+    /// Records the scaler's decision for one service.
+    pub fn put_scale(&mut self, record: &ScaleRecord) -> Result<(), StoreError> {
+        self.put(tables::SCALES, &record.key(), record)
+    }
+
     /// Forgets the scaler's decision for one service (its `scaling`
     /// block was removed): helm's replicas apply again.
     pub fn delete_scale(&mut self, key: &str) -> Result<bool, StoreError> {
         self.remove(tables::SCALES, key)
+    }
+
+    pub fn put_provision(&mut self, record: &ProvisionRecord) -> Result<(), StoreError> {
+        self.put(tables::PROVISIONS, &record.key(), record)
+    }
+
+    /// Forgets a provisioned cluster; whether it was recorded.
+    pub fn delete_provision(&mut self, cluster: &str) -> Result<bool, StoreError> {
+        self.remove(tables::PROVISIONS, cluster)
     }
 
     /// Replaces the whole cluster inventory.
@@ -593,7 +537,11 @@ impl Tx<'_> {
     }
 
     pub fn set_source_revision(&mut self, revision: &str) -> Result<(), StoreError> {
-        self.put(tables::META, tables::SOURCE_REVISION, &revision)
+        let bytes = encode(tables::META, tables::SOURCE_REVISION, &revision)?;
+        self.open(tables::META)?
+            .insert(tables::SOURCE_REVISION, bytes.as_slice())
+            .map_err(write_err(tables::META.name()))?;
+        Ok(())
     }
 
     /// Appends an event, trimming the journal to its bound; returns the
@@ -610,24 +558,19 @@ impl Tx<'_> {
         self.append(table, keep, |seq| run.with_seq(seq))
     }
 
-    fn put<T: Serialize + ?Sized>(
-        &mut self,
-        table: TableDefinition<'static, &'static str, &'static [u8]>,
-        key: &str,
-        value: &T,
-    ) -> Result<(), StoreError> {
-        let bytes = encode(table, key, value)?;
+    fn put<T: Record>(&mut self, table: Table<T>, key: &str, value: &T) -> Result<(), StoreError> {
+        let stored = Stored::encode(value).map_err(|source| StoreError::Encode {
+            table: table.name().to_owned(),
+            key: key.to_owned(),
+            source,
+        })?;
         self.open(table)?
-            .insert(key, bytes.as_slice())
+            .insert(key, stored)
             .map_err(write_err(table.name()))?;
         Ok(())
     }
 
-    fn remove(
-        &mut self,
-        table: TableDefinition<'static, &'static str, &'static [u8]>,
-        key: &str,
-    ) -> Result<bool, StoreError> {
+    fn remove<T: Record>(&mut self, table: Table<T>, key: &str) -> Result<bool, StoreError> {
         let removed = self
             .open(table)?
             .remove(key)
@@ -636,12 +579,19 @@ impl Tx<'_> {
         Ok(removed)
     }
 
+    /// Removes every record whose key starts with `prefix` (ending in `/`).
+    fn remove_under<T: Record>(&mut self, table: Table<T>, prefix: &str) -> Result<(), StoreError> {
+        self.open(table)?
+            .retain_in::<&str, _>(prefix..prefix_end(prefix).as_str(), |_, _| false)
+            .map_err(write_err(table.name()))
+    }
+
     /// Appends under the next sequence number and drops the oldest entries
     /// past `keep`. Sequence numbers only grow (the newest entry is never
     /// trimmed), so they order the journal and survive trimming.
-    fn append<T: Serialize>(
+    fn append<T: Record>(
         &mut self,
-        table: TableDefinition<'static, u64, &'static [u8]>,
+        table: Journal<T>,
         keep: usize,
         record: impl FnOnce(u64) -> T,
     ) -> Result<u64, StoreError> {
@@ -652,9 +602,13 @@ impl Tx<'_> {
             .map_err(read_err(table.name()))?
             .map(|(seq, _)| seq.value());
         let seq = last.map_or(1, |last| last + 1);
-        let bytes = encode(table, &seq.to_string(), &record(seq))?;
+        let stored = Stored::encode(&record(seq)).map_err(|source| StoreError::Encode {
+            table: table.name().to_owned(),
+            key: seq.to_string(),
+            source,
+        })?;
         journal
-            .insert(seq, bytes.as_slice())
+            .insert(seq, stored)
             .map_err(write_err(table.name()))?;
         loop {
             let oldest = journal
@@ -693,6 +647,7 @@ fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
     txn.open_table(table).map_err(read_err(table.name()))
 }
 
+/// JSON bytes of an untyped table (the meta table, earlier schemas).
 fn encode<T: Serialize + ?Sized>(
     table: impl TableHandle,
     key: &str,
@@ -705,6 +660,7 @@ fn encode<T: Serialize + ?Sized>(
     })
 }
 
+/// A value of an untyped table (the meta table, earlier schemas).
 fn decode<T: DeserializeOwned>(
     table: impl TableHandle,
     key: &str,
@@ -717,35 +673,56 @@ fn decode<T: DeserializeOwned>(
     })
 }
 
-type StrTable = TableDefinition<'static, &'static str, &'static [u8]>;
+/// A record read from a typed table, or the table and key of corrupt bytes.
+fn record<T: Record>(
+    table: impl TableHandle,
+    key: &str,
+    stored: &Stored<'_, T>,
+) -> Result<T, StoreError> {
+    stored.decode().map_err(|source| StoreError::Corrupt {
+        table: table.name().to_owned(),
+        key: key.to_owned(),
+        source,
+    })
+}
 
-fn get<T: DeserializeOwned>(
+fn meta<T: DeserializeOwned>(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
-    def: StrTable,
     key: &str,
 ) -> Result<Option<T>, StoreError> {
-    match table.get(key).map_err(read_err(def.name()))? {
-        Some(bytes) => decode(def, key, bytes.value()).map(Some),
+    match table.get(key).map_err(read_err(tables::META.name()))? {
+        Some(bytes) => decode(tables::META, key, bytes.value()).map(Some),
         None => Ok(None),
     }
 }
 
-fn all<T: DeserializeOwned>(
-    table: &impl ReadableTable<&'static str, &'static [u8]>,
-    def: StrTable,
+fn get<T: Record>(
+    table: &impl ReadableTable<&'static str, Json<T>>,
+    def: Table<T>,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match table.get(key).map_err(read_err(def.name()))? {
+        Some(stored) => record(def, key, &stored.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn all<T: Record>(
+    table: &impl ReadableTable<&'static str, Json<T>>,
+    def: Table<T>,
 ) -> Result<Vec<T>, StoreError> {
     let mut records = Vec::new();
     for entry in table.iter().map_err(read_err(def.name()))? {
-        let (key, bytes) = entry.map_err(read_err(def.name()))?;
-        records.push(decode(def, key.value(), bytes.value())?);
+        let (key, stored) = entry.map_err(read_err(def.name()))?;
+        records.push(record(def, key.value(), &stored.value())?);
     }
     Ok(records)
 }
 
 /// The records whose key starts with `prefix` (which ends with `/`).
-fn under<T: DeserializeOwned>(
-    table: &impl ReadableTable<&'static str, &'static [u8]>,
-    def: StrTable,
+fn under<T: Record>(
+    table: &impl ReadableTable<&'static str, Json<T>>,
+    def: Table<T>,
     prefix: &str,
 ) -> Result<Vec<T>, StoreError> {
     let end = prefix_end(prefix);
@@ -754,16 +731,16 @@ fn under<T: DeserializeOwned>(
         .range::<&str>(prefix..end.as_str())
         .map_err(read_err(def.name()))?;
     for entry in range {
-        let (key, bytes) = entry.map_err(read_err(def.name()))?;
-        records.push(decode(def, key.value(), bytes.value())?);
+        let (key, stored) = entry.map_err(read_err(def.name()))?;
+        records.push(record(def, key.value(), &stored.value())?);
     }
     Ok(records)
 }
 
 /// The newest `limit` entries of a journal, newest first.
-fn newest<T: DeserializeOwned>(
-    table: &impl ReadableTable<u64, &'static [u8]>,
-    def: TableDefinition<'static, u64, &'static [u8]>,
+fn newest<T: Record>(
+    table: &impl ReadableTable<u64, Json<T>>,
+    def: Journal<T>,
     limit: usize,
 ) -> Result<Vec<T>, StoreError> {
     let mut records = Vec::new();
@@ -773,8 +750,8 @@ fn newest<T: DeserializeOwned>(
         .rev()
         .take(limit)
     {
-        let (seq, bytes) = entry.map_err(read_err(def.name()))?;
-        records.push(decode(def, &seq.value().to_string(), bytes.value())?);
+        let (seq, stored) = entry.map_err(read_err(def.name()))?;
+        records.push(record(def, &seq.value().to_string(), &stored.value())?);
     }
     Ok(records)
 }
@@ -901,10 +878,10 @@ mod tests {
         let g = graph("p", "g");
         let s = service("p", "g", "web");
         let o = owned("p", "g", "web");
-        store.put_graph(&g).unwrap();
-        store.put_service(&s).unwrap();
-        store.put_owned(&o).unwrap();
-        store.set_source_revision("abc123").unwrap();
+        store.write(|tx| tx.put_graph(&g)).unwrap();
+        store.write(|tx| tx.put_service(&s)).unwrap();
+        store.write(|tx| tx.put_owned(&o)).unwrap();
+        store.write(|tx| tx.set_source_revision("abc123")).unwrap();
         drop(store);
 
         let store = open(&dir);
@@ -920,11 +897,13 @@ mod tests {
     fn put_overwrites_the_record_under_the_same_key() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir);
-        store.put_service(&service("p", "g", "web")).unwrap();
+        store
+            .write(|tx| tx.put_service(&service("p", "g", "web")))
+            .unwrap();
         let mut failed = service("p", "g", "web");
         failed.phase = ServicePhase::Failed;
         failed.last_error = Some("chart not found".into());
-        store.put_service(&failed).unwrap();
+        store.write(|tx| tx.put_service(&failed)).unwrap();
         assert_eq!(store.services_of("p", "g").unwrap(), [failed]);
     }
 
@@ -939,9 +918,13 @@ mod tests {
             ("gx", "a"),
             ("g0", "a"),
         ] {
-            store.put_service(&service("p", graph, name)).unwrap();
+            store
+                .write(|tx| tx.put_service(&service("p", graph, name)))
+                .unwrap();
         }
-        store.put_service(&service("q", "g", "a")).unwrap();
+        store
+            .write(|tx| tx.put_service(&service("q", "g", "a")))
+            .unwrap();
         let names: Vec<_> = store
             .services_of("p", "g")
             .unwrap()
@@ -957,19 +940,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir);
         for name in ["g", "gx"] {
-            store.put_graph(&graph("p", name)).unwrap();
-            store.put_service(&service("p", name, "web")).unwrap();
-            store.put_service(&service("p", name, "db")).unwrap();
-            store.put_owned(&owned("p", name, "web")).unwrap();
+            store.write(|tx| tx.put_graph(&graph("p", name))).unwrap();
+            store
+                .write(|tx| tx.put_service(&service("p", name, "web")))
+                .unwrap();
+            store
+                .write(|tx| tx.put_service(&service("p", name, "db")))
+                .unwrap();
+            store
+                .write(|tx| tx.put_owned(&owned("p", name, "web")))
+                .unwrap();
         }
-        assert!(store.delete_graph("p/g").unwrap());
+        assert!(store.write(|tx| tx.delete_graph("p/g")).unwrap());
         assert_eq!(store.graph("p/g").unwrap(), None);
         assert!(store.services_of("p", "g").unwrap().is_empty());
         assert!(store.owned_objects_of("p", "g").unwrap().is_empty());
         assert_eq!(store.services_of("p", "gx").unwrap().len(), 2);
         assert_eq!(store.owned_objects_of("p", "gx").unwrap().len(), 1);
         assert!(store.graph("p/gx").unwrap().is_some());
-        assert!(!store.delete_graph("p/g").unwrap());
+        assert!(!store.write(|tx| tx.delete_graph("p/g")).unwrap());
     }
 
     #[test]
@@ -978,11 +967,11 @@ mod tests {
         let store = open(&dir);
         let s = service("p", "g", "web");
         let o = owned("p", "g", "web");
-        store.put_service(&s).unwrap();
-        store.put_owned(&o).unwrap();
-        assert!(store.delete_service(&s.key()).unwrap());
-        assert!(!store.delete_service(&s.key()).unwrap());
-        assert!(store.delete_owned(&o.key()).unwrap());
+        store.write(|tx| tx.put_service(&s)).unwrap();
+        store.write(|tx| tx.put_owned(&o)).unwrap();
+        assert!(store.write(|tx| tx.delete_service(&s.key())).unwrap());
+        assert!(!store.write(|tx| tx.delete_service(&s.key())).unwrap());
+        assert!(store.write(|tx| tx.delete_owned(&o.key())).unwrap());
         assert!(store.owned_objects_of("p", "g").unwrap().is_empty());
     }
 
@@ -990,7 +979,7 @@ mod tests {
     fn a_failed_batch_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir);
-        store.put_graph(&graph("p", "g")).unwrap();
+        store.write(|tx| tx.put_graph(&graph("p", "g"))).unwrap();
         let err = store
             .write(|tx| {
                 let mut changed = graph("p", "g");
@@ -1046,7 +1035,12 @@ mod tests {
         };
         let store = Store::open_with(&path, options).unwrap();
         for i in 1..=5 {
-            assert_eq!(store.append_event(event(&format!("e{i}"))).unwrap(), i);
+            assert_eq!(
+                store
+                    .write(|tx| tx.append_event(event(&format!("e{i}"))))
+                    .unwrap(),
+                i
+            );
         }
         let seqs: Vec<_> = store.events(10).unwrap().iter().map(|e| e.seq).collect();
         assert_eq!(seqs, [5, 4, 3]);
@@ -1055,7 +1049,7 @@ mod tests {
 
         // Sequence numbers keep growing across restarts.
         let store = Store::open_with(&path, options).unwrap();
-        assert_eq!(store.append_event(event("e6")).unwrap(), 6);
+        assert_eq!(store.write(|tx| tx.append_event(event("e6"))).unwrap(), 6);
         let seqs: Vec<_> = store.events(10).unwrap().iter().map(|e| e.seq).collect();
         assert_eq!(seqs, [6, 5, 4]);
     }
@@ -1066,7 +1060,9 @@ mod tests {
         let path = Store::path_in(dir.path());
         let store = Store::open(&path).unwrap();
         for i in 0..10 {
-            store.append_event(event(&format!("e{i}"))).unwrap();
+            store
+                .write(|tx| tx.append_event(event(&format!("e{i}"))))
+                .unwrap();
         }
         drop(store);
         let options = StoreOptions {
@@ -1074,7 +1070,7 @@ mod tests {
             max_runs: 100,
         };
         let store = Store::open_with(&path, options).unwrap();
-        store.append_event(event("last")).unwrap();
+        store.write(|tx| tx.append_event(event("last"))).unwrap();
         let seqs: Vec<_> = store.events(100).unwrap().iter().map(|e| e.seq).collect();
         assert_eq!(seqs, [11, 10]);
     }
@@ -1088,7 +1084,7 @@ mod tests {
         };
         let store = Store::open_with(Store::path_in(dir.path()), options).unwrap();
         for errors in 0..4 {
-            store.append_run(run(errors)).unwrap();
+            store.write(|tx| tx.append_run(run(errors))).unwrap();
         }
         let runs = store.runs(10).unwrap();
         assert_eq!(runs.iter().map(|r| r.seq).collect::<Vec<_>>(), [4, 3]);
@@ -1100,12 +1096,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir);
         store
-            .put_clusters(&[cluster("edge-1"), cluster("edge-2")])
+            .write(|tx| tx.put_clusters(&[cluster("edge-1"), cluster("edge-2")]))
             .unwrap();
         let mut gone = cluster("edge-2");
         gone.ready = false;
         store
-            .put_clusters(&[gone.clone(), cluster("edge-3")])
+            .write(|tx| tx.put_clusters(&[gone.clone(), cluster("edge-3")]))
             .unwrap();
         assert_eq!(store.clusters().unwrap(), [gone, cluster("edge-3")]);
     }
@@ -1117,7 +1113,7 @@ mod tests {
         let txn = store.db.begin_write().unwrap();
         txn.open_table(tables::GRAPHS)
             .unwrap()
-            .insert("p/g", b"{not json".as_slice())
+            .insert("p/g", codec::Stored::raw(b"{not json".to_vec()))
             .unwrap();
         txn.commit().unwrap();
         match store.graph("p/g").unwrap_err() {
@@ -1145,14 +1141,20 @@ mod tests {
     fn the_status_snapshot_gathers_every_table() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir);
-        store.put_graph(&graph("p", "g")).unwrap();
-        store.put_service(&service("p", "g", "web")).unwrap();
-        store.put_clusters(&[cluster("edge-1")]).unwrap();
-        store.set_source_revision("r1").unwrap();
+        store.write(|tx| tx.put_graph(&graph("p", "g"))).unwrap();
+        store
+            .write(|tx| tx.put_service(&service("p", "g", "web")))
+            .unwrap();
+        store
+            .write(|tx| tx.put_clusters(&[cluster("edge-1")]))
+            .unwrap();
+        store.write(|tx| tx.set_source_revision("r1")).unwrap();
         for i in 0..(snapshot::EVENTS + 5) {
-            store.append_event(event(&format!("e{i}"))).unwrap();
+            store
+                .write(|tx| tx.append_event(event(&format!("e{i}"))))
+                .unwrap();
         }
-        store.append_run(run(1)).unwrap();
+        store.write(|tx| tx.append_run(run(1))).unwrap();
         let snap = store
             .status_snapshot(vec!["source unreachable".into()])
             .unwrap();

@@ -470,6 +470,29 @@ impl Intent {
     }
 }
 
+/// The value types redb records for the tables (see [`super::codec`]):
+/// part of the schema, never renamed without a migration.
+macro_rules! records {
+    ($($t:ident),* $(,)?) => {
+        $(impl super::codec::Record for $t {
+            const TYPE_NAME: &'static str = concat!("smo::", stringify!($t), "+json");
+        })*
+    };
+}
+
+records!(
+    GraphRecord,
+    ServiceRecord,
+    OwnedObject,
+    FiredEvent,
+    ScaleRecord,
+    ClusterRecord,
+    ProvisionRecord,
+    Intent,
+    Event,
+    RunRecord,
+);
+
 /// The key of a graph record.
 pub fn graph_key(project: &str, graph: &str) -> String {
     format!("{project}/{graph}")

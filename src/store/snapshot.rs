@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::adapters::manifest::{self, ObjectSummary};
 
 use super::records::{ClusterRecord, Event, GraphRecord, RunRecord, ScaleRecord, ServiceRecord};
-use super::{Store, StoreError, all, get, newest, open_read, tables};
+use super::{Store, StoreError, all, meta, newest, open_read, tables};
 
 /// The snapshot's file name inside the state directory.
 pub const FILE: &str = "status.json";
@@ -130,11 +130,7 @@ impl Store {
         let mut snapshot = self.read(|txn| {
             Ok(StatusSnapshot {
                 generated_at,
-                source_revision: get(
-                    &open_read(txn, tables::META)?,
-                    tables::META,
-                    tables::SOURCE_REVISION,
-                )?,
+                source_revision: meta(&open_read(txn, tables::META)?, tables::SOURCE_REVISION)?,
                 graphs: all(&open_read(txn, tables::GRAPHS)?, tables::GRAPHS)?,
                 services: all(&open_read(txn, tables::SERVICES)?, tables::SERVICES)?,
                 clusters: all(&open_read(txn, tables::CLUSTERS)?, tables::CLUSTERS)?,
@@ -255,11 +251,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(Store::path_in(dir.path())).unwrap();
         let text = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  password: hunter2-do-not-leak\n";
-        store.put_service(&service(text)).unwrap();
+        store.write(|tx| tx.put_service(&service(text))).unwrap();
         // Broken manifests are withheld whole.
         let mut broken = service("kind: Secret\nstringData: {password: hunter2-do-not-leak\n");
         broken.service = "broken".into();
-        store.put_service(&broken).unwrap();
+        store.write(|tx| tx.put_service(&broken)).unwrap();
         let snap = store.status_snapshot(Vec::new()).unwrap();
         let json = serde_json::to_string(&snap).unwrap();
         assert!(!json.contains("hunter2"), "{json}");

@@ -798,7 +798,7 @@ async fn nfvcl_a_first_creation_adopts_no_existing_blueprint() {
     let mut s = setup(0);
     s.settle(Some(2)).await;
     // Forget the record: to smo, bp-1 is now someone else's.
-    s.store.delete_provision("edge-3").unwrap();
+    s.store.write(|tx| tx.delete_provision("edge-3")).unwrap();
     s.settle(Some(2)).await;
     assert_eq!(s.record().blueprint_id.as_deref(), Some("bp-2"));
 }
@@ -816,7 +816,9 @@ async fn nfvcl_two_candidate_blueprints_are_reported_not_guessed() {
     for _ in 0..2 {
         s.fake
             .lose_next_answer("/nfvcl/v2/api/blue/k8s", Duration::from_secs(3));
-        s.store.delete_provision("edge-3").unwrap_or_default();
+        s.store
+            .write(|tx| tx.delete_provision("edge-3"))
+            .unwrap_or_default();
         // A first attempt each time (no record): NFVCL makes one each.
         s.pass(Some(2), allow()).await;
     }

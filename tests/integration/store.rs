@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, TableHandle};
-use smo::store::migrate::v1;
+use smo::store::migrate::{v1, v5};
 use smo::store::{CURRENT_SCHEMA, ServicePhase, Store, StoreError, tables};
 
 fn v1_graph(project: &str, graph: &str, services: &[&str]) -> v1::GraphV1 {
@@ -167,7 +167,7 @@ fn store_refuses_a_newer_schema_and_leaves_the_file_byte_identical() {
     let path = Store::path_in(dir.path());
     {
         let store = Store::open(&path).unwrap();
-        store.set_source_revision("rev-9").unwrap();
+        store.write(|tx| tx.set_source_revision("rev-9")).unwrap();
     }
     {
         let db = Database::open(&path).unwrap();
@@ -200,7 +200,7 @@ fn store_refuses_a_redb_file_that_is_not_a_store() {
     {
         let db = Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        put_json(&txn, tables::GRAPHS, "p/g", &"whatever");
+        put_json(&txn, v5::GRAPHS, "p/g", &"whatever");
         txn.commit().unwrap();
     }
     let err = Store::open(&path).unwrap_err();
@@ -217,12 +217,12 @@ fn write_v3_store(path: &Path) {
     put_json(&txn, tables::META, tables::SCHEMA_VERSION, &3u32);
     put_json(&txn, tables::META, tables::SOURCE_REVISION, &"rev-3");
     for table in [
-        tables::GRAPHS,
-        tables::SERVICES,
-        tables::OWNED,
-        tables::CLUSTERS,
-        tables::TRIGGERS,
-        tables::SCALES,
+        v5::GRAPHS,
+        v5::SERVICES,
+        v5::OWNED,
+        v5::CLUSTERS,
+        v5::TRIGGERS,
+        v5::SCALES,
     ] {
         txn.open_table(table).unwrap();
     }
@@ -251,10 +251,10 @@ fn store_migrates_a_v3_database_by_adding_the_provisions_table() {
         polls: 0,
         updated_at: 1,
     };
-    store.put_provision(&record).unwrap();
+    store.write(|tx| tx.put_provision(&record)).unwrap();
     assert_eq!(store.provisions().unwrap(), [record]);
-    assert!(store.delete_provision("edge-3").unwrap());
-    assert!(!store.delete_provision("edge-3").unwrap());
+    assert!(store.write(|tx| tx.delete_provision("edge-3")).unwrap());
+    assert!(!store.write(|tx| tx.delete_provision("edge-3")).unwrap());
     drop(store);
     assert_eq!(raw_schema_version(&path), CURRENT_SCHEMA);
 }
@@ -269,20 +269,20 @@ fn store_migrates_a_v4_database_by_adding_the_intents_table() {
         put_json(&txn, tables::META, tables::SCHEMA_VERSION, &4u32);
         put_json(&txn, tables::META, tables::SOURCE_REVISION, &"rev-4");
         for table in [
-            tables::GRAPHS,
-            tables::SERVICES,
-            tables::OWNED,
-            tables::CLUSTERS,
-            tables::TRIGGERS,
-            tables::SCALES,
-            tables::PROVISIONS,
+            v5::GRAPHS,
+            v5::SERVICES,
+            v5::OWNED,
+            v5::CLUSTERS,
+            v5::TRIGGERS,
+            v5::SCALES,
+            v5::PROVISIONS,
         ] {
             txn.open_table(table).unwrap();
         }
         // A v4 service record: no `drifted` field.
         put_json(
             &txn,
-            tables::SERVICES,
+            v5::SERVICES,
             "p/g/web",
             &serde_json::json!({
                 "project": "p", "graph": "g", "service": "web", "namespace": "p",
@@ -303,5 +303,89 @@ fn store_migrates_a_v4_database_by_adding_the_intents_table() {
     assert_eq!(services[0].release_revision, Some(2));
     assert!(services[0].drifted.is_empty());
     drop(store);
-    assert_eq!(raw_schema_version(&path), 5);
+    assert_eq!(raw_schema_version(&path), CURRENT_SCHEMA);
+}
+
+/// Version 6 names each table's record type: a v4 store's records move
+/// into the typed tables unchanged (journals included), the old untyped
+/// definitions no longer open, and a record that was corrupt before is
+/// still reported with its table and key instead of being dropped.
+#[test]
+fn store_migrates_a_v4_database_to_typed_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Store::path_in(dir.path());
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        put_json(&txn, tables::META, tables::SCHEMA_VERSION, &4u32);
+        put_json(
+            &txn,
+            v5::GRAPHS,
+            "p/g",
+            &serde_json::json!({
+                "project": "p", "graph": "g", "file": "projects/p/g.yaml",
+                "desiredHash": "", "suspended": false,
+                "lastAppliedRevision": "r4", "lastAttemptedRevision": "r4",
+                "placement": {"web": ["c1"]}, "placementInputsHash": null,
+                "placementRevision": "r4", "conditions": [], "lastError": null,
+                "updatedAt": 9, "failures": 0, "nextRetryAt": null
+            }),
+        );
+        put_json(&txn, v5::GRAPHS, "p/broken", &"not a graph record");
+        {
+            let mut events = txn.open_table(v5::EVENTS).unwrap();
+            let event = serde_json::json!({
+                "seq": 3, "at": 5, "project": "p", "graph": "g",
+                "service": null, "kind": "Installed", "message": "web installed"
+            });
+            events
+                .insert(3, serde_json::to_vec(&event).unwrap().as_slice())
+                .unwrap();
+        }
+        for table in [v5::SERVICES, v5::OWNED, v5::CLUSTERS, v5::TRIGGERS] {
+            txn.open_table(table).unwrap();
+        }
+        txn.open_table(v5::RUNS).unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), CURRENT_SCHEMA);
+    let g = store.graph("p/g").unwrap().unwrap();
+    assert_eq!(g.placement["web"], ["c1"]);
+    assert_eq!(g.last_applied_revision.as_deref(), Some("r4"));
+    let events = store.events(10).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].seq, events[0].message.as_str()),
+        (3, "web installed")
+    );
+    match store.graph("p/broken").unwrap_err() {
+        StoreError::Corrupt { table, key, .. } => {
+            assert_eq!((table.as_str(), key.as_str()), ("graphs", "p/broken"))
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // Appending continues the migrated journal's sequence.
+    let next = store
+        .write(|tx| {
+            tx.append_event(smo::store::NewEvent {
+                at: 6,
+                project: "p".into(),
+                graph: "g".into(),
+                service: None,
+                kind: "Upgraded".into(),
+                message: "web upgraded".into(),
+            })
+        })
+        .unwrap();
+    assert_eq!(next, 4);
+    drop(store);
+
+    let db = Database::open(&path).unwrap();
+    let txn = db.begin_read().unwrap();
+    assert!(
+        txn.open_table(v5::GRAPHS).is_err(),
+        "the graphs table still opens as untyped bytes"
+    );
+    assert!(txn.open_table(tables::GRAPHS).is_ok());
 }
