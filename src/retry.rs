@@ -21,6 +21,21 @@ pub fn backoff(failures: u32, base: Duration, cap: Duration, jitter_seed: u64) -
     raw.mul_f64(0.5 + unit / 2.0)
 }
 
+/// The retry back-off of one kind of work: [`backoff`] between `base` and
+/// `cap`, with a jitter seeded by the key that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Policy {
+    /// The delay before retry number `failures` of `key`.
+    pub fn delay(&self, failures: u32, key: &str) -> Duration {
+        backoff(failures, self.base, self.cap, seed_of(key))
+    }
+}
+
 /// A stable seed for [`backoff`]'s jitter from a key's text.
 pub fn seed_of(key: &str) -> u64 {
     key.bytes()

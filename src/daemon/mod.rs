@@ -192,6 +192,10 @@ pub async fn run(
         rules: RuleSync::from_config(&config, prometheus.clone()),
         dashboards: crate::reconcile::dashsync::DashboardSync::from_config(&config.grafana)?,
         metrics: Arc::clone(&metrics),
+        retry: crate::retry::Policy {
+            base: opts.backoff_base,
+            cap: opts.backoff_cap,
+        },
     };
     // The endpoint comes up before the first snapshot so that /healthz
     // answers (and /readyz explains) while a Git remote is still awaited.

@@ -22,9 +22,9 @@ pub(super) async fn worker(
         let world = shared.world();
         let drift = shared.drift_due.lock_or_recover().remove(&key);
         let t = std::time::Instant::now();
-        let outcome = match engine.reconcile(&world, &key, drift).await {
-            Ok(o) => o,
-            Err(e) => Outcome::Retry(StepError::from(e)),
+        let (outcome, after) = match engine.reconcile(&world, &key, drift).await {
+            Ok(r) => (r.outcome, r.after),
+            Err(e) => (Outcome::Retry(StepError::from(e)), None),
         };
         let label = outcome.label();
         shared.metrics.observe(
@@ -59,12 +59,17 @@ pub(super) async fn worker(
                 queue.requeue_after(&key, *d);
             }
             Outcome::Retry(e) => {
-                let d = backoff(
-                    failures,
-                    opts.backoff_base,
-                    opts.backoff_cap,
-                    crate::retry::seed_of(&key.to_string()),
-                );
+                // The engine's delay follows the failures recorded with the
+                // graph; a failure that could not be recorded backs off on
+                // the count kept here.
+                let d = after.unwrap_or_else(|| {
+                    backoff(
+                        failures,
+                        opts.backoff_base,
+                        opts.backoff_cap,
+                        crate::retry::seed_of(&key.to_string()),
+                    )
+                });
                 tracing::warn!(key = %key, error = %e, retry_in = ?d, "transient failure");
                 if !opts.once {
                     queue.requeue_after(&key, d);

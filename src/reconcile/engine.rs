@@ -82,6 +82,17 @@ pub struct Engine {
     /// Grafana dashboards of the graphs (a no-op when not configured).
     pub dashboards: DashboardSync,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The back-off after a transient failure.
+    pub retry: crate::retry::Policy,
+}
+
+/// How a reconcile ended, and when the graph wants to be looked at again
+/// (`None`: when something changes, or, after a failure that left no
+/// record, at the caller's own back-off).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconciled {
+    pub outcome: Outcome,
+    pub after: Option<Duration>,
 }
 
 impl Engine {
@@ -96,12 +107,15 @@ impl Engine {
         world: &World,
         key: &GraphKey,
         drift_check: bool,
-    ) -> Result<Outcome, EngineError> {
+    ) -> Result<Reconciled, EngineError> {
         let now = crate::clock::now();
         let mut batch = Batch::load(&self.store, key).await?;
         let Some(entry) = world.entry(key) else {
             if batch.graph.is_none() || world.prune_blocked.is_some() {
-                return Ok(Outcome::Done);
+                return Ok(Reconciled {
+                    outcome: Outcome::Done,
+                    after: None,
+                });
             }
             let cx = remove::Context {
                 helm: &self.helm,
@@ -111,7 +125,11 @@ impl Engine {
                 store: &self.store,
                 now,
             };
-            return Ok(remove::run(&cx, batch).await?);
+            let outcome = remove::run(&cx, batch).await?;
+            return Ok(Reconciled {
+                outcome,
+                after: None,
+            });
         };
         let rec = batch
             .graph
@@ -125,9 +143,13 @@ impl Engine {
             Some(graph) => self.apply(world, graph, &mut batch, drift_check, now).await,
         };
         let g = batch.graph.as_mut().expect("set above");
+        if let Some(graph) = &entry.graph {
+            g.desired_hash = desired_hash(graph);
+        }
         status::summarize(g, &batch.services, &outcome, &world.revision, now);
+        let after = status::schedule(g, &outcome, &self.retry, now);
         batch.commit(&self.store, now).await?;
-        Ok(outcome)
+        Ok(Reconciled { outcome, after })
     }
 
     /// The graph is desired and valid: place, plan, execute.
@@ -302,6 +324,14 @@ fn desired_graph<'a>(
         drift: world.desired.settings.drift,
         services,
     }
+}
+
+/// The hash of the graph as the descriptor declares it (canonical JSON):
+/// what the record's last attempt was made from.
+fn desired_hash(graph: &Graph) -> String {
+    serde_json::to_value(&graph.descriptor)
+        .map(|v| crate::digest::json_sha256(&v))
+        .unwrap_or_default()
 }
 
 /// Why an invalid descriptor holds its graph, with its errors.

@@ -56,6 +56,29 @@ pub fn outcome(worst: Option<StepError>, requeue: Option<Duration>) -> Outcome {
     }
 }
 
+/// When the graph is due again, recorded in its record: after a
+/// retryable failure the back-off, from the recorded count of consecutive
+/// failures (so that it keeps growing across restarts); while waiting, the
+/// wait; otherwise never (a change enqueues it). Returns the delay.
+pub fn schedule(
+    g: &mut GraphRecord,
+    outcome: &Outcome,
+    retry: &crate::retry::Policy,
+    now: u64,
+) -> Option<Duration> {
+    g.failures = match outcome {
+        Outcome::Retry(_) => g.failures.saturating_add(1),
+        _ => 0,
+    };
+    let after = match outcome {
+        Outcome::Retry(_) => Some(retry.delay(g.failures, &g.key())),
+        Outcome::RequeueAfter(d) => Some(*d),
+        Outcome::Done | Outcome::Stalled(_) => None,
+    };
+    g.next_retry_at = after.map(|d| now.saturating_add(d.as_secs()));
+    after
+}
+
 /// A journal entry of a service: kind and message.
 pub type Note = (&'static str, String);
 

@@ -180,3 +180,44 @@ fn conditions_follow_the_outcome_and_keep_their_since() {
         Outcome::Retry(_)
     ));
 }
+
+#[test]
+fn failures_count_up_and_schedule_the_next_attempt_until_a_pass_succeeds() {
+    let policy = crate::retry::Policy {
+        base: Duration::from_secs(10),
+        cap: Duration::from_secs(300),
+    };
+    let busy = || Outcome::Retry(StepError::transient(Reason::Helm, "helm: busy"));
+    let mut g = graph();
+    let first = schedule(&mut g, &busy(), &policy, 1_000).expect("a retry is scheduled");
+    assert_eq!(g.failures, 1);
+    assert_eq!(g.next_retry_at, Some(1_000 + first.as_secs()));
+    assert!((5..=10).contains(&first.as_secs()), "{first:?}");
+    schedule(&mut g, &busy(), &policy, 2_000);
+    let third = schedule(&mut g, &busy(), &policy, 3_000).unwrap();
+    assert_eq!(g.failures, 3);
+    assert!(
+        third >= Duration::from_secs(20),
+        "the back-off grows: {third:?}"
+    );
+
+    // Waiting is not failing: the count restarts, the wait is recorded.
+    let wait = schedule(
+        &mut g,
+        &Outcome::RequeueAfter(Duration::from_secs(5)),
+        &policy,
+        4_000,
+    );
+    assert_eq!((g.failures, wait), (0, Some(Duration::from_secs(5))));
+    assert_eq!(g.next_retry_at, Some(4_005));
+
+    // Converged or stalled: nothing is due until something changes.
+    for outcome in [
+        Outcome::Done,
+        Outcome::Stalled(StepError::terminal(Reason::InvalidDescriptor, "bad")),
+    ] {
+        g.failures = 2;
+        assert_eq!(schedule(&mut g, &outcome, &policy, 5_000), None);
+        assert_eq!((g.failures, g.next_retry_at), (0, None));
+    }
+}
