@@ -18,6 +18,7 @@ use super::check::{Assignment, carbon, cost};
 use super::instance::Instance;
 use super::milp::TIE;
 use super::model::{LatencyClass, Weights};
+use super::units::{CAP_CPU_MIN, CAP_EPS, Units, capacities};
 
 /// Graphs with more placement units than this go to the MILP: the search
 /// grows as clusters^units in the worst case.
@@ -27,13 +28,6 @@ const MAX_UNITS: usize = 12;
 /// services × 50 clusters) the search needs at most a few thousand nodes;
 /// a million nodes is a few tens of ms, well under what the MILP needs.
 const NODE_LIMIT: usize = 1_000_000;
-
-/// Capacity tolerance: stricter than the checker's (1e-6).
-const CAP_EPS: f64 = 1e-9;
-
-/// Below this a cluster's CPU capacity does not count for balance (as in
-/// `evaluate`).
-const CAP_CPU_MIN: f64 = 1e-6;
 
 struct Search<'a> {
     inst: &'a Instance<'a>,
@@ -62,38 +56,16 @@ pub(crate) fn solve(inst: &Instance<'_>, w: &Weights, start: &Assignment) -> Opt
     if (0..ns).any(|s| inst.k[s] != 1 || start[s].len() != 1) {
         return None;
     }
-    let mut units: Vec<Vec<usize>> = Vec::new();
-    let mut unit_of = vec![0; ns];
-    for s in 0..ns {
-        match inst.group_of[s] {
-            Some(g) if inst.groups[g][0] != s => {}
-            Some(g) => units.push(inst.groups[g].clone()),
-            None => units.push(vec![s]),
-        }
-    }
+    let Units {
+        members: units,
+        unit_of,
+        demand: dem,
+    } = Units::of(inst);
     if units.len() > MAX_UNITS {
         return None;
     }
-    for (u, m) in units.iter().enumerate() {
-        for &t in m {
-            unit_of[t] = u;
-        }
-    }
     let nu = units.len();
-    let dem: Vec<[f64; 3]> = units
-        .iter()
-        .map(|m| {
-            m.iter().fold([0.0; 3], |acc, &t| {
-                let d = inst.demand[t];
-                [acc[0] + d.cpu, acc[1] + d.memory, acc[2] + d.gpu]
-            })
-        })
-        .collect();
-    let cap: Vec<[f64; 3]> = inst
-        .capacity
-        .iter()
-        .map(|c| [c.cpu, c.memory, c.gpu])
-        .collect();
+    let cap = capacities(inst);
     // Same coefficients as the MILP's x columns (movement as lost current
     // clusters, so the constant part is included).
     let unary: Vec<Vec<f64>> = units

@@ -24,6 +24,7 @@ use std::time::Instant;
 use super::check::{Assignment, carbon, cost, cross};
 use super::instance::Instance;
 use super::model::Weights;
+use super::units::{CAP_CPU_MIN, CAP_EPS, Units, capacities};
 
 /// Passes over all units. Measured on the 1000 × 50 benchmark: the third
 /// pass finds few moves and the fifth almost none; more only cost time.
@@ -32,14 +33,6 @@ const MAX_PASSES: usize = 5;
 /// A move must gain at least this much, so that rounding noise never
 /// makes the search cycle or leave an equally good tie-broken answer.
 const MIN_GAIN: f64 = 1e-7;
-
-/// Capacity tolerance: stricter than the checker's (1e-6), so that an
-/// accepted move can never fail verification.
-const CAP_EPS: f64 = 1e-9;
-
-/// Below this a cluster's CPU capacity does not count for balance (as in
-/// `evaluate`).
-const CAP_CPU_MIN: f64 = 1e-6;
 
 struct State<'a, 'i> {
     inst: &'a Instance<'i>,
@@ -87,21 +80,12 @@ pub(crate) fn improve(
 
 impl<'a, 'i> State<'a, 'i> {
     fn new(inst: &'a Instance<'i>, w: &'a Weights, a: &'a mut Assignment) -> Self {
-        let (ns, nc) = (inst.n_services(), inst.n_clusters());
-        let mut units: Vec<Vec<usize>> = Vec::new();
-        for s in 0..ns {
-            match inst.group_of[s] {
-                Some(g) if inst.groups[g][0] != s => {}
-                Some(g) => units.push(inst.groups[g].clone()),
-                None => units.push(vec![s]),
-            }
-        }
-        let mut unit_of = vec![0; ns];
-        for (u, m) in units.iter().enumerate() {
-            for &t in m {
-                unit_of[t] = u;
-            }
-        }
+        let nc = inst.n_clusters();
+        let Units {
+            members: units,
+            unit_of,
+            demand: dem,
+        } = Units::of(inst);
         let mut incident: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
         for (i, e) in inst.edges.iter().enumerate() {
             let (uc, ue) = (unit_of[e.caller], unit_of[e.callee]);
@@ -110,20 +94,7 @@ impl<'a, 'i> State<'a, 'i> {
                 incident[ue].push(i);
             }
         }
-        let dem: Vec<[f64; 3]> = units
-            .iter()
-            .map(|m| {
-                m.iter().fold([0.0; 3], |acc, &t| {
-                    let d = inst.demand[t];
-                    [acc[0] + d.cpu, acc[1] + d.memory, acc[2] + d.gpu]
-                })
-            })
-            .collect();
-        let cap: Vec<[f64; 3]> = inst
-            .capacity
-            .iter()
-            .map(|c| [c.cpu, c.memory, c.gpu])
-            .collect();
+        let cap = capacities(inst);
         let mut used = vec![[0.0f64; 3]; nc];
         for (s, cl) in a.iter().enumerate() {
             let d = inst.demand[s];

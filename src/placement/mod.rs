@@ -28,6 +28,7 @@ mod milp;
 mod model;
 mod precheck;
 pub(crate) mod solver;
+mod units;
 
 #[cfg(test)]
 mod tests;
