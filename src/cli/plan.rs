@@ -7,11 +7,9 @@
 //! inventory or `--current`).
 
 use super::validate::Format;
-use crate::desired::loader::load_root;
 use crate::observe::clusters::merge;
 use crate::plan::plan;
 use crate::plan::report::{CurrentPlacement, current_from_json, render_text};
-use crate::spec::inventory;
 use crate::validate::findings::{self, Finding, Pos, Severity};
 use std::io::Write;
 use std::path::PathBuf;
@@ -35,25 +33,9 @@ pub struct PlanArgs {
 
 /// Runs the subcommand; returns the exit code.
 pub fn run(args: &PlanArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
-    let state = match load_root(&args.state) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("smo plan: {e}");
-            return Ok(2);
-        }
-    };
-    let inventory = match inventory::load(&args.inventory) {
-        Ok(i) => i,
-        Err(found) => {
-            eprintln!(
-                "smo plan: the inventory {} is invalid:",
-                args.inventory.display()
-            );
-            for f in found {
-                eprintln!("{f}");
-            }
-            return Ok(2);
-        }
+    let (state, inventory) = match super::inputs::load("plan", &args.state, &args.inventory) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
     };
     let current: CurrentPlacement = match &args.current {
         None => CurrentPlacement::new(),

@@ -10,12 +10,10 @@
 //! or a chart failed to render, 2 usage or input failure.
 
 use crate::adapters::helm::{Helm, HelmConfig};
-use crate::desired::loader::load_root;
 use crate::observe::clusters::merge;
 use crate::plan::plan;
 use crate::plan::report::CurrentPlacement;
 use crate::release::{self, Placement};
-use crate::spec::inventory;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,29 +37,13 @@ pub struct RenderArgs {
 /// Runs the subcommand; returns the exit code. Progress goes to `out`,
 /// problems to stderr.
 pub fn run(args: &RenderArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
-    let state = match load_root(&args.state) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("smo render: {e}");
-            return Ok(2);
-        }
+    let (state, inventory) = match super::inputs::load("render", &args.state, &args.inventory) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
     };
     for f in &state.findings {
         eprintln!("{f}");
     }
-    let inventory = match inventory::load(&args.inventory) {
-        Ok(i) => i,
-        Err(found) => {
-            eprintln!(
-                "smo render: the inventory {} is invalid:",
-                args.inventory.display()
-            );
-            for f in found {
-                eprintln!("{f}");
-            }
-            return Ok(2);
-        }
-    };
     if let Err(e) = std::fs::create_dir_all(&args.out) {
         eprintln!("smo render: cannot create {}: {e}", args.out.display());
         return Ok(2);
