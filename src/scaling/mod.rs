@@ -180,12 +180,7 @@ pub fn scale(
         }
         needs.push(need as u32);
     }
-    let min_cpu: f64 = problem
-        .services
-        .iter()
-        .zip(&needs)
-        .map(|(s, &n)| s.cpu * f64::from(n))
-        .sum();
+    let min_cpu = cpu_used(problem, &needs);
     if min_cpu > cap + 1e-9 {
         let largest = problem
             .services
@@ -201,12 +196,7 @@ pub fn scale(
         }
         .into());
     }
-    let sum_max: f64 = problem
-        .services
-        .iter()
-        .map(|s| f64::from(s.max_replicas))
-        .sum::<f64>()
-        .max(1.0);
+    let sum_max = max_replicas_sum(problem);
     let cap_norm = if cap > 1e-9 { cap } else { 1.0 };
     let b = opts.change_weight / sum_max;
     let replicas: Vec<u32> = problem
@@ -215,13 +205,7 @@ pub fn scale(
         .zip(&needs)
         .map(|(s, &n)| unconstrained(s, n, opts.cpu_weight * s.cpu / cap_norm, b))
         .collect();
-    let used: f64 = problem
-        .services
-        .iter()
-        .zip(&replicas)
-        .map(|(s, &r)| s.cpu * f64::from(r))
-        .sum();
-    if used <= cap + 1e-9 {
+    if cpu_used(problem, &replicas) <= cap + 1e-9 {
         let objective = objective(problem, opts, &replicas);
         return Ok(ScalingDecision {
             replicas,
@@ -238,6 +222,27 @@ pub fn scale(
     })
 }
 
+/// CPU taken by `replicas` of each service.
+fn cpu_used(problem: &ScalingProblem, replicas: &[u32]) -> f64 {
+    problem
+        .services
+        .iter()
+        .zip(replicas)
+        .map(|(s, &r)| s.cpu * f64::from(r))
+        .sum()
+}
+
+/// The change term's normaliser: the sum of the services' maxima (at
+/// least 1).
+fn max_replicas_sum(problem: &ScalingProblem) -> f64 {
+    problem
+        .services
+        .iter()
+        .map(|s| f64::from(s.max_replicas))
+        .sum::<f64>()
+        .max(1.0)
+}
+
 /// The objective of a replica vector (for reports and tests).
 pub fn objective(problem: &ScalingProblem, opts: &ScalingOptions, replicas: &[u32]) -> f64 {
     let cap = if problem.cpu_capacity > 1e-9 {
@@ -245,18 +250,8 @@ pub fn objective(problem: &ScalingProblem, opts: &ScalingOptions, replicas: &[u3
     } else {
         1.0
     };
-    let sum_max: f64 = problem
-        .services
-        .iter()
-        .map(|s| f64::from(s.max_replicas))
-        .sum::<f64>()
-        .max(1.0);
-    let cpu: f64 = problem
-        .services
-        .iter()
-        .zip(replicas)
-        .map(|(s, &r)| s.cpu * f64::from(r))
-        .sum();
+    let sum_max = max_replicas_sum(problem);
+    let cpu = cpu_used(problem, replicas);
     let change: f64 = problem
         .services
         .iter()
