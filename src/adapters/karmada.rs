@@ -22,6 +22,10 @@
 //! Failures come back classified ([`KarmadaError::is_transient`]); whether
 //! to retry is the caller's policy.
 
+mod listing;
+
+pub use listing::{Managed, ManagedRelease};
+
 use crate::spec::inventory::{Inventory, InventoryCluster, Resource};
 use crate::units::quantity_of;
 use k8s_openapi::api::apps::v1::Deployment;

@@ -40,6 +40,7 @@ pub mod scaler;
 mod shared;
 mod snapshots;
 mod status;
+mod sweep;
 pub mod usage;
 mod worker;
 
@@ -284,6 +285,9 @@ pub async fn run(
     refresh_inventory(&shared, &karmada, &config, &store, &queue, false).await;
     let first_revision = first.revision.clone();
     apply_snapshot(&shared, &store, &queue, first, desired).await?;
+    // What carries smo's labels and the store lost is recorded before the
+    // first pass, which then keeps or removes it.
+    sweep::sweep(&karmada, &store, &shared, &queue).await;
     let _ = world_tx.send(Some(Arc::clone(&shared)));
     publish(&store, &shared, &config.state_dir).await;
     // The store is open and the desired state loaded: ready.
@@ -389,6 +393,7 @@ pub async fn run(
                     publish(&store, &shared, &config.state_dir).await;
                 }
                 _ = resync.tick() => {
+                    sweep::sweep(&karmada, &store, &shared, &queue).await;
                     let keys = all_keys(&shared, &store).await?;
                     shared.drift_due.lock_or_recover().extend(keys.iter().cloned());
                     for k in keys { queue.enqueue(&k); }

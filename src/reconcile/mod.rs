@@ -10,6 +10,7 @@
 //! - [`placed`]: keeping or recomputing a graph's placement;
 //! - [`publish`], [`rulesync`], [`dashsync`]: alert rules and dashboards;
 //! - [`remove`]: a graph that left the desired state;
+//! - [`sweep`] (pure): what carries smo's labels and the store lost;
 //! - [`batch`]: a graph's records, read once and written once;
 //! - [`decide`]: the prune guard; [`triggers`]: alert deliveries and
 //!   trigger evaluation (pure); [`error`]: typed step failures.
@@ -29,4 +30,5 @@ pub mod queue;
 pub mod remove;
 pub mod rulesync;
 pub mod status;
+pub mod sweep;
 pub mod triggers;

@@ -388,6 +388,14 @@ impl Store {
     }
 }
 
+/// Every graph, service and owned object ([`Tx::everything`]).
+#[derive(Debug, Default)]
+pub struct Everything {
+    pub graphs: Vec<GraphRecord>,
+    pub services: Vec<ServiceRecord>,
+    pub owned: Vec<OwnedObject>,
+}
+
 /// A table of records under string keys.
 type Table<T> = TableDefinition<'static, &'static str, Json<T>>;
 /// A bounded journal: records under growing sequence numbers.
@@ -434,6 +442,17 @@ impl Tx<'_> {
             tables::OWNED,
             &children_prefix(project, graph),
         )
+    }
+
+    /// Every graph, service and owned object, as this transaction sees
+    /// them: for a decision that must not race with other writers (the
+    /// sweep), made and written in one transaction.
+    pub fn everything(&self) -> Result<Everything, StoreError> {
+        Ok(Everything {
+            graphs: all(&self.open(tables::GRAPHS)?, tables::GRAPHS)?,
+            services: all(&self.open(tables::SERVICES)?, tables::SERVICES)?,
+            owned: all(&self.open(tables::OWNED)?, tables::OWNED)?,
+        })
     }
 
     pub fn put_graph(&mut self, record: &GraphRecord) -> Result<(), StoreError> {

@@ -179,3 +179,102 @@ async fn a_release_smo_did_not_install_is_never_touched_unless_the_descriptor_ad
         "helm's record of the adopted release carries smo's labels"
     );
 }
+
+/// What carries smo's labels and the store lost (a record deleted, a
+/// restored backup) is found again at start: a release of a service still
+/// in the descriptor is recorded and upgraded, a graph no file declares is
+/// removed through the removal path; too many such orphans are held by the
+/// prune guard until the operator's marker allows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_store_lost_is_found_by_its_labels_and_kept_or_removed() {
+    let Some(env) = env("").await else { return };
+    assert!(env.once().await.converged);
+    assert_eq!(env.releases("demo2").len(), 2);
+    let noise_before = env.releases("brussels")["noise-reduction"].0;
+
+    // The store forgets one service of brussels and the whole demo2
+    // graph, whose file is gone too: its releases are orphans.
+    std::fs::remove_file(env.descriptor("projects/demo2/gpu-offloading-graph.yaml")).unwrap();
+    {
+        let store = env.store();
+        store
+            .write(|tx| {
+                tx.delete_service("brussels/image-detection-graph/noise-reduction")?;
+                tx.delete_graph("demo2/gpu-offloading-graph")
+            })
+            .unwrap();
+    }
+    let report = env.once().await;
+    assert!(report.converged, "{report:?}");
+    assert!(
+        env.releases("demo2").is_empty(),
+        "the orphan graph's releases stay: {:?}",
+        env.releases("demo2")
+    );
+    let store = env.store();
+    assert!(store.graph("demo2/gpu-offloading-graph").unwrap().is_none());
+    let noise = store
+        .services_of("brussels", "image-detection-graph")
+        .unwrap()
+        .into_iter()
+        .find(|s| s.service == "noise-reduction")
+        .expect("the lost record is back");
+    assert_eq!(noise.phase, smo::store::ServicePhase::Deployed, "{noise:?}");
+    assert!(
+        noise.manifest.is_some() && noise.input_hash.is_some(),
+        "{noise:?}"
+    );
+    assert!(
+        env.releases("brussels")["noise-reduction"].0 > noise_before,
+        "the found release is upgraded to what the descriptor wants"
+    );
+    let swept: Vec<_> = store
+        .events(100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "Swept")
+        .map(|e| format!("{}/{}: {}", e.project, e.graph, e.message))
+        .collect();
+    assert!(
+        swept
+            .iter()
+            .any(|m| m
+                .starts_with("brussels/image-detection-graph: release brussels/noise-reduction"))
+            && swept
+                .iter()
+                .any(|m| m.starts_with("demo2/gpu-offloading-graph: release demo2/")),
+        "{swept:#?}"
+    );
+    drop(store);
+
+    // Now the whole store is lost and brussels' file too: removing the
+    // only graph smo would know of is more than the prune guard allows.
+    std::fs::remove_file(env.descriptor(BRUSSELS)).unwrap();
+    std::fs::remove_file(smo::store::Store::path_in(&env.data.path().join("var"))).unwrap();
+    let before = env.releases("brussels");
+    assert!(!before.is_empty());
+    env.once().await;
+    assert_eq!(
+        env.releases("brussels"),
+        before,
+        "held orphans were touched"
+    );
+    assert!(env.store().graph(BRUSSELS_KEY).unwrap().is_none());
+    let snap = env.snapshot().expect("status");
+    assert!(
+        snap.notes
+            .iter()
+            .any(|n| n.starts_with("sweep:") && n.contains("brussels/image-detection-graph")),
+        "{:?}",
+        snap.notes
+    );
+
+    // The operator's marker allows it.
+    std::fs::write(env.state.path().join(smo::daemon::ALLOW_PRUNE_MARKER), "").unwrap();
+    env.once().await;
+    assert!(
+        env.releases("brussels").is_empty(),
+        "{:?}",
+        env.releases("brussels")
+    );
+}

@@ -1,0 +1,186 @@
+//! Everything that carries smo's labels, across namespaces: what the sweep
+//! by ownership compares with the store (see `reconcile::sweep`). Reads
+//! only.
+
+use super::{
+    GRAPH_LABEL, Karmada, KarmadaError, MANAGED_BY, MANAGED_BY_LABEL, ObjectRef, Owner,
+    PROJECT_LABEL, classify,
+};
+use kube::api::{Api, ListParams};
+use std::collections::BTreeMap;
+
+/// An object smo labelled as a graph's.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Managed {
+    pub object: ObjectRef,
+    pub owner: Owner,
+}
+
+/// A helm release whose newest record carries smo's labels (`helm
+/// --labels`), with the graph they name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ManagedRelease {
+    pub namespace: String,
+    pub release: String,
+    pub revision: u64,
+    pub owner: Owner,
+}
+
+/// The graph smo's labels name, if they are smo's and name one. Project
+/// and graph names are DNS labels, which [`super::label_value`] keeps
+/// unchanged, so the label values are the names.
+fn owner_of(labels: &BTreeMap<String, String>) -> Option<Owner> {
+    if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY) {
+        return None;
+    }
+    Some(Owner {
+        project: labels.get(PROJECT_LABEL).filter(|v| !v.is_empty())?.clone(),
+        graph: labels.get(GRAPH_LABEL).filter(|v| !v.is_empty())?.clone(),
+    })
+}
+
+fn managed_selector() -> String {
+    format!("{MANAGED_BY_LABEL}={MANAGED_BY}")
+}
+
+impl Karmada {
+    /// The objects of one kind labelled as some graph's, in every
+    /// namespace, sorted. A kind that is not served has none.
+    #[tracing::instrument(name = "karmada.list_managed", skip_all, fields(api_version = api_version, kind = kind))]
+    pub async fn list_managed(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Vec<Managed>, KarmadaError> {
+        let resolved = match self.resolve(api_version, kind).await {
+            Ok(k) => k,
+            Err(KarmadaError::UnknownKind { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let list = self
+            .api(&resolved, None)
+            .list(&ListParams::default().labels(&managed_selector()))
+            .await
+            .map_err(|e| classify("list", &format!("{api_version} {kind}"), e))?;
+        let mut found: Vec<Managed> = list
+            .items
+            .into_iter()
+            .filter_map(|o| {
+                let owner = owner_of(o.metadata.labels.as_ref()?)?;
+                Some(Managed {
+                    object: ObjectRef {
+                        api_version: api_version.to_owned(),
+                        kind: kind.to_owned(),
+                        namespace: if resolved.namespaced {
+                            o.metadata.namespace
+                        } else {
+                            None
+                        },
+                        name: o.metadata.name?,
+                    },
+                    owner,
+                })
+            })
+            .collect();
+        found.sort();
+        Ok(found)
+    }
+
+    /// The helm releases, in every namespace, whose newest record (helm
+    /// keeps one Secret per revision, labelled `owner=helm`, `name`,
+    /// `version`) carries smo's labels, sorted. Only labels are read.
+    #[tracing::instrument(name = "karmada.list_managed_releases", skip_all)]
+    pub async fn list_managed_releases(&self) -> Result<Vec<ManagedRelease>, KarmadaError> {
+        let api: Api<k8s_openapi::api::core::v1::Secret> = Api::all(self.client.clone());
+        let list = api
+            .list(&ListParams::default().labels(&format!("owner=helm,{}", managed_selector())))
+            .await
+            .map_err(|e| classify("list", "v1 Secret (helm releases)", e))?;
+        // (namespace, release) → the newest revision's labels.
+        let mut newest: BTreeMap<(String, String), (u64, BTreeMap<String, String>)> =
+            BTreeMap::new();
+        for secret in list.items {
+            let (Some(namespace), Some(labels)) =
+                (secret.metadata.namespace, secret.metadata.labels)
+            else {
+                continue;
+            };
+            let Some(release) = labels.get("name").cloned() else {
+                continue;
+            };
+            let revision = labels
+                .get("version")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            let entry = newest
+                .entry((namespace, release))
+                .or_insert_with(|| (revision, labels.clone()));
+            if revision > entry.0 {
+                *entry = (revision, labels);
+            }
+        }
+        Ok(newest
+            .into_iter()
+            .filter_map(|((namespace, release), (revision, labels))| {
+                Some(ManagedRelease {
+                    namespace,
+                    release,
+                    revision,
+                    owner: owner_of(&labels)?,
+                })
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_smos_labels_naming_a_graph_make_an_owner() {
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let full = labels(&[
+            (MANAGED_BY_LABEL, MANAGED_BY),
+            (PROJECT_LABEL, "p"),
+            (GRAPH_LABEL, "g"),
+        ]);
+        assert_eq!(
+            owner_of(&full),
+            Some(Owner {
+                project: "p".into(),
+                graph: "g".into()
+            })
+        );
+        // A namespace: smo's, but no graph.
+        assert_eq!(
+            owner_of(&labels(&[
+                (MANAGED_BY_LABEL, MANAGED_BY),
+                (PROJECT_LABEL, "p")
+            ])),
+            None
+        );
+        // Another manager's labels naming the same graph.
+        assert_eq!(
+            owner_of(&labels(&[
+                (MANAGED_BY_LABEL, "Helm"),
+                (PROJECT_LABEL, "p"),
+                (GRAPH_LABEL, "g")
+            ])),
+            None
+        );
+        assert_eq!(
+            owner_of(&labels(&[
+                (MANAGED_BY_LABEL, MANAGED_BY),
+                (PROJECT_LABEL, "p"),
+                (GRAPH_LABEL, "")
+            ])),
+            None
+        );
+    }
+}
