@@ -11,12 +11,12 @@
 use crate::adapters::helm::{Helm, HelmConfig};
 use crate::adapters::karmada::{Karmada, KarmadaError};
 use crate::adapters::prometheus::{Prometheus, PrometheusConfig, PrometheusError};
+use crate::desired::prune::prune_guard;
 use crate::desired::{DesiredState, loader::load_root};
 use crate::http::{self, HttpConfig, HttpError};
 use crate::locks::MutexExt;
 use crate::metrics::{Family, Metrics};
 use crate::observe::clusters::{ClusterFacts, merge};
-use crate::reconcile::decide::prune_guard;
 use crate::reconcile::engine::{Engine, Outcome, World};
 use crate::reconcile::error::StepError;
 use crate::reconcile::queue::{Key, Queue, backoff};

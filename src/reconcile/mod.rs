@@ -11,13 +11,15 @@
 //! - [`publish`], [`rulesync`], [`dashsync`]: alert rules and dashboards;
 //! - [`remove`]: a graph that left the desired state;
 //! - [`batch`]: a graph's records, read once and written once;
-//! - [`decide`]: the prune guard; [`triggers`]: alert deliveries and
-//!   trigger evaluation (pure); [`error`]: typed step failures.
+//! - [`triggers`]: alert deliveries and trigger evaluation (pure);
+//!   [`error`]: typed step failures.
+//!
+//! The prune guard lives in [`crate::desired::prune`]: the daemon and the
+//! provisioning planner both use it.
 
 pub mod actions;
 pub mod batch;
 pub mod dashsync;
-pub mod decide;
 pub mod engine;
 pub mod error;
 pub mod execute;
