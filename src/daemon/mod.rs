@@ -8,21 +8,20 @@
 //! Entry point: [`run`] with an injected configuration and shutdown
 //! channel, so tests run it in-process with a temporary state directory.
 
-use crate::adapters::helm::{Helm, HelmConfig};
+use crate::adapters::helm::Helm;
 use crate::adapters::karmada::{Karmada, KarmadaError};
-use crate::adapters::prometheus::{Prometheus, PrometheusConfig, PrometheusError};
+use crate::adapters::prometheus::PrometheusError;
 use crate::desired::prune::prune_guard;
 use crate::desired::{DesiredState, loader::load_root};
-use crate::http::{self, HttpConfig, HttpError};
+use crate::http::{self, HttpError};
 use crate::locks::MutexExt;
 use crate::metrics::{Family, Metrics};
 use crate::observe::clusters::{ClusterFacts, merge};
 use crate::reconcile::engine::{Engine, Outcome, World};
 use crate::reconcile::error::StepError;
 use crate::reconcile::queue::{Key, Queue, backoff};
-use crate::reconcile::rulesync::RuleSync;
 use crate::source::{self, Snapshot};
-use crate::spec::config::{Config, HttpAuth, Source};
+use crate::spec::config::{Config, Source};
 use crate::spec::inventory::Inventory;
 use crate::store::records::{ClusterRecord, NewRun};
 use crate::store::{Store, StoreError, snapshot};
@@ -33,6 +32,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 pub mod alerts;
+pub mod context;
 mod inventory;
 pub mod notify;
 mod provision;
@@ -160,7 +160,7 @@ pub async fn run(
         path: config.state_dir.clone(),
         source,
     })?;
-    let db_path = config.state_dir.join("smo.redb");
+    let db_path = context::store_path(&config);
     let store = Arc::new(blocking(move || Store::open(&db_path)).await??);
     // What a killed run was doing between an effect and its record: made
     // known to the store first, so the passes below finish or undo it.
@@ -170,27 +170,16 @@ pub async fn run(
     if !resolved.is_empty() {
         tracing::warn!(graphs = ?resolved, "resolved operations a previous run left unrecorded");
     }
-    let karmada = Karmada::connect(
-        config.karmada.kubeconfig.as_deref(),
-        config.karmada.context.as_deref(),
-    )
-    .await?;
+    let karmada = context::karmada(&config.karmada).await?;
     let metrics = Arc::new(Metrics::new());
-    let prometheus = match &config.prometheus.url {
-        Some(url) => Some(Prometheus::new(PrometheusConfig {
-            url: url.clone(),
-            timeout: config.prometheus.query_timeout,
-            retries: config.prometheus.query_retries,
-        })?),
-        None => None,
-    };
+    let prometheus = context::prometheus(&config.prometheus)?;
     let engine = Engine {
-        helm: Helm::new(HelmConfig::from_config(&config)).with_metrics(Arc::clone(&metrics)),
+        helm: Helm::new(context::helm_config(&config)).with_metrics(Arc::clone(&metrics)),
         karmada: karmada.clone(),
         store: Arc::clone(&store),
         dependency_poll: Duration::from_secs(5),
-        rules: RuleSync::from_config(&config, prometheus.clone()),
-        dashboards: crate::reconcile::dashsync::DashboardSync::from_config(&config.grafana)?,
+        rules: context::rule_sync(&config.prometheus, prometheus.clone()),
+        dashboards: context::dashboard_sync(&config.grafana)?,
         metrics: Arc::clone(&metrics),
         retry: crate::retry::Policy {
             base: opts.backoff_base,
@@ -201,19 +190,7 @@ pub async fn run(
     // answers (and /readyz explains) while a Git remote is still awaited.
     let (http_tx, http_rx) = mpsc::channel::<http::Request>(256);
     let server = if opts.http && !opts.once {
-        let auth = match (config.http.auth, &config.http.token_file) {
-            (HttpAuth::None, _) => {
-                tracing::warn!(
-                    listen = %config.http.listen,
-                    "http.auth is none: anyone who reaches the endpoint can trigger deployments"
-                );
-                http::Auth::None
-            }
-            (HttpAuth::Bearer, Some(file)) => http::Auth::Bearer(http::Secret::read(file)?),
-            (HttpAuth::Bearer, None) => return Err(DaemonError::NoWebhookToken),
-        };
-        let mut hc = HttpConfig::new(config.http.listen, auth);
-        hc.max_body = config.http.max_body_bytes;
+        let hc = context::http_config(&config.http)?;
         Some(http::Server::start(hc, http_tx, Arc::clone(&metrics))?)
     } else {
         drop(http_tx);
@@ -338,15 +315,7 @@ pub async fn run(
             ))
         });
         scaler_task = scaler;
-        let nfvcl = match &config.nfvcl {
-            Some(n) => Some(crate::adapters::nfvcl::Nfvcl::new(
-                &crate::adapters::nfvcl::NfvclConfig {
-                    url: n.url.clone(),
-                    timeout: n.timeout,
-                },
-            )?),
-            None => None,
-        };
+        let nfvcl = context::nfvcl(config.nfvcl.as_ref())?;
         provision_task = Some(tokio::spawn(tracing::Instrument::instrument(
             provision::provision_loop(
                 nfvcl,
