@@ -8,22 +8,137 @@
 //! [`crate::spec::config`]; the functions below translate its sections into
 //! them, for the daemon and for the CLI alike.
 //!
+//! [`Context::build`] checks in a fixed order, which is the order in which
+//! a misconfigured daemon reports its first error: the state directory, the
+//! store (what a killed run left unrecorded resolved first), Karmada,
+//! Prometheus, Grafana, the endpoint's authentication, NFVCL.
 
-use super::DaemonError;
+use super::{DaemonError, blocking, notify, now};
 use crate::adapters::grafana::{self, GrafanaClient, GrafanaError, Token};
-use crate::adapters::helm::HelmConfig;
+use crate::adapters::helm::{Helm, HelmConfig};
 use crate::adapters::karmada::{Karmada, KarmadaError};
 use crate::adapters::nfvcl::{Nfvcl, NfvclConfig, NfvclError};
 use crate::adapters::prometheus::{Prometheus, PrometheusConfig, PrometheusError};
 use crate::dashboards::DashboardConfig;
 use crate::http::{self, HttpConfig};
+use crate::metrics::Metrics;
 use crate::reconcile::dashsync::DashboardSync;
+use crate::reconcile::engine::Engine;
 use crate::reconcile::rulesync::{RuleSync, Sink};
 use crate::source::git;
 use crate::spec::config::{self, Config, HttpAuth, RuleSink};
-use crate::store::DB_FILE;
+use crate::store::{DB_FILE, Store};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// How the daemon runs, besides its configuration file: set by `smo run`'s
+/// flags, and by tests (no endpoint, short intervals, `--once`).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// One full pass, then exit.
+    pub once: bool,
+    pub workers: usize,
+    /// How often the cluster inventory is read from Karmada.
+    pub inventory_interval: Duration,
+    /// Debounce of the work queue.
+    pub debounce: Duration,
+    /// Base and cap of the retry backoff.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// In `--once` mode, how long to keep waiting for blocked dependencies.
+    pub once_deadline: Duration,
+    /// Serve the HTTP endpoint (never in `--once` mode).
+    pub http: bool,
+    /// systemd notifications (a no-op outside systemd).
+    pub notify: notify::Notifier,
+    /// How NFVCL blueprints being created are polled.
+    pub provision_polling: crate::provision::run::Polling,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            once: false,
+            // Two workers: helm is the bottleneck and each call is a
+            // process; more would mostly queue on the API server.
+            workers: 2,
+            inventory_interval: Duration::from_secs(10),
+            debounce: Duration::from_millis(50),
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(300),
+            once_deadline: Duration::from_secs(300),
+            http: true,
+            notify: notify::Notifier::default(),
+            provision_polling: crate::provision::run::Polling::default(),
+        }
+    }
+}
+
+/// Every effect the daemon's tasks use, built once at start.
+pub(super) struct Context {
+    pub(super) store: Arc<Store>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) karmada: Karmada,
+    /// `None`: no `prometheus.url` (no scaling loop, no reloads).
+    pub(super) prometheus: Option<Prometheus>,
+    pub(super) engine: Engine,
+    /// `None`: no endpoint (`--once`, or turned off by the options).
+    pub(super) http: Option<HttpConfig>,
+    /// `None`: no `nfvcl` block (a `provision` block is then reported).
+    pub(super) nfvcl: Option<Nfvcl>,
+}
+
+impl Context {
+    pub(super) async fn build(config: &Config, opts: &RunOptions) -> Result<Context, DaemonError> {
+        std::fs::create_dir_all(&config.state_dir).map_err(|source| DaemonError::StateDir {
+            path: config.state_dir.clone(),
+            source,
+        })?;
+        let db_path = store_path(config);
+        let store = Arc::new(blocking(move || Store::open(&db_path)).await??);
+        // What a killed run was doing between an effect and its record: made
+        // known to the store first, so the passes that follow finish or undo
+        // it.
+        let s = Arc::clone(&store);
+        let resolved =
+            blocking(move || crate::reconcile::actions::journal::resolve(&s, now())).await??;
+        if !resolved.is_empty() {
+            tracing::warn!(graphs = ?resolved, "resolved operations a previous run left unrecorded");
+        }
+        let karmada = karmada(&config.karmada).await?;
+        let metrics = Arc::new(Metrics::new());
+        let prometheus = prometheus(&config.prometheus)?;
+        let engine = Engine {
+            helm: Helm::new(helm_config(config)).with_metrics(Arc::clone(&metrics)),
+            karmada: karmada.clone(),
+            store: Arc::clone(&store),
+            dependency_poll: Duration::from_secs(5),
+            rules: rule_sync(&config.prometheus, prometheus.clone()),
+            dashboards: dashboard_sync(&config.grafana)?,
+            metrics: Arc::clone(&metrics),
+            retry: crate::retry::Policy {
+                base: opts.backoff_base,
+                cap: opts.backoff_cap,
+            },
+        };
+        let http = if opts.http && !opts.once {
+            Some(http_config(&config.http)?)
+        } else {
+            None
+        };
+        let nfvcl = nfvcl(config.nfvcl.as_ref())?;
+        Ok(Context {
+            store,
+            metrics,
+            karmada,
+            prometheus,
+            engine,
+            http,
+            nfvcl,
+        })
+    }
+}
 
 /// The database file in the state directory (the daemon's, and the one
 /// `smo status` opens when no daemon holds it).
