@@ -222,23 +222,6 @@ impl GrafanaClient {
         })
     }
 
-    /// The client the `grafana` configuration asks for: `None` when no
-    /// `url` is set (the API sink is off), an error when the token is
-    /// missing or unreadable.
-    pub fn from_config(
-        cfg: &crate::spec::config::Grafana,
-        timeout: Duration,
-    ) -> Result<Option<Self>, GrafanaError> {
-        let Some(url) = cfg.url.as_deref() else {
-            return Ok(None);
-        };
-        let path = cfg
-            .token_file
-            .as_deref()
-            .ok_or(GrafanaError::MissingToken)?;
-        Self::new(url, Token::read(path)?, timeout).map(Some)
-    }
-
     /// The folder with uid `uid` (see [`crate::dashboards::folder_uid`]),
     /// created with `title` when missing; returns its uid. A folder an
     /// operator already made with that title is used as it is.

@@ -31,20 +31,6 @@ pub struct HelmConfig {
     pub insecure_registries: Vec<String>,
 }
 
-impl HelmConfig {
-    pub fn from_config(c: &crate::spec::config::Config) -> Self {
-        HelmConfig {
-            binary: c.helm.binary.clone(),
-            kubeconfig: c.karmada.kubeconfig.clone(),
-            context: c.karmada.context.clone(),
-            timeout: c.helm.timeout,
-            wait: c.helm.wait,
-            extra_args: c.helm.extra_args.clone(),
-            insecure_registries: c.helm.insecure_registries.clone(),
-        }
-    }
-}
-
 /// What to install: a release of a chart with values.
 #[derive(Debug, Clone)]
 pub struct ReleaseSpec<'a> {

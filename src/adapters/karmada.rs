@@ -346,11 +346,6 @@ impl Karmada {
         })
     }
 
-    /// [`Karmada::connect`] with the daemon configuration's `karmada` section.
-    pub async fn from_config(c: &crate::spec::config::Karmada) -> Result<Self, KarmadaError> {
-        Self::connect(c.kubeconfig.as_deref(), c.context.as_deref()).await
-    }
-
     /// Resolves apiVersion + kind to a resource through discovery, cached.
     async fn resolve(&self, api_version: &str, kind: &str) -> Result<Kind, KarmadaError> {
         let key = (api_version.to_owned(), kind.to_owned());

@@ -32,7 +32,7 @@ pub fn run(args: &StatusArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
         }
     };
     let dir = &config.state_dir;
-    let db = dir.join("smo.redb");
+    let db = crate::daemon::context::store_path(&config);
     let opened = if db.exists() {
         Some(Store::open(&db))
     } else {

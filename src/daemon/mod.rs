@@ -7,25 +7,25 @@
 //!
 //! Entry point: [`run`] with an injected configuration and shutdown
 //! channel, so tests run it in-process with a temporary state directory.
+//! [`context`] builds every effect from the configuration, `start` brings
+//! the daemon up (endpoint, first snapshot, world); `run` spawns the tasks,
+//! runs the select loop and drains at shutdown.
 
-use crate::adapters::helm::{Helm, HelmConfig};
-use crate::adapters::karmada::{Karmada, KarmadaError};
-use crate::adapters::prometheus::{Prometheus, PrometheusConfig, PrometheusError};
+use crate::adapters::karmada::Karmada;
+use crate::desired::prune::prune_guard;
 use crate::desired::{DesiredState, loader::load_root};
-use crate::http::{self, HttpConfig, HttpError};
+use crate::http;
 use crate::locks::MutexExt;
 use crate::metrics::{Family, Metrics};
 use crate::observe::clusters::{ClusterFacts, merge};
-use crate::reconcile::decide::prune_guard;
 use crate::reconcile::engine::{Engine, Outcome, World};
 use crate::reconcile::error::StepError;
 use crate::reconcile::queue::{Key, Queue, backoff};
-use crate::reconcile::rulesync::RuleSync;
 use crate::source::{self, Snapshot};
-use crate::spec::config::{Config, HttpAuth, Source};
+use crate::spec::config::{Config, Source};
 use crate::spec::inventory::Inventory;
 use crate::store::records::{ClusterRecord, NewRun};
-use crate::store::{Store, StoreError, snapshot};
+use crate::store::{Store, snapshot};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -33,98 +33,31 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 pub mod alerts;
+pub mod context;
+mod error;
 mod inventory;
 pub mod notify;
 mod provision;
 pub mod scaler;
 mod shared;
 mod snapshots;
+mod start;
 mod status;
 mod sweep;
 pub mod usage;
 mod worker;
 
+use context::Context;
 use inventory::refresh_inventory;
 use shared::{Pass, Shared};
 use snapshots::{all_keys, apply_snapshot, first_snapshot, load};
+use start::{Started, start};
 use status::{publish, publish_notes};
 use worker::worker;
 
 pub use crate::source::ALLOW_PRUNE_MARKER;
-
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// One full pass, then exit.
-    pub once: bool,
-    pub workers: usize,
-    /// How often the cluster inventory is read from Karmada.
-    pub inventory_interval: Duration,
-    /// Debounce of the work queue.
-    pub debounce: Duration,
-    /// Base and cap of the retry backoff.
-    pub backoff_base: Duration,
-    pub backoff_cap: Duration,
-    /// In `--once` mode, how long to keep waiting for blocked dependencies.
-    pub once_deadline: Duration,
-    /// Serve the HTTP endpoint (never in `--once` mode).
-    pub http: bool,
-    /// systemd notifications (a no-op outside systemd).
-    pub notify: notify::Notifier,
-    /// How NFVCL blueprints being created are polled.
-    pub provision_polling: crate::provision::run::Polling,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions {
-            once: false,
-            // Two workers: helm is the bottleneck and each call is a
-            // process; more would mostly queue on the API server.
-            workers: 2,
-            inventory_interval: Duration::from_secs(10),
-            debounce: Duration::from_millis(50),
-            backoff_base: Duration::from_secs(1),
-            backoff_cap: Duration::from_secs(300),
-            once_deadline: Duration::from_secs(300),
-            http: true,
-            notify: notify::Notifier::default(),
-            provision_polling: crate::provision::run::Polling::default(),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
-    #[error("cannot create the state directory {path}: {source}")]
-    StateDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("state store: {0}")]
-    Store(#[from] StoreError),
-    #[error("Karmada: {0}")]
-    Karmada(#[from] KarmadaError),
-    #[error("desired-state source: {0}")]
-    Source(#[from] crate::source::SourceError),
-    #[error("the state root cannot be loaded: {0}")]
-    Load(String),
-    #[error("internal task failed: {0}")]
-    Join(String),
-    #[error("HTTP endpoint: {0}")]
-    Http(#[from] HttpError),
-    #[error(
-        "http.tokenFile is not set: POST /alerts needs the bearer token Alertmanager sends \
-         (or set http.auth: none to accept unauthenticated webhooks)"
-    )]
-    NoWebhookToken,
-    #[error("Prometheus client: {0}")]
-    Prometheus(#[from] PrometheusError),
-    #[error("NFVCL: {0}")]
-    Nfvcl(#[from] crate::adapters::nfvcl::NfvclError),
-    #[error("Grafana: {0}")]
-    Grafana(#[from] crate::adapters::grafana::GrafanaError),
-}
+pub use context::RunOptions;
+pub use error::DaemonError;
 
 /// What a run ended with (for `--once`'s exit code).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,146 +90,32 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<RunReport, DaemonError> {
     let started = std::time::Instant::now();
-    std::fs::create_dir_all(&config.state_dir).map_err(|source| DaemonError::StateDir {
-        path: config.state_dir.clone(),
-        source,
-    })?;
-    let db_path = config.state_dir.join("smo.redb");
-    let store = Arc::new(blocking(move || Store::open(&db_path)).await??);
-    // What a killed run was doing between an effect and its record: made
-    // known to the store first, so the passes below finish or undo it.
-    let s = Arc::clone(&store);
-    let resolved =
-        blocking(move || crate::reconcile::actions::journal::resolve(&s, now())).await??;
-    if !resolved.is_empty() {
-        tracing::warn!(graphs = ?resolved, "resolved operations a previous run left unrecorded");
-    }
-    let karmada = Karmada::connect(
-        config.karmada.kubeconfig.as_deref(),
-        config.karmada.context.as_deref(),
-    )
-    .await?;
-    let metrics = Arc::new(Metrics::new());
-    let prometheus = match &config.prometheus.url {
-        Some(url) => Some(Prometheus::new(PrometheusConfig {
-            url: url.clone(),
-            timeout: config.prometheus.query_timeout,
-            retries: config.prometheus.query_retries,
-        })?),
-        None => None,
+    let ctx = Context::build(&config, &opts).await?;
+    let Some(Started {
+        shared,
+        queue,
+        server,
+        requests,
+        snapshots: mut snap_rx,
+        source_failures: mut source_fail_rx,
+        snapshot_tx: snap_tx,
+    }) = start(&config, &opts, &ctx, &shutdown).await?
+    else {
+        return Ok(RunReport {
+            converged: false,
+            graphs: 0,
+            failed: Vec::new(),
+        });
     };
-    let engine = Engine {
-        helm: Helm::new(HelmConfig::from_config(&config)).with_metrics(Arc::clone(&metrics)),
-        karmada: karmada.clone(),
-        store: Arc::clone(&store),
-        dependency_poll: Duration::from_secs(5),
-        rules: RuleSync::from_config(&config, prometheus.clone()),
-        dashboards: crate::reconcile::dashsync::DashboardSync::from_config(&config.grafana)?,
-        metrics: Arc::clone(&metrics),
-        retry: crate::retry::Policy {
-            base: opts.backoff_base,
-            cap: opts.backoff_cap,
-        },
-    };
-    // The endpoint comes up before the first snapshot so that /healthz
-    // answers (and /readyz explains) while a Git remote is still awaited.
-    let (http_tx, http_rx) = mpsc::channel::<http::Request>(256);
-    let server = if opts.http && !opts.once {
-        let auth = match (config.http.auth, &config.http.token_file) {
-            (HttpAuth::None, _) => {
-                tracing::warn!(
-                    listen = %config.http.listen,
-                    "http.auth is none: anyone who reaches the endpoint can trigger deployments"
-                );
-                http::Auth::None
-            }
-            (HttpAuth::Bearer, Some(file)) => http::Auth::Bearer(http::Secret::read(file)?),
-            (HttpAuth::Bearer, None) => return Err(DaemonError::NoWebhookToken),
-        };
-        let mut hc = HttpConfig::new(config.http.listen, auth);
-        hc.max_body = config.http.max_body_bytes;
-        Some(http::Server::start(hc, http_tx, Arc::clone(&metrics))?)
-    } else {
-        drop(http_tx);
-        None
-    };
-    let queue = Queue::new(if opts.once {
-        Duration::ZERO
-    } else {
-        opts.debounce
-    });
-
-    // Answered at once, but with 503 until the first snapshot is applied
-    // (`world_tx`): nothing is acknowledged before the daemon can act.
-    let (world_tx, world_rx) = watch::channel(None);
-    let requests = tokio::spawn(tracing::Instrument::instrument(
-        alerts::serve(http_rx, world_rx, Arc::clone(&store), queue.clone()),
-        tracing::info_span!("http"),
-    ));
-    // The first snapshot, before anything else: nothing is reconciled
-    // against an unknown desired state.
-    let (snap_tx, mut snap_rx) = mpsc::channel::<Snapshot>(4);
-    let (source_fail_tx, mut source_fail_rx) = mpsc::channel::<String>(4);
-    let first = match first_snapshot(
-        &config,
-        &opts,
-        snap_tx.clone(),
-        source_fail_tx,
-        shutdown.clone(),
-        &store,
-    )
-    .await?
-    {
-        Some(s) => s,
-        // Stopped before the source ever answered: nothing was done.
-        None => {
-            // Close the endpoint and let the request task release the store.
-            drop(blocking(move || drop(server)).await);
-            let _ = tokio::time::timeout(Duration::from_secs(10), requests).await;
-            return Ok(RunReport {
-                converged: false,
-                graphs: 0,
-                failed: Vec::new(),
-            });
-        }
-    };
-    let desired = load(&first).await?;
-
-    let shared = Arc::new(Shared {
-        world: RwLock::new(World {
-            revision: first.revision.clone(),
-            root: first.root.clone(),
-            desired: Arc::new(DesiredState::default()),
-            clusters: Vec::new(),
-            not_ready_since: BTreeMap::new(),
-            prune_blocked: None,
-            replace: BTreeMap::new(),
-        }),
-        drift_due: Mutex::new(HashSet::new()),
-        outcomes: Mutex::new(BTreeMap::new()),
-        notes: Mutex::new(BTreeMap::new()),
-        last_inventory: Mutex::new(None),
-        pass: Mutex::new(None),
-        last_publish: Mutex::new(None),
-        metrics: Arc::clone(&metrics),
-        dashboards: engine.dashboards.clone(),
-        held: Mutex::new(Vec::new()),
-    });
-    refresh_inventory(&shared, &karmada, &config, &store, &queue, false).await;
-    let first_revision = first.revision.clone();
-    apply_snapshot(&shared, &store, &queue, first, desired).await?;
-    // What carries smo's labels and the store lost is recorded before the
-    // first pass, which then keeps or removes it.
-    sweep::sweep(&karmada, &store, &shared, &queue).await;
-    let _ = world_tx.send(Some(Arc::clone(&shared)));
-    publish(&store, &shared, &config.state_dir).await;
-    // The store is open and the desired state loaded: ready.
-    opts.notify.ready(&format!("revision {first_revision}"));
-    // A full pass checks drift everywhere.
-    {
-        let keys = all_keys(&shared, &store).await?;
-        shared.drift_due.lock_or_recover().extend(keys);
-    }
+    let Context {
+        store,
+        metrics,
+        karmada,
+        prometheus,
+        engine,
+        nfvcl,
+        ..
+    } = ctx;
 
     let workers: Vec<_> = (0..opts.workers.max(1))
         .map(|i| {
@@ -327,7 +146,7 @@ pub async fn run(
             }
         }
     } else {
-        let scaler = prometheus.clone().map(|p| {
+        scaler_task = prometheus.map(|p| {
             let scaler =
                 scaler::Scaler::new(p, karmada.clone(), Arc::clone(&store), Arc::clone(&metrics));
             tokio::spawn(tracing::Instrument::instrument(
@@ -341,16 +160,6 @@ pub async fn run(
                 tracing::info_span!("scaler"),
             ))
         });
-        scaler_task = scaler;
-        let nfvcl = match &config.nfvcl {
-            Some(n) => Some(crate::adapters::nfvcl::Nfvcl::new(
-                &crate::adapters::nfvcl::NfvclConfig {
-                    url: n.url.clone(),
-                    timeout: n.timeout,
-                },
-            )?),
-            None => None,
-        };
         provision_task = Some(tokio::spawn(tracing::Instrument::instrument(
             provision::provision_loop(
                 nfvcl,
@@ -442,26 +251,15 @@ pub async fn run(
         }
     }
 
-    let outcomes = shared.outcomes.lock_or_recover().clone();
-    let failed: Vec<String> = outcomes
-        .iter()
-        .filter(|(_, (o, _))| !matches!(o, Outcome::Done))
-        .map(|(k, (o, _))| format!("{k}: {o:?}"))
-        .collect();
-    let converged =
-        failed.is_empty() && shared.notes().is_empty() && (!opts.once || queue.is_idle());
+    let report = shared.report(opts.once, queue.is_idle());
     let u = usage::of("self");
     tracing::info!(
-        graphs = outcomes.len(),
-        converged,
+        graphs = report.graphs,
+        converged = report.converged,
         wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         cpu_ms = u.map(|u| u.cpu_ms),
         peak_rss_kib = u.map(|u| u.peak_rss_kib),
         "stopped"
     );
-    Ok(RunReport {
-        converged,
-        graphs: outcomes.len(),
-        failed,
-    })
+    Ok(report)
 }

@@ -34,6 +34,52 @@ pub(super) struct Pass {
 }
 
 impl Shared {
+    /// The state at start: the first snapshot's revision and root, nothing
+    /// desired or observed yet (the caller reads the inventory and applies
+    /// the snapshot next).
+    pub(super) fn new(
+        first: &Snapshot,
+        metrics: Arc<Metrics>,
+        dashboards: crate::reconcile::dashsync::DashboardSync,
+    ) -> Shared {
+        Shared {
+            world: RwLock::new(World {
+                revision: first.revision.clone(),
+                root: first.root.clone(),
+                desired: Arc::new(DesiredState::default()),
+                clusters: Vec::new(),
+                not_ready_since: BTreeMap::new(),
+                prune_blocked: None,
+                replace: BTreeMap::new(),
+            }),
+            drift_due: Mutex::new(HashSet::new()),
+            outcomes: Mutex::new(BTreeMap::new()),
+            notes: Mutex::new(BTreeMap::new()),
+            last_inventory: Mutex::new(None),
+            pass: Mutex::new(None),
+            last_publish: Mutex::new(None),
+            metrics,
+            dashboards,
+            held: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// What the run ended with: converged when no graph's last outcome is
+    /// a failure, nothing is noted and (`--once`) the queue drained.
+    pub(super) fn report(&self, once: bool, queue_idle: bool) -> RunReport {
+        let outcomes = self.outcomes.lock_or_recover().clone();
+        let failed: Vec<String> = outcomes
+            .iter()
+            .filter(|(_, (o, _))| !matches!(o, Outcome::Done))
+            .map(|(k, (o, _))| format!("{k}: {o:?}"))
+            .collect();
+        RunReport {
+            converged: failed.is_empty() && self.notes().is_empty() && (!once || queue_idle),
+            graphs: outcomes.len(),
+            failed,
+        }
+    }
+
     pub(super) fn world(&self) -> World {
         self.world.read_or_recover().clone()
     }

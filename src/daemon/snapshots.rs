@@ -38,9 +38,9 @@ pub(super) async fn first_snapshot(
         } => {
             let git = source::git::GitSource {
                 url: url.clone(),
-                reference: reference.clone(),
+                reference: reference.into(),
                 path: path.clone(),
-                auth: auth.clone(),
+                auth: auth.into(),
                 dir: config.state_dir.join("git"),
                 leases: source::Leases::default(),
             };

@@ -6,8 +6,8 @@
 
 use super::Shared;
 use crate::adapters::karmada::Karmada;
+use crate::desired::prune::prune_guard;
 use crate::keys::GraphKey;
-use crate::reconcile::decide::prune_guard;
 use crate::reconcile::queue::Queue;
 use crate::reconcile::sweep::{self, Recorded};
 use crate::source::ALLOW_PRUNE_MARKER;

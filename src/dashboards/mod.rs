@@ -1,18 +1,75 @@
 //! Grafana dashboards smo owns: one per graph, one per service, one per
 //! cluster.
 //!
-//! Pure builders from names and the `grafana` configuration to Grafana's
+//! Pure builders from names and a [`DashboardConfig`] to Grafana's
 //! dashboard JSON model; publishing is the adapter's job
 //! ([`crate::adapters::grafana`]). Invariants: the same inputs give the same
 //! JSON (so publishing again is a no-op apart from Grafana's version), every
 //! uid is derived from the dashboard's identity and fits Grafana's 40
 //! characters, and every PromQL expression comes from the configured
 //! templates.
+//!
+//! The module owns its configuration and its defaults; the daemon's
+//! `grafana` section is translated into it by `daemon::context`.
 
+use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::spec::config::Grafana;
+/// What the dashboards look like: folder titles, datasource, queries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DashboardConfig {
+    /// Prefix of the title of the per-project folders (`None`: `smo`).
+    pub folder: Option<String>,
+    /// uid of the Prometheus datasource every panel queries.
+    pub datasource: String,
+    /// Substituted for `{window}` in the queries.
+    pub window: String,
+    pub queries: Queries,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            folder: None,
+            datasource: "prometheus".into(),
+            // Grafana's own variable: at least four scrape intervals, so a
+            // rate never has fewer than two samples whatever the zoom.
+            window: "$__rate_interval".into(),
+            queries: Queries::default(),
+        }
+    }
+}
+
+/// PromQL templates of the dashboard panels. Placeholders: `{namespace}`
+/// (the project), `{service}` (a service id, or `$service` in a graph
+/// dashboard), `{cluster}`, `{window}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Queries {
+    pub request_rate: String,
+    pub cpu: String,
+    pub memory: String,
+    pub replicas: String,
+    pub cluster_capacity: String,
+    pub cluster_allocated: String,
+}
+
+impl Default for Queries {
+    /// The request rate is the original SMO's query (its example services
+    /// export Flask counters); the others are cAdvisor and
+    /// kube-state-metrics series, which every Prometheus stack on
+    /// Kubernetes scrapes, with a `cluster` label added per member cluster.
+    fn default() -> Self {
+        Queries {
+            request_rate: r#"sum(rate(flask_http_request_total{service="{service}"}[{window}])) by (service)"#.into(),
+            cpu: r#"sum(rate(container_cpu_usage_seconds_total{namespace="{namespace}",pod=~"{service}-.*"}[{window}]))"#.into(),
+            memory: r#"sum(container_memory_working_set_bytes{namespace="{namespace}",pod=~"{service}-.*"})"#.into(),
+            replicas: r#"kube_deployment_status_replicas{namespace="{namespace}",deployment="{service}"}"#.into(),
+            cluster_capacity: r#"sum(kube_node_status_allocatable{cluster="{cluster}",resource="cpu"})"#.into(),
+            cluster_allocated: r#"sum(kube_pod_container_resource_requests{cluster="{cluster}",resource="cpu"})"#.into(),
+        }
+    }
+}
 
 /// Grafana's dashboard model version the JSON follows (Grafana 10.4/11).
 pub const SCHEMA_VERSION: u32 = 39;
@@ -63,13 +120,13 @@ pub fn folder_uid(project: &str) -> String {
 pub const CLUSTERS_FOLDER_UID: &str = "smo--clusters";
 
 /// Title of the folder of the cluster dashboards: `PREFIX clusters`.
-pub fn clusters_folder_title(cfg: &Grafana) -> String {
+pub fn clusters_folder_title(cfg: &DashboardConfig) -> String {
     format!("{} clusters", cfg.folder.as_deref().unwrap_or("smo"))
 }
 
 /// Title of a project's folder: `PREFIX PROJECT` (prefix `grafana.folder`,
 /// default `smo`).
-pub fn folder_title(project: &str, cfg: &Grafana) -> String {
+pub fn folder_title(project: &str, cfg: &DashboardConfig) -> String {
     format!("{} {project}", cfg.folder.as_deref().unwrap_or("smo"))
 }
 
@@ -114,12 +171,12 @@ fn expand(template: &str, vars: &Vars<'_>) -> String {
     out
 }
 
-fn datasource(cfg: &Grafana) -> Value {
+fn datasource(cfg: &DashboardConfig) -> Value {
     json!({"type": "prometheus", "uid": cfg.datasource})
 }
 
 /// One time-series panel per (title, unit, expression), two per row.
-fn panels(cfg: &Grafana, specs: &[(&str, &str, String)]) -> Vec<Value> {
+fn panels(cfg: &DashboardConfig, specs: &[(&str, &str, String)]) -> Vec<Value> {
     specs
         .iter()
         .zip(0u32..)
@@ -146,7 +203,7 @@ fn panels(cfg: &Grafana, specs: &[(&str, &str, String)]) -> Vec<Value> {
         .collect()
 }
 
-fn service_panels(cfg: &Grafana, namespace: &str, service: &str) -> Vec<Value> {
+fn service_panels(cfg: &DashboardConfig, namespace: &str, service: &str) -> Vec<Value> {
     let vars = Vars {
         namespace,
         service,
@@ -190,7 +247,12 @@ fn dashboard(
 
 /// A graph's dashboard: a `service` variable over the graph's services and
 /// the service panels for `$service`.
-pub fn graph_dashboard(project: &str, graph: &str, services: &[String], cfg: &Grafana) -> Value {
+pub fn graph_dashboard(
+    project: &str,
+    graph: &str,
+    services: &[String],
+    cfg: &DashboardConfig,
+) -> Value {
     let options: Vec<Value> = services
         .iter()
         .enumerate()
@@ -225,7 +287,12 @@ pub fn graph_dashboard(project: &str, graph: &str, services: &[String], cfg: &Gr
 }
 
 /// One service's dashboard.
-pub fn service_dashboard(project: &str, graph: &str, service: &str, cfg: &Grafana) -> Value {
+pub fn service_dashboard(
+    project: &str,
+    graph: &str,
+    service: &str,
+    cfg: &DashboardConfig,
+) -> Value {
     dashboard(
         service_uid(project, graph, service),
         format!("{project} / {graph} / {service}"),
@@ -241,7 +308,7 @@ pub fn service_dashboard(project: &str, graph: &str, service: &str, cfg: &Grafan
 }
 
 /// One member cluster's dashboard: CPU capacity and what is allocated.
-pub fn cluster_dashboard(cluster: &str, cfg: &Grafana) -> Value {
+pub fn cluster_dashboard(cluster: &str, cfg: &DashboardConfig) -> Value {
     let vars = Vars {
         cluster,
         window: &cfg.window,
@@ -271,7 +338,7 @@ mod tests {
         names.iter().map(|s| (*s).to_owned()).collect()
     }
 
-    fn all_dashboards(cfg: &Grafana) -> Vec<Value> {
+    fn all_dashboards(cfg: &DashboardConfig) -> Vec<Value> {
         vec![
             graph_dashboard("shop", "web", &services(&["front", "db"]), cfg),
             service_dashboard("shop", "web", "front", cfg),
@@ -303,16 +370,16 @@ mod tests {
         assert!(folder_uid(&long).len() <= MAX_UID_LEN);
         assert_ne!(folder_uid("clusters"), CLUSTERS_FOLDER_UID);
         assert_eq!(
-            graph_dashboard("p", "g", &[], &Grafana::default())["uid"],
+            graph_dashboard("p", "g", &[], &DashboardConfig::default())["uid"],
             graph_uid("p", "g")
         );
     }
 
     #[test]
     fn every_panel_has_the_datasource_and_a_target() {
-        let cfg = Grafana {
+        let cfg = DashboardConfig {
             datasource: "prom-eu".into(),
-            ..Grafana::default()
+            ..DashboardConfig::default()
         };
         for d in all_dashboards(&cfg) {
             assert_eq!(d["schemaVersion"], SCHEMA_VERSION);
@@ -342,7 +409,7 @@ mod tests {
             "shop",
             "web",
             &services(&["front", "db"]),
-            &Grafana::default(),
+            &DashboardConfig::default(),
         );
         let var = &d["templating"]["list"][0];
         assert_eq!(var["name"], "service");
@@ -367,9 +434,9 @@ mod tests {
 
     #[test]
     fn queries_come_from_the_configuration() {
-        let mut cfg = Grafana {
+        let mut cfg = DashboardConfig {
             window: "2m".into(),
-            ..Grafana::default()
+            ..DashboardConfig::default()
         };
         cfg.queries.request_rate = r#"my_rate{ns="{namespace}",svc="{service}"}[{window}]"#.into();
         cfg.queries.cluster_capacity = r#"my_capacity{c="{cluster}"}"#.into();
@@ -384,7 +451,7 @@ mod tests {
             r#"my_capacity{c="edge-1"}"#
         );
         // The defaults: the original SMO's request rate, Grafana's window.
-        let d = service_dashboard("shop", "web", "front", &Grafana::default());
+        let d = service_dashboard("shop", "web", "front", &DashboardConfig::default());
         assert_eq!(
             d["panels"][0]["targets"][0]["expr"],
             r#"sum(rate(flask_http_request_total{service="front"}[$__rate_interval])) by (service)"#

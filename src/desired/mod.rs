@@ -10,6 +10,7 @@
 
 pub mod intent;
 pub mod loader;
+pub mod prune;
 
 use crate::descriptor::Descriptor;
 use crate::spec::cluster::ClusterMeta;

@@ -42,7 +42,7 @@ use std::fmt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::reconcile::decide::prune_guard;
+use crate::desired::prune::prune_guard;
 use crate::spec::cluster::NfvclProvision;
 use crate::store::records::{ProvisionRecord, ProvisionStatus};
 

@@ -10,31 +10,34 @@
 //! Grafana's `overwrite` makes harmless).
 
 use crate::adapters::grafana::{DirSink, GrafanaClient, GrafanaError};
-use crate::dashboards;
+use crate::dashboards::{self, DashboardConfig};
 use crate::locks::MutexExt;
-use crate::spec::config::Grafana;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 #[derive(Clone, Default)]
 pub struct DashboardSync {
-    cfg: Grafana,
+    cfg: DashboardConfig,
     client: Option<GrafanaClient>,
     sink: Option<DirSink>,
     published: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl DashboardSync {
-    pub fn from_config(cfg: &Grafana) -> Result<DashboardSync, GrafanaError> {
-        Ok(DashboardSync {
-            cfg: cfg.clone(),
-            // Grafana answers in milliseconds; 10 s means it is in trouble.
-            client: GrafanaClient::from_config(cfg, Duration::from_secs(10))?,
-            sink: cfg.dashboards_dir.clone().map(DirSink::new),
+    /// Dashboards built with `cfg`, published to either sink or both
+    /// (neither: the sync does nothing).
+    pub fn new(
+        cfg: DashboardConfig,
+        client: Option<GrafanaClient>,
+        sink: Option<DirSink>,
+    ) -> DashboardSync {
+        DashboardSync {
+            cfg,
+            client,
+            sink,
             published: Arc::default(),
-        })
+        }
     }
 
     pub fn enabled(&self) -> bool {

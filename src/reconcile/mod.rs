@@ -12,13 +12,15 @@
 //! - [`remove`]: a graph that left the desired state;
 //! - [`sweep`] (pure): what carries smo's labels and the store lost;
 //! - [`batch`]: a graph's records, read once and written once;
-//! - [`decide`]: the prune guard; [`triggers`]: alert deliveries and
-//!   trigger evaluation (pure); [`error`]: typed step failures.
+//! - [`triggers`]: alert deliveries and trigger evaluation (pure);
+//!   [`error`]: typed step failures.
+//!
+//! The prune guard lives in [`crate::desired::prune`]: the daemon and the
+//! provisioning planner both use it.
 
 pub mod actions;
 pub mod batch;
 pub mod dashsync;
-pub mod decide;
 pub mod engine;
 pub mod error;
 pub mod execute;

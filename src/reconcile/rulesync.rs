@@ -23,7 +23,6 @@ use crate::adapters::prometheus::{Prometheus, PrometheusError};
 use crate::locks::MutexExt;
 use crate::rules::dir::{Change, DirError, DirSink};
 use crate::rules::{self, Group};
-use crate::spec::config::{Config, RuleSink};
 use crate::store::records::OwnedObject;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -96,21 +95,6 @@ impl RuleSync {
 
     pub fn none() -> RuleSync {
         RuleSync::new(Sink::None, String::new(), None)
-    }
-
-    pub fn from_config(config: &Config, prometheus: Option<Prometheus>) -> RuleSync {
-        let sink = match &config.prometheus.rules {
-            RuleSink::None => Sink::None,
-            RuleSink::Dir(dir) => Sink::Dir(DirSink {
-                dir: dir.clone(),
-                promtool: config.prometheus.promtool.clone(),
-            }),
-            RuleSink::PrometheusRule { namespace, labels } => Sink::Object {
-                namespace: namespace.clone(),
-                labels: labels.clone(),
-            },
-        };
-        RuleSync::new(sink, config.prometheus.severity.clone(), prometheus)
     }
 
     /// Makes the sink hold `group` for the graph of `owner` (nothing when

@@ -8,7 +8,6 @@
 //! are read from their files at each fetch and never logged.
 
 use super::{Snapshot, SourceError};
-use crate::spec::config::{GitAuth, GitRef};
 use git2::{Cred, FetchOptions, RemoteCallbacks, Repository, build::CheckoutBuilder};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,6 +21,31 @@ const KEEP_CHECKOUTS: usize = 2;
 
 /// Where our fetched refs live, apart from any ref a user might create.
 const FETCH_REF: &str = "refs/smo/target";
+
+/// What to follow: a branch, a tag or one commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitRef {
+    Branch(String),
+    Tag(String),
+    Commit(String),
+}
+
+/// How to authenticate to the remote. Credentials are read from their
+/// files at each fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitAuth {
+    None,
+    Token {
+        file: PathBuf,
+        /// `None`: `git`.
+        username: Option<String>,
+    },
+    /// Host keys are checked by libgit2 against the service user's
+    /// `~/.ssh/known_hosts`.
+    SshKey {
+        file: PathBuf,
+    },
+}
 
 #[derive(Debug, Clone)]
 pub struct GitSource {

@@ -5,6 +5,9 @@
 //! resolved against the configuration file's directory. Secrets are never
 //! in this file, only paths of files that hold them.
 
+/// PromQL templates of the dashboard panels: the dashboards module owns
+/// them and their defaults (spec depends on dashboards, never the reverse).
+pub use crate::dashboards::Queries as GrafanaQueries;
 use crate::units::parse_duration;
 use crate::validate::findings::{Finding, Pos, Severity};
 use crate::validate::schema::SchemaKind;
@@ -134,48 +137,19 @@ pub struct Grafana {
     pub queries: GrafanaQueries,
 }
 
-/// PromQL templates of the dashboard panels. Placeholders: `{namespace}`
-/// (the project), `{service}` (a service id, or `$service` in a graph
-/// dashboard), `{cluster}`, `{window}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GrafanaQueries {
-    pub request_rate: String,
-    pub cpu: String,
-    pub memory: String,
-    pub replicas: String,
-    pub cluster_capacity: String,
-    pub cluster_allocated: String,
-}
-
-impl Default for GrafanaQueries {
-    /// The request rate is the original SMO's query (its example services
-    /// export Flask counters); the others are cAdvisor and
-    /// kube-state-metrics series, which every Prometheus stack on
-    /// Kubernetes scrapes, with a `cluster` label added per member cluster.
-    fn default() -> Self {
-        GrafanaQueries {
-            request_rate: r#"sum(rate(flask_http_request_total{service="{service}"}[{window}])) by (service)"#.into(),
-            cpu: r#"sum(rate(container_cpu_usage_seconds_total{namespace="{namespace}",pod=~"{service}-.*"}[{window}]))"#.into(),
-            memory: r#"sum(container_memory_working_set_bytes{namespace="{namespace}",pod=~"{service}-.*"})"#.into(),
-            replicas: r#"kube_deployment_status_replicas{namespace="{namespace}",deployment="{service}"}"#.into(),
-            cluster_capacity: r#"sum(kube_node_status_allocatable{cluster="{cluster}",resource="cpu"})"#.into(),
-            cluster_allocated: r#"sum(kube_pod_container_resource_requests{cluster="{cluster}",resource="cpu"})"#.into(),
-        }
-    }
-}
-
 impl Default for Grafana {
+    /// The dashboards' own defaults ([`crate::dashboards::DashboardConfig`]),
+    /// no sink.
     fn default() -> Self {
+        let d = crate::dashboards::DashboardConfig::default();
         Grafana {
             url: None,
             token_file: None,
-            folder: None,
+            folder: d.folder,
             dashboards_dir: None,
-            datasource: "prometheus".into(),
-            // Grafana's own variable: at least four scrape intervals, so a
-            // rate never has fewer than two samples whatever the zoom.
-            window: "$__rate_interval".into(),
-            queries: GrafanaQueries::default(),
+            datasource: d.datasource,
+            window: d.window,
+            queries: d.queries,
         }
     }
 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use smo::adapters::grafana::{DEFAULT_TIMEOUT, DirSink, GrafanaClient, GrafanaError, Token};
-use smo::dashboards;
+use smo::daemon::context;
+use smo::dashboards::{self, DashboardConfig};
 use smo::spec::config::Grafana;
 
 const TOKEN: &str = "glsa_fake-grafana-token-7d1e";
@@ -167,14 +168,14 @@ fn handle(store: &mut Store, r: &Recorded) -> (u16, Value) {
 
 fn graph_dashboard() -> Value {
     let services = vec!["front".to_owned(), "db".to_owned()];
-    dashboards::graph_dashboard("shop", "web", &services, &Grafana::default())
+    dashboards::graph_dashboard("shop", "web", &services, &DashboardConfig::default())
 }
 
 #[tokio::test]
 async fn publish_creates_the_folder_and_the_dashboard_with_a_bearer_token() {
     let grafana = FakeGrafana::start();
     let client = grafana.client(TOKEN);
-    let cfg = Grafana::default();
+    let cfg = DashboardConfig::default();
     let folder = client
         .ensure_folder(
             &dashboards::folder_uid("shop"),
@@ -333,10 +334,10 @@ fn the_token_is_read_from_its_file_and_the_client_follows_the_configuration() {
         token_file: Some(file.clone()),
         ..Grafana::default()
     };
-    let client = GrafanaClient::from_config(&cfg, DEFAULT_TIMEOUT).expect("client");
+    let client = context::grafana_client(&cfg, DEFAULT_TIMEOUT).expect("client");
     assert!(client.is_some());
     assert!(
-        GrafanaClient::from_config(&Grafana::default(), DEFAULT_TIMEOUT)
+        context::grafana_client(&Grafana::default(), DEFAULT_TIMEOUT)
             .expect("off")
             .is_none()
     );
@@ -345,7 +346,7 @@ fn the_token_is_read_from_its_file_and_the_client_follows_the_configuration() {
         ..cfg
     };
     assert!(matches!(
-        GrafanaClient::from_config(&without_token, DEFAULT_TIMEOUT),
+        context::grafana_client(&without_token, DEFAULT_TIMEOUT),
         Err(GrafanaError::MissingToken)
     ));
     std::fs::write(&file, "\n").expect("write token");
@@ -393,7 +394,8 @@ fn the_grafana_configuration_has_defaults_and_takes_custom_queries() {
     assert_eq!(grafana.queries.cpu, "my_cpu{ns=\"{namespace}\"}");
     let defaults = Grafana::default().queries;
     assert_eq!(grafana.queries.request_rate, defaults.request_rate);
-    let d = dashboards::service_dashboard("shop", "web", "front", &grafana);
+    let d =
+        dashboards::service_dashboard("shop", "web", "front", &context::dashboard_config(&grafana));
     assert_eq!(d["panels"][1]["targets"][0]["expr"], "my_cpu{ns=\"shop\"}");
 
     std::fs::write(&path, "source:\n  dir: state\ngrafana:\n  datasource: ''\n")

@@ -2,9 +2,9 @@
 //! repositories (file:// and git:// served by `git daemon` on loopback).
 
 use smo::source::dir;
+use smo::source::git::{GitAuth, GitRef};
 use smo::source::git::{GitEvent, GitSource};
 use smo::source::{Snapshot, SourceError};
-use smo::spec::config::{GitAuth, GitRef};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;

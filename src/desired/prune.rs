@@ -2,6 +2,9 @@
 //! `source.git.path` or an emptied checkout looks like "everything was
 //! deleted"; removals beyond a share of what exists wait for the
 //! operator's marker file.
+//!
+//! Pure, and below both of its users: the daemon (graphs) and the
+//! provisioning planner (clusters).
 
 /// Why a snapshot may not remove graphs, if it may not.
 ///
