@@ -32,7 +32,7 @@ pub fn plan(
                 problem::problem(g, &clusters, &latency, current.get(&key), &state.settings);
             notes.push(n);
             FleetGraph {
-                name: format!("{}/{}", g.project, g.id()),
+                name: crate::keys::GraphKey::new(&g.project, g.id()).to_string(),
                 problem,
                 options,
             }

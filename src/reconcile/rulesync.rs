@@ -20,6 +20,7 @@
 use super::actions::owned::object_ref;
 use crate::adapters::karmada::{Karmada, KarmadaError, Owner};
 use crate::adapters::prometheus::{Prometheus, PrometheusError};
+use crate::keys::GraphKey;
 use crate::locks::MutexExt;
 use crate::rules::dir::{Change, DirError, DirSink};
 use crate::rules::{self, Group};
@@ -107,7 +108,7 @@ impl RuleSync {
         owned: &mut Vec<OwnedObject>,
         deleted: &mut Vec<OwnedObject>,
     ) -> Result<Option<String>, RuleError> {
-        let graph = format!("{}/{}", owner.project, owner.graph);
+        let graph = GraphKey::new(&owner.project, &owner.graph).to_string();
         match &self.sink {
             Sink::None => Ok(None),
             Sink::Dir(sink) => {
@@ -241,7 +242,7 @@ impl RuleSync {
         .await
         .map_err(|e| RuleError::Join(e.to_string()))??;
         if reloads && pending {
-            self.reload_owed(sink, &format!("{project}/{graph}"))
+            self.reload_owed(sink, &GraphKey::new(project, graph).to_string())
                 .await?;
         }
         Ok(())

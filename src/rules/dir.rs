@@ -144,7 +144,11 @@ impl DirSink {
             source,
         })?;
         if let Some(promtool) = &self.promtool {
-            check(promtool, tmp.path(), &format!("{project}/{graph}"))?;
+            check(
+                promtool,
+                tmp.path(),
+                &crate::keys::GraphKey::new(project, graph).to_string(),
+            )?;
         }
         if mark_reload {
             self.mark_reload_pending()?;

@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::keys::GraphKey;
+
 /// The stored state of one graph (an HDAG of one project).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -495,22 +497,22 @@ records!(
 
 /// The key of a graph record.
 pub fn graph_key(project: &str, graph: &str) -> String {
-    format!("{project}/{graph}")
+    GraphKey::new(project, graph).to_string()
 }
 
 /// The key of a service record.
 pub fn service_key(project: &str, graph: &str, service: &str) -> String {
-    format!("{project}/{graph}/{service}")
+    GraphKey::new(project, graph).service(service).to_string()
 }
 
 /// The key of a fired trigger event.
 pub fn trigger_key(project: &str, graph: &str, service: &str, event: &str) -> String {
-    format!("{project}/{graph}/{service}/{event}")
+    format!("{}/{event}", service_key(project, graph, service))
 }
 
 /// The prefix shared by the keys of a graph's services and owned objects.
 pub(crate) fn children_prefix(project: &str, graph: &str) -> String {
-    format!("{project}/{graph}/")
+    format!("{}/", GraphKey::new(project, graph))
 }
 
 /// The first key past every key that starts with `prefix`, where `prefix`
