@@ -29,34 +29,11 @@ pub(super) async fn refresh_inventory(
         }
     };
     let at = now();
-    let changed: (Vec<String>, bool) = {
+    let (changed, names_changed) = {
         let mut w = shared.world.write_or_recover();
-        let before: BTreeMap<String, bool> = w
-            .clusters
-            .iter()
-            .map(|c| (c.name.clone(), c.ready))
-            .collect();
         let facts: Vec<ClusterFacts> = merge(&inv, &w.desired.clusters).0;
-        let mut changed = Vec::new();
-        for c in &facts {
-            if before.get(&c.name) != Some(&c.ready) {
-                changed.push(c.name.clone());
-            }
-            if c.ready {
-                w.not_ready_since.remove(&c.name);
-            } else {
-                w.not_ready_since.entry(c.name.clone()).or_insert(at);
-            }
-        }
-        let names_changed = {
-            let old: BTreeSet<&String> = before.keys().collect();
-            let new: BTreeSet<&String> = facts.iter().map(|c| &c.name).collect();
-            old != new
-        };
-        w.clusters = facts;
-        (changed, names_changed)
+        w.observe_clusters(facts, at)
     };
-    let (changed, names_changed) = changed;
     if names_changed && shared.dashboards.enabled() {
         // One dashboard per cluster, published when the set changes.
         let names: Vec<String> = shared

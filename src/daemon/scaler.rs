@@ -530,7 +530,7 @@ pub(super) async fn scaling_loop(
                     let mut w = shared.world.write_or_recover();
                     for (key, why) in &report.replace {
                         tracing::warn!(key = %key, reason = %why, "scaling infeasible: re-placement requested");
-                        w.replace.insert(key.clone(), why.clone());
+                        w.request_replacement(key, why);
                     }
                 }
                 for key in report

@@ -215,13 +215,10 @@ pub(super) async fn apply_snapshot(
     };
     {
         let mut w = shared.world.write_or_recover();
-        if let Some(inv) = &inventory {
-            w.clusters = merge(inv, &desired.clusters).0;
-        }
-        w.revision.clone_from(&snap.revision);
-        w.root.clone_from(&snap.root);
-        w.desired = Arc::new(desired);
-        w.prune_blocked = blocked;
+        let clusters = inventory
+            .as_ref()
+            .map(|inv| merge(inv, &desired.clusters).0);
+        w.switch_to(&snap.revision, &snap.root, desired, clusters, blocked);
     }
     let (s, rev) = (Arc::clone(store), snap.revision.clone());
     blocking(move || s.write(|tx| tx.set_source_revision(&rev))).await??;

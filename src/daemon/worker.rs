@@ -39,7 +39,7 @@ pub(super) async fn worker(
                 .inc(Family::ReconcileErrors, &[e.reason.label()]);
         }
         if world.replace.contains_key(&key) {
-            shared.world.write_or_recover().replace.remove(&key);
+            shared.world.write_or_recover().replacement_done(&key);
         }
         let failures = {
             let mut o = shared.outcomes.lock_or_recover();

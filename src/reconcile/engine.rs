@@ -4,56 +4,27 @@
 //! every reconcile, success or failure). Running it again after a crash is
 //! the recovery.
 
-use super::actions::observe;
 use super::batch::Batch;
 use super::dashsync::DashboardSync;
 use super::error::{Reason, StepError};
-use super::plan::{self, DesiredGraph, DesiredService, Observed, Readiness, Trigger};
+use super::plan;
 use super::rulesync::RuleSync;
 use super::status::{self, outcome};
-use super::{execute, placed, publish, remove, triggers};
+use super::{execute, facts, placed, publish, remove};
 use crate::adapters::helm::Helm;
 use crate::adapters::karmada::{Karmada, Owner};
-use crate::desired::{DesiredState, Graph, GraphEntry};
+use crate::desired::Graph;
 use crate::keys::GraphKey;
-use crate::observe::clusters::ClusterFacts;
 use crate::release::{self, ReleaseInput};
-use crate::store::records::{FiredEvent, GraphRecord};
+use crate::store::records::GraphRecord;
 use crate::store::{Store, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use super::placed::placement_inputs_hash;
 pub use super::status::Outcome;
-
-/// Everything a reconcile reads besides the store: one consistent view,
-/// replaced as a whole when a snapshot or the inventory changes.
-#[derive(Debug, Clone)]
-pub struct World {
-    pub revision: String,
-    pub root: PathBuf,
-    pub desired: Arc<DesiredState>,
-    pub clusters: Vec<ClusterFacts>,
-    /// Cluster → unix seconds since it has been NotReady.
-    pub not_ready_since: BTreeMap<String, u64>,
-    /// Why removals are held back (the prune guard), if they are.
-    pub prune_blocked: Option<String>,
-    /// Graphs the scaler asked to re-place (key → why): the scaling model
-    /// has no answer where they are.
-    pub replace: BTreeMap<GraphKey, String>,
-}
-
-impl World {
-    /// The descriptor file declaring `key`, valid or not.
-    pub fn entry(&self, key: &GraphKey) -> Option<&GraphEntry> {
-        self.desired
-            .graphs
-            .iter()
-            .find(|e| e.project == key.project && e.id.as_deref() == Some(key.graph.as_str()))
-    }
-}
+pub use super::world::World;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -139,12 +110,12 @@ impl Engine {
         let outcome = match &entry.graph {
             // Invalid: the last good state is kept; terminal until the
             // file changes.
-            None => Outcome::Stalled(invalid(world, entry)),
+            None => Outcome::Stalled(facts::invalid(world, entry)),
             Some(graph) => self.apply(world, graph, &mut batch, drift_check, now).await,
         };
         let g = batch.graph.as_mut().expect("set above");
         if let Some(graph) = &entry.graph {
-            g.desired_hash = desired_hash(graph);
+            g.desired_hash = facts::desired_hash(graph);
         }
         status::summarize(g, &batch.services, &outcome, &world.revision, now);
         let after = status::schedule(g, &outcome, &self.retry, now);
@@ -184,7 +155,7 @@ impl Engine {
         };
         let inputs: BTreeMap<&str, &ReleaseInput> =
             inputs.iter().map(|i| (i.service.as_str(), i)).collect();
-        let desired = desired_graph(graph, &inputs, &batch.triggers, world);
+        let desired = facts::desired_graph(graph, &inputs, &batch.triggers, world);
         // The scaler owns the replicas of services with a scaling block.
         let scaled: BTreeSet<&str> = hda
             .services
@@ -196,9 +167,8 @@ impl Engine {
             project: graph.project.clone(),
             graph: graph.id().to_owned(),
         };
-        let observed = self
-            .observe(&desired, batch, drift_check, &scaled, &owner)
-            .await;
+        let observed =
+            facts::observe(&self.karmada, &desired, batch, drift_check, &scaled, &owner).await;
         let scale_records: BTreeSet<String> = batch.scales.keys().cloned().collect();
         let plan = plan::plan(
             &desired,
@@ -232,123 +202,4 @@ impl Engine {
         };
         outcome(done.worst, requeue)
     }
-
-    /// The live facts the plan needs: drift of installed services (on
-    /// resyncs, concurrently: one GET per object), the readiness of the
-    /// dependencies of services about to install or upgrade, and who owns
-    /// a release of the name of a service about to install.
-    async fn observe(
-        &self,
-        desired: &DesiredGraph<'_>,
-        batch: &Batch,
-        drift_check: bool,
-        scaled: &BTreeSet<&str>,
-        owner: &Owner,
-    ) -> Observed {
-        let mut observed = Observed::default();
-        if drift_check {
-            let mut set = tokio::task::JoinSet::new();
-            for rec in batch
-                .services
-                .values()
-                .filter(|r| r.release_revision.is_some() && r.manifest.is_some())
-            {
-                let (karmada, rec) = (self.karmada.clone(), rec.clone());
-                let ignore_replicas = scaled.contains(rec.service.as_str());
-                set.spawn(async move {
-                    let drift = observe::drift(&karmada, &rec, ignore_replicas).await;
-                    (rec.service, drift)
-                });
-            }
-            while let Some(joined) = set.join_next().await {
-                match joined {
-                    Ok((service, drift)) => {
-                        observed.drift.insert(service, drift);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "drift check task failed"),
-                }
-            }
-        }
-        for dep in plan::readiness_wanted(desired, &batch.services) {
-            let readiness = match batch.services.get(&dep) {
-                Some(rec) if rec.release_revision.is_some() => {
-                    observe::readiness(&self.karmada, rec).await
-                }
-                _ => Readiness::NotReady(format!("{dep} is not deployed")),
-            };
-            observed.readiness.insert(dep, readiness);
-        }
-        for service in plan::ownership_wanted(desired, &batch.services) {
-            // The release is named after the service, in the project's
-            // namespace.
-            let o = observe::ownership(&self.karmada, &owner.project, &service, owner).await;
-            observed.releases.insert(service, o);
-        }
-        observed
-    }
-}
-
-/// The planner's view of the desired graph.
-fn desired_graph<'a>(
-    graph: &'a Graph,
-    inputs: &BTreeMap<&str, &'a ReleaseInput>,
-    recorded: &[FiredEvent],
-    world: &World,
-) -> DesiredGraph<'a> {
-    let hda = &graph.descriptor.hda_graph;
-    let services = hda
-        .services
-        .iter()
-        .map(|s| DesiredService {
-            id: s.id.as_str(),
-            hash: &inputs[s.id.as_str()].hash,
-            dependencies: s.dependencies().iter().map(String::as_str).collect(),
-            adopt: s.artifact.adopt,
-            trigger: s.event_trigger().map(|t| {
-                let mine: Vec<FiredEvent> = recorded
-                    .iter()
-                    .filter(|f| f.service == s.id.as_str())
-                    .cloned()
-                    .collect();
-                Trigger {
-                    evaluation: triggers::evaluate(t, &mine),
-                    undeploy_on_resolve: t.undeploy_on_resolve,
-                    events: t.events.iter().map(|e| e.id.as_str()).collect(),
-                    recorded: mine,
-                }
-            }),
-        })
-        .collect();
-    DesiredGraph {
-        suspended: hda.suspend,
-        drift: world.desired.settings.drift,
-        services,
-    }
-}
-
-/// The hash of the graph as the descriptor declares it (canonical JSON):
-/// what the record's last attempt was made from.
-fn desired_hash(graph: &Graph) -> String {
-    serde_json::to_value(&graph.descriptor)
-        .map(|v| crate::digest::json_sha256(&v))
-        .unwrap_or_default()
-}
-
-/// Why an invalid descriptor holds its graph, with its errors.
-fn invalid(world: &World, entry: &GraphEntry) -> StepError {
-    let errors: Vec<String> = world
-        .desired
-        .findings
-        .iter()
-        .filter(|f| f.file == entry.file && f.is_error())
-        .map(ToString::to_string)
-        .collect();
-    StepError::terminal(
-        Reason::InvalidDescriptor,
-        format!(
-            "{} is invalid; the last good state is kept: {}",
-            entry.file,
-            errors.join("; ")
-        ),
-    )
 }

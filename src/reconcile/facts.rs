@@ -1,0 +1,133 @@
+//! The facts a reconcile plans from, besides the store's records: the
+//! planner's view of the desired graph ([`desired_graph`]) and the live
+//! observations it asks for ([`observe`]), plus what the graph record
+//! keeps of them (the desired hash, why an invalid descriptor holds).
+
+use super::actions::observe;
+use super::batch::Batch;
+use super::error::{Reason, StepError};
+use super::plan::{self, DesiredGraph, DesiredService, Observed, Readiness, Trigger};
+use super::triggers;
+use super::world::World;
+use crate::adapters::karmada::{Karmada, Owner};
+use crate::desired::{Graph, GraphEntry};
+use crate::release::ReleaseInput;
+use crate::store::records::FiredEvent;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The live facts the plan needs: drift of installed services (on
+/// resyncs, concurrently: one GET per object), the readiness of the
+/// dependencies of services about to install or upgrade, and who owns
+/// a release of the name of a service about to install.
+pub(super) async fn observe(
+    karmada: &Karmada,
+    desired: &DesiredGraph<'_>,
+    batch: &Batch,
+    drift_check: bool,
+    scaled: &BTreeSet<&str>,
+    owner: &Owner,
+) -> Observed {
+    let mut observed = Observed::default();
+    if drift_check {
+        let mut set = tokio::task::JoinSet::new();
+        for rec in batch
+            .services
+            .values()
+            .filter(|r| r.release_revision.is_some() && r.manifest.is_some())
+        {
+            let (karmada, rec) = (karmada.clone(), rec.clone());
+            let ignore_replicas = scaled.contains(rec.service.as_str());
+            set.spawn(async move {
+                let drift = observe::drift(&karmada, &rec, ignore_replicas).await;
+                (rec.service, drift)
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((service, drift)) => {
+                    observed.drift.insert(service, drift);
+                }
+                Err(e) => tracing::warn!(error = %e, "drift check task failed"),
+            }
+        }
+    }
+    for dep in plan::readiness_wanted(desired, &batch.services) {
+        let readiness = match batch.services.get(&dep) {
+            Some(rec) if rec.release_revision.is_some() => observe::readiness(karmada, rec).await,
+            _ => Readiness::NotReady(format!("{dep} is not deployed")),
+        };
+        observed.readiness.insert(dep, readiness);
+    }
+    for service in plan::ownership_wanted(desired, &batch.services) {
+        // The release is named after the service, in the project's
+        // namespace.
+        let o = observe::ownership(karmada, &owner.project, &service, owner).await;
+        observed.releases.insert(service, o);
+    }
+    observed
+}
+
+/// The planner's view of the desired graph.
+pub(super) fn desired_graph<'a>(
+    graph: &'a Graph,
+    inputs: &BTreeMap<&str, &'a ReleaseInput>,
+    recorded: &[FiredEvent],
+    world: &World,
+) -> DesiredGraph<'a> {
+    let hda = &graph.descriptor.hda_graph;
+    let services = hda
+        .services
+        .iter()
+        .map(|s| DesiredService {
+            id: s.id.as_str(),
+            hash: &inputs[s.id.as_str()].hash,
+            dependencies: s.dependencies().iter().map(String::as_str).collect(),
+            adopt: s.artifact.adopt,
+            trigger: s.event_trigger().map(|t| {
+                let mine: Vec<FiredEvent> = recorded
+                    .iter()
+                    .filter(|f| f.service == s.id.as_str())
+                    .cloned()
+                    .collect();
+                Trigger {
+                    evaluation: triggers::evaluate(t, &mine),
+                    undeploy_on_resolve: t.undeploy_on_resolve,
+                    events: t.events.iter().map(|e| e.id.as_str()).collect(),
+                    recorded: mine,
+                }
+            }),
+        })
+        .collect();
+    DesiredGraph {
+        suspended: hda.suspend,
+        drift: world.desired.settings.drift,
+        services,
+    }
+}
+
+/// The hash of the graph as the descriptor declares it (canonical JSON):
+/// what the record's last attempt was made from.
+pub(super) fn desired_hash(graph: &Graph) -> String {
+    serde_json::to_value(&graph.descriptor)
+        .map(|v| crate::digest::json_sha256(&v))
+        .unwrap_or_default()
+}
+
+/// Why an invalid descriptor holds its graph, with its errors.
+pub(super) fn invalid(world: &World, entry: &GraphEntry) -> StepError {
+    let errors: Vec<String> = world
+        .desired
+        .findings
+        .iter()
+        .filter(|f| f.file == entry.file && f.is_error())
+        .map(ToString::to_string)
+        .collect();
+    StepError::terminal(
+        Reason::InvalidDescriptor,
+        format!(
+            "{} is invalid; the last good state is kept: {}",
+            entry.file,
+            errors.join("; ")
+        ),
+    )
+}
