@@ -23,9 +23,10 @@ use redb::{
     TableError, TableHandle, WriteTransaction,
 };
 
+use super::access::{decode, encode, read_err, write_err};
 use super::codec::{Json, Record, Stored};
 use super::records::{GraphRecord, ServicePhase, ServiceRecord, TriggerState};
-use super::{StoreError, decode, encode, read_err, tables, write_err};
+use super::{StoreError, tables};
 
 /// The schema version this smo writes.
 pub const CURRENT_SCHEMA: u32 = 6;

@@ -28,8 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapters::manifest::{self, ObjectSummary};
 
+use super::access::{all, meta, newest, open_read};
 use super::records::{ClusterRecord, Event, GraphRecord, RunRecord, ScaleRecord, ServiceRecord};
-use super::{Store, StoreError, all, meta, newest, open_read, tables};
+use super::{Store, StoreError, tables};
 
 /// The snapshot's file name inside the state directory.
 pub const FILE: &str = "status.json";
