@@ -100,7 +100,7 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
     let helm_calls = fake
         .requests()
         .iter()
-        .filter(|r| r.path.contains("/secrets"))
+        .filter(|r| fake_karmada::testing::is_helm_storage(&r.path))
         .count();
     println!(
         "no-op pass: graphs={graphs} services={} exit={:?} wall_ms={} daemon_cpu_ms={} daemon_peak_rss_kib={} helm_requests={helm_calls} api_requests={}",
@@ -168,7 +168,7 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
 fn helm_count(fake: &FakeKarmada) -> usize {
     fake.requests()
         .iter()
-        .filter(|r| r.path.contains("/secrets"))
+        .filter(|r| fake_karmada::testing::is_helm_storage(&r.path))
         .count()
 }
 

@@ -219,11 +219,15 @@ pub async fn run(
     opts.notify.stopping();
     queue.close();
     let grace = config.helm.timeout + Duration::from_secs(30);
-    for w in workers {
-        if tokio::time::timeout(grace, w).await.is_err() {
+    for mut w in workers {
+        if tokio::time::timeout(grace, &mut w).await.is_err() {
             tracing::warn!(
                 "a worker did not finish in time; its graph is reconciled again at the next start"
             );
+            // Dropped here rather than left running: `run` returns only
+            // once nothing of it holds the store.
+            w.abort();
+            let _ = w.await;
         }
     }
     publish(&store, &shared, &config.state_dir).await;
@@ -242,12 +246,13 @@ pub async fn run(
         .chain(scaler_task)
         .chain(provision_task)
     {
-        let handle = task.abort_handle();
-        if tokio::time::timeout(Duration::from_secs(10), task)
+        let mut task = task;
+        if tokio::time::timeout(Duration::from_secs(10), &mut task)
             .await
             .is_err()
         {
-            handle.abort();
+            task.abort();
+            let _ = task.await;
         }
     }
 

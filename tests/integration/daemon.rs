@@ -174,12 +174,13 @@ impl Env {
     }
 
     /// Requests that touched helm's release storage: every helm command
-    /// reads it, smo's own client never does.
+    /// reads it; smo's own client reads it only across namespaces (the
+    /// sweep), which is not counted.
     pub fn helm_requests(&self) -> usize {
         self.fake
             .requests()
             .iter()
-            .filter(|r| r.path.contains("/secrets"))
+            .filter(|r| fake_karmada::testing::is_helm_storage(&r.path))
             .count()
     }
 

@@ -17,7 +17,7 @@ use smo::daemon::context;
 use smo::dashboards::{self, DashboardConfig};
 use smo::spec::config::Grafana;
 
-const TOKEN: &str = "glsa_fake-grafana-token-7d1e";
+pub(crate) const TOKEN: &str = "glsa_fake-grafana-token-7d1e";
 
 #[derive(Debug, Clone)]
 struct Recorded {
@@ -36,8 +36,8 @@ struct Store {
     dashboards: BTreeMap<String, (String, Value)>,
 }
 
-struct FakeGrafana {
-    url: String,
+pub(crate) struct FakeGrafana {
+    pub(crate) url: String,
     store: Arc<Mutex<Store>>,
     server: Arc<tiny_http::Server>,
     thread: Option<JoinHandle<()>>,
@@ -53,7 +53,7 @@ impl Drop for FakeGrafana {
 }
 
 impl FakeGrafana {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind loopback"));
         let port = server.server_addr().to_ip().expect("an IP address").port();
         let store = Arc::new(Mutex::new(Store::default()));
@@ -103,7 +103,7 @@ impl FakeGrafana {
         self.store.lock().expect("store").requests.clone()
     }
 
-    fn dashboards(&self) -> BTreeMap<String, (String, Value)> {
+    pub(crate) fn dashboards(&self) -> BTreeMap<String, (String, Value)> {
         self.store.lock().expect("store").dashboards.clone()
     }
 }

@@ -8,6 +8,7 @@ mod crash;
 mod daemon;
 mod daemon_faults;
 mod examples;
+mod fault_matrix;
 mod fixtures;
 mod grafana;
 mod karmada;

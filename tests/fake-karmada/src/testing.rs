@@ -42,3 +42,11 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Whether a request path is helm's release storage: the Secrets of one
+/// namespace, which every helm command reads. smo's own client lists
+/// Secrets across namespaces (`/api/v1/secrets`, the sweep by ownership),
+/// so that listing is not counted as a helm call.
+pub fn is_helm_storage(path: &str) -> bool {
+    path.contains("/namespaces/") && path.contains("/secrets")
+}
