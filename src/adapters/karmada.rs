@@ -21,14 +21,23 @@
 //!
 //! Failures come back classified ([`KarmadaError::is_transient`]); whether
 //! to retry is the caller's policy.
+//!
+//! This file holds the handle, discovery and the writes; the labels and
+//! owners live in `labels`, the errors in `error`, the inventory in
+//! `inventory`, Deployment readiness in `readiness` and the listing of
+//! everything `smo` labelled in `listing`.
 
+mod error;
+mod inventory;
+mod labels;
 mod listing;
+mod readiness;
 
+pub use error::KarmadaError;
+pub use labels::{GRAPH_LABEL, MANAGED_BY, MANAGED_BY_LABEL, Owner, PROJECT_LABEL, label_value};
 pub use listing::{Managed, ManagedRelease};
 
-use crate::spec::inventory::{Inventory, InventoryCluster, Resource};
-use crate::units::quantity_of;
-use k8s_openapi::api::apps::v1::Deployment;
+use error::classify;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
@@ -45,22 +54,12 @@ use std::time::Duration;
 pub const FIELD_MANAGER: &str = "smo";
 /// Field manager of replica counts written by the scaler.
 pub const SCALER_FIELD_MANAGER: &str = "smo-scaler";
-/// The standard label naming the tool that manages an object.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-/// Value of [`MANAGED_BY_LABEL`] on `smo`'s objects.
-pub const MANAGED_BY: &str = "smo";
-/// The project (namespace) whose desired state holds the object.
-pub const PROJECT_LABEL: &str = "smo.nephele.eu/project";
-/// The graph (`hdaGraph.id`) whose desired state holds the object.
-pub const GRAPH_LABEL: &str = "smo.nephele.eu/graph";
 
 /// kube's default read timeout is about five minutes, sized for watches.
 /// This handle never watches: every call is one short request, and a hung
 /// API server must fail the reconcile (as `Unreachable`, retried) rather
 /// than stall it.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
-
-const CLUSTER_API_VERSION: &str = "cluster.karmada.io/v1alpha1";
 
 /// Identity of one object on Karmada. `namespace` is `None` for
 /// cluster-scoped kinds; it is ignored for them if given.
@@ -78,182 +77,6 @@ impl fmt::Display for ObjectRef {
             Some(ns) => write!(f, "{} {} {ns}/{}", self.api_version, self.kind, self.name),
             None => write!(f, "{} {} {}", self.api_version, self.kind, self.name),
         }
-    }
-}
-
-/// The graph an object belongs to: `(project, hdaGraph.id)`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Owner {
-    pub project: String,
-    pub graph: String,
-}
-
-impl Owner {
-    /// The labels `smo` puts on the owner's objects (values made
-    /// label-safe by [`label_value`]).
-    pub fn labels(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
-            (PROJECT_LABEL.to_owned(), label_value(&self.project)),
-            (GRAPH_LABEL.to_owned(), label_value(&self.graph)),
-        ])
-    }
-
-    /// Label selector matching exactly the owner's objects.
-    pub fn selector(&self) -> String {
-        self.labels()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-}
-
-/// Longest label value Kubernetes accepts.
-const LABEL_VALUE_MAX: usize = 63;
-/// Room left for `-` and 8 hex digits of the hash when a value is rewritten.
-const LABEL_PREFIX_MAX: usize = LABEL_VALUE_MAX - 9;
-
-/// Makes a string a valid label value, deterministically (pruning selects
-/// by these values, so the same input must always give the same label).
-///
-/// Rule: a value that is already valid — at most 63 characters of
-/// `[A-Za-z0-9._-]`, starting and ending with a letter or digit, or empty —
-/// is used unchanged; project names and graph ids (DNS-1123 labels) always
-/// are. Any other value becomes its characters outside that set replaced
-/// by `-`, leading and trailing non-alphanumerics dropped, cut to 54
-/// characters, then `-` and the first 8 hex digits of the SHA-256 of the
-/// original value, so two different inputs are unlikely to share a label.
-pub fn label_value(value: &str) -> String {
-    let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    let is_valid = value.is_empty()
-        || (value.len() <= LABEL_VALUE_MAX
-            && value.chars().all(valid_char)
-            && value.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && value.ends_with(|c: char| c.is_ascii_alphanumeric()));
-    if is_valid {
-        return value.to_owned();
-    }
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(value.as_bytes());
-    let hash = crate::digest::hex(&digest[..4]);
-    let cleaned: String = value
-        .chars()
-        .map(|c| if valid_char(c) { c } else { '-' })
-        .collect();
-    let cleaned = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    let prefix: String = cleaned.chars().take(LABEL_PREFIX_MAX).collect();
-    let prefix = prefix.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-    if prefix.is_empty() {
-        hash
-    } else {
-        format!("{prefix}-{hash}")
-    }
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-#[derive(Debug, thiserror::Error)]
-pub enum KarmadaError {
-    #[error(
-        "cannot use the Karmada kubeconfig ({what}): {source}; check karmada.kubeconfig and karmada.context"
-    )]
-    Kubeconfig {
-        what: String,
-        #[source]
-        source: BoxError,
-    },
-    #[error(
-        "cannot reach the Karmada API server ({operation}): {source}; check that it is up and reachable from this host (retried)"
-    )]
-    Unreachable {
-        operation: &'static str,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("Karmada refused {operation} of {object}: {code} {reason}: {message}{hint}", hint = api_hint(*code))]
-    Api {
-        operation: &'static str,
-        object: String,
-        code: u16,
-        reason: String,
-        message: String,
-    },
-    #[error(
-        "Karmada does not serve kind {kind} in {api_version}; install the CRD that defines it, or fix apiVersion/kind"
-    )]
-    UnknownKind { api_version: String, kind: String },
-    #[error("cannot read or write {what}: {reason}")]
-    Decode { what: String, reason: String },
-    #[error("cannot send {object}: {reason}; fix the object in the chart or descriptor")]
-    Invalid { object: String, reason: String },
-}
-
-fn api_hint(code: u16) -> &'static str {
-    match code {
-        401 | 403 => "; check the credentials and RBAC of karmada.kubeconfig",
-        404 => "; the object or its namespace does not exist",
-        409 => "; another writer changed it at the same time (retried)",
-        400 | 422 => "; the object is invalid: fix it in the chart or descriptor",
-        429 => "; the API server is throttling requests (retried)",
-        500.. => "; the API server failed (retried)",
-        _ => "",
-    }
-}
-
-impl KarmadaError {
-    /// Worth retrying with backoff: the API server was unreachable, failed
-    /// (5xx), throttled (429), or an apply met a concurrent write (409).
-    /// Everything else is terminal until the input or the cluster changes.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            KarmadaError::Unreachable { .. } => true,
-            KarmadaError::Api {
-                code, operation, ..
-            } => *code >= 500 || *code == 429 || (*code == 409 && *operation == "apply"),
-            _ => false,
-        }
-    }
-
-    /// HTTP status of an API error.
-    pub fn code(&self) -> Option<u16> {
-        match self {
-            KarmadaError::Api { code, .. } => Some(*code),
-            _ => None,
-        }
-    }
-}
-
-/// Classifies a kube error. `operation` is a fixed verb (`apply`, `get`…),
-/// `object` an identity, never a body.
-fn classify(operation: &'static str, object: &str, e: kube::Error) -> KarmadaError {
-    match e {
-        kube::Error::Api(s) => KarmadaError::Api {
-            operation,
-            object: object.to_owned(),
-            code: s.code,
-            reason: s.reason,
-            message: s.message,
-        },
-        kube::Error::SerdeError(e) => KarmadaError::Decode {
-            what: format!("the answer to {operation} of {object}"),
-            reason: e.to_string(),
-        },
-        kube::Error::BuildRequest(e) => KarmadaError::Invalid {
-            object: object.to_owned(),
-            reason: e.to_string(),
-        },
-        e @ (kube::Error::Auth(_)
-        | kube::Error::OpensslTls(_)
-        | kube::Error::TlsRequired
-        | kube::Error::InferConfig(_)
-        | kube::Error::InferKubeconfig(_)) => KarmadaError::Kubeconfig {
-            what: format!("credentials or TLS for {operation}"),
-            source: Box::new(e),
-        },
-        // Connection refused, resets, timeouts, TLS handshakes, bodies cut
-        // short: the server is not answering properly.
-        source => KarmadaError::Unreachable { operation, source },
     }
 }
 
@@ -398,41 +221,6 @@ impl Karmada {
             });
         }
         Ok(self.api(&kind, r.namespace.as_deref()))
-    }
-
-    /// The member clusters (Karmada `Cluster` objects), sorted by name.
-    ///
-    /// Ready = a condition `Ready` with status `"True"`. Resources come from
-    /// `status.resourceSummary`: allocatable as is; allocated = `allocated`
-    /// plus `allocating` (pods being scheduled hold capacity too). CPU in
-    /// cores, memory in bytes, GPUs (`gpu_resource`, e.g.
-    /// `nvidia.com/gpu`) in devices. A cluster without a summary has zeros.
-    /// A cluster whose summary holds a quantity that does not parse is
-    /// reported not ready with zeros (and a warning), so nothing is placed
-    /// on what cannot be measured while the other clusters stay usable.
-    #[tracing::instrument(name = "karmada.inventory", skip_all, fields(gpu_resource = gpu_resource))]
-    pub async fn inventory(&self, gpu_resource: &str) -> Result<Inventory, KarmadaError> {
-        let (group, version) = split_api_version(CLUSTER_API_VERSION);
-        let ar = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(group, version, "Cluster"),
-            "clusters",
-        );
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
-        let list = api
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| classify("list", "Karmada clusters", e))?;
-        let mut clusters: Vec<InventoryCluster> = list
-            .items
-            .iter()
-            .filter_map(|c| {
-                let name = c.metadata.name.clone()?;
-                Some(cluster_of(name, &c.data, gpu_resource))
-            })
-            .collect();
-        clusters.sort_by(|a, b| a.name.cmp(&b.name));
-        tracing::debug!(clusters = clusters.len(), "inventory read");
-        Ok(Inventory { clusters })
     }
 
     /// Server-side applies a Namespace labelled as `smo`'s (managed-by and
@@ -705,270 +493,5 @@ impl Karmada {
                     .unwrap_or(0)
             });
         Ok(newest)
-    }
-
-    /// Whether a Deployment is ready; `None` when it does not exist.
-    ///
-    /// Rule (wanted = `spec.replicas`, 1 when unset): ready when
-    /// `status.readyReplicas >= wanted`, or when the controller has caught
-    /// up with the current spec (`status.observedGeneration >=
-    /// metadata.generation`) and `status.availableReplicas >= wanted`.
-    /// On Karmada the status is the aggregate of the member clusters'.
-    /// A Deployment scaled to zero is ready.
-    #[tracing::instrument(name = "karmada.deployment_ready", skip_all, fields(namespace = namespace, name = name))]
-    pub async fn deployment_ready(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Option<bool>, KarmadaError> {
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
-        let found = api
-            .get_opt(name)
-            .await
-            .map_err(|e| classify("get", &format!("apps/v1 Deployment {namespace}/{name}"), e))?;
-        Ok(found.map(|d| deployment_is_ready(&d)))
-    }
-}
-
-fn deployment_is_ready(d: &Deployment) -> bool {
-    let wanted = d.spec.replicas.unwrap_or(1);
-    let status = d.status.clone().unwrap_or_default();
-    let ready = status.ready_replicas.unwrap_or(0);
-    let available = status.available_replicas.unwrap_or(0);
-    let caught_up = match (status.observed_generation, d.metadata.generation) {
-        (Some(observed), Some(generation)) => observed >= generation,
-        (_, None) => true,
-        (None, Some(_)) => false,
-    };
-    ready >= wanted || (caught_up && available >= wanted)
-}
-
-/// One `Cluster` object as an inventory entry (see [`Karmada::inventory`]).
-fn cluster_of(name: String, data: &Value, gpu_resource: &str) -> InventoryCluster {
-    let ready = data
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|conds| {
-            conds
-                .iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        });
-    let summary = data.pointer("/status/resourceSummary");
-    let amount = |section: &str, resource: &str| -> Result<f64, String> {
-        match summary
-            .and_then(|s| s.get(section))
-            .and_then(|m| m.get(resource))
-        {
-            None | Some(Value::Null) => Ok(0.0),
-            Some(v) => quantity_of(v).map_err(|e| format!("{section}.{resource}: {e}")),
-        }
-    };
-    let resource = |r: &str| -> Result<Resource, String> {
-        Ok(Resource {
-            allocatable: amount("allocatable", r)?,
-            allocated: amount("allocated", r)? + amount("allocating", r)?,
-        })
-    };
-    let measured = (|| {
-        Ok::<_, String>((
-            resource("cpu")?,
-            resource("memory")?,
-            resource(gpu_resource)?,
-        ))
-    })();
-    match measured {
-        Ok((cpu, memory, gpu)) => InventoryCluster {
-            name,
-            ready,
-            cpu,
-            memory,
-            gpu,
-        },
-        Err(error) => {
-            tracing::warn!(cluster = %name, error = %error, "cluster resource summary unreadable; treated as not ready");
-            InventoryCluster {
-                name,
-                ready: false,
-                cpu: Resource::default(),
-                memory: Resource::default(),
-                gpu: Resource::default(),
-            }
-        }
-    }
-}
-
-impl crate::retry::Transient for KarmadaError {
-    fn is_transient(&self) -> bool {
-        KarmadaError::is_transient(self)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn label_values_are_valid_and_stable() {
-        let long = "a".repeat(70);
-        let cases = [
-            ("shop", Some("shop")),
-            ("my-graph.v1_x", Some("my-graph.v1_x")),
-            ("", Some("")),
-            ("a b", None),
-            ("-lead", None),
-            ("trail-", None),
-            (long.as_str(), None),
-            ("ü", None),
-        ];
-        for (input, unchanged) in cases {
-            let out = label_value(input);
-            if let Some(want) = unchanged {
-                assert_eq!(out, want);
-                continue;
-            }
-            assert!(out.len() <= 63, "{out}");
-            assert!(
-                out.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
-                "{out}"
-            );
-            assert!(
-                out.starts_with(|c: char| c.is_ascii_alphanumeric()),
-                "{out}"
-            );
-            assert!(out.ends_with(|c: char| c.is_ascii_alphanumeric()), "{out}");
-            assert_eq!(out, label_value(input), "deterministic");
-        }
-        assert_ne!(
-            label_value("a b"),
-            label_value("a-b"),
-            "rewritten values carry a hash"
-        );
-        assert_ne!(label_value("a b"), label_value("a+b"));
-    }
-
-    #[test]
-    fn owner_selector_matches_its_labels() {
-        let o = Owner {
-            project: "shop".into(),
-            graph: "web".into(),
-        };
-        assert_eq!(
-            o.selector(),
-            "app.kubernetes.io/managed-by=smo,smo.nephele.eu/graph=web,smo.nephele.eu/project=shop"
-        );
-    }
-
-    #[test]
-    fn transient_errors_are_the_retryable_ones() {
-        let api = |operation, code| KarmadaError::Api {
-            operation,
-            object: "o".into(),
-            code,
-            reason: String::new(),
-            message: String::new(),
-        };
-        let cases = [
-            (api("apply", 500), true),
-            (api("get", 503), true),
-            (api("list", 429), true),
-            (api("apply", 409), true),
-            (api("delete", 409), false),
-            (api("apply", 422), false),
-            (api("get", 403), false),
-            (
-                KarmadaError::UnknownKind {
-                    api_version: "x/v1".into(),
-                    kind: "Y".into(),
-                },
-                false,
-            ),
-        ];
-        for (e, want) in cases {
-            assert_eq!(e.is_transient(), want, "{e}");
-        }
-    }
-
-    #[test]
-    fn readiness_rule() {
-        let d = |replicas: Option<i32>, generation, status: Value| -> Deployment {
-            serde_json::from_value(json!({
-                "metadata": {"name": "d", "generation": generation},
-                "spec": {"replicas": replicas, "selector": {}, "template": {}},
-                "status": status,
-            }))
-            .expect("deployment")
-        };
-        let cases = [
-            (d(Some(3), 2, json!({"readyReplicas": 3})), true),
-            (d(Some(3), 2, json!({"readyReplicas": 2})), false),
-            (
-                d(
-                    Some(3),
-                    2,
-                    json!({"availableReplicas": 3, "observedGeneration": 2}),
-                ),
-                true,
-            ),
-            (
-                d(
-                    Some(3),
-                    2,
-                    json!({"availableReplicas": 3, "observedGeneration": 1}),
-                ),
-                false,
-            ),
-            (d(None, 1, json!({})), false),
-            (d(None, 1, json!({"readyReplicas": 1})), true),
-            (d(Some(0), 1, json!({})), true),
-        ];
-        for (i, (dep, want)) in cases.into_iter().enumerate() {
-            assert_eq!(deployment_is_ready(&dep), want, "case {i}");
-        }
-    }
-
-    #[test]
-    fn cluster_summary_rules() {
-        let c = json!({
-            "status": {
-                "conditions": [{"type": "Ready", "status": "True"}],
-                "resourceSummary": {
-                    "allocatable": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "2"},
-                    "allocated": {"cpu": "2500m", "memory": "4Gi"},
-                    "allocating": {"cpu": "500m"},
-                },
-            },
-        });
-        let got = cluster_of("a".into(), &c, "nvidia.com/gpu");
-        assert!(got.ready);
-        assert_eq!(
-            got.cpu,
-            Resource {
-                allocatable: 8.0,
-                allocated: 3.0
-            }
-        );
-        assert_eq!(got.memory.allocatable, 32.0 * 1024f64.powi(3));
-        assert_eq!(
-            got.gpu,
-            Resource {
-                allocatable: 2.0,
-                allocated: 0.0
-            }
-        );
-
-        let bare = cluster_of(
-            "b".into(),
-            &json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}}),
-            "nvidia.com/gpu",
-        );
-        assert!(!bare.ready);
-        assert_eq!(bare.cpu, Resource::default());
-
-        let mut broken = c.clone();
-        broken["status"]["resourceSummary"]["allocated"]["cpu"] = json!("lots");
-        let got = cluster_of("c".into(), &broken, "nvidia.com/gpu");
-        assert!(!got.ready);
-        assert_eq!(got.cpu.allocatable, 0.0);
     }
 }

@@ -28,15 +28,26 @@
 //! accepted connection a 30 s read timeout. (The copy also fixes a lost
 //! wake-up in tiny_http's connection pool that could leave a new
 //! connection unserved until another one closed.)
+//!
+//! Layout: this file holds the configuration, the messages to the async
+//! side and the [`Server`] with its worker threads; `handler` serves one
+//! request (routing, readiness, metrics, the webhook), `auth` the bearer
+//! token, `body` the bounded body read and `reply` the responses.
 
-use crate::metrics::{Family, Metrics};
+mod auth;
+mod body;
+mod handler;
+mod reply;
+
+pub use auth::{Auth, Secret};
+
+use crate::metrics::Metrics;
 use crate::webhook::Payload;
-use sha2::{Digest, Sha256};
+use auth::digest;
+use handler::Handler;
 use std::fmt;
-use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -55,76 +66,8 @@ pub const DEFAULT_THREADS: usize = 4;
 /// Alertmanager gives up and retries, so waiting longer is pointless.
 pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A readiness probe times out after `timeoutSeconds` (1 s by default in
-/// Kubernetes); waiting longer for the daemon only holds a thread.
-const READY_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// How often an idle worker checks for shutdown.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
-
-const TEXT: &str = "text/plain; charset=utf-8";
-const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// A bearer token. Its `Debug` hides it, so it cannot leak through a
-/// `{:?}` of a configuration.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl Secret {
-    /// A token given directly (an environment variable, a test).
-    pub fn new(token: String) -> Result<Secret, HttpError> {
-        Secret::check(token, || "the given value".to_owned())
-    }
-
-    /// Reads a token file (a mounted Kubernetes secret, typically with a
-    /// trailing newline, which is trimmed).
-    pub fn read(path: &Path) -> Result<Secret, HttpError> {
-        let origin = || format!("file {}", path.display());
-        let bytes = std::fs::read(path).map_err(|source| HttpError::ReadSecret {
-            path: path.to_owned(),
-            source,
-        })?;
-        let Ok(text) = String::from_utf8(bytes) else {
-            return Err(HttpError::InvalidSecret {
-                origin: origin(),
-                problem: "is not UTF-8",
-            });
-        };
-        let token = text.trim_end_matches(['\n', '\r']).to_owned();
-        Secret::check(token, origin)
-    }
-
-    /// A token must survive the trip through an HTTP header unchanged.
-    fn check(token: String, origin: impl FnOnce() -> String) -> Result<Secret, HttpError> {
-        let problem = if token.is_empty() {
-            "is empty"
-        } else if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            "contains whitespace or control characters"
-        } else {
-            return Ok(Secret(token));
-        };
-        Err(HttpError::InvalidSecret {
-            origin: origin(),
-            problem,
-        })
-    }
-}
-
-/// Who may post alerts.
-#[derive(Debug, Clone)]
-pub enum Auth {
-    /// Anyone who can reach the port (a trusted network, tests).
-    None,
-    /// `Authorization: Bearer <token>`, as Alertmanager's
-    /// `http_config.authorization` sends it.
-    Bearer(Secret),
-}
 
 /// The endpoint's settings. [`HttpConfig::new`] fills in the defaults.
 #[derive(Debug, Clone)]
@@ -345,406 +288,12 @@ fn work(
     }
 }
 
-/// What a request is counted as in `smo_webhook_requests_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Accepted,
-    Unauthorized,
-    TooLarge,
-    BadRequest,
-    Unavailable,
-    MethodNotAllowed,
-    NotFound,
-    InternalError,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Accepted => "accepted",
-            Outcome::Unauthorized => "unauthorized",
-            Outcome::TooLarge => "too_large",
-            Outcome::BadRequest => "bad_request",
-            Outcome::Unavailable => "unavailable",
-            Outcome::MethodNotAllowed => "method_not_allowed",
-            Outcome::NotFound => "not_found",
-            Outcome::InternalError => "internal_error",
-        }
-    }
-}
-
-/// A response, built before anything is written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Reply {
-    status: u16,
-    content_type: &'static str,
-    headers: Vec<(&'static str, &'static str)>,
-    body: String,
-}
-
-impl Reply {
-    fn text(status: u16, body: impl Into<String>) -> Reply {
-        Reply {
-            status,
-            content_type: TEXT,
-            headers: Vec::new(),
-            body: body.into(),
-        }
-    }
-
-    fn header(mut self, name: &'static str, value: &'static str) -> Reply {
-        self.headers.push((name, value));
-        self
-    }
-
-    fn into_response(self) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-        let mut response =
-            tiny_http::Response::from_string(self.body).with_status_code(self.status);
-        let headers = std::iter::once(("Content-Type", self.content_type)).chain(self.headers);
-        for (name, value) in headers {
-            // Names and values are ASCII constants of this module.
-            if let Ok(header) = tiny_http::Header::from_bytes(name, value) {
-                response.add_header(header);
-            }
-        }
-        response
-    }
-}
-
-/// Runs `handle`, turning a panic into a 500.
-fn guarded(handle: impl FnOnce() -> (Reply, Option<Outcome>)) -> (Reply, Option<Outcome>) {
-    catch_unwind(AssertUnwindSafe(handle)).unwrap_or_else(|_| {
-        tracing::error!("http handler panicked");
-        (
-            Reply::text(500, "internal error\n"),
-            Some(Outcome::InternalError),
-        )
-    })
-}
-
-enum Route {
-    Healthz,
-    Readyz,
-    Metrics,
-    Alerts,
-}
-
-impl Route {
-    fn of(path: &str) -> Option<Route> {
-        match path {
-            "/healthz" => Some(Route::Healthz),
-            "/readyz" => Some(Route::Readyz),
-            "/metrics" => Some(Route::Metrics),
-            "/alerts" => Some(Route::Alerts),
-            _ => None,
-        }
-    }
-
-    /// The methods the route answers (`Allow` of a 405).
-    fn allow(&self) -> &'static str {
-        match self {
-            Route::Alerts => "POST",
-            _ => "GET, HEAD",
-        }
-    }
-
-    fn accepts(&self, method: &tiny_http::Method) -> bool {
-        use tiny_http::Method::{Get, Head, Post};
-        match self {
-            Route::Alerts => *method == Post,
-            _ => matches!(method, Get | Head),
-        }
-    }
-}
-
-enum BodyError {
-    TooLarge,
-    Read(std::io::Error),
-}
-
-struct Handler {
-    /// SHA-256 of the token: comparing digests makes every comparison the
-    /// same length, so timing reveals neither content nor length.
-    token_digest: Option<[u8; 32]>,
-    max_body: usize,
-    reply_timeout: Duration,
-    tx: mpsc::Sender<Request>,
-    metrics: Arc<Metrics>,
-}
-
-impl Handler {
-    fn serve(&self, rt: &tokio::runtime::Runtime, mut request: tiny_http::Request) {
-        let (reply, outcome) = guarded(|| self.handle(rt, &mut request));
-        if let Some(outcome) = outcome {
-            self.metrics
-                .inc(Family::WebhookRequests, &[outcome.as_str()]);
-        }
-        let status = reply.status;
-        // Guarded too: on an absurd Content-Length, tiny_http's drain of
-        // the unread body (when the request is dropped) can panic.
-        let sent = catch_unwind(AssertUnwindSafe(|| request.respond(reply.into_response())));
-        match sent {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::debug!(error = %error, status, "http response not sent"),
-            Err(_) => tracing::warn!(status, "http response or body drain panicked"),
-        }
-    }
-
-    /// The reply, and the outcome to count when the request concerns the
-    /// webhook: every request to `/alerts`, and unknown paths (a webhook
-    /// URL with a typo is the 404 an operator needs to see).
-    fn handle(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        request: &mut tiny_http::Request,
-    ) -> (Reply, Option<Outcome>) {
-        // Routing ignores the query string.
-        let path = request.url().split('?').next().unwrap_or_default();
-        let Some(route) = Route::of(path) else {
-            tracing::debug!(path = %truncate(path, 100), "http path not found");
-            return (Reply::text(404, "not found\n"), Some(Outcome::NotFound));
-        };
-        if !route.accepts(request.method()) {
-            let reply = Reply::text(405, "method not allowed\n").header("Allow", route.allow());
-            return match route {
-                Route::Alerts => {
-                    tracing::warn!(
-                        outcome = Outcome::MethodNotAllowed.as_str(),
-                        method = %request.method(),
-                        remote = ?request.remote_addr(),
-                        "webhook request rejected"
-                    );
-                    (reply, Some(Outcome::MethodNotAllowed))
-                }
-                _ => (reply, None),
-            };
-        }
-        match route {
-            Route::Healthz => (Reply::text(200, "ok\n"), None),
-            Route::Readyz => (self.readyz(rt), None),
-            Route::Metrics => {
-                let mut reply = Reply::text(200, self.metrics.render());
-                reply.content_type = METRICS_CONTENT_TYPE;
-                (reply, None)
-            }
-            Route::Alerts => {
-                let (reply, outcome) = self.alerts(rt, request);
-                if outcome != Outcome::Accepted {
-                    tracing::warn!(
-                        outcome = outcome.as_str(),
-                        status = reply.status,
-                        remote = ?request.remote_addr(),
-                        "webhook request rejected"
-                    );
-                }
-                (reply, Some(outcome))
-            }
-        }
-    }
-
-    fn readyz(&self, rt: &tokio::runtime::Runtime) -> Reply {
-        let (reply, answer) = oneshot::channel();
-        match self.ask(rt, Request::Ready { reply }, answer, READY_TIMEOUT) {
-            Ok(Readiness { ready: true, .. }) => Reply::text(200, "ready\n"),
-            Ok(Readiness { reasons, .. }) if reasons.is_empty() => Reply::text(503, "not ready\n"),
-            Ok(Readiness { reasons, .. }) => {
-                let body: String = reasons
-                    .iter()
-                    .map(|r| format!("{}\n", r.replace(['\n', '\r'], " ")))
-                    .collect();
-                Reply::text(503, body)
-            }
-            Err(Unanswered::Closed) => Reply::text(503, "shutting down\n"),
-            Err(Unanswered::Timeout) => Reply::text(503, "busy\n"),
-        }
-    }
-
-    fn alerts(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        request: &mut tiny_http::Request,
-    ) -> (Reply, Outcome) {
-        if !self.authorized(request.headers()) {
-            return (
-                Reply::text(401, "unauthorized\n").header("WWW-Authenticate", "Bearer"),
-                Outcome::Unauthorized,
-            );
-        }
-        let body = match read_body(request, self.max_body) {
-            Ok(body) => body,
-            Err(BodyError::TooLarge) => {
-                let message = format!("body larger than {} bytes\n", self.max_body);
-                return (Reply::text(413, message), Outcome::TooLarge);
-            }
-            Err(BodyError::Read(error)) => {
-                tracing::debug!(error = %error, "webhook body unreadable");
-                return (
-                    Reply::text(400, "cannot read the body\n"),
-                    Outcome::BadRequest,
-                );
-            }
-        };
-        let payload = match crate::webhook::parse(&body) {
-            Ok(payload) => payload,
-            Err(error) => {
-                // One bounded line by construction (webhook::parse).
-                tracing::debug!(error = %error, "webhook payload refused");
-                return (Reply::text(400, format!("{error}\n")), Outcome::BadRequest);
-            }
-        };
-        let alerts = payload.alerts.len();
-        let (reply, answer) = oneshot::channel();
-        // On a timeout the daemon may still record the alerts after we
-        // answered 503; Alertmanager's retry is then a duplicate, which the
-        // delivery key recognises.
-        match self.ask(
-            rt,
-            Request::Alerts { payload, reply },
-            answer,
-            self.reply_timeout,
-        ) {
-            Ok(AlertsReply::Accepted {
-                triggered,
-                updated,
-                duplicates,
-                ignored,
-            }) => {
-                for (outcome, n) in [
-                    ("triggered", triggered),
-                    ("updated", updated),
-                    ("duplicate", duplicates),
-                    ("ignored", ignored),
-                ] {
-                    if n > 0 {
-                        self.metrics
-                            .add(Family::WebhookAlerts, &[outcome], n as f64);
-                    }
-                }
-                tracing::info!(
-                    alerts,
-                    triggered,
-                    updated,
-                    duplicates,
-                    ignored,
-                    "webhook alerts accepted"
-                );
-                let body = serde_json::json!({
-                    "triggered": triggered,
-                    "updated": updated,
-                    "duplicates": duplicates,
-                    "ignored": ignored,
-                });
-                let mut reply = Reply::text(200, format!("{body}\n"));
-                reply.content_type = "application/json";
-                (reply, Outcome::Accepted)
-            }
-            Ok(AlertsReply::Unavailable(reason)) => {
-                tracing::warn!(reason = %reason, "webhook alerts not recorded");
-                (Reply::text(503, "unavailable\n"), Outcome::Unavailable)
-            }
-            Err(Unanswered::Closed) => (Reply::text(503, "shutting down\n"), Outcome::Unavailable),
-            Err(Unanswered::Timeout) => (Reply::text(503, "busy\n"), Outcome::Unavailable),
-        }
-    }
-
-    /// Sends `request` and waits for its answer, both within `timeout`: a
-    /// full channel (the daemon stuck) must not hold the thread forever
-    /// either.
-    fn ask<T>(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        request: Request,
-        answer: oneshot::Receiver<T>,
-        timeout: Duration,
-    ) -> Result<T, Unanswered> {
-        rt.block_on(async {
-            tokio::time::timeout(timeout, async {
-                self.tx
-                    .send(request)
-                    .await
-                    .map_err(|_| Unanswered::Closed)?;
-                answer.await.map_err(|_| Unanswered::Closed)
-            })
-            .await
-            .unwrap_or(Err(Unanswered::Timeout))
-        })
-    }
-
-    fn authorized(&self, headers: &[tiny_http::Header]) -> bool {
-        let Some(expected) = &self.token_digest else {
-            return true;
-        };
-        let Some(token) = bearer_token(headers) else {
-            return false;
-        };
-        constant_time_eq(&digest(token.as_bytes()), expected)
-    }
-}
-
-enum Unanswered {
-    Closed,
-    Timeout,
-}
-
-/// The token of the first `Authorization` header, if its scheme is
-/// `Bearer` (case-insensitive, RFC 7235).
-fn bearer_token(headers: &[tiny_http::Header]) -> Option<&str> {
-    let value = headers
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))?
-        .value
-        .as_str();
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
-fn digest(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
-/// Compares every byte whatever the first difference; `black_box` keeps
-/// the optimiser from turning the fold into an early exit.
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    let diff = a
-        .iter()
-        .zip(b)
-        .fold(0u8, |acc, (x, y)| std::hint::black_box(acc | (x ^ y)));
-    diff == 0
-}
-
-/// Reads at most `max` bytes; a declared length over it is refused
-/// without reading anything.
-fn read_body(request: &mut tiny_http::Request, max: usize) -> Result<Vec<u8>, BodyError> {
-    if request.body_length().is_some_and(|len| len > max) {
-        return Err(BodyError::TooLarge);
-    }
-    let mut body = Vec::with_capacity(request.body_length().unwrap_or(0));
-    // One byte more than allowed tells "exactly max" from "too large" for
-    // bodies of unknown length (chunked).
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    request
-        .as_reader()
-        .take(limit)
-        .read_to_end(&mut body)
-        .map_err(BodyError::Read)?;
-    if body.len() > max {
-        return Err(BodyError::TooLarge);
-    }
-    Ok(body)
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
-}
-
 #[cfg(test)]
 mod tests {
+    use super::reply::{METRICS_CONTENT_TYPE, TEXT};
     use super::*;
     use crate::webhook::payload::tests::FIRING;
-    use std::io::Write;
+    use std::io::{Read, Write};
     use std::net::TcpStream;
 
     const TOKEN: &str = "s3cret-token";
@@ -1158,13 +707,6 @@ mod tests {
     }
 
     #[test]
-    fn a_panicking_handler_answers_500() {
-        let (reply, outcome) = guarded(|| panic!("handler bug"));
-        assert_eq!(reply.status, 500);
-        assert_eq!(outcome, Some(Outcome::InternalError));
-    }
-
-    #[test]
     fn shutdown_joins_the_workers() {
         let h = harness(Auth::None, DEFAULT_MAX_BODY, None);
         let addr = h.server.local_addr();
@@ -1177,45 +719,5 @@ mod tests {
             TcpStream::connect(addr).is_err()
         });
         assert!(closed, "still listening");
-    }
-
-    #[test]
-    fn bearer_token_parsing() {
-        let header = |v: &str| vec![tiny_http::Header::from_bytes("Authorization", v).unwrap()];
-        assert_eq!(bearer_token(&header("Bearer abc")), Some("abc"));
-        assert_eq!(bearer_token(&header("BEARER  abc ")), Some("abc"));
-        assert_eq!(bearer_token(&header("Basic abc")), None);
-        assert_eq!(bearer_token(&header("Bearer")), None);
-        assert_eq!(bearer_token(&header("Bearer  ")), None);
-        assert_eq!(bearer_token(&[]), None);
-    }
-
-    #[test]
-    fn constant_time_eq_compares_whole_digests() {
-        let a = digest(b"a");
-        let mut b = a;
-        assert!(constant_time_eq(&a, &b));
-        b[31] ^= 1;
-        assert!(!constant_time_eq(&a, &b));
-    }
-
-    #[test]
-    fn secret_is_read_trimmed_and_hidden() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("token");
-        std::fs::write(&path, "abc\r\n").unwrap();
-        let secret = Secret::read(&path).unwrap();
-        assert_eq!(secret.0, "abc");
-        assert_eq!(format!("{secret:?}"), "***");
-        assert_eq!(format!("{:?}", Auth::Bearer(secret)), "Bearer(***)");
-
-        std::fs::write(&path, "\n").unwrap();
-        let e = Secret::read(&path).unwrap_err().to_string();
-        assert!(e.contains("is empty"), "{e}");
-        std::fs::write(&path, "two words\n").unwrap();
-        let e = Secret::read(&path).unwrap_err().to_string();
-        assert!(e.contains("whitespace") && !e.contains("two words"), "{e}");
-        let e = Secret::read(&dir.path().join("missing")).unwrap_err();
-        assert!(matches!(e, HttpError::ReadSecret { .. }));
     }
 }
