@@ -379,50 +379,6 @@ impl Karmada {
         }
     }
 
-    /// The objects of one kind carrying the owner's labels, in every
-    /// namespace, sorted: the candidates for pruning.
-    #[tracing::instrument(
-        name = "karmada.list_owned",
-        skip_all,
-        fields(api_version = api_version, kind = kind, project = %owner.project, graph = %owner.graph)
-    )]
-    pub async fn list_owned(
-        &self,
-        api_version: &str,
-        kind: &str,
-        owner: &Owner,
-    ) -> Result<Vec<ObjectRef>, KarmadaError> {
-        let resolved = match self.resolve(api_version, kind).await {
-            Ok(k) => k,
-            // Nothing of a kind that is not served can exist.
-            Err(KarmadaError::UnknownKind { .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let list = self
-            .api(&resolved, None)
-            .list(&ListParams::default().labels(&owner.selector()))
-            .await
-            .map_err(|e| classify("list", &format!("{api_version} {kind}"), e))?;
-        let mut refs: Vec<ObjectRef> = list
-            .items
-            .into_iter()
-            .filter_map(|o| {
-                Some(ObjectRef {
-                    api_version: api_version.to_owned(),
-                    kind: kind.to_owned(),
-                    namespace: if resolved.namespaced {
-                        o.metadata.namespace
-                    } else {
-                        None
-                    },
-                    name: o.metadata.name?,
-                })
-            })
-            .collect();
-        refs.sort();
-        Ok(refs)
-    }
-
     /// Sets the replicas of an `apps/v1` workload (Deployment, StatefulSet)
     /// through its `scale` subresource, with field manager `smo-scaler`.
     ///

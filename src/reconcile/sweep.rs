@@ -45,6 +45,17 @@ impl Sweep {
     pub fn is_empty(&self) -> bool {
         self.graphs.is_empty() && self.services.is_empty() && self.owned.is_empty()
     }
+
+    /// The graphs of everything this sweep records.
+    fn graph_keys(&self) -> impl Iterator<Item = GraphKey> + '_ {
+        let services = self.services.iter().map(|s| (&s.project, &s.graph));
+        let owned = self.owned.iter().map(|o| (&o.project, &o.graph));
+        let graphs = self.graphs.iter().map(|g| (&g.project, &g.graph));
+        services
+            .chain(owned)
+            .chain(graphs)
+            .map(|(p, g)| GraphKey::new(p, g))
+    }
 }
 
 /// Decides what to record. `kinds_owned` are the kinds recorded as owned
@@ -119,15 +130,7 @@ pub fn plan(
     // Every graph named by what was found (objects of other kinds too:
     // an orphan's PrometheusRule is removed with its graph).
     let named: BTreeSet<GraphKey> = sweep
-        .services
-        .iter()
-        .map(|s| GraphKey::new(&s.project, &s.graph))
-        .chain(
-            sweep
-                .owned
-                .iter()
-                .map(|o| GraphKey::new(&o.project, &o.graph)),
-        )
+        .graph_keys()
         .chain(
             objects
                 .iter()
@@ -163,23 +166,7 @@ pub fn plan(
     }
     // A declared graph the store does not know yet gets its record from
     // its own first reconcile; its found things wait in the store for it.
-    sweep.touched = sweep
-        .services
-        .iter()
-        .map(|s| GraphKey::new(&s.project, &s.graph))
-        .chain(
-            sweep
-                .owned
-                .iter()
-                .map(|o| GraphKey::new(&o.project, &o.graph)),
-        )
-        .chain(
-            sweep
-                .graphs
-                .iter()
-                .map(|g| GraphKey::new(&g.project, &g.graph)),
-        )
-        .collect();
+    sweep.touched = sweep.graph_keys().collect();
     sweep
 }
 

@@ -44,6 +44,64 @@ fn managed_selector() -> String {
 }
 
 impl Karmada {
+    /// The objects of one kind matching a label selector, in every
+    /// namespace, with their labels. A kind that is not served has none.
+    async fn list_labelled(
+        &self,
+        api_version: &str,
+        kind: &str,
+        selector: &str,
+    ) -> Result<Vec<(ObjectRef, BTreeMap<String, String>)>, KarmadaError> {
+        let resolved = match self.resolve(api_version, kind).await {
+            Ok(k) => k,
+            Err(KarmadaError::UnknownKind { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let list = self
+            .api(&resolved, None)
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|e| classify("list", &format!("{api_version} {kind}"), e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|o| {
+                let object = ObjectRef {
+                    api_version: api_version.to_owned(),
+                    kind: kind.to_owned(),
+                    namespace: if resolved.namespaced {
+                        o.metadata.namespace
+                    } else {
+                        None
+                    },
+                    name: o.metadata.name?,
+                };
+                Some((object, o.metadata.labels.unwrap_or_default()))
+            })
+            .collect())
+    }
+
+    /// The objects of one kind carrying the owner's labels, in every
+    /// namespace, sorted: the candidates for pruning.
+    #[tracing::instrument(
+        name = "karmada.list_owned",
+        skip_all,
+        fields(api_version = api_version, kind = kind, project = %owner.project, graph = %owner.graph)
+    )]
+    pub async fn list_owned(
+        &self,
+        api_version: &str,
+        kind: &str,
+        owner: &Owner,
+    ) -> Result<Vec<ObjectRef>, KarmadaError> {
+        let found = self
+            .list_labelled(api_version, kind, &owner.selector())
+            .await?;
+        let mut refs: Vec<ObjectRef> = found.into_iter().map(|(o, _)| o).collect();
+        refs.sort();
+        Ok(refs)
+    }
+
     /// The objects of one kind labelled as some graph's, in every
     /// namespace, sorted. A kind that is not served has none.
     #[tracing::instrument(name = "karmada.list_managed", skip_all, fields(api_version = api_version, kind = kind))]
@@ -52,38 +110,20 @@ impl Karmada {
         api_version: &str,
         kind: &str,
     ) -> Result<Vec<Managed>, KarmadaError> {
-        let resolved = match self.resolve(api_version, kind).await {
-            Ok(k) => k,
-            Err(KarmadaError::UnknownKind { .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let list = self
-            .api(&resolved, None)
-            .list(&ListParams::default().labels(&managed_selector()))
-            .await
-            .map_err(|e| classify("list", &format!("{api_version} {kind}"), e))?;
-        let mut found: Vec<Managed> = list
-            .items
+        let found = self
+            .list_labelled(api_version, kind, &managed_selector())
+            .await?;
+        let mut managed: Vec<Managed> = found
             .into_iter()
-            .filter_map(|o| {
-                let owner = owner_of(o.metadata.labels.as_ref()?)?;
+            .filter_map(|(object, labels)| {
                 Some(Managed {
-                    object: ObjectRef {
-                        api_version: api_version.to_owned(),
-                        kind: kind.to_owned(),
-                        namespace: if resolved.namespaced {
-                            o.metadata.namespace
-                        } else {
-                            None
-                        },
-                        name: o.metadata.name?,
-                    },
-                    owner,
+                    owner: owner_of(&labels)?,
+                    object,
                 })
             })
             .collect();
-        found.sort();
-        Ok(found)
+        managed.sort();
+        Ok(managed)
     }
 
     /// The helm releases, in every namespace, whose newest record (helm

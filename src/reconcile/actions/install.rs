@@ -146,176 +146,129 @@ pub(crate) mod tests {
         }
     }
 
+    /// One service's install against in-memory helm, Karmada and intent log.
+    struct Rig {
+        helm: FakeHelm,
+        k: FakeKarmada,
+        log: FakeLog,
+        rec: ServiceRecord,
+        owned: OwnedSet,
+        owner: Owner,
+    }
+
+    impl Rig {
+        fn new() -> Self {
+            Rig {
+                helm: FakeHelm::default(),
+                k: FakeKarmada::default(),
+                log: FakeLog::default(),
+                rec: record(),
+                owned: OwnedSet::default(),
+                owner: owner(),
+            }
+        }
+
+        async fn install(
+            &mut self,
+            generate_policy: bool,
+            replicas: Option<u32>,
+        ) -> Result<(), StepError> {
+            let cx = Context {
+                owner: &self.owner,
+                generate_policy,
+                replicas,
+            };
+            let mut journal = Journal::new(&self.log, "p", "g", 1);
+            run(
+                &self.helm,
+                &self.k,
+                &mut journal,
+                &input(),
+                &mut self.rec,
+                cx,
+                &mut self.owned,
+            )
+            .await
+        }
+    }
+
     #[tokio::test]
     async fn install_records_the_release_and_applies_a_policy_once() {
-        let (helm, k, log) = (
-            FakeHelm::default(),
-            FakeKarmada::default(),
-            FakeLog::default(),
-        );
-        *helm.manifest.lock().unwrap() = MANIFEST.into();
-        let (mut rec, mut owned, o) = (record(), OwnedSet::default(), owner());
-        let cx = Context {
-            owner: &o,
-            generate_policy: true,
-            replicas: Some(3),
-        };
-        run(
-            &helm,
-            &k,
-            &mut Journal::new(&log, "p", "g", 1),
-            &input(),
-            &mut rec,
-            cx,
-            &mut owned,
-        )
-        .await
-        .unwrap();
-        assert_eq!(rec.release_revision, Some(1));
-        assert_eq!(rec.input_hash.as_deref(), Some("h1"));
-        assert_eq!(rec.phase, ServicePhase::Deployed);
+        let mut r = Rig::new();
+        *r.helm.manifest.lock().unwrap() = MANIFEST.into();
+        r.install(true, Some(3)).await.unwrap();
+        assert_eq!(r.rec.release_revision, Some(1));
+        assert_eq!(r.rec.input_hash.as_deref(), Some("h1"));
+        assert_eq!(r.rec.phase, ServicePhase::Deployed);
         assert!(
-            rec.manifest
+            r.rec
+                .manifest
                 .as_deref()
                 .unwrap()
                 .contains("kind: Deployment")
         );
-        assert_eq!(owned.objects.len(), 1);
+        assert_eq!(r.owned.objects.len(), 1);
         assert!(
-            k.calls().contains(&"scale Deployment web 3".to_owned()),
+            r.k.calls().contains(&"scale Deployment web 3".to_owned()),
             "{:?}",
-            k.calls()
+            r.k.calls()
         );
-        run(
-            &helm,
-            &k,
-            &mut Journal::new(&log, "p", "g", 1),
-            &input(),
-            &mut rec,
-            cx,
-            &mut owned,
-        )
-        .await
-        .unwrap();
-        assert_eq!((rec.release_revision, owned.objects.len()), (Some(2), 1));
+        r.install(true, Some(3)).await.unwrap();
+        assert_eq!(
+            (r.rec.release_revision, r.owned.objects.len()),
+            (Some(2), 1)
+        );
         // The release and the policy were each announced before they
         // were made.
-        let kinds: Vec<String> = log.intents().iter().map(|i| i.key()).collect();
+        let kinds: Vec<String> = r.log.intents().iter().map(|i| i.key()).collect();
         assert_eq!(kinds[0], "p/g/release/web");
         assert!(kinds[1].starts_with("p/g/object/"), "{kinds:?}");
     }
 
     #[tokio::test]
     async fn no_release_is_touched_when_the_intent_cannot_be_committed() {
-        let (helm, k, log) = (
-            FakeHelm::default(),
-            FakeKarmada::default(),
-            FakeLog::default(),
-        );
-        let (mut rec, mut owned, o) = (record(), OwnedSet::default(), owner());
-        let cx = Context {
-            owner: &o,
-            generate_policy: true,
-            replicas: None,
-        };
-        log.fail_next();
-        let e = run(
-            &helm,
-            &k,
-            &mut Journal::new(&log, "p", "g", 1),
-            &input(),
-            &mut rec,
-            cx,
-            &mut owned,
-        )
-        .await
-        .unwrap_err();
+        let mut r = Rig::new();
+        r.log.fail_next();
+        let e = r.install(true, None).await.unwrap_err();
         assert!(e.transient, "{e:?}");
         assert!(
-            !helm.calls().iter().any(|c| c.starts_with("upgrade")),
+            !r.helm.calls().iter().any(|c| c.starts_with("upgrade")),
             "{:?}",
-            helm.calls()
+            r.helm.calls()
         );
     }
 
     #[tokio::test]
     async fn a_failed_upgrade_leaves_the_record_as_it_was() {
-        let (helm, k, log) = (
-            FakeHelm::default(),
-            FakeKarmada::default(),
-            FakeLog::default(),
-        );
-        let (mut rec, mut owned, o) = (record(), OwnedSet::default(), owner());
-        let cx = Context {
-            owner: &o,
-            generate_policy: true,
-            replicas: None,
-        };
-        helm.fail_next("upgrade", true);
-        let e = run(
-            &helm,
-            &k,
-            &mut Journal::new(&log, "p", "g", 1),
-            &input(),
-            &mut rec,
-            cx,
-            &mut owned,
-        )
-        .await
-        .unwrap_err();
+        let mut r = Rig::new();
+        r.helm.fail_next("upgrade", true);
+        let e = r.install(true, None).await.unwrap_err();
         assert!(e.transient && e.reason == Reason::Helm, "{e:?}");
-        assert_eq!((rec.release_revision, rec.input_hash.clone()), (None, None));
+        assert_eq!(
+            (r.rec.release_revision, r.rec.input_hash.clone()),
+            (None, None)
+        );
         // The intent was committed before helm ran: a kill here would
         // leave it for the next start to resolve.
-        assert_eq!(log.intents().len(), 1);
-        helm.fail_next("upgrade", false);
-        let e = run(
-            &helm,
-            &k,
-            &mut Journal::new(&log, "p", "g", 1),
-            &input(),
-            &mut rec,
-            cx,
-            &mut owned,
-        )
-        .await
-        .unwrap_err();
+        assert_eq!(r.log.intents().len(), 1);
+        r.helm.fail_next("upgrade", false);
+        let e = r.install(true, None).await.unwrap_err();
         assert!(!e.transient);
-        assert!(owned.objects.is_empty());
+        assert!(r.owned.objects.is_empty());
     }
 
     #[tokio::test]
     async fn a_stuck_release_is_unlocked_before_the_upgrade() {
-        let (helm, k, log) = (
-            FakeHelm::default(),
-            FakeKarmada::default(),
-            FakeLog::default(),
-        );
-        helm.set_release(
+        let mut r = Rig::new();
+        r.helm.set_release(
             "web",
             "p",
             2,
             "pending-upgrade",
             &[(1, "deployed"), (2, "pending-upgrade")],
         );
-        let (mut rec, mut owned, o) = (record(), OwnedSet::default(), owner());
-        let cx = Context {
-            owner: &o,
-            generate_policy: false,
-            replicas: None,
-        };
-        run(
-            &helm,
-            &k,
-            &mut Journal::new(&log, "p", "g", 1),
-            &input(),
-            &mut rec,
-            cx,
-            &mut owned,
-        )
-        .await
-        .unwrap();
-        let calls = helm.calls();
+        r.install(false, None).await.unwrap();
+        let calls = r.helm.calls();
         let rollback = calls
             .iter()
             .position(|c| c == "rollback web 1")
