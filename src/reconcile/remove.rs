@@ -33,11 +33,22 @@ pub async fn run<H: HelmOps, K: KarmadaOps>(
     if let Err(e) = cx.rules.remove(&key.project, &key.graph).await {
         fail(e.into());
     }
-    let uids: Vec<String> = batch
+    // The recorded dashboards, and the ones the graph's services would
+    // have (uids are deterministic): a kill between publishing and
+    // recording leaves none behind. Deleting an absent one is a no-op.
+    let mut uids: std::collections::BTreeSet<String> = batch
         .graph
         .as_ref()
         .map(|g| g.dashboards.keys().cloned().collect())
         .unwrap_or_default();
+    uids.insert(crate::dashboards::graph_uid(&key.project, &key.graph));
+    uids.extend(
+        batch
+            .services
+            .keys()
+            .map(|s| crate::dashboards::service_uid(&key.project, &key.graph, s)),
+    );
+    let uids: Vec<String> = uids.into_iter().collect();
     if let Err(e) = cx.dashboards.delete(&key.project, &uids).await {
         fail(e.into());
     }

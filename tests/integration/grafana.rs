@@ -532,3 +532,63 @@ async fn the_daemon_publishes_dashboards_keeps_them_in_step_and_deletes_a_remove
     assert!(grafana.dashboards().contains_key(&demo2));
     daemon.stop().await;
 }
+
+/// A kill between publishing a graph's dashboards and recording them
+/// leaves no dashboard behind when the graph is removed: their uids are
+/// deterministic, and removal deletes them whether recorded or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_graph_deletes_its_dashboards_even_unrecorded_ones() {
+    let grafana = FakeGrafana::start();
+    let secrets = tempfile::tempdir().unwrap();
+    let token_file = secrets.path().join("grafana-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let Some(env) = crate::daemon::env(&format!(
+        "grafana:\n  url: {}\n  tokenFile: {}\n",
+        grafana.url,
+        token_file.display()
+    ))
+    .await
+    else {
+        return;
+    };
+    assert!(env.once().await.converged);
+    let demo2 = [
+        dashboards::graph_uid("demo2", "gpu-offloading-graph"),
+        dashboards::service_uid("demo2", "gpu-offloading-graph", "ml-inference"),
+        dashboards::service_uid("demo2", "gpu-offloading-graph", "web-frontend"),
+    ];
+    for uid in &demo2 {
+        assert!(
+            grafana.dashboards().contains_key(uid),
+            "{uid} not published"
+        );
+    }
+    // The record forgets them, as a kill before the commit would.
+    env.store()
+        .write(|tx| {
+            let mut g = tx.graph("demo2/gpu-offloading-graph")?.expect("recorded");
+            g.dashboards.clear();
+            tx.put_graph(&g)
+        })
+        .unwrap();
+    std::fs::remove_file(env.descriptor("projects/demo2/gpu-offloading-graph.yaml")).unwrap();
+    env.once().await;
+    assert!(
+        env.store()
+            .graph("demo2/gpu-offloading-graph")
+            .unwrap()
+            .is_none()
+    );
+    let left: Vec<String> = grafana
+        .dashboards()
+        .into_keys()
+        .filter(|uid| demo2.contains(uid))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(
+        grafana
+            .dashboards()
+            .contains_key(&dashboards::graph_uid("brussels", "image-detection-graph")),
+        "another graph's dashboard went too"
+    );
+}
