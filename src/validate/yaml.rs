@@ -83,13 +83,16 @@ impl Document {
 
 /// Parses every document of a YAML stream.
 pub fn parse_documents(src: &str) -> Result<Vec<Document>, YamlError> {
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        end: end_of(src),
+        ..Builder::default()
+    };
     for event in Parser::new_from_str(src) {
         let (event, span) = event.map_err(|e| YamlError {
-            pos: Pos {
+            pos: builder.within(Pos {
                 line: e.marker().line(),
                 column: e.marker().col() + 1,
-            },
+            }),
             message: format!("YAML syntax error: {}", e.info()),
         })?;
         builder.event(event, span)?;
@@ -101,6 +104,22 @@ fn pos_of(span: &Span) -> Pos {
     Pos {
         line: span.start.line(),
         column: span.start.col() + 1,
+    }
+}
+
+/// The position just after the last character of `src`, counting line
+/// breaks as YAML does (`\n`, `\r\n`, a lone `\r`).
+fn end_of(src: &str) -> Pos {
+    let bytes = src.as_bytes();
+    let breaks = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+        .count();
+    let last_line = src.rsplit(['\n', '\r']).next().unwrap_or_default();
+    Pos {
+        line: breaks + 1,
+        column: last_line.chars().count() + 1,
     }
 }
 
@@ -127,9 +146,23 @@ struct Builder {
     keys: HashMap<String, Pos>,
     collections: HashSet<String>,
     docs: Vec<Document>,
+    /// Where the input ends (see [`Builder::within`]).
+    end: Pos,
 }
 
 impl Builder {
+    /// `pos`, or the end of the input when `pos` lies past it: at the end
+    /// of a stream saphyr forces a line break, as libyaml does, so an
+    /// error (or an implicit null) at the end of a file without a final
+    /// newline would name a line the file does not have.
+    fn within(&self, pos: Pos) -> Pos {
+        if pos.line > self.end.line {
+            self.end
+        } else {
+            pos
+        }
+    }
+
     /// Pointer of the node about to be added, or `None` when the next node
     /// is a mapping key.
     fn next_pointer(&self) -> Option<String> {
@@ -148,7 +181,7 @@ impl Builder {
     }
 
     fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), YamlError> {
-        let pos = pos_of(&span);
+        let pos = self.within(pos_of(&span));
         match event {
             Event::DocumentStart(_) => {
                 self.root = None;
@@ -392,6 +425,27 @@ mod tests {
         let err = parse_documents("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.pos.line >= 1);
         assert!(err.message.starts_with("YAML syntax error"));
+    }
+
+    #[test]
+    fn an_error_at_the_end_of_a_file_without_final_newline_names_its_last_line() {
+        // Found by fuzzing (`cluster`): saphyr reported line 2 of a
+        // one-line file.
+        let err = parse_documents("clusr{et: [name: x").unwrap_err();
+        assert_eq!(
+            err.pos,
+            Pos {
+                line: 1,
+                column: 19
+            }
+        );
+        let err = parse_documents("a: 1\r\nb: [x").unwrap_err();
+        assert_eq!(err.pos, Pos { line: 2, column: 6 });
+        // With a final newline the end is the (empty) line after it.
+        let err = parse_documents("a: [x\n").unwrap_err();
+        assert_eq!(err.pos.line, 2);
+        // An implicit null at the very end belongs to its key's line.
+        assert_eq!(one("a: 1\nb:").position("/b").line, 2);
     }
 
     #[test]
