@@ -7,6 +7,8 @@ use std::time::Duration;
 pub enum UnitError {
     #[error("`{0}` is not a Kubernetes quantity (examples: \"500m\", \"2\", \"1Gi\", \"64G\")")]
     Quantity(String),
+    #[error("`{0}` is too large for a quantity; write it with a smaller exponent or suffix")]
+    QuantityRange(String),
     #[error("`{0}` is not a duration (examples: \"30s\", \"2m\", \"1h30m\")")]
     Duration(String),
 }
@@ -45,7 +47,13 @@ pub fn parse_quantity(text: &str) -> Result<f64, UnitError> {
         }
         _ => return Err(err()),
     };
-    Ok(base * factor)
+    // `1e999` (and `0e999`, 0 × ∞) match the syntax but are no number a
+    // capacity, a reserve or a placement model can use.
+    let quantity = base * factor;
+    if !quantity.is_finite() {
+        return Err(UnitError::QuantityRange(text.to_owned()));
+    }
+    Ok(quantity)
 }
 
 /// Parses a quantity given as YAML text or number.
@@ -120,6 +128,20 @@ mod tests {
         for bad in ["", "abc", "1Xi", "-1", ".", "1 Gi"] {
             assert!(parse_quantity(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn quantities_beyond_f64_are_refused() {
+        // Found with the `cluster` fuzz target's invariants: a reserve of
+        // `1e999` cores was accepted as infinity, `0e999` as NaN.
+        for big in ["1e999", "0e999", "1E400", &"9".repeat(400), "9e308"] {
+            assert!(
+                matches!(parse_quantity(big), Err(UnitError::QuantityRange(_))),
+                "{big}"
+            );
+        }
+        assert_eq!(parse_quantity("1e-999").unwrap(), 0.0);
+        assert!(parse_quantity("1e300").unwrap().is_finite());
     }
 
     #[test]

@@ -40,7 +40,9 @@ pub enum ManifestError {
 /// Splits a multi-document manifest into its objects, in order. Empty
 /// documents (helm leaves one per template that renders to nothing, often
 /// only a `# Source:` comment) are skipped; a `kind: List` document is
-/// replaced by its items.
+/// replaced by its items, and so is a List among them, so that every
+/// object (a Secret in a nested List included) is seen, and redacted, as
+/// itself.
 pub fn parse(manifest: &str) -> Result<Vec<Value>, ManifestError> {
     let docs = parse_documents(manifest).map_err(|e| ManifestError::Yaml {
         line: e.pos.line,
@@ -53,21 +55,27 @@ pub fn parse(manifest: &str) -> Result<Vec<Value>, ManifestError> {
         if value.is_null() || value.as_object().is_some_and(Map::is_empty) {
             continue;
         }
-        if !is_object(&value) {
-            return Err(ManifestError::NotAnObject { index });
-        }
-        if value["kind"] == "List" && value["items"].is_array() {
-            for item in value["items"].as_array().into_iter().flatten() {
-                if !is_object(item) {
-                    return Err(ManifestError::NotAnObject { index });
-                }
-                out.push(item.clone());
-            }
-        } else {
-            out.push(value);
-        }
+        flatten(value, index, &mut out)?;
     }
     Ok(out)
+}
+
+/// Pushes `value`, or the items of a List. Recursion is bounded by the
+/// YAML reader's nesting limit.
+fn flatten(mut value: Value, index: usize, out: &mut Vec<Value>) -> Result<(), ManifestError> {
+    if !is_object(&value) {
+        return Err(ManifestError::NotAnObject { index });
+    }
+    if value["kind"] == "List"
+        && let Some(Value::Array(items)) = value.get_mut("items")
+    {
+        for item in std::mem::take(items) {
+            flatten(item, index, out)?;
+        }
+    } else {
+        out.push(value);
+    }
+    Ok(())
 }
 
 fn is_object(v: &Value) -> bool {
@@ -681,6 +689,37 @@ items:
             .map(|x| format!("{x:02x}"))
             .collect();
         assert!(!a.objects[0].digest.contains(&plain));
+    }
+
+    #[test]
+    fn a_secret_in_a_list_in_a_list_is_redacted() {
+        // Found with the `manifest` fuzz target's invariants: only the
+        // outer List was replaced by its items, so the inner List went to
+        // status whole, Secret values included.
+        let nested = "apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: List
+  items:
+  - apiVersion: v1
+    kind: Secret
+    metadata: {name: inner}
+    stringData: {password: hunter2-do-not-leak}
+  - apiVersion: v1
+    kind: ConfigMap
+    metadata: {name: settings}
+";
+        let objects = parse(nested).unwrap();
+        let kinds: Vec<_> = objects
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["Secret", "ConfigMap"]);
+        let r = redact(nested, "ns").unwrap();
+        assert!(!r.manifest.contains("hunter2"), "{}", r.manifest);
+        assert_eq!(r.objects[0].name, "inner");
+        assert_eq!(parse(&r.manifest).unwrap().len(), 2, "reads back");
     }
 
     #[test]

@@ -11,7 +11,8 @@ use crate::spec::cluster::RawClusterFile;
 use crate::spec::settings::{RawSettings, Settings, cross_checks};
 use crate::validate::findings::{self, Finding, Pos, Severity};
 use crate::validate::schema::SchemaKind;
-use crate::validate::{read_document, typed};
+use crate::validate::yaml::Document;
+use crate::validate::{parse_document, read_document, typed};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -116,6 +117,19 @@ fn load_descriptor(
     root: Option<&Path>,
     known: Option<&BTreeSet<String>>,
 ) -> Loaded {
+    let ctx = Context {
+        file: shown,
+        dir: path.parent(),
+        root,
+        known_clusters: known,
+    };
+    judge_descriptor(read_document(path, shown), &ctx)
+}
+
+/// A descriptor's outcome from its document (or the findings of reading
+/// it); `ctx.file` is the path shown.
+fn judge_descriptor(read: Result<Option<Document>, Vec<Finding>>, ctx: &Context<'_>) -> Loaded {
+    let shown = ctx.file;
     let mut loaded = Loaded {
         id: None,
         id_pos: Pos { line: 1, column: 1 },
@@ -123,7 +137,7 @@ fn load_descriptor(
         descriptor: None,
         findings: Vec::new(),
     };
-    let doc = match read_document(path, shown) {
+    let doc = match read {
         Err(f) => {
             loaded.findings = f;
             return loaded;
@@ -146,13 +160,7 @@ fn load_descriptor(
     let (descriptor, mut found) = typed::<Descriptor>(SchemaKind::Hdag, &doc, shown);
     // Semantic checks run even when the schema found errors, so that every
     // mistake of a file is reported in one go.
-    let ctx = Context {
-        file: shown,
-        dir: path.parent(),
-        root,
-        known_clusters: known,
-    };
-    found.extend(semantic::check(&doc, &ctx));
+    found.extend(semantic::check(&doc, ctx));
     let ok = !found.iter().any(Finding::is_error);
     loaded.descriptor = descriptor.filter(|_| ok);
     if let Some(d) = &loaded.descriptor {
@@ -165,7 +173,14 @@ fn load_descriptor(
 }
 
 fn load_settings(path: &Path, shown: &str) -> (Option<Settings>, Vec<Finding>) {
-    match read_document(path, shown) {
+    judge_settings(read_document(path, shown), shown)
+}
+
+fn judge_settings(
+    read: Result<Option<Document>, Vec<Finding>>,
+    shown: &str,
+) -> (Option<Settings>, Vec<Finding>) {
+    match read {
         Err(f) => (None, f),
         Ok(None) => (Some(Settings::default()), Vec::new()),
         Ok(Some(doc)) => {
@@ -187,9 +202,17 @@ fn load_cluster(
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
-        .unwrap_or_default()
-        .to_owned();
-    match read_document(path, shown) {
+        .unwrap_or_default();
+    judge_cluster(read_document(path, shown), stem, shown)
+}
+
+/// A cluster file's outcome; `stem` is its file name without extension.
+fn judge_cluster(
+    read: Result<Option<Document>, Vec<Finding>>,
+    stem: &str,
+    shown: &str,
+) -> (Option<crate::spec::cluster::ClusterMeta>, Vec<Finding>) {
+    match read {
         Err(f) => (None, f),
         Ok(None) => (
             None,
@@ -201,11 +224,49 @@ fn load_cluster(
         Ok(Some(doc)) => {
             let (raw, mut found) = typed::<RawClusterFile>(SchemaKind::Cluster, &doc, shown);
             let Some(raw) = raw else { return (None, found) };
-            let (meta, more) = raw.validate(&stem, &doc, shown);
+            let (meta, more) = raw.validate(stem, &doc, shown);
             found.extend(more);
             (meta, found)
         }
     }
+}
+
+/// Validates one descriptor given as text, as [`load_files`] does a file
+/// that lies outside any state root, without the checks that need the
+/// disk: a local chart path is only checked not to leave its directory,
+/// and cluster pins are not compared with cluster files. `shown` names the
+/// file in findings.
+pub fn load_descriptor_text(text: &str, shown: &str) -> DesiredState {
+    let ctx = Context {
+        file: shown,
+        ..Context::default()
+    };
+    let loaded = judge_descriptor(parse_document(text, shown), &ctx);
+    let mut state = DesiredState {
+        settings_valid: true,
+        ..DesiredState::default()
+    };
+    finish(
+        &mut state,
+        vec![(String::new(), String::new(), shown.to_owned(), loaded)],
+    );
+    state
+}
+
+/// Validates one cluster file given as text, as a state root's
+/// `clusters/<stem>.yaml` is; `shown` names the file in findings.
+pub fn load_cluster_text(
+    text: &str,
+    stem: &str,
+    shown: &str,
+) -> (Option<crate::spec::cluster::ClusterMeta>, Vec<Finding>) {
+    judge_cluster(parse_document(text, shown), stem, shown)
+}
+
+/// Validates settings given as text, as a state root's `smo.yaml` is:
+/// the settings when they have no errors, and every finding.
+pub fn load_settings_text(text: &str, shown: &str) -> (Option<Settings>, Vec<Finding>) {
+    judge_settings(parse_document(text, shown), shown)
 }
 
 /// Loads a whole state root.
@@ -548,4 +609,55 @@ pub fn load_files(paths: &[PathBuf]) -> Result<DesiredState, LoadError> {
     }
     finish(&mut state, loaded);
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(path: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+    }
+
+    #[test]
+    fn a_descriptor_given_as_text_is_judged_as_its_file_is() {
+        for name in [
+            "invalid/three-mistakes.yaml",
+            "invalid/dependency-cycle.yaml",
+            "invalid/duplicate-yaml-key.yaml",
+            "invalid/two-documents.yaml",
+            "valid/every-field.yaml",
+        ] {
+            let path = repo("tests/fixtures").join(name);
+            let on_disk = load_files(std::slice::from_ref(&path)).unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let from_text = load_descriptor_text(&text, &path.display().to_string());
+            assert_eq!(from_text.findings, on_disk.findings, "{name}");
+            assert_eq!(
+                from_text.valid_graphs().count(),
+                on_disk.valid_graphs().count(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn cluster_and_settings_given_as_text_are_judged_as_in_a_state_root() {
+        let root = repo("state-example");
+        let state = load_root(&root).unwrap();
+        let text = std::fs::read_to_string(root.join("clusters/lyon-gpu.yaml")).unwrap();
+        let (meta, findings) = load_cluster_text(&text, "lyon-gpu", "clusters/lyon-gpu.yaml");
+        assert_eq!(findings, []);
+        assert_eq!(meta.as_ref(), state.clusters.get("lyon-gpu"));
+        let (_, findings) = load_cluster_text(&text, "other", "clusters/other.yaml");
+        assert!(
+            findings.iter().any(Finding::is_error),
+            "the name is checked"
+        );
+
+        let text = std::fs::read_to_string(root.join("smo.yaml")).unwrap();
+        let (settings, findings) = load_settings_text(&text, "smo.yaml");
+        assert_eq!(findings, []);
+        assert_eq!(settings, Some(state.settings));
+    }
 }

@@ -11,7 +11,8 @@ pub use crate::dashboards::Queries as GrafanaQueries;
 use crate::units::parse_duration;
 use crate::validate::findings::{Finding, Pos, Severity};
 use crate::validate::schema::SchemaKind;
-use crate::validate::{read_document, typed};
+use crate::validate::yaml::Document;
+use crate::validate::{parse_document, read_document, typed};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -365,30 +366,43 @@ struct RawLog {
 /// Loads and validates the configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let shown = path.display().to_string();
+    let base = path.parent().unwrap_or(Path::new("."));
+    judge(read_document(path, &shown), &shown, base)
+}
+
+/// Validates configuration given as text, as [`load`] does a file named
+/// `shown`; relative paths resolve against `base`, the directory the file
+/// would be in.
+pub fn parse(text: &str, shown: &str, base: &Path) -> Result<Config, ConfigError> {
+    judge(parse_document(text, shown), shown, base)
+}
+
+fn judge(
+    read: Result<Option<Document>, Vec<Finding>>,
+    shown: &str,
+    base: &Path,
+) -> Result<Config, ConfigError> {
     let invalid = |findings| ConfigError::Invalid {
-        path: shown.clone(),
+        path: shown.to_owned(),
         findings,
     };
-    let doc = read_document(path, &shown)
-        .map_err(invalid)?
-        .ok_or_else(|| {
-            invalid(vec![Finding::new(
-                &shown,
-                Pos { line: 1, column: 1 },
-                "",
-                Severity::Error,
-                "configuration file is empty",
-            )])
-        })?;
-    let (raw, mut findings) = typed::<Raw>(SchemaKind::Config, &doc, &shown);
+    let doc = read.map_err(invalid)?.ok_or_else(|| {
+        invalid(vec![Finding::new(
+            shown,
+            Pos { line: 1, column: 1 },
+            "",
+            Severity::Error,
+            "configuration file is empty",
+        )])
+    })?;
+    let (raw, mut findings) = typed::<Raw>(SchemaKind::Config, &doc, shown);
     let Some(raw) = raw else {
         return Err(invalid(findings));
     };
-    let base = path.parent().unwrap_or(Path::new("."));
     let mut ctx = Stage {
         base,
         doc: &doc,
-        file: &shown,
+        file: shown,
         findings: &mut findings,
     };
     let config = ctx.build(raw);
@@ -400,7 +414,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 struct Stage<'a> {
     base: &'a Path,
-    doc: &'a crate::validate::yaml::Document,
+    doc: &'a Document,
     file: &'a str,
     findings: &'a mut Vec<Finding>,
 }
@@ -623,5 +637,29 @@ fn unreachable_source() -> Source {
     Source::Dir {
         path: PathBuf::from("."),
         debounce: Duration::from_millis(200),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_given_as_text_is_judged_as_its_file_is() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("state-example/config.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let shown = path.display().to_string();
+        let dir = path.parent().unwrap();
+        assert_eq!(parse(&text, &shown, dir).unwrap(), load(&path).unwrap());
+
+        let text = "source:\n  dir: state\nhelm:\n  timeout: 0s\n";
+        let Err(ConfigError::Invalid { path, findings }) = parse(text, "c.yaml", dir) else {
+            panic!("a zero timeout is refused");
+        };
+        assert_eq!(path, "c.yaml");
+        assert_eq!(
+            (findings[0].line, findings[0].pointer.as_str()),
+            (4, "/helm/timeout")
+        );
     }
 }

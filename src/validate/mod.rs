@@ -31,15 +31,24 @@ pub fn read_document(path: &Path, shown: &str) -> Result<Option<Document>, Vec<F
     };
     let bytes = std::fs::read(path).map_err(|e| at(1, format!("cannot read file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|_| at(1, "file is not UTF-8 text".into()))?;
-    let mut docs = yaml::parse_documents(&text)
+    parse_document(&text, shown)
+}
+
+/// [`read_document`] of a file's text: exactly one YAML document, `Ok(None)`
+/// when there is none, syntax errors as findings about `shown`.
+pub fn parse_document(text: &str, shown: &str) -> Result<Option<Document>, Vec<Finding>> {
+    let mut docs = yaml::parse_documents(text)
         .map_err(|e| vec![Finding::new(shown, e.pos, "", Severity::Error, e.message)])?;
     match docs.len() {
         0 => Ok(None),
         1 => Ok(docs.pop()),
-        n => Err(at(
-            1,
+        n => Err(vec![Finding::new(
+            shown,
+            Pos { line: 1, column: 1 },
+            "",
+            Severity::Error,
             format!("file holds {n} YAML documents; put exactly one in each file"),
-        )),
+        )]),
     }
 }
 
