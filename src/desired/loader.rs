@@ -35,7 +35,7 @@ pub enum LoadError {
     Missing { path: PathBuf },
 }
 
-const SETTINGS_FILES: [&str; 2] = ["smo.yaml", "smo.yml"];
+pub(super) const SETTINGS_FILES: [&str; 2] = ["smo.yaml", "smo.yml"];
 
 /// Namespaces a project must not be: a project is the namespace of its
 /// graphs' releases, and smo creates, labels and prunes what it deploys
@@ -52,7 +52,7 @@ pub const RESERVED_PROJECTS: [&str; 6] = [
     "karmada-cluster",
 ];
 
-fn is_yaml(p: &Path) -> bool {
+pub(super) fn is_yaml(p: &Path) -> bool {
     matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
@@ -63,7 +63,7 @@ fn is_hidden(p: &Path) -> bool {
 }
 
 /// Visible entries of a directory, sorted by name; a missing directory is empty.
-fn entries(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+pub(super) fn entries(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let read = match std::fs::read_dir(dir) {
         Ok(r) => r,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -102,7 +102,7 @@ fn file_error(shown: &str, message: String) -> Finding {
 }
 
 /// One descriptor file's raw outcome.
-struct Loaded {
+pub(super) struct Loaded {
     id: Option<String>,
     id_pos: Pos,
     /// Position of each `services[i].id`, for cross-graph checks.
@@ -111,7 +111,7 @@ struct Loaded {
     findings: Vec<Finding>,
 }
 
-fn load_descriptor(
+pub(super) fn load_descriptor(
     path: &Path,
     shown: &str,
     root: Option<&Path>,
@@ -172,7 +172,7 @@ fn judge_descriptor(read: Result<Option<Document>, Vec<Finding>>, ctx: &Context<
     loaded
 }
 
-fn load_settings(path: &Path, shown: &str) -> (Option<Settings>, Vec<Finding>) {
+pub(super) fn load_settings(path: &Path, shown: &str) -> (Option<Settings>, Vec<Finding>) {
     judge_settings(read_document(path, shown), shown)
 }
 
@@ -195,7 +195,7 @@ fn judge_settings(
     }
 }
 
-fn load_cluster(
+pub(super) fn load_cluster(
     path: &Path,
     shown: &str,
 ) -> (Option<crate::spec::cluster::ClusterMeta>, Vec<Finding>) {
@@ -402,12 +402,12 @@ fn escapes(root: &Path, path: &Path, shown: &str) -> Option<Finding> {
 
 /// One loaded descriptor: the state root it belongs to (empty for the root
 /// being loaded), its project, its shown path and its outcome.
-type Entry = (String, String, String, Loaded);
+pub(super) type Entry = (String, String, String, Loaded);
 
 /// Marks duplicate identities, translates intents, sorts findings. Graph
 /// identity is `(project, id)` within one state root; a file outside any
 /// `projects/<project>/` folder has no identity to collide with.
-fn finish(state: &mut DesiredState, loaded: Vec<Entry>) {
+pub(super) fn finish(state: &mut DesiredState, loaded: Vec<Entry>) {
     let mut by_identity: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
     for (scope, project, shown, l) in &loaded {
         if let Some(id) = l.id.as_ref().filter(|_| !project.is_empty()) {
@@ -503,113 +503,7 @@ fn finish(state: &mut DesiredState, loaded: Vec<Entry>) {
     findings::sort(&mut state.findings);
 }
 
-/// What a file given on the command line holds, judged by its top-level key
-/// (or name, for `smo.yaml`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    Descriptor,
-    Cluster,
-    Settings,
-    Inventory,
-    Config,
-}
-
-fn kind_of(path: &Path) -> FileKind {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    if SETTINGS_FILES.contains(&name) {
-        return FileKind::Settings;
-    }
-    let Ok(Some(doc)) = read_document(path, name) else {
-        return FileKind::Descriptor;
-    };
-    let has = |k: &str| doc.value.get(k).is_some();
-    if has("hdaGraph") {
-        FileKind::Descriptor
-    } else if has("cluster") {
-        FileKind::Cluster
-    } else if has("clusters") {
-        FileKind::Inventory
-    } else if has("source") {
-        FileKind::Config
-    } else {
-        FileKind::Descriptor
-    }
-}
-
-/// The state root and project of a file under `<root>/projects/<project>/`.
-fn locate(path: &Path) -> (Option<PathBuf>, Option<String>) {
-    let Ok(real) = path.canonicalize() else {
-        return (None, None);
-    };
-    let dir = real.parent();
-    let project_dir = dir.and_then(Path::parent);
-    match project_dir {
-        Some(p) if p.file_name().is_some_and(|n| n == "projects") => (
-            p.parent().map(Path::to_owned),
-            dir.and_then(|d| d.file_name())
-                .map(|n| n.to_string_lossy().into_owned()),
-        ),
-        _ => (dir.map(Path::to_owned), None),
-    }
-}
-
-/// Loads files named on the command line, each by its kind.
-pub fn load_files(paths: &[PathBuf]) -> Result<DesiredState, LoadError> {
-    let mut state = DesiredState {
-        settings_valid: true,
-        ..DesiredState::default()
-    };
-    let mut loaded = Vec::new();
-    for path in paths {
-        if !path.exists() {
-            return Err(LoadError::Missing { path: path.clone() });
-        }
-        let shown = path.display().to_string();
-        match kind_of(path) {
-            FileKind::Settings => {
-                let (s, found) = load_settings(path, &shown);
-                state.settings_valid &= s.is_some();
-                state.findings.extend(found);
-            }
-            FileKind::Cluster => state.findings.extend(load_cluster(path, &shown).1),
-            FileKind::Inventory => {
-                if let Err(found) = crate::spec::inventory::load(path) {
-                    state.findings.extend(found);
-                }
-            }
-            FileKind::Config => {
-                if let Err(crate::spec::config::ConfigError::Invalid { findings, .. }) =
-                    crate::spec::config::load(path)
-                {
-                    state.findings.extend(findings);
-                }
-            }
-            FileKind::Descriptor => {
-                let (root, project) = locate(path);
-                let known: Option<BTreeSet<String>> = root.as_ref().and_then(|r| {
-                    let names: BTreeSet<String> = entries(&r.join("clusters"))
-                        .ok()?
-                        .iter()
-                        .filter(|p| is_yaml(p))
-                        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-                        .collect();
-                    (!names.is_empty()).then_some(names)
-                });
-                let l = load_descriptor(path, &shown, root.as_deref(), known.as_ref());
-                let scope = root
-                    .as_ref()
-                    .map(|r| r.display().to_string())
-                    .unwrap_or_default();
-                loaded.push((scope, project.unwrap_or_default(), shown, l));
-            }
-        }
-    }
-    finish(&mut state, loaded);
-    Ok(state)
-}
+pub use super::files::{FileKind, load_files};
 
 #[cfg(test)]
 mod tests {

@@ -19,6 +19,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod raw;
+
+use raw::*;
+
 /// Default location of the configuration file.
 pub const DEFAULT_PATH: &str = "/etc/smo/config.yaml";
 
@@ -215,152 +219,6 @@ pub struct Config {
     pub resync_interval: Duration,
     pub scaling_interval: Duration,
     pub log: Log,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Raw {
-    source: RawSource,
-    state_dir: Option<String>,
-    #[serde(default)]
-    karmada: RawKarmada,
-    #[serde(default)]
-    helm: RawHelm,
-    #[serde(default)]
-    prometheus: RawPrometheus,
-    #[serde(default)]
-    grafana: RawGrafana,
-    nfvcl: Option<RawNfvcl>,
-    #[serde(default)]
-    http: RawHttp,
-    #[serde(default)]
-    intervals: RawIntervals,
-    #[serde(default)]
-    log: RawLog,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawSource {
-    dir: Option<String>,
-    debounce: Option<String>,
-    git: Option<RawGit>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawGit {
-    url: String,
-    #[serde(rename = "ref", default)]
-    reference: RawRef,
-    path: Option<String>,
-    interval: Option<String>,
-    #[serde(default)]
-    auth: RawAuth,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct RawRef {
-    branch: Option<String>,
-    tag: Option<String>,
-    commit: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawAuth {
-    token_file: Option<String>,
-    username: Option<String>,
-    ssh_key_file: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawKarmada {
-    kubeconfig: Option<String>,
-    context: Option<String>,
-    gpu_resource: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawHelm {
-    binary: Option<String>,
-    timeout: Option<String>,
-    wait: Option<bool>,
-    #[serde(default)]
-    extra_args: Vec<String>,
-    #[serde(default)]
-    insecure_registries: Vec<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawPrometheus {
-    url: Option<String>,
-    rules_dir: Option<String>,
-    prometheus_rule: Option<RawPrometheusRule>,
-    severity: Option<String>,
-    promtool: Option<String>,
-    query_timeout: Option<String>,
-    query_retries: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawPrometheusRule {
-    namespace: String,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawGrafana {
-    url: Option<String>,
-    token_file: Option<String>,
-    folder: Option<String>,
-    dashboards_dir: Option<String>,
-    datasource: Option<String>,
-    window: Option<String>,
-    #[serde(default)]
-    queries: RawGrafanaQueries,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawGrafanaQueries {
-    request_rate: Option<String>,
-    cpu: Option<String>,
-    memory: Option<String>,
-    replicas: Option<String>,
-    cluster_capacity: Option<String>,
-    cluster_allocated: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawNfvcl {
-    url: String,
-    timeout: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawHttp {
-    listen: Option<String>,
-    token_file: Option<String>,
-    auth: Option<HttpAuth>,
-    max_body_bytes: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct RawIntervals {
-    resync: Option<String>,
-    scaling: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct RawLog {
-    format: Option<LogFormat>,
-    level: Option<String>,
 }
 
 /// Loads and validates the configuration file.
