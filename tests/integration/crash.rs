@@ -338,9 +338,30 @@ async fn crash_env() -> Option<Env> {
     })
 }
 
-/// The intents a killed daemon left in the store.
+/// The intents a killed daemon left in the store. The killed process is
+/// reaped before this runs; should the store's lock still be held (a child
+/// of the daemon between fork and exec shares it), the open is retried for
+/// a while and the wait is printed, so a run shows whether it happens.
 fn intents_left(env: &Env) -> usize {
-    env.store().intents().unwrap().len()
+    let path = smo::store::Store::path_in(&env.data.path().join("var"));
+    let started = std::time::Instant::now();
+    loop {
+        match smo::store::Store::open(&path) {
+            Ok(store) => {
+                if started.elapsed() > Duration::from_millis(100) {
+                    println!(
+                        "crash: the store's lock was held {:?} after the kill",
+                        started.elapsed()
+                    );
+                }
+                return store.intents().unwrap().len();
+            }
+            Err(e) if e.is_locked() && started.elapsed() < Duration::from_secs(30) => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("the store cannot be opened after the kill: {e}"),
+        }
+    }
 }
 
 fn tail(env: &Env, log: &str) -> String {
