@@ -159,7 +159,10 @@ const QUANTITY_PARENTS: &[&str] = &["requests", "limits", "hard", "capacity", "o
 ///   labels added by others, defaults and `status` never count);
 /// - `apiVersion`, `kind`, top-level `status` and server-set metadata are
 ///   ignored;
-/// - a desired `null` means "absent" and matches a missing live key;
+/// - a desired `null` sets nothing, so it matches whatever is live: a
+///   missing key, a value the API server defaulted, a Secret's `data`
+///   filled from its `stringData` (apply removes the field; reporting
+///   it would correct the object again on every pass);
 /// - arrays of the same length are compared element by element, otherwise
 ///   the array's own path is reported;
 /// - numbers compare by value (`1` = `1.0`); under `requests`, `limits`,
@@ -198,7 +201,7 @@ pub fn drift(desired: &Value, live: &Value) -> Vec<String> {
                     let live_value = live.get("data").and_then(|m| m.get(sk));
                     let same = match (&encoded, live_value) {
                         (Some(e), Some(lv)) => e == lv,
-                        (None, lv) => sv.is_null() && lv.is_none(),
+                        (None, _) => sv.is_null(),
                         (Some(_), None) => false,
                     };
                     if !same {
@@ -223,10 +226,11 @@ fn walk(
     quantity: bool,
     out: &mut Vec<String>,
 ) {
+    if desired.is_null() {
+        return;
+    }
     let Some(live) = live else {
-        if !desired.is_null() {
-            out.push(path.to_owned());
-        }
+        out.push(path.to_owned());
         return;
     };
     match (desired, live) {
@@ -599,6 +603,23 @@ items:
         assert_eq!(drift(&d, &live), Vec::<String>::new());
         let live = json!({"apiVersion": "v1", "kind": "Secret", "data": {"k": "aGVsbG9v"}});
         assert_eq!(drift(&d, &live), ["/stringData/k"]);
+    }
+
+    #[test]
+    fn a_desired_null_never_drifts() {
+        // Found by fuzzing (`manifest`): a Secret rendered with `data:
+        // null` next to its `stringData` drifted from itself as the API
+        // server stores it (`data` filled from `stringData`), so drift
+        // correction would have re-applied it on every pass.
+        let d = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                       "data": null, "stringData": {"k": "hello", "gone": null}});
+        let live = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                          "data": {"k": "aGVsbG8=", "gone": "eA=="}});
+        assert_eq!(drift(&d, &live), Vec::<String>::new());
+        // The same for a field the API server defaults.
+        let d = json!({"spec": {"replicas": null, "paused": false}});
+        let live = json!({"spec": {"replicas": 1, "paused": true}});
+        assert_eq!(drift(&d, &live), ["/spec/paused"]);
     }
 
     #[test]
