@@ -96,7 +96,10 @@ impl Context {
             source,
         })?;
         let db_path = store_path(config);
-        let store = Arc::new(blocking(move || Store::open(&db_path)).await??);
+        // A restart right after a kill may find the lock held for a moment.
+        let store = Arc::new(
+            blocking(move || Store::open_waiting(&db_path, Duration::from_secs(5))).await??,
+        );
         // What a killed run was doing between an effect and its record: made
         // known to the store first, so the passes that follow finish or undo
         // it.
