@@ -405,18 +405,27 @@ fn the_grafana_configuration_has_defaults_and_takes_custom_queries() {
     assert_eq!(findings[0].pointer, "/grafana/datasource");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_daemon_publishes_dashboards_keeps_them_in_step_and_deletes_a_removed_graphs() {
+/// A daemon environment publishing to a fake Grafana (with its token
+/// file, kept alive by the returned directory); `None` without helm.
+async fn env_with_grafana(
+    extra: &str,
+) -> Option<(FakeGrafana, tempfile::TempDir, crate::daemon::Env)> {
     let grafana = FakeGrafana::start();
     let secrets = tempfile::tempdir().unwrap();
     let token_file = secrets.path().join("grafana-token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-    let Some(env) = crate::daemon::env(&format!(
-        "grafana:\n  url: {}\n  tokenFile: {}\nintervals:\n  resync: 1s\n",
+    let env = crate::daemon::env(&format!(
+        "grafana:\n  url: {}\n  tokenFile: {}\n{extra}",
         grafana.url,
         token_file.display()
     ))
-    .await
+    .await?;
+    Some((grafana, secrets, env))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_publishes_dashboards_keeps_them_in_step_and_deletes_a_removed_graphs() {
+    let Some((grafana, _secrets, env)) = env_with_grafana("intervals:\n  resync: 1s\n").await
     else {
         return;
     };
@@ -538,17 +547,7 @@ async fn the_daemon_publishes_dashboards_keeps_them_in_step_and_deletes_a_remove
 /// deterministic, and removal deletes them whether recorded or not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_graph_deletes_its_dashboards_even_unrecorded_ones() {
-    let grafana = FakeGrafana::start();
-    let secrets = tempfile::tempdir().unwrap();
-    let token_file = secrets.path().join("grafana-token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-    let Some(env) = crate::daemon::env(&format!(
-        "grafana:\n  url: {}\n  tokenFile: {}\n",
-        grafana.url,
-        token_file.display()
-    ))
-    .await
-    else {
+    let Some((grafana, _secrets, env)) = env_with_grafana("").await else {
         return;
     };
     assert!(env.once().await.converged);
