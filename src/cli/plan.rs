@@ -2,17 +2,20 @@
 //!
 //! Offline: loads and validates the state root, merges the inventory with
 //! `clusters/*.yaml`, places every valid graph and prints why each service
-//! went where it went. Exit codes: 0 every graph placed, 1 a graph is
+//! went where it went (a service that static placement leaves to its chart
+//! shows `static (chart decides)`, with the clusters its local chart's
+//! values name). Exit codes: 0 every graph placed (or static), 1 a graph is
 //! invalid or infeasible, 2 usage or input failure (unreadable state root,
 //! inventory or `--current`).
 
 use super::validate::Format;
+use crate::desired::DesiredState;
 use crate::observe::clusters::merge;
-use crate::plan::plan;
-use crate::plan::report::{CurrentPlacement, current_from_json, render_text};
+use crate::plan::report::{CurrentPlacement, PlanReport, current_from_json, render_text};
+use crate::plan::{CHART_DECIDES, plan};
 use crate::validate::findings::{self, Finding, Pos, Severity};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -52,6 +55,7 @@ pub fn run(args: &PlanArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     };
     let (facts, notes) = merge(&inventory, &state.clusters);
     let mut report = plan(&state, &facts, &current);
+    chart_clusters(&mut report, &state, &args.state);
     let inventory_file = args.inventory.display().to_string();
     report.findings.extend(notes.into_iter().map(|n| {
         Finding::new(
@@ -70,6 +74,39 @@ pub fn run(args: &PlanArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
             writeln!(out)?;
         }
     }
-    let failed = report.graphs.iter().any(|g| g.status != "placed");
+    let failed = report
+        .graphs
+        .iter()
+        .any(|g| !matches!(g.status.as_str(), "placed" | "static"));
     Ok(i32::from(failed))
+}
+
+/// Fills in, for each service its chart places, the clusters the local
+/// chart's own values name (nothing for a chart in a registry).
+fn chart_clusters(report: &mut PlanReport, state: &DesiredState, root: &Path) {
+    for plan in &mut report.graphs {
+        let Some(graph) = state
+            .valid_graphs()
+            .find(|g| g.project == plan.project && g.id() == plan.graph)
+        else {
+            continue;
+        };
+        for placed in plan
+            .services
+            .iter_mut()
+            .filter(|s| s.reason == CHART_DECIDES)
+        {
+            let service = graph
+                .descriptor
+                .hda_graph
+                .services
+                .iter()
+                .find(|s| s.id.as_str() == placed.id);
+            if let Some(clusters) =
+                service.and_then(|s| crate::release::chart::default_clusters(root, &graph.file, s))
+            {
+                placed.clusters = clusters;
+            }
+        }
+    }
 }

@@ -43,6 +43,13 @@ pub struct HdaGraph {
 pub struct GraphIntent {
     #[serde(default)]
     pub use_static_placement: Flag,
+    /// The intent in words (information model 0.3.0 wrote it as text).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
     #[serde(default, deserialize_with = "object")]
     pub security: Enabled,
     #[serde(default, deserialize_with = "object")]
@@ -476,6 +483,15 @@ pub struct OciRun {
     pub name: RunName,
     #[serde(default, deserialize_with = "present")]
     pub version: Option<String>,
+}
+
+impl HdaGraph {
+    /// Whether `service` is left to its chart: `useStaticPlacement` and no
+    /// clusters named (neither pins nor `clustersAffinity`). smo computes no
+    /// placement for it and sets no cluster values, as the original SMO did.
+    pub fn chart_decides(&self, service: &Service) -> bool {
+        self.hda_graph_intent.use_static_placement.0 && service.named_clusters().is_none()
+    }
 }
 
 impl Service {

@@ -1,12 +1,11 @@
 //! Semantic checks of a descriptor that the schema cannot express:
-//! references between services, dependency cycles, durations, static
-//! placement, chart locations and scaling bounds. Pure: the only I/O is
+//! references between services, dependency cycles, durations, a missing
+//! trigger, chart locations and scaling bounds. Pure: the only I/O is
 //! resolving a local chart path against the file system, through `root`,
 //! and walking that chart's files (symlinks, cycles, size).
 
 use super::chart_files;
 use super::model::Service;
-use super::types::Flag;
 use crate::units::parse_duration;
 use crate::validate::findings::{Finding, Severity};
 use crate::validate::suggest::closest;
@@ -109,27 +108,14 @@ pub fn check(doc: &Document, ctx: &Context<'_>) -> Vec<Finding> {
         }
     }
 
-    let static_placement = graph
-        .pointer("/hdaGraphIntent/useStaticPlacement")
-        .and_then(|v| serde_json::from_value::<Flag>(v.clone()).ok())
-        .is_some_and(|f| f.0);
     for (i, s) in services.iter().enumerate() {
         references(&mut c, &index, graph_id, i, s.raw);
+        trigger(&mut c, i, s);
         let Some(t) = &s.typed else { continue };
         events(&mut c, i, t);
         chart(&mut c, i, t);
         scaling(&mut c, i, t);
         pins(&mut c, i, t);
-        if static_placement && t.named_clusters().is_none() {
-            c.error(
-                svc(i),
-                format!(
-                    "hdaGraphIntent.useStaticPlacement is true but service `{}` names no clusters: \
-                     add deployment.intent.clusters (or clustersAffinity in its valuesOverwrite)",
-                    t.id
-                ),
-            );
-        }
     }
     cycles(&mut c, &index, &services);
 
@@ -246,17 +232,44 @@ fn references(
                 continue;
             };
             for (m, src) in sources.iter().enumerate() {
-                if let Some(id) = src.get("serviceId").and_then(Value::as_str) {
-                    reference(
-                        c,
-                        index,
+                if let Some(id) = src.get("serviceId").and_then(Value::as_str)
+                    && !index.contains_key(id)
+                {
+                    // Informative only: published descriptors name the VO
+                    // itself here, and only `promQuery` decides (as in the
+                    // original SMO, which never read `source`).
+                    c.push(
+                        Severity::Warning,
                         format!("{trig}/event/events/{k}/source/{m}/serviceId"),
-                        "event source",
-                        id,
+                        format!(
+                            "event source `{id}` is not a service of this graph (services: {}); \
+                             `source` is informative, the event fires on its promQuery alone",
+                            index.keys().copied().collect::<Vec<_>>().join(", ")
+                        ),
                     );
                 }
             }
         }
+    }
+}
+
+/// A service without `deployment.trigger` deploys at once with no
+/// dependencies, as in the original SMO; said aloud, because a trigger block
+/// lost in an edit would otherwise deploy an event-triggered service at once.
+fn trigger(c: &mut Checker<'_>, i: usize, s: &RawService<'_>) {
+    let deployment = s.raw.get("deployment");
+    if deployment.is_some_and(Value::is_object)
+        && deployment.and_then(|d| d.get("trigger")).is_none()
+    {
+        c.push(
+            Severity::Warning,
+            format!("{}/deployment", svc(i)),
+            format!(
+                "service `{}` has no deployment.trigger: it is deployed at once with no dependencies \
+                 (as `trigger: {{auto: {{}}}}`); write the trigger to say so, or `event` to wait for an alert",
+                s.id.unwrap_or("?")
+            ),
+        );
     }
 }
 

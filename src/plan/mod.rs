@@ -10,8 +10,51 @@ pub mod report;
 
 use crate::desired::DesiredState;
 use crate::observe::clusters::ClusterFacts;
-use crate::placement::{FleetGraph, place_fleet};
+use crate::placement::{FleetGraph, ServicePlacement, place_fleet};
+use crate::spec::settings::Settings;
 use report::{CurrentPlacement, GraphPlan, PlanReport};
+
+/// The reason shown for a service that `useStaticPlacement` leaves to its
+/// chart.
+pub const CHART_DECIDES: &str = "static (chart decides)";
+
+/// Adds the services the charts place (static placement, no clusters
+/// named), in descriptor order; a graph made only of them is `static`.
+fn chart_decides(g: &crate::desired::Graph, settings: &Settings, plan: &mut GraphPlan) {
+    let hda = &g.descriptor.hda_graph;
+    if hda.services.iter().all(|s| hda.chart_decides(s)) {
+        plan.status = "static".into();
+        plan.strategy = "static".into();
+        plan.objective = None;
+        plan.solve = None;
+        plan.error = None;
+    }
+    let mut placed = std::mem::take(&mut plan.services).into_iter();
+    for (s, r) in hda.services.iter().zip(&g.resources) {
+        if !hda.chart_decides(s) {
+            plan.services.extend(placed.next());
+            continue;
+        }
+        plan.services.push(ServicePlacement {
+            id: s.id.to_string(),
+            clusters: Vec::new(),
+            replicas: s
+                .deployment
+                .intent
+                .scaling
+                .as_ref()
+                .and_then(|sc| sc.min_replicas)
+                .map_or(settings.scaling.min_replicas, |m| m.0),
+            cpu: r.cpu_cores,
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            memory_bytes: r.memory_bytes as u64,
+            gpu: r.gpu,
+            reason: CHART_DECIDES.into(),
+            rejected: Vec::new(),
+        });
+    }
+    plan.services.extend(placed);
+}
 
 /// Places every valid graph of `state` on `facts`.
 pub fn plan(
@@ -70,6 +113,7 @@ pub fn plan(
                 plan.error = Some(e.to_string());
             }
         }
+        chart_decides(g, &state.settings, &mut plan);
         plans.push(plan);
     }
     // Invalid graphs appear with their status; their findings are listed.

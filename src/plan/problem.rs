@@ -10,6 +10,9 @@
 //!   reported and ignored: the other graph is placed on its own);
 //! - pins are `deployment.intent.clusters`, or with `useStaticPlacement`
 //!   the clusters the descriptor names (`clustersAffinity` in the values);
+//!   with `useStaticPlacement` a service that names none is left to its
+//!   chart and is not part of the problem (edges and co-location with it
+//!   are dropped);
 //! - replicas are the scaling minimum (the scaler raises them later);
 //! - strategy and weights: the graph's `hdaGraphIntent.placement` over
 //!   `smo.yaml`.
@@ -90,19 +93,24 @@ pub fn problem(
 ) -> (PlacementProblem, PlacementOptions, Vec<String>) {
     let mut notes = Vec::new();
     let hda = &graph.descriptor.hda_graph;
-    let index: BTreeMap<&str, usize> = hda
-        .services
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
-    let static_placement = hda.hda_graph_intent.use_static_placement.0;
-
-    let services = hda
+    // With `useStaticPlacement`, a service that names no clusters is left
+    // to its chart (as the original SMO did): it is not placed at all.
+    let placed: Vec<(&crate::descriptor::model::Service, _)> = hda
         .services
         .iter()
         .zip(&graph.resources)
-        .map(|(s, r)| {
+        .filter(|(s, _)| !hda.chart_decides(s))
+        .collect();
+    let index: BTreeMap<&str, usize> = placed
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| (s.id.as_str(), i))
+        .collect();
+    let static_placement = hda.hda_graph_intent.use_static_placement.0;
+
+    let services = placed
+        .iter()
+        .map(|&(s, r)| {
             let pinned = if static_placement {
                 s.named_clusters().unwrap_or_default()
             } else {
@@ -137,7 +145,7 @@ pub fn problem(
         .collect();
 
     let mut edges: BTreeMap<(usize, usize), LatencyClass> = BTreeMap::new();
-    for (i, s) in hda.services.iter().enumerate() {
+    for (i, (s, _)) in placed.iter().enumerate() {
         let intent = &s.deployment.intent;
         for cp in &intent.connection_points {
             if let Some(&j) = index.get(cp.as_str()) {
@@ -163,7 +171,7 @@ pub fn problem(
         .collect();
 
     // Co-location groups: connected components (union-find over indices).
-    let mut parent: Vec<usize> = (0..hda.services.len()).collect();
+    let mut parent: Vec<usize> = (0..placed.len()).collect();
     fn root(p: &mut [usize], mut i: usize) -> usize {
         while p[i] != i {
             p[i] = p[p[i]];
@@ -171,7 +179,7 @@ pub fn problem(
         }
         i
     }
-    for (i, s) in hda.services.iter().enumerate() {
+    for (i, (s, _)) in placed.iter().enumerate() {
         for co in &s.deployment.intent.co_location {
             if let Some(other) = co.other_graph(hda.id.as_str()) {
                 notes.push(format!(
@@ -188,7 +196,7 @@ pub fn problem(
         }
     }
     let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for i in 0..hda.services.len() {
+    for i in 0..placed.len() {
         let r = root(&mut parent, i);
         groups.entry(r).or_default().push(i);
     }

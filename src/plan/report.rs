@@ -108,7 +108,11 @@ pub fn render_text(report: &PlanReport) -> String {
                 .map(|s| {
                     [
                         s.id.clone(),
-                        s.clusters.join(","),
+                        if s.clusters.is_empty() {
+                            "-".into()
+                        } else {
+                            s.clusters.join(",")
+                        },
                         s.replicas.to_string(),
                         cores(s.cpu),
                         #[allow(clippy::cast_precision_loss)]

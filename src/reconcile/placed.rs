@@ -48,6 +48,7 @@ pub fn keep_placement(
     if hda
         .services
         .iter()
+        .filter(|s| !hda.chart_decides(s))
         .any(|s| rec.placement.get(s.id.as_str()).is_none_or(Vec::is_empty))
     {
         return Keep::No("a service has no placement");
@@ -113,6 +114,17 @@ pub async fn resolve(
     now: u64,
 ) -> Result<(Placement, Option<Duration>), StepError> {
     let hda = &graph.descriptor.hda_graph;
+    if hda.services.iter().all(|s| hda.chart_decides(s)) {
+        // Static placement with no cluster named anywhere: the charts
+        // decide, there is nothing to solve.
+        let rec = batch
+            .graph
+            .as_mut()
+            .expect("the engine creates the record first");
+        rec.placement.clear();
+        rec.placement_inputs_hash = None;
+        return Ok((Placement::new(), None));
+    }
     let inputs_hash = placement_inputs_hash(graph);
     let revision = hda
         .hda_graph_intent

@@ -104,6 +104,28 @@ pub fn resolve(root: &Path, file: &str, service: &Service) -> Result<ChartRef, C
     })
 }
 
+/// The clusters a chart's own `values.yaml` names in `clustersAffinity`
+/// (under `voChartOverwrite` for WOT implementers), for a local chart
+/// inside the state root; `None` for a chart in a registry or without
+/// such a list. What static placement leaves to the chart, made visible.
+pub fn default_clusters(root: &Path, file: &str, service: &Service) -> Option<Vec<String>> {
+    let chart = resolve(root, file, service).ok()?;
+    chart.digest.as_ref()?;
+    let text = std::fs::read_to_string(Path::new(&chart.chart).join("values.yaml")).ok()?;
+    let doc = crate::validate::parse_document(&text, "values.yaml").ok()??;
+    let scope = match service.artifact.oci_config.implementer {
+        crate::descriptor::model::Implementer::Wot => doc.value.get("voChartOverwrite")?,
+        crate::descriptor::model::Implementer::Helm => &doc.value,
+    };
+    let clusters: Vec<String> = scope
+        .get("clustersAffinity")?
+        .as_array()?
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    (!clusters.is_empty()).then_some(clusters)
+}
+
 /// SHA-256 over every file of a chart (relative path and content), in
 /// path order. A file that grew since it was listed is refused: nothing
 /// past the checked size is read.

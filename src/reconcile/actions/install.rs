@@ -81,7 +81,9 @@ pub async fn run<H: HelmOps, K: KarmadaOps, L: IntentLog>(
         )
     });
     let ours = |o: &OwnedObject| o.kind == "PropagationPolicy" && o.name == input.release;
-    if cx.generate_policy && !has_policy {
+    // A service static placement leaves to its chart has no clusters of
+    // ours to send it to: the chart decides, with or without a policy.
+    if cx.generate_policy && !has_policy && !rec.clusters.is_empty() {
         let policy = propagation::policy(&input.release, &input.namespace, &rec.clusters, &objects);
         let object = OwnedObject {
             project: cx.owner.project.clone(),
