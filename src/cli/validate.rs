@@ -32,6 +32,10 @@ struct GraphSummary {
     project: String,
     id: String,
     services: usize,
+    /// The information model the file declares (0.3.0 files are read as
+    /// 0.4.0, with a warning).
+    #[serde(rename = "imVersion")]
+    im_version: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -79,6 +83,7 @@ pub fn run(args: &ValidateArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
             project: g.project.clone(),
             id: g.id().to_owned(),
             services: g.descriptor.hda_graph.services.len(),
+            im_version: g.descriptor.hda_graph.im_version.0.clone(),
         })
         .collect();
     let errors = all.iter().filter(|f| f.is_error()).count();

@@ -56,6 +56,12 @@ pub(super) fn is_yaml(p: &Path) -> bool {
     matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
+/// A descriptor file: YAML, or JSON as the original SMO's API took it (JSON
+/// is read by the same YAML reader, with positions).
+pub(super) fn is_descriptor_file(p: &Path) -> bool {
+    is_yaml(p) || p.extension().and_then(|e| e.to_str()) == Some("json")
+}
+
 fn is_hidden(p: &Path) -> bool {
     p.file_name()
         .and_then(|n| n.to_str())
@@ -151,6 +157,8 @@ fn judge_descriptor(read: Result<Option<Document>, Vec<Finding>>, ctx: &Context<
         }
         Ok(Some(doc)) => doc,
     };
+    let mut doc = doc;
+    let translated = crate::descriptor::compat::normalise(&mut doc, shown);
     loaded.id = doc
         .value
         .pointer("/hdaGraph/id")
@@ -158,6 +166,7 @@ fn judge_descriptor(read: Result<Option<Document>, Vec<Finding>>, ctx: &Context<
         .map(str::to_owned);
     loaded.id_pos = doc.position("/hdaGraph/id");
     let (descriptor, mut found) = typed::<Descriptor>(SchemaKind::Hdag, &doc, shown);
+    found.extend(translated);
     // Semantic checks run even when the schema found errors, so that every
     // mistake of a file is reported in one go.
     found.extend(semantic::check(&doc, ctx));
@@ -336,7 +345,7 @@ pub fn load_root(root: &Path) -> Result<DesiredState, LoadError> {
     let mut loaded: Vec<Entry> = Vec::new();
     for project_dir in entries(&root.join("projects"))? {
         if project_dir.is_file() {
-            if is_yaml(&project_dir) {
+            if is_descriptor_file(&project_dir) {
                 let shown = relative(&root, &project_dir);
                 state.findings.push(Finding::new(&shown, Pos { line: 1, column: 1 }, "", Severity::Warning,
                     "ignored: descriptors belong in projects/<project>/, the project names the namespace"));
@@ -347,7 +356,9 @@ pub fn load_root(root: &Path) -> Result<DesiredState, LoadError> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        for (path, shown) in yaml_files(&root, &project_dir, &mut state.findings)? {
+        for (path, shown) in
+            files_where(&root, &project_dir, is_descriptor_file, &mut state.findings)?
+        {
             let mut l = load_descriptor(&path, &shown, Some(&root), Some(&known));
             if !DnsLabel::is_valid(&project) {
                 l.findings.push(file_error(&shown, format!(
@@ -375,9 +386,19 @@ fn yaml_files(
     dir: &Path,
     findings: &mut Vec<Finding>,
 ) -> Result<Vec<(PathBuf, String)>, LoadError> {
+    files_where(root, dir, is_yaml, findings)
+}
+
+/// The files of `dir` that `wanted` accepts, as [`yaml_files`].
+fn files_where(
+    root: &Path,
+    dir: &Path,
+    wanted: fn(&Path) -> bool,
+    findings: &mut Vec<Finding>,
+) -> Result<Vec<(PathBuf, String)>, LoadError> {
     let mut out = Vec::new();
     for path in entries(dir)? {
-        if !(path.is_file() && is_yaml(&path)) {
+        if !(path.is_file() && wanted(&path)) {
             continue;
         }
         let shown = relative(root, &path);

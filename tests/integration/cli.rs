@@ -36,9 +36,9 @@ fn validate_reports_every_mistake_in_editor_format_and_exits_one() {
     let shown = f.display().to_string();
     assert!(lines[0].starts_with(&format!("{shown}:9:")), "{}", lines[0]);
     assert!(lines[0].contains(": error: /hdaGraph/services/0/id: "));
-    assert!(lines[1].starts_with(&format!("{shown}:14:")));
+    assert!(lines[1].starts_with(&format!("{shown}:15:")));
     assert!(lines[1].contains("must be one of light, small, medium, large"));
-    assert!(lines[2].starts_with(&format!("{shown}:21:")));
+    assert!(lines[2].starts_with(&format!("{shown}:22:")));
     assert!(lines[2].contains("dependency `databse` is not a service of this graph"));
     assert_eq!(
         lines[3],
@@ -63,7 +63,7 @@ fn validate_json_output_has_findings_and_graphs() {
     assert_eq!(findings.len(), 1);
     let f = &findings[0];
     assert_eq!(f["severity"], "warning");
-    assert_eq!(f["line"], 9);
+    assert_eq!(f["line"], 10);
     assert_eq!(f["column"], 11);
     assert_eq!(
         f["pointer"],

@@ -422,7 +422,7 @@ fn cluster_files_are_checked_and_pins_to_unknown_clusters_warn() {
     write(
         dir.path(),
         "projects/p/g.yaml",
-        "hdaGraph:\n  imVersion: 0.4.0\n  id: g\n  services:\n    - id: a\n      deployment:\n        intent:\n          clusters: [gpu, mars]\n      artifact:\n        ociImage: oci://r/c/a\n",
+        "hdaGraph:\n  imVersion: 0.4.0\n  id: g\n  services:\n    - id: a\n      deployment:\n        trigger: {auto: {}}\n        intent:\n          clusters: [gpu, mars]\n      artifact:\n        ociImage: oci://r/c/a\n",
     );
     let state = load_root(dir.path()).unwrap();
     let got: Vec<(&str, usize, &str, String)> = state
@@ -449,7 +449,7 @@ fn cluster_files_are_checked_and_pins_to_unknown_clusters_warn() {
             ),
             (
                 "projects/p/g.yaml",
-                8,
+                9,
                 "/hdaGraph/services/0/deployment/intent/clusters/1",
                 "warning".to_owned()
             ),

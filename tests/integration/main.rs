@@ -17,6 +17,7 @@ mod nfvcl;
 mod ops;
 mod plan;
 mod prom;
+mod published;
 mod render;
 mod safety;
 mod sources;
