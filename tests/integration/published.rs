@@ -246,3 +246,66 @@ fn validate_reports_the_information_model_of_each_graph() {
     assert!(versions.contains(&("vo-example", "0.3.0")), "{versions:?}");
     assert!(versions.contains(&("json-graph", "0.4.0")), "{versions:?}");
 }
+
+/// End to end with the real helm: a static graph that names no cluster
+/// (as most published ones) is installed with no cluster values of smo's,
+/// the chart's own values decide where it runs (its PropagationPolicy names
+/// what its values.yaml says), smo records no placement and generates no
+/// policy, and the next pass has nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_graph_without_pins_is_deployed_where_its_charts_say() {
+    let Some(env) = crate::daemon::env("").await else {
+        return;
+    };
+    let project = env.state.path().join("projects/partner");
+    let chart = project.join("charts/service");
+    crate::daemon::copy_dir(
+        &env.state.path().join("projects/demo2/charts/service"),
+        &chart,
+    );
+    let values = chart.join("values.yaml");
+    let text = std::fs::read_to_string(&values).unwrap();
+    std::fs::write(
+        &values,
+        text.replace("clustersAffinity: []", "clustersAffinity: [athens-core]"),
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("static.yaml"),
+        "hdaGraph:\n  imVersion: 0.4.0\n  id: static-graph\n  hdaGraphIntent:\n    useStaticPlacement: True\n  services:\n    - id: front\n      deployment:\n        trigger: {auto: {dependencies: []}}\n        intent:\n          compute: {cpu: light, ram: light, gpu: {enabled: \"False\"}}\n          connectionPoints: [back]\n      artifact:\n        ociImage: charts/service\n        ociConfig: {type: App, implementer: HELM}\n    - id: back\n      deployment:\n        trigger: {auto: {dependencies: []}}\n        intent:\n          compute: {cpu: light, ram: light}\n      artifact:\n        ociImage: charts/service\n        ociConfig: {type: App, implementer: HELM}\n",
+    )
+    .unwrap();
+
+    let report = env.once().await;
+    assert!(report.converged, "{report:?}");
+    let releases = env.releases("partner");
+    assert_eq!(
+        releases.keys().collect::<Vec<_>>(),
+        ["back", "front"],
+        "{releases:?}"
+    );
+    for name in ["front", "back"] {
+        let policy = env
+            .object(
+                "policy.karmada.io/v1alpha1",
+                "PropagationPolicy",
+                "partner",
+                name,
+            )
+            .unwrap_or_else(|| panic!("the chart's policy for {name}"));
+        assert_eq!(
+            policy["spec"]["placement"]["clusterAffinity"]["clusterNames"],
+            serde_json::json!(["athens-core"]),
+            "{name}: {policy}"
+        );
+    }
+    let store = env.store();
+    let record = store.graph("partner/static-graph").unwrap().unwrap();
+    assert!(record.placement.is_empty(), "{:?}", record.placement);
+    drop(store);
+
+    env.fake.clear_requests();
+    let report = env.once().await;
+    assert!(report.converged, "{report:?}");
+    assert_eq!(env.helm_requests(), 0, "a no-op pass ran helm");
+}
