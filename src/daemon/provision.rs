@@ -18,7 +18,7 @@
 use super::Shared;
 use crate::adapters::nfvcl::Nfvcl;
 use crate::desired::DesiredState;
-use crate::provision::run::{Polling, apply, step};
+use crate::provision::run::{Polling, apply, intent, step};
 use crate::provision::{Guards, HELD_PREFIX, hold_details, plan};
 use crate::spec::cluster::NfvclProvision;
 use crate::store::Store;
@@ -125,6 +125,20 @@ async fn pass(
     let mut changed = record_holds(store, &planned, &recorded, &mut problems).await;
     let mut next = PASS_EVERY;
     for action in &planned.actions {
+        // Intent before effect: a restart finds what the step may do.
+        if let Some(intent) = intent(action, &desired, &recorded, super::now()) {
+            changed = true;
+            let s = Arc::clone(store);
+            let problem = match tokio::task::spawn_blocking(move || apply(&s, &intent)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("state store: {e}")),
+                Err(e) => Some(format!("provisioning task failed: {e}")),
+            };
+            if let Some(p) = problem {
+                problems.push(format!("{}: {p}", action.cluster()));
+                continue;
+            }
+        }
         let outcome = step(client, action, &desired, &recorded, polling, super::now()).await;
         if let Some(change) = outcome.change {
             changed = true;

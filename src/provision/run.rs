@@ -80,6 +80,34 @@ impl Outcome {
     }
 }
 
+/// What to commit before `action` runs, when its effect could otherwise
+/// not be found again after a crash. A first creation (no record yet) is
+/// preceded by a Pending record without a blueprint: killed after NFVCL
+/// made the blueprint but before its id was recorded, the next start finds
+/// that record, takes the creation for an earlier attempt and looks for the
+/// blueprint instead of asking NFVCL for a second cluster.
+///
+/// Run the step with the `recorded` map from before the intent: to the
+/// step, this is still a first attempt, which adopts no existing blueprint.
+pub fn intent(
+    action: &Action,
+    desired: &BTreeMap<String, NfvclProvision>,
+    recorded: &BTreeMap<String, ProvisionRecord>,
+    now: u64,
+) -> Option<Change> {
+    match action {
+        Action::Create { cluster } if !recorded.contains_key(cluster) => {
+            let mut record = fresh(cluster, desired.get(cluster)?, now);
+            record.detail = Some(
+                "creation asked of NFVCL; should its answer be lost, the next attempt looks for the blueprint first"
+                    .into(),
+            );
+            Some(Change::Put(record))
+        }
+        _ => None,
+    }
+}
+
 /// Runs `action`. `desired` and `recorded` are the planner's inputs;
 /// `now` is Unix seconds.
 pub async fn step(
@@ -393,6 +421,52 @@ pub fn apply(store: &Store, change: &Change) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provision::tests::spec;
+
+    /// Regression: a kill between NFVCL's creation and the commit of its
+    /// answer left no record, and the restarted daemon created a second
+    /// cluster. Only a first creation needs the intent; every later step
+    /// has a record to continue from.
+    #[test]
+    fn only_a_first_creation_is_preceded_by_a_pending_record() {
+        let desired = BTreeMap::from([("c".to_owned(), spec(2))]);
+        let create = Action::Create {
+            cluster: "c".into(),
+        };
+        let Some(Change::Put(r)) = intent(&create, &desired, &BTreeMap::new(), 7) else {
+            panic!("no intent before a first creation");
+        };
+        assert_eq!(
+            (
+                r.cluster.as_str(),
+                r.status,
+                r.blueprint_id.as_deref(),
+                r.workers,
+                r.updated_at
+            ),
+            ("c", ProvisionStatus::Pending, None, 2, 7)
+        );
+        assert_eq!(r.spec_hash, spec_hash(&spec(2)));
+        let recorded = BTreeMap::from([("c".to_owned(), r)]);
+        assert_eq!(intent(&create, &desired, &recorded, 8), None);
+        for action in [
+            Action::Wait {
+                cluster: "c".into(),
+            },
+            Action::Scale {
+                cluster: "c".into(),
+                from: 2,
+                to: 3,
+            },
+            Action::Forget {
+                cluster: "c".into(),
+            },
+        ] {
+            assert_eq!(intent(&action, &desired, &BTreeMap::new(), 8), None);
+        }
+        // Nothing to intend for a cluster no longer desired.
+        assert_eq!(intent(&create, &BTreeMap::new(), &BTreeMap::new(), 8), None);
+    }
 
     #[test]
     fn polling_doubles_from_initial_up_to_max() {

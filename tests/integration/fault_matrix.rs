@@ -1,17 +1,25 @@
-//! The fault matrix: for each external call of a reconcile — helm, the
-//! Karmada API, Prometheus, Grafana — a failure or a timeout injected at
-//! that call leaves the store consistent (no intent left, every live
-//! release recorded, nothing recorded as installed that is not), the
-//! failure in the graph's status, and the next pass converges to the
-//! desired state once the fault is gone. NFVCL (`nfvcl::`) and the Git
-//! source (`daemon_faults::`, `sources::`) have their fault tests next to
-//! their fakes.
+//! The fault matrix: for each external call of the daemon — helm, the
+//! Karmada API, Prometheus, Grafana, NFVCL, the Git remote — a failure or
+//! a timeout injected at that call leaves the store consistent (no intent
+//! left, every live release recorded, nothing recorded as installed that
+//! is not; no blueprint made twice, a sane provision record; no graph
+//! removed on an unread remote), the failure in the status, and the next
+//! pass converges to the desired state once the fault is gone. NFVCL and
+//! Git are called by the running daemon only (the provisioning loop, the
+//! Git poller): their rows run it and wait for the calls they count.
 
-use crate::daemon::{Env, env, free_port};
+use crate::daemon::{Env, Running, copy_dir, env, env_with, free_port, wait_for};
 use crate::grafana::{FakeGrafana, TOKEN};
+use crate::nfvcl::daemon::{cluster_file, edge3};
+use crate::nfvcl::{FakeNfvcl, PASSWORD};
 use crate::prom::PromServer;
+use crate::sources::{git, git_daemon, git_daemon_on};
+use crate::support::repo;
 use fake_karmada::Fault;
-use smo::store::records::ConditionKind;
+use smo::daemon::RunOptions;
+use smo::provision::run::Polling;
+use smo::store::records::{ConditionKind, ProvisionStatus};
+use smo::store::snapshot::StatusSnapshot;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
@@ -122,6 +130,188 @@ fn faulty_helm(env: &Env, dir: &Path, script: &str) {
         &format!("binary: {}", wrapper.display()),
     );
     reconfigure(env, "timeout: 60s", "timeout: 3s");
+}
+
+/// The NFVCL request that creates a blueprint, and the one that lists them.
+const CREATE: &str = "/nfvcl/v2/api/blue/k8s";
+const LIST: &str = "/nfvcl/v2/api/blue/?";
+
+/// A daemon provisioning edge-3 (two workers) through `nfvcl`, with the
+/// client's `timeout`; the directory keeps the VIM password file.
+async fn nfvcl_daemon(nfvcl: &FakeNfvcl, timeout: &str) -> (Env, Running, tempfile::TempDir) {
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("vim-password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let env = env(&format!(
+        "nfvcl:\n  url: {}\n  timeout: {timeout}\n",
+        nfvcl.url
+    ))
+    .await
+    .unwrap();
+    std::fs::write(
+        env.descriptor("clusters/edge-3.yaml"),
+        cluster_file(&password_file, 2),
+    )
+    .unwrap();
+    let daemon = env.start(RunOptions {
+        // Retries come fast, without turning into a busy loop.
+        provision_polling: Polling {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+        },
+        ..RunOptions::default()
+    });
+    (env, daemon, secrets)
+}
+
+/// After the fault: NFVCL has no blueprint beyond `blueprints`, and edge-3
+/// is recorded without one, saying why.
+async fn nfvcl_held(env: &Env, nfvcl: &FakeNfvcl, row: &str, blueprints: usize, why: &str) {
+    let r = wait_for(
+        Duration::from_secs(60),
+        &format!("{row}: the failure recorded"),
+        || {
+            edge3(env, |r| {
+                r.detail.as_deref().is_some_and(|d| d.contains(why))
+            })
+        },
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.blueprint_id.as_deref()),
+        (ProvisionStatus::Pending, None),
+        "{row}: {r:?}"
+    );
+    assert_eq!(nfvcl.blueprints().len(), blueprints, "{row}");
+}
+
+/// The fault gone: edge-3 Ready on NFVCL's only blueprint, recorded so
+/// after the stop; the graphs' store consistent.
+async fn nfvcl_converged(env: &Env, daemon: Running, nfvcl: &FakeNfvcl, row: &str) {
+    let ready = wait_for(
+        Duration::from_secs(60),
+        &format!("{row}: edge-3 ready"),
+        || edge3(env, |r| r.status == ProvisionStatus::Ready),
+    )
+    .await;
+    let blueprints = nfvcl.blueprints();
+    assert_eq!(blueprints.len(), 1, "{row}: {blueprints:?}");
+    let (id, workers) = blueprints.into_iter().next().unwrap();
+    assert_eq!(ready.blueprint_id.as_deref(), Some(id.as_str()), "{row}");
+    assert_eq!((ready.workers, workers), (2, 2), "{row}");
+    daemon.stop().await;
+    let records = env.store().provisions().unwrap();
+    assert_eq!(records.len(), 1, "{row}: {records:?}");
+    assert_eq!(
+        (records[0].status, records[0].blueprint_id.as_deref()),
+        (ProvisionStatus::Ready, Some(id.as_str())),
+        "{row}"
+    );
+    consistent(env, row);
+}
+
+/// The daemon's status once `f` holds.
+async fn status(env: &Env, what: &str, f: impl Fn(&StatusSnapshot) -> bool) -> StatusSnapshot {
+    wait_for(Duration::from_secs(120), what, || {
+        env.snapshot().filter(|s| f(s))
+    })
+    .await
+}
+
+fn graphs_of(s: &StatusSnapshot) -> BTreeSet<String> {
+    s.graphs
+        .iter()
+        .map(|g| format!("{}/{}", g.project, g.graph))
+        .collect()
+}
+
+fn deployed(env: &Env, ns: &str) -> BTreeSet<String> {
+    env.releases(ns)
+        .into_iter()
+        .filter(|(_, (_, status))| status == "deployed")
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// The Git row: a daemon following a repository served by `git daemon`
+/// converges on a first commit; the remote goes away and a commit that
+/// removes a graph lands meanwhile: the graphs are held at the last
+/// snapshot through further passes; the remote back, the removal is
+/// applied.
+async fn git_row() {
+    let row = "Git remote unreachable";
+    eprintln!("fault matrix: {row}");
+    let served = tempfile::tempdir().unwrap();
+    let origin = served.path().join("origin");
+    copy_dir(&repo().join("state-example"), &origin);
+    git(&origin, &["init", "-q"]);
+    git(&origin, &["add", "-A"]);
+    git(&origin, &["commit", "-qm", "example state"]);
+    let first = git(&origin, &["rev-parse", "HEAD"]);
+    let (remote, port) = git_daemon(served.path());
+    let source = format!(
+        "source:\n  git:\n    url: git://127.0.0.1:{port}/origin\n    ref: {{branch: main}}\n    interval: 1s\n"
+    );
+    let env = env_with("intervals:\n  resync: 1s\n", true, Some(&source))
+        .await
+        .unwrap();
+    let daemon = env.start(RunOptions::default());
+    let both: BTreeSet<String> = [
+        "brussels/image-detection-graph",
+        "demo2/gpu-offloading-graph",
+    ]
+    .map(String::from)
+    .into();
+    status(&env, "the first commit applied", |s| {
+        s.source_revision.as_deref() == Some(&*first)
+            && graphs_of(s) == both
+            && expected()
+                .into_iter()
+                .all(|(ns, want)| deployed(&env, ns) == want)
+    })
+    .await;
+
+    drop(remote);
+    git(
+        &origin,
+        &["rm", "-q", "projects/demo2/gpu-offloading-graph.yaml"],
+    );
+    git(&origin, &["commit", "-qm", "remove demo2"]);
+    let second = git(&origin, &["rev-parse", "HEAD"]);
+    let unreachable = |s: &StatusSnapshot| {
+        s.notes
+            .iter()
+            .any(|n| n.contains("source unreachable, keeping the last snapshot"))
+    };
+    let noted = status(&env, "the outage noted", unreachable).await;
+    let last_run = noted.runs.first().map_or(0, |r| r.seq);
+    // Passes went on after the outage: they had their chance to remove.
+    let held = status(&env, "a pass after the outage", |s| {
+        unreachable(s) && s.runs.first().is_some_and(|r| r.seq > last_run + 1)
+    })
+    .await;
+    assert_eq!(held.source_revision.as_deref(), Some(&*first), "{row}");
+    assert_eq!(graphs_of(&held), both, "{row}: graphs held");
+    for (ns, want) in expected() {
+        assert_eq!(deployed(&env, ns), want, "{row}: releases of {ns} held");
+    }
+
+    let _remote = git_daemon_on(served.path(), port);
+    status(&env, "the removal applied", |s| {
+        s.source_revision.as_deref() == Some(&*second)
+            && graphs_of(s) == BTreeSet::from(["brussels/image-detection-graph".to_owned()])
+            && !unreachable(s)
+            && env.releases("demo2").is_empty()
+    })
+    .await;
+    daemon.stop().await;
+    consistent(&env, row);
+    assert_eq!(deployed(&env, "brussels"), expected()["brussels"], "{row}");
+    assert_eq!(
+        env.store().source_revision().unwrap().as_deref(),
+        Some(&*second),
+        "{row}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,4 +450,49 @@ async fn a_fault_at_any_external_call_leaves_the_store_consistent_and_the_next_p
         converged(&env, row);
         assert!(!grafana.dashboards().is_empty(), "{row}: nothing published");
     }
+
+    // NFVCL fails every creation: retried without a blueprint recorded or
+    // made; recovered, exactly one blueprint.
+    {
+        let row = "NFVCL fails";
+        eprintln!("fault matrix: {row}");
+        let nfvcl = FakeNfvcl::start(1);
+        nfvcl.fail_until_cleared(CREATE, 500, "database unavailable");
+        let (env, daemon, _secrets) = nfvcl_daemon(&nfvcl, "5s").await;
+        wait_for(Duration::from_secs(60), "a creation retried", || {
+            (nfvcl.creations() >= 2).then_some(())
+        })
+        .await;
+        nfvcl_held(&env, &nfvcl, row, 0, "database unavailable").await;
+        nfvcl.clear_faults();
+        nfvcl_converged(&env, daemon, &nfvcl, row).await;
+    }
+
+    // NFVCL creates the blueprint but answers after the client's timeout,
+    // and cannot list blueprints for a while: the retry looks for the
+    // lost blueprint instead of creating another.
+    {
+        let row = "NFVCL times out";
+        eprintln!("fault matrix: {row}");
+        let nfvcl = FakeNfvcl::start(1);
+        nfvcl.lose_next_answer(CREATE, Duration::from_secs(3));
+        nfvcl.fail_until_cleared(LIST, 503, "NFVCL is restarting");
+        let (env, daemon, _secrets) = nfvcl_daemon(&nfvcl, "1s").await;
+        wait_for(Duration::from_secs(60), "the lookup retried", || {
+            let lookups = nfvcl
+                .requests()
+                .iter()
+                .filter(|r| r.method == "GET" && r.path.contains(LIST))
+                .count();
+            (lookups >= 2).then_some(())
+        })
+        .await;
+        nfvcl_held(&env, &nfvcl, row, 1, "NFVCL is restarting").await;
+        assert_eq!(nfvcl.creations(), 1, "{row}: {:?}", nfvcl.requests());
+        nfvcl.clear_faults();
+        nfvcl_converged(&env, daemon, &nfvcl, row).await;
+        assert_eq!(nfvcl.creations(), 1, "{row}: {:?}", nfvcl.requests());
+    }
+
+    git_row().await;
 }

@@ -1,9 +1,5 @@
-//! Cluster provisioning against a fake NFVCL: the planner and the executor
-//! with the real HTTP client, the fake on tiny_http with an in-memory
-//! blueprint store, a configurable number of "processing" answers before a
-//! blueprint is idle (or in error), and injected failures: an error
-//! answer, or a request carried out whose answer comes too late (a lost
-//! answer).
+//! Cluster provisioning against a fake NFVCL ([`fake`]): the planner and
+//! the executor with the real HTTP client, and the daemon end to end.
 //!
 //! Assumed of nfvcl-ng's API (v2), as smo uses it: `GET
 //! /nfvcl/v2/api/blue/?blue_type=k8s&detailed=true` lists the K8s
@@ -11,447 +7,23 @@
 //! it (`create_config`) and their state, whose `vm_workers` lists the worker
 //! VMs; blueprint ids are chosen by NFVCL.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+pub(crate) mod daemon;
+pub(crate) mod fake;
+mod setup;
+
 use std::time::Duration;
 
+pub(crate) use fake::FakeNfvcl;
+use fake::Request;
 use serde_json::{Value, json};
+pub(crate) use setup::POLLING;
+use setup::{allow, setup, snapshot_held};
 use smo::adapters::nfvcl::{Nfvcl, NfvclConfig};
-use smo::provision::run::{Change, Outcome, Polling, apply, step};
-use smo::provision::{Action, Guards, HELD_PREFIX, plan};
-use smo::spec::cluster::{Flavor, NfvclProvision, Vim};
+use smo::provision::Action;
+use smo::provision::run::{Change, apply};
 use smo::store::{ProvisionRecord, ProvisionStatus, Store};
 
-const PASSWORD: &str = "vim-s3cret-do-not-log";
-
-#[derive(Debug, Clone)]
-struct Request {
-    method: String,
-    path: String,
-    body: String,
-}
-
-struct Blueprint {
-    /// "processing" answers left before the final status.
-    busy_left: u32,
-    /// The creation request, as NFVCL keeps it.
-    create_config: Value,
-    workers: u32,
-}
-
-struct Fault {
-    path_contains: String,
-    kind: FaultKind,
-}
-
-enum FaultKind {
-    /// Answer with this status and detail, doing nothing.
-    Answer { status: u16, detail: String },
-    /// Carry the request out, then answer only after this delay (past the
-    /// client's timeout: the answer is lost).
-    ActThenStall(Duration),
-}
-
-#[derive(Default)]
-struct State {
-    blueprints: BTreeMap<String, Blueprint>,
-    vims: Vec<String>,
-    next_id: u32,
-    /// "processing" answers after every creation or scaling.
-    busy_for: u32,
-    /// Final status: `None` idle, `Some(detail)` error.
-    ends_in_error: Option<String>,
-    faults: Vec<Fault>,
-    requests: Vec<Request>,
-}
-
-struct FakeNfvcl {
-    url: String,
-    state: Arc<Mutex<State>>,
-    server: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl FakeNfvcl {
-    fn start(busy_for: u32) -> FakeNfvcl {
-        let state = Arc::new(Mutex::new(State {
-            busy_for,
-            ..State::default()
-        }));
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind the fake"));
-        let url = format!(
-            "http://{}",
-            server.server_addr().to_ip().expect("an IP listener")
-        );
-        let thread = {
-            let server = Arc::clone(&server);
-            let state = Arc::clone(&state);
-            std::thread::spawn(move || {
-                for mut request in server.incoming_requests() {
-                    let mut body = String::new();
-                    let _ = request.as_reader().read_to_string(&mut body);
-                    let recorded = Request {
-                        method: request.method().to_string(),
-                        path: request.url().to_owned(),
-                        body,
-                    };
-                    let (status, answer, stall) = handle(&mut state.lock().unwrap(), &recorded);
-                    state.lock().unwrap().requests.push(recorded);
-                    let response = tiny_http::Response::from_string(answer.to_string())
-                        .with_status_code(status)
-                        .with_header(
-                            "Content-Type: application/json"
-                                .parse::<tiny_http::Header>()
-                                .unwrap(),
-                        );
-                    match stall {
-                        // Late, on its own thread: the fake keeps serving.
-                        Some(after) => drop(std::thread::spawn(move || {
-                            std::thread::sleep(after);
-                            let _ = request.respond(response);
-                        })),
-                        None => drop(request.respond(response)),
-                    }
-                }
-            })
-        };
-        FakeNfvcl {
-            url,
-            state,
-            server,
-            thread: Some(thread),
-        }
-    }
-
-    /// The next request whose path contains `path_contains` fails.
-    fn fail_next(&self, path_contains: &str, status: u16, detail: &str) {
-        self.state.lock().unwrap().faults.push(Fault {
-            path_contains: path_contains.into(),
-            kind: FaultKind::Answer {
-                status,
-                detail: detail.into(),
-            },
-        });
-    }
-
-    /// The next request whose path contains `path_contains` is carried out
-    /// but answered only after `after`.
-    fn lose_next_answer(&self, path_contains: &str, after: Duration) {
-        self.state.lock().unwrap().faults.push(Fault {
-            path_contains: path_contains.into(),
-            kind: FaultKind::ActThenStall(after),
-        });
-    }
-
-    fn count(&self, method: &str, path_ends_with: &str) -> usize {
-        self.requests()
-            .iter()
-            .filter(|r| r.method == method && r.path.ends_with(path_ends_with))
-            .count()
-    }
-
-    fn requests(&self) -> Vec<Request> {
-        self.state.lock().unwrap().requests.clone()
-    }
-
-    fn client(&self) -> Nfvcl {
-        Nfvcl::new(&NfvclConfig {
-            url: self.url.clone(),
-            timeout: Duration::from_secs(5),
-        })
-        .unwrap()
-    }
-
-    /// The password travels in the VIM registration body and nowhere else.
-    fn assert_password_only_in_vim_registration(&self) {
-        for r in self.requests() {
-            let leaks = r.path.contains(PASSWORD) || r.body.contains(PASSWORD);
-            assert_eq!(leaks, r.path == "/v1/topology/vim", "{r:?}");
-        }
-    }
-}
-
-impl Drop for FakeNfvcl {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn handle(state: &mut State, r: &Request) -> (u16, Value, Option<Duration>) {
-    let mut stall = None;
-    if let Some(i) = state
-        .faults
-        .iter()
-        .position(|f| r.path.contains(&f.path_contains))
-    {
-        match state.faults.remove(i).kind {
-            FaultKind::Answer { status, detail } => {
-                return (status, json!({ "detail": detail }), None);
-            }
-            FaultKind::ActThenStall(after) => stall = Some(after),
-        }
-    }
-    let (status, answer) = act(state, r);
-    (status, answer, stall)
-}
-
-fn act(state: &mut State, r: &Request) -> (u16, Value) {
-    let (path, query) = r.path.split_once('?').unwrap_or((&r.path, ""));
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let busy_for = state.busy_for;
-    let body = || serde_json::from_str::<Value>(&r.body).unwrap();
-    match (r.method.as_str(), segments.as_slice()) {
-        ("POST", ["v1", "topology", "vim"]) => {
-            let name = body()["name"].as_str().unwrap().to_owned();
-            if state.vims.contains(&name) {
-                return (
-                    409,
-                    json!({ "detail": format!("VIM {name} already exists") }),
-                );
-            }
-            state.vims.push(name);
-            (201, json!({}))
-        }
-        ("POST", ["nfvcl", "v2", "api", "blue", "k8s"]) => {
-            state.next_id += 1;
-            let id = format!("bp-{}", state.next_id);
-            let create_config = body();
-            let workers = create_config["areas"][0]["worker_replicas"]
-                .as_u64()
-                .unwrap() as u32;
-            state.blueprints.insert(
-                id.clone(),
-                Blueprint {
-                    busy_left: busy_for,
-                    create_config,
-                    workers,
-                },
-            );
-            (202, json!({ "id": id, "status": "processing" }))
-        }
-        ("POST", ["nfvcl", "v2", "api", "blue", "k8s", id, "add_node"]) => {
-            let add = body()["areas"][0]["worker_replicas"].as_u64().unwrap() as u32;
-            match state.blueprints.get_mut(*id) {
-                Some(bp) => {
-                    bp.busy_left = busy_for;
-                    bp.workers += add;
-                    (202, json!({ "id": id }))
-                }
-                None => (404, json!({ "detail": "no such blueprint" })),
-            }
-        }
-        ("DELETE", ["nfvcl", "v2", "api", "blue", "k8s", id, "del_workers"]) => {
-            let remove = body()["count"].as_u64().unwrap() as u32;
-            match state.blueprints.get_mut(*id) {
-                Some(bp) => {
-                    bp.busy_left = busy_for;
-                    bp.workers = bp.workers.saturating_sub(remove);
-                    (202, json!({ "id": id }))
-                }
-                None => (404, json!({ "detail": "no such blueprint" })),
-            }
-        }
-        ("GET", ["nfvcl", "v2", "api", "blue", ""]) => {
-            assert!(query.contains("blue_type=k8s"), "{query}");
-            assert!(query.contains("detailed=true"), "{query}");
-            let ends_in_error = state.ends_in_error.is_some();
-            // A listing reads every blueprint's status: it counts as a poll.
-            let list: Vec<Value> = state
-                .blueprints
-                .iter_mut()
-                .map(|(id, bp)| {
-                    let status = match (bp.busy_left, ends_in_error) {
-                        (1.., _) => "processing",
-                        (0, true) => "error",
-                        (0, false) => "idle",
-                    };
-                    bp.busy_left = bp.busy_left.saturating_sub(1);
-                    let vm_workers: Vec<Value> = (0..bp.workers)
-                        .map(|i| json!({ "name": format!("{id}-worker-{i}") }))
-                        .collect();
-                    json!({
-                        "id": id,
-                        "type": "k8s",
-                        "status": status,
-                        "create_config": bp.create_config,
-                        "state": { "vm_workers": vm_workers },
-                    })
-                })
-                .collect();
-            (200, Value::Array(list))
-        }
-        ("GET", ["nfvcl", "v2", "api", "blue", id]) => {
-            let ends_in_error = state.ends_in_error.clone();
-            match state.blueprints.get_mut(*id) {
-                Some(bp) if bp.busy_left > 0 => {
-                    bp.busy_left -= 1;
-                    (200, json!({ "id": id, "status": "processing" }))
-                }
-                Some(_) => match ends_in_error {
-                    Some(detail) => (
-                        200,
-                        json!({ "id": id, "status": "error", "detail": detail }),
-                    ),
-                    None => (200, json!({ "id": id, "status": "idle" })),
-                },
-                None => (404, json!({ "detail": "no such blueprint" })),
-            }
-        }
-        ("DELETE", ["nfvcl", "v2", "api", "blue", id]) => match state.blueprints.remove(*id) {
-            Some(_) => (202, json!({ "id": id })),
-            None => (404, json!({ "detail": "no such blueprint" })),
-        },
-        _ => (404, json!({ "detail": "not found" })),
-    }
-}
-
-struct Setup {
-    fake: FakeNfvcl,
-    client: Nfvcl,
-    _dir: tempfile::TempDir,
-    store: Store,
-    spec: NfvclProvision,
-    /// Every outcome's error, for the password check.
-    errors: Vec<String>,
-}
-
-/// The operator's marker file present: nothing but a partial snapshot or
-/// a broken file holds a step.
-fn allow() -> Guards {
-    Guards {
-        allow_prune: true,
-        max_delete_percent: 50.0,
-        ..Guards::default()
-    }
-}
-
-/// The graph prune guard holds (the snapshot may be partial).
-fn snapshot_held() -> Guards {
-    Guards {
-        snapshot: Some("the snapshot has no graphs".into()),
-        ..allow()
-    }
-}
-
-const POLLING: Polling = Polling {
-    initial: Duration::from_millis(1),
-    max: Duration::from_millis(4),
-};
-
-fn setup(busy_for: u32) -> Setup {
-    let fake = FakeNfvcl::start(busy_for);
-    let dir = tempfile::tempdir().unwrap();
-    let password_file = dir.path().join("vim-password");
-    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-    let store = Store::open(Store::path_in(dir.path())).unwrap();
-    let spec = NfvclProvision {
-        vim: Vim {
-            name: "os-lab".into(),
-            url: "https://keystone.example:5000/v3".into(),
-            tenant: "smo".into(),
-            user: "smo".into(),
-            password_file: password_file.display().to_string(),
-        },
-        area: 3,
-        mgmt_net: "dmz-internal".into(),
-        cni: "flannel".into(),
-        master_flavor: Flavor {
-            vcpu: 4,
-            memory_mb: 8192,
-            storage_gb: 40,
-        },
-        worker_flavor: Flavor {
-            vcpu: 8,
-            memory_mb: 16384,
-            storage_gb: 80,
-        },
-        workers: 2,
-    };
-    Setup {
-        client: fake.client(),
-        fake,
-        _dir: dir,
-        store,
-        spec,
-        errors: Vec::new(),
-    }
-}
-
-impl Setup {
-    fn recorded(&self) -> BTreeMap<String, ProvisionRecord> {
-        self.store
-            .provisions()
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.cluster.clone(), r))
-            .collect()
-    }
-
-    fn desired(&self, workers: Option<u32>) -> BTreeMap<String, NfvclProvision> {
-        workers
-            .map(|w| {
-                (
-                    "edge-3".to_owned(),
-                    NfvclProvision {
-                        workers: w,
-                        ..self.spec.clone()
-                    },
-                )
-            })
-            .into_iter()
-            .collect()
-    }
-
-    /// One pass: plan, run every action, commit the changes.
-    async fn pass(&mut self, workers: Option<u32>, guards: Guards) -> Vec<(Action, Outcome)> {
-        let desired = self.desired(workers);
-        let recorded = self.recorded();
-        let plan = plan(&desired, &recorded, &guards);
-        let mut out = Vec::new();
-        for action in plan.actions {
-            let outcome = step(&self.client, &action, &desired, &recorded, &POLLING, 1).await;
-            if let Some(change) = &outcome.change {
-                apply(&self.store, change).unwrap();
-            }
-            if let Some(e) = &outcome.error {
-                self.errors.push(format!("{e} {e:?}"));
-            }
-            out.push((action, outcome));
-        }
-        out
-    }
-
-    /// Passes until nothing is left to do (at most 20).
-    async fn settle(&mut self, workers: Option<u32>) -> usize {
-        for n in 0..20 {
-            if self.pass(workers, allow()).await.is_empty() {
-                return n;
-            }
-        }
-        panic!("provisioning did not settle: {:?}", self.recorded());
-    }
-
-    fn record(&self) -> ProvisionRecord {
-        self.recorded()
-            .remove("edge-3")
-            .expect("a record of edge-3")
-    }
-
-    /// The password is in no error, no record and no request but the VIM
-    /// registration.
-    fn assert_no_leak(&self) {
-        self.fake.assert_password_only_in_vim_registration();
-        for e in &self.errors {
-            assert!(!e.contains(PASSWORD), "{e}");
-        }
-        let records = serde_json::to_string(&self.store.provisions().unwrap()).unwrap();
-        assert!(!records.contains(PASSWORD));
-    }
-}
+pub(crate) const PASSWORD: &str = "vim-s3cret-do-not-log";
 
 #[tokio::test]
 async fn nfvcl_create_waits_while_processing_and_records_the_ready_blueprint() {
@@ -762,6 +334,34 @@ async fn nfvcl_a_lost_creation_answer_does_not_create_a_second_blueprint() {
     s.assert_no_leak();
 }
 
+/// Regression: a kill after NFVCL created the blueprint and before smo
+/// recorded its id left no record, and the restarted daemon asked NFVCL
+/// for a second cluster.
+#[tokio::test]
+async fn nfvcl_a_kill_before_the_creation_is_recorded_does_not_create_a_second_blueprint() {
+    let mut s = setup(1);
+    let first = s.pass_killed(Some(2), allow(), true).await;
+    assert!(matches!(first[0].0, Action::Create { .. }));
+    assert!(first[0].1.error.is_none(), "{:?}", first[0].1.error);
+    assert_eq!(s.fake.blueprints().len(), 1, "NFVCL acted");
+    // The intent survived the kill.
+    let intended = s.record();
+    assert_eq!(
+        (intended.status, intended.blueprint_id),
+        (ProvisionStatus::Pending, None)
+    );
+
+    s.settle(Some(2)).await;
+    let ready = s.record();
+    assert_eq!(
+        (ready.status, ready.blueprint_id.as_deref()),
+        (ProvisionStatus::Ready, Some("bp-1"))
+    );
+    assert_eq!(s.fake.creations(), 1, "{:?}", s.fake.requests());
+    assert_eq!(s.fake.blueprints().len(), 1);
+    s.assert_no_leak();
+}
+
 /// Regression: adding workers whose answer was lost was asked again, and
 /// NFVCL added the workers twice.
 #[tokio::test]
@@ -830,13 +430,6 @@ async fn nfvcl_two_candidate_blueprints_are_reported_not_guessed() {
     assert_eq!(s.fake.count("POST", "/blue/k8s"), 2);
 }
 
-impl Setup {
-    fn fail_next_create(&self, status: u16, detail: &str) {
-        self.fake
-            .fail_next("/nfvcl/v2/api/blue/k8s", status, detail);
-    }
-}
-
 #[test]
 fn nfvcl_records_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -854,182 +447,4 @@ fn nfvcl_records_survive_a_reopen() {
     };
     apply(&Store::open(&path).unwrap(), &Change::Put(record.clone())).unwrap();
     assert_eq!(Store::open(&path).unwrap().provisions().unwrap(), [record]);
-}
-
-/// The cluster file of edge-3 with `workers` workers.
-fn cluster_file(password_file: &std::path::Path, workers: u32) -> String {
-    format!(
-        "cluster:\n  name: edge-3\n  provision:\n    nfvcl:\n      vim: {{name: os-lab, url: \"https://keystone.example:5000/v3\", tenant: smo, user: smo, passwordFile: {}}}\n      area: 3\n      mgmtNet: dmz-internal\n      masterFlavor: {{vcpu: 4, memoryMb: 8192, storageGb: 40}}\n      workerFlavor: {{vcpu: 8, memoryMb: 16384, storageGb: 80}}\n      workers: {workers}\n",
-        password_file.display()
-    )
-}
-
-/// The provision record of edge-3 in the daemon's status, when `f` holds.
-fn edge3(
-    env: &crate::daemon::Env,
-    f: impl Fn(&ProvisionRecord) -> bool,
-) -> Option<ProvisionRecord> {
-    let snap = env.snapshot()?;
-    snap.provisions
-        .iter()
-        .find(|r| r.cluster == "edge-3")
-        .filter(|r| f(r))
-        .cloned()
-}
-
-fn held(r: &ProvisionRecord, reason: &str) -> bool {
-    r.detail
-        .as_deref()
-        .is_some_and(|d| d.starts_with(HELD_PREFIX) && d.contains(reason))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_daemon_creates_scales_and_deletes_a_provisioned_cluster() {
-    let fake = FakeNfvcl::start(2);
-    let secrets = tempfile::tempdir().unwrap();
-    let password_file = secrets.path().join("vim-password");
-    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-    let Some(env) =
-        crate::daemon::env(&format!("nfvcl:\n  url: {}\n  timeout: 5s\n", fake.url)).await
-    else {
-        return;
-    };
-    let path = env.descriptor("clusters/edge-3.yaml");
-    std::fs::write(&path, cluster_file(&password_file, 2)).unwrap();
-    let opts = smo::daemon::RunOptions {
-        provision_polling: POLLING,
-        ..smo::daemon::RunOptions::default()
-    };
-    let daemon = env.start(opts);
-
-    let ready = crate::daemon::wait_for(Duration::from_secs(60), "edge-3 ready", || {
-        edge3(&env, |r| r.status == ProvisionStatus::Ready)
-    })
-    .await;
-    assert_eq!(ready.workers, 2);
-    assert_eq!(fake.count("POST", "/blue/k8s"), 1);
-
-    // Four workers: added in place, not a new cluster.
-    std::fs::write(&path, cluster_file(&password_file, 4)).unwrap();
-    crate::daemon::wait_for(Duration::from_secs(60), "edge-3 with 4 workers", || {
-        edge3(&env, |r| {
-            r.status == ProvisionStatus::Ready && r.workers == 4
-        })
-    })
-    .await;
-    assert_eq!(fake.count("POST", "/add_node"), 1, "{:?}", fake.requests());
-    assert_eq!(fake.count("POST", "/blue/k8s"), 1);
-
-    // The file removed: deleting the only provisioned cluster is held by
-    // the prune guard, said in the record and an event…
-    std::fs::remove_file(&path).unwrap();
-    crate::daemon::wait_for(
-        Duration::from_secs(60),
-        "edge-3's deletion held, with an event and a note",
-        || {
-            edge3(&env, |r| held(r, "deletion held"))?;
-            let snap = env.snapshot()?;
-            let event = snap
-                .events
-                .iter()
-                .any(|e| e.kind == "ClusterHeld" && e.message.contains("edge-3"));
-            let note = snap
-                .notes
-                .iter()
-                .any(|n| n.contains("edge-3: deletion held"));
-            (event && note).then_some(())
-        },
-    )
-    .await;
-    assert_eq!(fake.count("DELETE", "/blue/bp-1"), 0);
-    // …until the operator's marker allows it (a visible change makes the
-    // new snapshot that the marker alone, hidden, does not).
-    std::fs::write(env.descriptor(".smo-allow-prune"), "").unwrap();
-    std::fs::write(env.descriptor("clusters/NOTES.md"), "edge-3 retired\n").unwrap();
-    crate::daemon::wait_for(Duration::from_secs(60), "edge-3 deleted", || {
-        let snap = env.snapshot()?;
-        snap.provisions.is_empty().then_some(())
-    })
-    .await;
-    assert!(
-        fake.requests().iter().any(|r| r.method == "DELETE"
-            && r.path.ends_with(&format!(
-                "/blue/{}",
-                ready.blueprint_id.clone().unwrap_or_default()
-            ))),
-        "{:?}",
-        fake.requests()
-    );
-    fake.assert_password_only_in_vim_registration();
-    daemon.stop().await;
-}
-
-/// Regression: a cluster file that failed to load (a typo, an empty file
-/// from a non-atomic save) dropped the cluster, and the daemon deleted its
-/// NFVCL blueprint.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_daemon_holds_a_provisioned_cluster_whose_file_is_broken() {
-    let fake = FakeNfvcl::start(0);
-    let secrets = tempfile::tempdir().unwrap();
-    let password_file = secrets.path().join("vim-password");
-    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-    let Some(env) =
-        crate::daemon::env(&format!("nfvcl:\n  url: {}\n  timeout: 5s\n", fake.url)).await
-    else {
-        return;
-    };
-    // The marker is there: only the broken file may hold the cluster.
-    std::fs::write(env.descriptor(".smo-allow-prune"), "").unwrap();
-    let path = env.descriptor("clusters/edge-3.yaml");
-    std::fs::write(&path, cluster_file(&password_file, 2)).unwrap();
-    let opts = smo::daemon::RunOptions {
-        provision_polling: POLLING,
-        ..smo::daemon::RunOptions::default()
-    };
-    let daemon = env.start(opts);
-    crate::daemon::wait_for(Duration::from_secs(60), "edge-3 ready", || {
-        edge3(&env, |r| r.status == ProvisionStatus::Ready)
-    })
-    .await;
-
-    let broken = [
-        // A typo'd key, with a worker count that must not be applied.
-        cluster_file(&password_file, 5).replace("workers: 5", "wrokers: 5"),
-        // Emptied by a non-atomic save.
-        String::new(),
-        "cluster: [name: edge-3\n".to_owned(),
-    ];
-    for (n, text) in broken.iter().enumerate() {
-        std::fs::write(&path, text).unwrap();
-        let r = crate::daemon::wait_for(
-            Duration::from_secs(60),
-            &format!("edge-3 held, with a note ({n})"),
-            || {
-                let r = edge3(&env, |r| held(r, "does not load"))?;
-                env.snapshot()?
-                    .notes
-                    .iter()
-                    .any(|n| n.contains("edge-3: its cluster file exists but does not load"))
-                    .then_some(r)
-            },
-        )
-        .await;
-        assert_eq!((r.status, r.workers), (ProvisionStatus::Ready, 2));
-        assert!(
-            fake.requests().iter().all(|r| r.method != "DELETE"),
-            "{:?}",
-            fake.requests()
-        );
-        assert_eq!(fake.count("POST", "/add_node"), 0);
-        assert_eq!(fake.state.lock().unwrap().blueprints.len(), 1);
-        // The next broken content must show its own hold: clear the mark.
-        if n + 1 < broken.len() {
-            std::fs::write(&path, cluster_file(&password_file, 2)).unwrap();
-            crate::daemon::wait_for(Duration::from_secs(60), "the hold ends", || {
-                edge3(&env, |r| r.detail.is_none())
-            })
-            .await;
-        }
-    }
-    daemon.stop().await;
 }
