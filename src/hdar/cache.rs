@@ -75,8 +75,9 @@ pub enum CacheError {
     Pull {
         repository: String,
         digest: Digest,
+        /// Boxed: the registry's error is the largest, and rare.
         #[source]
-        source: RegistryError,
+        source: Box<RegistryError>,
     },
     #[error(
         "{what} of {repository} has digest {actual}, expected {expected}; the registry's copy is corrupt or was replaced"
@@ -359,7 +360,7 @@ impl Cache {
             .map_err(|source| CacheError::Pull {
                 repository: repo.to_string(),
                 digest: digest.clone(),
-                source,
+                source: Box::new(source),
             })?;
         let this = self.clone();
         let (repo, digest) = (repo.clone(), digest.clone());
