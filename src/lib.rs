@@ -21,6 +21,8 @@
 //! - [`release`]: per-service release inputs (chart, values smo sets, the
 //!   input hash that decides whether helm runs);
 //! - [`source`]: desired-state sources (a watched directory, a Git repository);
+//! - [`hdar`]: descriptors referenced from the HDAR (an OCI registry):
+//!   resolution, verified pulls, safe unpacking, the digest cache;
 //! - [`reconcile`]: the work queue, the per-service decision, the engine
 //!   that reconciles one graph;
 //! - [`store`]: the redb state store, its migrations, the status snapshot;
@@ -44,6 +46,7 @@ pub mod dashboards;
 pub mod descriptor;
 pub mod desired;
 pub mod digest;
+pub mod hdar;
 pub mod http;
 pub mod keys;
 pub mod locks;

@@ -19,6 +19,8 @@ use std::sync::LazyLock;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SchemaKind {
     Hdag,
+    /// A descriptor file that references an HDAR artifact (`hdaGraphRef`).
+    HdagRef,
     Cluster,
     Settings,
     Inventory,
@@ -26,8 +28,9 @@ pub enum SchemaKind {
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 5] = [
+    pub const ALL: [SchemaKind; 6] = [
         SchemaKind::Hdag,
+        SchemaKind::HdagRef,
         SchemaKind::Cluster,
         SchemaKind::Settings,
         SchemaKind::Inventory,
@@ -38,6 +41,7 @@ impl SchemaKind {
     pub fn file_name(self) -> &'static str {
         match self {
             SchemaKind::Hdag => "hdag.schema.json",
+            SchemaKind::HdagRef => "hdag-ref.schema.json",
             SchemaKind::Cluster => "cluster.schema.json",
             SchemaKind::Settings => "settings.schema.json",
             SchemaKind::Inventory => "inventory.schema.json",
@@ -49,6 +53,7 @@ impl SchemaKind {
     pub fn source(self) -> &'static str {
         match self {
             SchemaKind::Hdag => include_str!("../../schemas/hdag.schema.json"),
+            SchemaKind::HdagRef => include_str!("../../schemas/hdag-ref.schema.json"),
             SchemaKind::Cluster => include_str!("../../schemas/cluster.schema.json"),
             SchemaKind::Settings => include_str!("../../schemas/settings.schema.json"),
             SchemaKind::Inventory => include_str!("../../schemas/inventory.schema.json"),

@@ -11,6 +11,7 @@ mod examples;
 mod fault_matrix;
 mod fixtures;
 mod grafana;
+mod hdar;
 mod karmada;
 mod loader;
 mod nfvcl;
