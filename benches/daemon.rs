@@ -266,6 +266,7 @@ fn seed(dir: &Path, graphs: usize, services: usize, fake: &FakeKarmada) {
             failures: 0,
             next_retry_at: None,
             dashboards: BTreeMap::new(),
+            origin: None,
         };
         let records: Vec<ServiceRecord> = inputs
             .iter()

@@ -2,8 +2,8 @@
 //! first: the state root and the cluster inventory, with the same messages
 //! and exit code when either cannot be used.
 
-use crate::desired::DesiredState;
-use crate::desired::loader::load_root;
+use crate::desired::loader::load_root_with;
+use crate::desired::{Artifacts, DesiredState};
 use crate::spec::inventory::{self, Inventory};
 use std::path::Path;
 
@@ -13,8 +13,9 @@ pub fn load(
     command: &str,
     state: &Path,
     inventory: &Path,
+    artifacts: Option<&dyn Artifacts>,
 ) -> Result<(DesiredState, Inventory), i32> {
-    let state = load_root(state).map_err(|e| {
+    let state = load_root_with(state, artifacts).map_err(|e| {
         eprintln!("smo {command}: {e}");
         2
     })?;

@@ -4,6 +4,7 @@
 pub mod bench;
 mod inputs;
 pub mod plan;
+pub mod pull;
 pub mod render;
 pub mod run;
 pub mod status;

@@ -32,14 +32,21 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    #[command(flatten)]
+    pub registry: super::pull::RegistryArgs,
 }
 
 /// Runs the subcommand; returns the exit code.
 pub fn run(args: &PlanArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
-    let (state, inventory) = match super::inputs::load("plan", &args.state, &args.inventory) {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
+    // Kept until the plan is printed: charts inside pulled artifacts are
+    // read from its cache.
+    let session = super::pull::Session::new(&args.registry)?;
+    let artifacts = session.artifacts();
+    let (state, inventory) =
+        match super::inputs::load("plan", &args.state, &args.inventory, Some(&artifacts)) {
+            Ok(loaded) => loaded,
+            Err(code) => return Ok(code),
+        };
     let current: CurrentPlacement = match &args.current {
         None => CurrentPlacement::new(),
         Some(path) => match std::fs::read_to_string(path)
@@ -102,8 +109,9 @@ fn chart_clusters(report: &mut PlanReport, state: &DesiredState, root: &Path) {
                 .services
                 .iter()
                 .find(|s| s.id.as_str() == placed.id);
+            let (base, file) = graph.chart_base(root);
             if let Some(clusters) =
-                service.and_then(|s| crate::release::chart::default_clusters(root, &graph.file, s))
+                service.and_then(|s| crate::release::chart::default_clusters(base, file, s))
             {
                 placed.clusters = clusters;
             }

@@ -37,7 +37,8 @@ pub struct RenderArgs {
 /// Runs the subcommand; returns the exit code. Progress goes to `out`,
 /// problems to stderr.
 pub fn run(args: &RenderArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
-    let (state, inventory) = match super::inputs::load("render", &args.state, &args.inventory) {
+    let (state, inventory) = match super::inputs::load("render", &args.state, &args.inventory, None)
+    {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };

@@ -100,6 +100,9 @@ fn render_text(s: &StatusSnapshot) -> String {
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
         );
+        if let Some(origin) = &g.origin {
+            let _ = writeln!(o, "  from {origin}");
+        }
         for c in g
             .conditions
             .iter()

@@ -4,8 +4,10 @@
 //! its content. Exit codes: 0 no errors (warnings allowed), 1 errors,
 //! 2 usage or I/O failure — what a pre-commit hook needs.
 
-use crate::desired::DesiredState;
-use crate::desired::loader::{LoadError, load_files, load_root};
+use crate::desired::loader::{
+    LoadError, load_descriptor_text_with, load_files_with, load_root_with,
+};
+use crate::desired::{Artifacts, DesiredState};
 use crate::validate::findings::{self, Finding};
 use serde::Serialize;
 use std::io::Write;
@@ -25,6 +27,8 @@ pub struct ValidateArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    #[command(flatten)]
+    pub registry: super::pull::RegistryArgs,
 }
 
 #[derive(Debug, Serialize)]
@@ -44,27 +48,44 @@ struct Report {
     graphs: Vec<GraphSummary>,
 }
 
-/// Loads every PATH and merges the results.
-pub fn collect(paths: &[PathBuf]) -> Result<Vec<DesiredState>, LoadError> {
+/// Loads every PATH and merges the results; `hdaGraphRef` files and
+/// `oci://` arguments are pulled through `artifacts`.
+pub fn collect(
+    paths: &[PathBuf],
+    artifacts: Option<&dyn Artifacts>,
+) -> Result<Vec<DesiredState>, LoadError> {
     let paths = if paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
         paths.to_vec()
     };
-    let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = paths.into_iter().partition(|p| p.is_dir());
     let mut states = Vec::new();
+    let mut rest = Vec::new();
+    for p in paths {
+        match p.to_str().and_then(super::pull::reference_file) {
+            Some(text) => states.push(load_descriptor_text_with(
+                &text,
+                &p.display().to_string(),
+                artifacts,
+            )),
+            None => rest.push(p),
+        }
+    }
+    let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = rest.into_iter().partition(|p| p.is_dir());
     for dir in dirs {
-        states.push(load_root(&dir)?);
+        states.push(load_root_with(&dir, artifacts)?);
     }
     if !files.is_empty() {
-        states.push(load_files(&files)?);
+        states.push(load_files_with(&files, artifacts)?);
     }
     Ok(states)
 }
 
 /// Runs the subcommand; returns the exit code.
 pub fn run(args: &ValidateArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
-    let states = match collect(&args.paths) {
+    let session = super::pull::Session::new(&args.registry)?;
+    let artifacts = session.artifacts();
+    let states = match collect(&args.paths, Some(&artifacts)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("smo validate: {e}");

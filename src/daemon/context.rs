@@ -20,6 +20,8 @@ use crate::adapters::karmada::{Karmada, KarmadaError};
 use crate::adapters::nfvcl::{Nfvcl, NfvclConfig, NfvclError};
 use crate::adapters::prometheus::{Prometheus, PrometheusConfig, PrometheusError};
 use crate::dashboards::DashboardConfig;
+use crate::hdar::auth::AuthSource;
+use crate::hdar::{Hdar, Limits, OciConfig, OciRegistry, RegistryError};
 use crate::http::{self, HttpConfig};
 use crate::metrics::Metrics;
 use crate::reconcile::dashsync::DashboardSync;
@@ -87,6 +89,26 @@ pub(super) struct Context {
     pub(super) http: Option<HttpConfig>,
     /// `None`: no `nfvcl` block (a `provision` block is then reported).
     pub(super) nfvcl: Option<Nfvcl>,
+    /// Pulls what `hdaGraphRef` files name (cache under the state dir).
+    pub(super) hdar: Arc<Artifacts>,
+}
+
+/// The HDAR client and its artifact cache.
+pub type Artifacts = Hdar<OciRegistry>;
+
+/// The HDAR client with the `hdar` section's credentials, plain HTTP for
+/// `helm.insecureRegistries`, caching under `state_dir`.
+pub fn hdar(config: &Config, state_dir: &std::path::Path) -> Result<Artifacts, RegistryError> {
+    let limits = Limits::default();
+    let registry = OciRegistry::new(OciConfig {
+        insecure_registries: config.helm.insecure_registries.clone(),
+        auth: AuthSource {
+            file: config.hdar.auth_file.clone(),
+        },
+        max_layer_bytes: limits.max_archive_bytes,
+        ..OciConfig::default()
+    })?;
+    Ok(Hdar::new(registry, state_dir, limits))
 }
 
 impl Context {
@@ -131,7 +153,9 @@ impl Context {
             None
         };
         let nfvcl = nfvcl(config.nfvcl.as_ref())?;
+        let hdar = Arc::new(hdar(config, &config.state_dir)?);
         Ok(Context {
+            hdar,
             store,
             metrics,
             karmada,

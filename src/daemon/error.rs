@@ -42,4 +42,6 @@ pub enum DaemonError {
     Nfvcl(#[from] NfvclError),
     #[error("Grafana: {0}")]
     Grafana(#[from] GrafanaError),
+    #[error("HDAR client: {0}")]
+    Hdar(#[from] crate::hdar::RegistryError),
 }

@@ -13,7 +13,7 @@
 
 use crate::adapters::karmada::Karmada;
 use crate::desired::prune::prune_guard;
-use crate::desired::{DesiredState, loader::load_root};
+use crate::desired::{DesiredState, loader::load_root_with};
 use crate::http;
 use crate::locks::MutexExt;
 use crate::metrics::{Family, Metrics};
@@ -33,6 +33,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 pub mod alerts;
+mod artifacts;
 pub mod context;
 mod error;
 mod inventory;
@@ -114,6 +115,7 @@ pub async fn run(
         prometheus,
         engine,
         nfvcl,
+        hdar,
         ..
     } = ctx;
 
@@ -176,6 +178,8 @@ pub async fn run(
         resync.tick().await;
         let mut inventory = tokio::time::interval(opts.inventory_interval);
         inventory.tick().await;
+        let mut references = tokio::time::interval(config.hdar.interval);
+        references.tick().await;
         // The heartbeat is this loop itself: were it stuck, the pings
         // would stop and systemd would restart the service.
         let watchdog_every = opts.notify.watchdog_every();
@@ -186,7 +190,7 @@ pub async fn run(
                 _ = shutdown.changed() => if *shutdown.borrow() { break },
                 _ = watchdog.tick(), if watchdog_every.is_some() => opts.notify.watchdog(),
                 Some(snap) = snap_rx.recv() => {
-                    match load(&snap).await {
+                    match load(&snap, &hdar).await {
                         Ok(desired) => {
                             shared.note("source", None);
                             opts.notify.status(&format!("revision {}", snap.revision));
@@ -206,6 +210,9 @@ pub async fn run(
                     let keys = all_keys(&shared, &store).await?;
                     shared.drift_due.lock_or_recover().extend(keys.iter().cloned());
                     for k in keys { queue.enqueue(&k); }
+                }
+                _ = references.tick() => {
+                    artifacts::refresh(&shared, &store, &queue, &hdar).await?;
                 }
                 _ = inventory.tick() => {
                     refresh_inventory(&shared, &karmada, &config, &store, &queue, true).await;

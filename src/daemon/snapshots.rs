@@ -98,9 +98,15 @@ pub(super) async fn first_snapshot(
     }
 }
 
-pub(super) async fn load(snap: &Snapshot) -> Result<DesiredState, DaemonError> {
+/// Loads a snapshot's state root, fetching the HDAR artifacts its
+/// `hdaGraphRef` files name (a failed fetch holds that graph).
+pub(super) async fn load(
+    snap: &Snapshot,
+    hdar: &Arc<context::Artifacts>,
+) -> Result<DesiredState, DaemonError> {
     let root = snap.root.clone();
-    let state = blocking(move || load_root(&root))
+    let pulling = crate::hdar::Pulling::new(Arc::clone(hdar), tokio::runtime::Handle::current());
+    let state = blocking(move || load_root_with(&root, Some(&pulling)))
         .await?
         .map_err(|e| DaemonError::Load(e.to_string()))?;
     if !state.settings_valid {

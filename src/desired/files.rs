@@ -34,7 +34,7 @@ fn kind_of(path: &Path) -> FileKind {
         return FileKind::Descriptor;
     };
     let has = |k: &str| doc.value.get(k).is_some();
-    if has("hdaGraph") {
+    if has("hdaGraph") || has(super::loader::REF_KEY) {
         FileKind::Descriptor
     } else if has("cluster") {
         FileKind::Cluster
@@ -66,6 +66,15 @@ fn locate(path: &Path) -> (Option<PathBuf>, Option<String>) {
 
 /// Loads files named on the command line, each by its kind.
 pub fn load_files(paths: &[PathBuf]) -> Result<DesiredState, LoadError> {
+    load_files_with(paths, None)
+}
+
+/// [`load_files`], fetching what `hdaGraphRef` files name through
+/// `artifacts`.
+pub fn load_files_with(
+    paths: &[PathBuf],
+    artifacts: Option<&dyn super::Artifacts>,
+) -> Result<DesiredState, LoadError> {
     let mut state = DesiredState {
         settings_valid: true,
         ..DesiredState::default()
@@ -106,7 +115,7 @@ pub fn load_files(paths: &[PathBuf]) -> Result<DesiredState, LoadError> {
                         .collect();
                     (!names.is_empty()).then_some(names)
                 });
-                let l = load_descriptor(path, &shown, root.as_deref(), known.as_ref());
+                let l = load_descriptor(path, &shown, root.as_deref(), known.as_ref(), artifacts);
                 let scope = root
                     .as_ref()
                     .map(|r| r.display().to_string())

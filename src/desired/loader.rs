@@ -3,7 +3,7 @@
 //! file's content is a finding.
 
 use super::intent::translate;
-use super::{DesiredState, Graph, GraphEntry};
+use super::{Artifacts, DesiredState, Graph, GraphEntry, Origin};
 use crate::descriptor::Descriptor;
 use crate::descriptor::semantic::{self, Context};
 use crate::descriptor::types::DnsLabel;
@@ -36,6 +36,8 @@ pub enum LoadError {
 }
 
 pub(super) const SETTINGS_FILES: [&str; 2] = ["smo.yaml", "smo.yml"];
+
+pub use crate::hdar::reference::REF_KEY;
 
 /// Namespaces a project must not be: a project is the namespace of its
 /// graphs' releases, and smo creates, labels and prunes what it deploys
@@ -115,6 +117,10 @@ pub(super) struct Loaded {
     service_pos: Vec<Pos>,
     descriptor: Option<Descriptor>,
     findings: Vec<Finding>,
+    /// The artifact, when the file is an `hdaGraphRef` that was fetched.
+    origin: Option<Origin>,
+    /// Whether the file is an `hdaGraphRef` (fetched or not).
+    reference: bool,
 }
 
 pub(super) fn load_descriptor(
@@ -122,6 +128,7 @@ pub(super) fn load_descriptor(
     shown: &str,
     root: Option<&Path>,
     known: Option<&BTreeSet<String>>,
+    artifacts: Option<&dyn Artifacts>,
 ) -> Loaded {
     let ctx = Context {
         file: shown,
@@ -129,20 +136,85 @@ pub(super) fn load_descriptor(
         root,
         known_clusters: known,
     };
-    judge_descriptor(read_document(path, shown), &ctx)
+    judge_descriptor(read_document(path, shown), &ctx, artifacts)
+}
+
+/// A file that names an HDAR artifact: the descriptor inside it, judged as
+/// any other (local charts resolve inside the artifact), with the artifact
+/// recorded; or the findings about the reference. A failed fetch names no
+/// graph, so the graph the file declared last time is held, not removed.
+fn judge_reference(doc: &Document, ctx: &Context<'_>, artifacts: Option<&dyn Artifacts>) -> Loaded {
+    let shown = ctx.file;
+    let (_, mut findings) =
+        crate::validate::typed::<serde_json::Value>(SchemaKind::HdagRef, doc, shown);
+    if findings.iter().any(Finding::is_error) {
+        return Loaded::failed(findings);
+    }
+    let reference = match crate::hdar::GraphRef::from_value(&doc.value) {
+        Ok(r) => r,
+        Err(errors) => {
+            findings.extend(
+                errors
+                    .iter()
+                    .map(|e| doc.error(shown, "/hdaGraphRef", e.to_string())),
+            );
+            return Loaded::failed(findings);
+        }
+    };
+    let Some(artifacts) = artifacts else {
+        findings.push(doc.error(
+            shown,
+            "/hdaGraphRef",
+            format!("this file names the HDAR artifact {reference}, which is not fetched here; smo run, smo validate and smo plan fetch it"),
+        ));
+        return Loaded::failed(findings);
+    };
+    let origin = match artifacts.fetch(&reference) {
+        Ok(origin) => origin,
+        Err(reason) => {
+            findings.push(doc.error(shown, "/hdaGraphRef", reason));
+            return Loaded::failed(findings);
+        }
+    };
+    let path = origin.root.join(&origin.descriptor);
+    let inner = format!("{shown}[{}]", origin.descriptor);
+    let inner_ctx = Context {
+        file: &inner,
+        dir: path.parent(),
+        root: Some(&origin.root),
+        known_clusters: ctx.known_clusters,
+    };
+    // No reference inside an artifact: `None` makes one an error.
+    let mut loaded = judge_descriptor(read_document(&path, &inner), &inner_ctx, None);
+    findings.append(&mut loaded.findings);
+    loaded.findings = findings;
+    loaded.origin = Some(origin);
+    loaded
+}
+
+impl Loaded {
+    fn failed(findings: Vec<Finding>) -> Loaded {
+        Loaded {
+            id: None,
+            id_pos: Pos { line: 1, column: 1 },
+            service_pos: Vec::new(),
+            descriptor: None,
+            findings,
+            origin: None,
+            reference: false,
+        }
+    }
 }
 
 /// A descriptor's outcome from its document (or the findings of reading
 /// it); `ctx.file` is the path shown.
-fn judge_descriptor(read: Result<Option<Document>, Vec<Finding>>, ctx: &Context<'_>) -> Loaded {
+fn judge_descriptor(
+    read: Result<Option<Document>, Vec<Finding>>,
+    ctx: &Context<'_>,
+    artifacts: Option<&dyn Artifacts>,
+) -> Loaded {
     let shown = ctx.file;
-    let mut loaded = Loaded {
-        id: None,
-        id_pos: Pos { line: 1, column: 1 },
-        service_pos: Vec::new(),
-        descriptor: None,
-        findings: Vec::new(),
-    };
+    let mut loaded = Loaded::failed(Vec::new());
     let doc = match read {
         Err(f) => {
             loaded.findings = f;
@@ -157,6 +229,11 @@ fn judge_descriptor(read: Result<Option<Document>, Vec<Finding>>, ctx: &Context<
         }
         Ok(Some(doc)) => doc,
     };
+    if doc.value.get(REF_KEY).is_some() {
+        let mut loaded = judge_reference(&doc, ctx, artifacts);
+        loaded.reference = true;
+        return loaded;
+    }
     let mut doc = doc;
     let translated = crate::descriptor::compat::normalise(&mut doc, shown);
     loaded.id = doc
@@ -246,11 +323,21 @@ fn judge_cluster(
 /// and cluster pins are not compared with cluster files. `shown` names the
 /// file in findings.
 pub fn load_descriptor_text(text: &str, shown: &str) -> DesiredState {
+    load_descriptor_text_with(text, shown, None)
+}
+
+/// [`load_descriptor_text`], fetching what an `hdaGraphRef` names through
+/// `artifacts`.
+pub fn load_descriptor_text_with(
+    text: &str,
+    shown: &str,
+    artifacts: Option<&dyn Artifacts>,
+) -> DesiredState {
     let ctx = Context {
         file: shown,
         ..Context::default()
     };
-    let loaded = judge_descriptor(parse_document(text, shown), &ctx);
+    let loaded = judge_descriptor(parse_document(text, shown), &ctx, artifacts);
     let mut state = DesiredState {
         settings_valid: true,
         ..DesiredState::default()
@@ -280,6 +367,15 @@ pub fn load_settings_text(text: &str, shown: &str) -> (Option<Settings>, Vec<Fin
 
 /// Loads a whole state root.
 pub fn load_root(root: &Path) -> Result<DesiredState, LoadError> {
+    load_root_with(root, None)
+}
+
+/// [`load_root`], fetching the HDAR artifacts that `hdaGraphRef` files
+/// name through `artifacts` (without it, such a file is an error).
+pub fn load_root_with(
+    root: &Path,
+    artifacts: Option<&dyn Artifacts>,
+) -> Result<DesiredState, LoadError> {
     let root = root.canonicalize().map_err(|source| LoadError::Root {
         path: root.to_owned(),
         source,
@@ -359,7 +455,7 @@ pub fn load_root(root: &Path) -> Result<DesiredState, LoadError> {
         for (path, shown) in
             files_where(&root, &project_dir, is_descriptor_file, &mut state.findings)?
         {
-            let mut l = load_descriptor(&path, &shown, Some(&root), Some(&known));
+            let mut l = load_descriptor(&path, &shown, Some(&root), Some(&known), artifacts);
             if !DnsLabel::is_valid(&project) {
                 l.findings.push(file_error(&shown, format!(
                     "project directory `{project}` is not a DNS-1123 label; it names a Kubernetes namespace: use lowercase letters, digits and '-'"
@@ -499,6 +595,8 @@ pub(super) fn finish(state: &mut DesiredState, loaded: Vec<Entry>) {
                 l.descriptor = None;
             }
         }
+        let origin = l.origin;
+        state.references += usize::from(l.reference);
         let graph = l.descriptor.map(|descriptor| {
             let resources = descriptor
                 .hda_graph
@@ -511,6 +609,7 @@ pub(super) fn finish(state: &mut DesiredState, loaded: Vec<Entry>) {
                 file: shown.clone(),
                 descriptor,
                 resources,
+                origin,
             }
         });
         state.findings.extend(l.findings);
@@ -524,7 +623,7 @@ pub(super) fn finish(state: &mut DesiredState, loaded: Vec<Entry>) {
     findings::sort(&mut state.findings);
 }
 
-pub use super::files::{FileKind, load_files};
+pub use super::files::{FileKind, load_files, load_files_with};
 
 #[cfg(test)]
 mod tests {

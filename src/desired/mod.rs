@@ -30,6 +30,53 @@ pub struct Graph {
     pub file: String,
     pub descriptor: Descriptor,
     pub resources: Vec<Resources>,
+    /// Where the descriptor came from when `file` is an `hdaGraphRef`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// A graph pulled from the HDAR: the artifact its reference resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    /// The reference as written (`oci://host/repo:tag`, `…@sha256:…` or
+    /// `… (semver range)`).
+    pub reference: String,
+    /// `oci://host/repo`.
+    pub repository: String,
+    /// The manifest digest it resolved to (`sha256:…`).
+    pub digest: String,
+    /// The tag it resolved through (none for a pinned digest).
+    pub tag: Option<String>,
+    /// The unpacked artifact; local charts resolve inside it.
+    #[serde(skip)]
+    pub root: std::path::PathBuf,
+    /// The descriptor's path inside `root` (`/`-separated).
+    pub descriptor: String,
+}
+
+impl Origin {
+    /// `oci://host/repo@sha256:…`, as status shows it.
+    pub fn pinned(&self) -> String {
+        format!("{}@{}", self.repository, self.digest)
+    }
+}
+
+/// Fetches the artifacts `hdaGraphRef` files name, for the loader (which
+/// stays synchronous and knows no registry). `Err` is why the artifact
+/// could not be had, as the graph's status shows it.
+pub trait Artifacts {
+    fn fetch(&self, reference: &crate::hdar::GraphRef) -> Result<Origin, String>;
+}
+
+impl Graph {
+    /// The state root and the descriptor path (relative to it) that local
+    /// chart paths resolve against: the artifact for a pulled graph.
+    pub fn chart_base<'a>(&'a self, root: &'a std::path::Path) -> (&'a std::path::Path, &'a str) {
+        match &self.origin {
+            Some(o) => (o.root.as_path(), o.descriptor.as_str()),
+            None => (root, self.file.as_str()),
+        }
+    }
 }
 
 impl Graph {
@@ -65,6 +112,10 @@ pub struct DesiredState {
     pub graphs: Vec<GraphEntry>,
     /// Every finding of every file, sorted.
     pub findings: Vec<Finding>,
+    /// How many descriptor files are `hdaGraphRef`s (fetched or not): the
+    /// daemon resolves them again on `hdar.interval` when there are any.
+    #[serde(skip)]
+    pub references: usize,
 }
 
 impl DesiredState {

@@ -14,6 +14,7 @@
 //! [`manifest`] (which layer holds the files), [`unpack`], [`cache`],
 //! [`descriptor`].
 
+pub mod artifacts;
 pub mod auth;
 pub mod cache;
 pub mod descriptor;
@@ -23,6 +24,7 @@ pub mod reference;
 pub mod resolve;
 pub mod unpack;
 
+pub use artifacts::Pulling;
 pub use cache::{Cache, CacheError, GcReport};
 pub use descriptor::DescriptorError;
 pub use oci::{OciConfig, OciRegistry};

@@ -324,7 +324,7 @@ fn classify_stream(err: std::io::Error, repo: &Repository, what: &str) -> Regist
 }
 
 /// An error and its causes on one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

@@ -231,14 +231,21 @@ pub fn highest_matching(tags: &[String], range: &SemverRange) -> Option<String> 
 }
 
 /// The version a tag names. Helm stores a chart version's `+` as `_` in
-/// the tag (OCI tags cannot hold `+`); a leading `v` is accepted as helm
-/// and Flux accept it.
+/// the tag (OCI tags cannot hold `+`); a leading `v` and a missing minor or
+/// patch (`1.0` is 1.0.0) are accepted as helm and Flux accept them.
 pub fn tag_version(tag: &str) -> Option<semver::Version> {
     let text = tag
         .strip_prefix(['v', 'V'])
         .unwrap_or(tag)
         .replace('_', "+");
-    semver::Version::parse(&text).ok()
+    let core_end = text.find(['-', '+']).unwrap_or(text.len());
+    let (core, rest) = text.split_at(core_end);
+    let padded = match core.matches('.').count() {
+        0 => format!("{core}.0.0{rest}"),
+        1 => format!("{core}.0{rest}"),
+        _ => text.clone(),
+    };
+    semver::Version::parse(&padded).ok()
 }
 
 #[cfg(test)]
@@ -385,6 +392,13 @@ mod tests {
         );
         assert_eq!(tag_version("v1.2.3"), semver::Version::parse("1.2.3").ok());
         assert_eq!(tag_version("latest"), None);
+        assert_eq!(tag_version("1.0"), semver::Version::parse("1.0.0").ok());
+        assert_eq!(tag_version("v2"), semver::Version::parse("2.0.0").ok());
+        assert_eq!(
+            tag_version("1.1-rc.1"),
+            semver::Version::parse("1.1.0-rc.1").ok()
+        );
+        assert_eq!(tag_version("1..0"), None);
         let range = SemverRange::parse("^1").unwrap();
         // Same version twice: the choice does not depend on listing order.
         assert_eq!(

@@ -116,6 +116,7 @@ impl Engine {
         let g = batch.graph.as_mut().expect("set above");
         if let Some(graph) = &entry.graph {
             g.desired_hash = facts::desired_hash(graph);
+            g.origin = graph.origin.as_ref().map(crate::desired::Origin::pinned);
         }
         status::summarize(g, &batch.services, &outcome, &world.revision, now);
         let after = status::schedule(g, &outcome, &self.retry, now);

@@ -50,7 +50,8 @@ pub fn inputs(
         .iter()
         .zip(values)
         .map(|(s, values)| {
-            let chart = chart::resolve(root, &graph.file, s)?;
+            let (base, file) = graph.chart_base(root);
+            let chart = chart::resolve(base, file, s)?;
             let hash = values::input_hash(&values::HashInputs {
                 chart: &chart.chart_identity(),
                 version: chart.version.as_deref(),

@@ -100,6 +100,15 @@ pub struct Helm {
     pub insecure_registries: Vec<String>,
 }
 
+/// Pulling graphs from the HDAR.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HdarConfig {
+    /// Docker `config.json` with registry credentials.
+    pub auth_file: Option<PathBuf>,
+    /// Tags and version ranges are resolved again this often.
+    pub interval: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum RuleSink {
     None,
@@ -210,6 +219,7 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub karmada: Karmada,
     pub helm: Helm,
+    pub hdar: HdarConfig,
     pub prometheus: Prometheus,
     pub grafana: Grafana,
     /// `None`: no cluster is provisioned (a `provision` block is then an
@@ -369,6 +379,14 @@ impl Stage<'_> {
             }
             (None, None) => unreachable_source(),
         };
+        let hdar_default = match &source {
+            Source::Git { interval, .. } => *interval,
+            Source::Dir { .. } => Duration::from_secs(60),
+        };
+        let hdar = HdarConfig {
+            auth_file: raw.hdar.auth_file.map(|f| self.path(&f)),
+            interval: self.duration(raw.hdar.interval.as_deref(), "/hdar/interval", hdar_default),
+        };
         let listen_text = raw.http.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen = listen_text
             .replace("localhost", "127.0.0.1")
@@ -415,6 +433,7 @@ impl Stage<'_> {
                 extra_args: raw.helm.extra_args,
                 insecure_registries: raw.helm.insecure_registries,
             },
+            hdar,
             prometheus: Prometheus {
                 url: raw
                     .prometheus

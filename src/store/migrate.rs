@@ -451,6 +451,7 @@ fn split_v1(graph: v1::GraphV1) -> (GraphRecord, Vec<ServiceRecord>) {
         failures: 0,
         next_retry_at: None,
         dashboards: BTreeMap::new(),
+        origin: None,
     };
     (record, services)
 }

@@ -443,6 +443,7 @@ mod tests {
             failures: 0,
             next_retry_at: None,
             dashboards: BTreeMap::new(),
+            origin: None,
         }
     }
 

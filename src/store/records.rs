@@ -47,6 +47,10 @@ pub struct GraphRecord {
     /// file written for Grafana's provisioning).
     #[serde(default)]
     pub dashboards: BTreeMap<String, String>,
+    /// For a graph pulled from the HDAR: the artifact its descriptor came
+    /// from, pinned (`oci://host/repo@sha256:…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 impl GraphRecord {
@@ -69,6 +73,7 @@ impl GraphRecord {
             failures: 0,
             next_retry_at: None,
             dashboards: BTreeMap::new(),
+            origin: None,
         }
     }
 

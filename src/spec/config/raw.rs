@@ -14,6 +14,8 @@ pub(super) struct Raw {
     #[serde(default)]
     pub(super) helm: RawHelm,
     #[serde(default)]
+    pub(super) hdar: RawHdar,
+    #[serde(default)]
     pub(super) prometheus: RawPrometheus,
     #[serde(default)]
     pub(super) grafana: RawGrafana,
@@ -66,6 +68,13 @@ pub(super) struct RawKarmada {
     pub(super) kubeconfig: Option<String>,
     pub(super) context: Option<String>,
     pub(super) gpu_resource: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RawHdar {
+    pub(super) auth_file: Option<String>,
+    pub(super) interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
