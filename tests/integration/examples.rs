@@ -78,6 +78,34 @@ fn example_config_loads_with_resolved_values() {
     assert_eq!(cfg.resync_interval.as_secs(), 300);
     assert!(matches!(cfg.source, config::Source::Git { interval, .. } if interval.as_secs() == 30));
     assert!(matches!(cfg.prometheus.rules, config::RuleSink::Dir(_)));
+    assert_eq!(cfg.hdar.interval.as_secs(), 30);
+    assert!(
+        cfg.hdar
+            .auth_file
+            .as_deref()
+            .is_some_and(|f| f.ends_with("hdar-auth.json"))
+    );
+    // Without an `hdar` block, references follow the source's interval
+    // (1 minute for a directory).
+    let dir = config::parse(
+        "source:\n  dir: /srv/state\n",
+        "config.yaml",
+        std::path::Path::new("/etc/smo"),
+    )
+    .unwrap();
+    assert_eq!(dir.hdar.interval.as_secs(), 60);
+    assert_eq!(dir.hdar.auth_file, None);
+    let bad = config::parse(
+        "source:\n  dir: /srv/state\nhdar:\n  interval: soon\n",
+        "config.yaml",
+        std::path::Path::new("/etc/smo"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        bad.contains("/hdar/interval") || bad.contains("hdar"),
+        "{bad}"
+    );
 }
 
 #[test]

@@ -15,10 +15,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+mod cli;
+mod daemon;
+
 /// A registry process, killed on drop.
-struct Registry {
+pub(super) struct Registry {
     child: Child,
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
     dir: tempfile::TempDir,
 }
 
@@ -31,7 +34,7 @@ impl Drop for Registry {
 
 impl Registry {
     /// Where the registry keeps a blob (filesystem driver layout).
-    fn blob_file(&self, digest: &str) -> PathBuf {
+    pub(super) fn blob_file(&self, digest: &str) -> PathBuf {
         let hex = digest.trim_start_matches("sha256:");
         self.dir
             .path()
@@ -42,7 +45,7 @@ impl Registry {
     }
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind port 0")
@@ -63,7 +66,7 @@ fn answers(addr: SocketAddr) -> bool {
     buf.starts_with("HTTP/1.1 200")
 }
 
-fn start_registry(bin: &Path) -> Registry {
+pub(super) fn start_registry(bin: &Path) -> Registry {
     let dir = tempfile::tempdir().expect("temp dir");
     let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let config = dir.path().join("config.yml");
@@ -98,13 +101,13 @@ fn start_registry(bin: &Path) -> Registry {
 }
 
 /// The tools these tests need, or `None` (skipped, loudly, outside CI).
-struct Tools {
-    registry: PathBuf,
-    helm: PathBuf,
-    oras_py: PathBuf,
+pub(super) struct Tools {
+    pub(super) registry: PathBuf,
+    pub(super) helm: PathBuf,
+    pub(super) oras_py: PathBuf,
 }
 
-fn tools() -> Option<Tools> {
+pub(super) fn tools() -> Option<Tools> {
     Some(Tools {
         registry: tool("SMO_REGISTRY")?,
         helm: tool("SMO_HELM")?,
@@ -112,7 +115,7 @@ fn tools() -> Option<Tools> {
     })
 }
 
-fn run(cmd: &mut Command) -> String {
+pub(super) fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("command starts");
     assert!(
         out.status.success(),
@@ -127,13 +130,19 @@ fn run(cmd: &mut Command) -> String {
     )
 }
 
-fn hdag(id: &str, version: &str) -> String {
+pub(super) fn hdag(id: &str, version: &str) -> String {
     format!("hdaGraph:\n  imVersion: 0.4.0\n  id: {id}\n  version: \"{version}\"\n  services: []\n")
 }
 
 /// `helm package` + `helm push` of a chart-format artifact holding
 /// `hdag/hdag.yaml`, as `hdarctl` artifacts are; returns helm's digest.
-fn helm_push(helm: &Path, reg: &Registry, work: &Path, name: &str, version: &str) -> String {
+pub(super) fn helm_push(
+    helm: &Path,
+    reg: &Registry,
+    work: &Path,
+    name: &str,
+    version: &str,
+) -> String {
     let chart = work.join(format!("src-{version}")).join(name);
     std::fs::create_dir_all(chart.join("hdag")).unwrap();
     std::fs::write(
@@ -142,6 +151,18 @@ fn helm_push(helm: &Path, reg: &Registry, work: &Path, name: &str, version: &str
     )
     .unwrap();
     std::fs::write(chart.join("hdag/hdag.yaml"), hdag(name, version)).unwrap();
+    helm_push_dir(helm, reg, work, &chart, "proj")
+}
+
+/// `helm package` of the chart directory `chart` and `helm push` to
+/// `oci://<registry>/<dest>`; returns helm's digest.
+pub(super) fn helm_push_dir(
+    helm: &Path,
+    reg: &Registry,
+    work: &Path,
+    chart: &Path,
+    dest: &str,
+) -> String {
     let home = work.join("helm-home");
     let helm_cmd = || {
         let mut c = Command::new(helm);
@@ -151,17 +172,22 @@ fn helm_push(helm: &Path, reg: &Registry, work: &Path, name: &str, version: &str
             .env("HELM_REGISTRY_CONFIG", home.join("registry.json"));
         c
     };
-    let out_dir = work.join("pkg");
+    let out_dir = tempfile::tempdir_in(work).unwrap();
     run(helm_cmd()
         .arg("package")
-        .arg(&chart)
+        .arg(chart)
         .arg("-d")
-        .arg(&out_dir));
-    let tgz = out_dir.join(format!("{name}-{version}.tgz"));
+        .arg(out_dir.path()));
+    let tgz = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .next()
+        .expect("helm package wrote a file")
+        .unwrap()
+        .path();
     let out = run(helm_cmd()
         .arg("push")
         .arg(&tgz)
-        .arg(format!("oci://{}/proj", reg.addr))
+        .arg(format!("oci://{}/{dest}", reg.addr))
         .arg("--plain-http"));
     let digest = out
         .split_whitespace()
@@ -172,7 +198,7 @@ fn helm_push(helm: &Path, reg: &Registry, work: &Path, name: &str, version: &str
 
 /// Pushes `tar_gz` with the ORAS Python client as a generic artifact (one
 /// `application/vnd.oci.image.layer.v1.tar+gzip` layer).
-fn oras_push(oras_py: &Path, reg: &Registry, work: &Path, target: &str, tar_gz: &[u8]) {
+pub(super) fn oras_push(oras_py: &Path, reg: &Registry, work: &Path, target: &str, tar_gz: &[u8]) {
     let dir = work.join(format!("oras-{}", target.replace(['/', ':'], "-")));
     std::fs::create_dir_all(&dir).unwrap();
     let file = "artifact.tar.gz";
@@ -190,12 +216,12 @@ fn oras_push(oras_py: &Path, reg: &Registry, work: &Path, target: &str, tar_gz: 
 
 /// A tar.gz with entries written raw (names unchecked), so that malicious
 /// archives can be built too.
-enum Entry<'a> {
+pub(super) enum Entry<'a> {
     File(&'a str, &'a [u8]),
     Symlink(&'a str, &'a str),
 }
 
-fn tar_gz(entries: &[Entry<'_>]) -> Vec<u8> {
+pub(super) fn tar_gz(entries: &[Entry<'_>]) -> Vec<u8> {
     let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
         Vec::new(),
         flate2::Compression::fast(),
@@ -241,7 +267,7 @@ fn reference(addr: impl std::fmt::Display, repo: &str, selector: &str, value: &s
     GraphRef::from_value(&v).expect("valid reference")
 }
 
-async fn started(bin: PathBuf) -> Registry {
+pub(super) async fn started(bin: PathBuf) -> Registry {
     tokio::task::spawn_blocking(move || start_registry(&bin))
         .await
         .expect("registry thread")
