@@ -116,9 +116,9 @@ pub(super) struct Loaded {
     /// Position of each `services[i].id`, for cross-graph checks.
     service_pos: Vec<Pos>,
     descriptor: Option<Descriptor>,
-    findings: Vec<Finding>,
+    pub(super) findings: Vec<Finding>,
     /// The artifact, when the file is an `hdaGraphRef` that was fetched.
-    origin: Option<Origin>,
+    pub(super) origin: Option<Origin>,
     /// Whether the file is an `hdaGraphRef` (fetched or not).
     reference: bool,
 }
@@ -139,61 +139,8 @@ pub(super) fn load_descriptor(
     judge_descriptor(read_document(path, shown), &ctx, artifacts)
 }
 
-/// A file that names an HDAR artifact: the descriptor inside it, judged as
-/// any other (local charts resolve inside the artifact), with the artifact
-/// recorded; or the findings about the reference. A failed fetch names no
-/// graph, so the graph the file declared last time is held, not removed.
-fn judge_reference(doc: &Document, ctx: &Context<'_>, artifacts: Option<&dyn Artifacts>) -> Loaded {
-    let shown = ctx.file;
-    let (_, mut findings) =
-        crate::validate::typed::<serde_json::Value>(SchemaKind::HdagRef, doc, shown);
-    if findings.iter().any(Finding::is_error) {
-        return Loaded::failed(findings);
-    }
-    let reference = match crate::hdar::GraphRef::from_value(&doc.value) {
-        Ok(r) => r,
-        Err(errors) => {
-            findings.extend(
-                errors
-                    .iter()
-                    .map(|e| doc.error(shown, "/hdaGraphRef", e.to_string())),
-            );
-            return Loaded::failed(findings);
-        }
-    };
-    let Some(artifacts) = artifacts else {
-        findings.push(doc.error(
-            shown,
-            "/hdaGraphRef",
-            format!("this file names the HDAR artifact {reference}, which is not fetched here; smo run, smo validate and smo plan fetch it"),
-        ));
-        return Loaded::failed(findings);
-    };
-    let origin = match artifacts.fetch(&reference) {
-        Ok(origin) => origin,
-        Err(reason) => {
-            findings.push(doc.error(shown, "/hdaGraphRef", reason));
-            return Loaded::failed(findings);
-        }
-    };
-    let path = origin.root.join(&origin.descriptor);
-    let inner = format!("{shown}[{}]", origin.descriptor);
-    let inner_ctx = Context {
-        file: &inner,
-        dir: path.parent(),
-        root: Some(&origin.root),
-        known_clusters: ctx.known_clusters,
-    };
-    // No reference inside an artifact: `None` makes one an error.
-    let mut loaded = judge_descriptor(read_document(&path, &inner), &inner_ctx, None);
-    findings.append(&mut loaded.findings);
-    loaded.findings = findings;
-    loaded.origin = Some(origin);
-    loaded
-}
-
 impl Loaded {
-    fn failed(findings: Vec<Finding>) -> Loaded {
+    pub(super) fn failed(findings: Vec<Finding>) -> Loaded {
         Loaded {
             id: None,
             id_pos: Pos { line: 1, column: 1 },
@@ -208,7 +155,7 @@ impl Loaded {
 
 /// A descriptor's outcome from its document (or the findings of reading
 /// it); `ctx.file` is the path shown.
-fn judge_descriptor(
+pub(super) fn judge_descriptor(
     read: Result<Option<Document>, Vec<Finding>>,
     ctx: &Context<'_>,
     artifacts: Option<&dyn Artifacts>,
@@ -230,7 +177,7 @@ fn judge_descriptor(
         Ok(Some(doc)) => doc,
     };
     if doc.value.get(REF_KEY).is_some() {
-        let mut loaded = judge_reference(&doc, ctx, artifacts);
+        let mut loaded = super::reference::judge(&doc, ctx, artifacts);
         loaded.reference = true;
         return loaded;
     }

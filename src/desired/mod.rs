@@ -12,6 +12,7 @@ pub mod files;
 pub mod intent;
 pub mod loader;
 pub mod prune;
+mod reference;
 
 use crate::descriptor::Descriptor;
 use crate::spec::cluster::ClusterMeta;
