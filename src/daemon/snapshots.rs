@@ -99,14 +99,17 @@ pub(super) async fn first_snapshot(
 }
 
 /// Loads a snapshot's state root, fetching the HDAR artifacts its
-/// `hdaGraphRef` files name (a failed fetch holds that graph).
+/// `hdaGraphRef` files name (a failed fetch holds that graph) and re-using
+/// the parsed contents of descriptors whose bytes did not change.
 pub(super) async fn load(
     snap: &Snapshot,
-    hdar: &Arc<context::Artifacts>,
+    loading: &context::Loading,
 ) -> Result<DesiredState, DaemonError> {
     let root = snap.root.clone();
-    let pulling = crate::hdar::Pulling::new(Arc::clone(hdar), tokio::runtime::Handle::current());
-    let state = blocking(move || load_root_with(&root, Some(&pulling)))
+    let pulling =
+        crate::hdar::Pulling::new(Arc::clone(&loading.hdar), tokio::runtime::Handle::current());
+    let cache = Arc::clone(&loading.cache);
+    let state = blocking(move || load_root_cached(&root, Some(&pulling), Some(&cache)))
         .await?
         .map_err(|e| DaemonError::Load(e.to_string()))?;
     if !state.settings_valid {
