@@ -12,9 +12,7 @@
 //!    wall time, CPU time and peak RSS of `smo run --once`;
 //! 3. RSS of the daemon holding that state;
 //! 4. file edit → first helm call, p50/p95 over 20 edits, minus the
-//!    configured debounces (source 50 ms, queue 50 ms);
-//! 5. loading the state root in process: a fresh load, and a reload
-//!    through the parse cache after one file changed (the daemon's path).
+//!    configured debounces (source 50 ms, queue 50 ms).
 
 use fake_karmada::FakeKarmada;
 use fake_karmada::testing::copy_dir;
@@ -75,7 +73,6 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
         "seeded {graphs} graphs × {services} services in {} ms",
         t.elapsed().as_millis()
     );
-    loader_figures(&dir.path().join("state"));
     let cfg = config(dir.path(), &fake, helm);
     fake.clear_requests();
     let t = Instant::now();
@@ -165,51 +162,6 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
         pct(0.5),
         pct(0.95),
         latencies.len()
-    );
-}
-
-/// Figure 5: median of 5 fresh loads and of 5 reloads through a warm
-/// parse cache, each after one descriptor changed.
-fn loader_figures(root: &Path) {
-    use smo::desired::cache::ParseCache;
-    use smo::desired::loader::load_root_cached;
-    let file = root.join("projects/p0/g0.yaml");
-    let original = std::fs::read_to_string(&file).unwrap();
-    let edit = |i: usize| {
-        std::fs::write(
-            &file,
-            original.replacen("tag: \"1\"", &format!("tag: \"e{i}\""), 1),
-        )
-        .unwrap();
-    };
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let mut fresh = Vec::new();
-    for i in 0..5 {
-        edit(i);
-        let t = Instant::now();
-        load_root(root).unwrap();
-        fresh.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    let cache = ParseCache::new();
-    load_root_cached(root, None, Some(&cache)).unwrap();
-    let before = cache.parsed();
-    let mut warm = Vec::new();
-    for i in 5..10 {
-        edit(i);
-        let t = Instant::now();
-        load_root_cached(root, None, Some(&cache)).unwrap();
-        warm.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    std::fs::write(&file, original).unwrap();
-    println!(
-        "load state root: files={} fresh_ms={:.1} cached_after_one_edit_ms={:.1} parsed_per_reload={}",
-        cache.len(),
-        median(fresh),
-        median(warm),
-        (cache.parsed() - before) / 5
     );
 }
 

@@ -14,12 +14,12 @@ pub(super) async fn refresh(
     shared: &Arc<Shared>,
     store: &Arc<Store>,
     queue: &Queue,
-    loading: &context::Loading,
+    hdar: &Arc<context::Artifacts>,
 ) -> Result<(), DaemonError> {
     let current = shared.world().desired;
     let snap = shared.held.lock_or_recover().last().cloned();
     if let (true, Some(snap)) = (current.references > 0, snap) {
-        match load(&snap, loading).await {
+        match load(&snap, hdar).await {
             Ok(desired) if same(&current, &desired) => {}
             Ok(desired) => {
                 tracing::info!(revision = %snap.revision, "an HDAR reference now resolves differently");
@@ -28,7 +28,7 @@ pub(super) async fn refresh(
             Err(e) => shared.note("source", Some(e.to_string())),
         }
     }
-    gc(shared, store, &loading.hdar).await
+    gc(shared, store, hdar).await
 }
 
 /// Whether a reload found what is applied: the same graphs from the same

@@ -89,16 +89,8 @@ pub(super) struct Context {
     pub(super) http: Option<HttpConfig>,
     /// `None`: no `nfvcl` block (a `provision` block is then reported).
     pub(super) nfvcl: Option<Nfvcl>,
-    /// What loading a snapshot uses besides the files.
-    pub(super) loading: Loading,
-}
-
-/// What every snapshot load shares: the HDAR client (artifacts cached
-/// under the state dir) and the parsed contents of unchanged descriptors.
-#[derive(Clone)]
-pub(super) struct Loading {
+    /// Pulls what `hdaGraphRef` files name (cache under the state dir).
     pub(super) hdar: Arc<Artifacts>,
-    pub(super) cache: Arc<crate::desired::cache::ParseCache>,
 }
 
 /// The HDAR client and its artifact cache.
@@ -161,12 +153,9 @@ impl Context {
             None
         };
         let nfvcl = nfvcl(config.nfvcl.as_ref())?;
-        let loading = Loading {
-            hdar: Arc::new(hdar(config, &config.state_dir)?),
-            cache: Arc::default(),
-        };
+        let hdar = Arc::new(hdar(config, &config.state_dir)?);
         Ok(Context {
-            loading,
+            hdar,
             store,
             metrics,
             karmada,

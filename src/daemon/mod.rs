@@ -13,7 +13,7 @@
 
 use crate::adapters::karmada::Karmada;
 use crate::desired::prune::prune_guard;
-use crate::desired::{DesiredState, loader::load_root_cached};
+use crate::desired::{DesiredState, loader::load_root_with};
 use crate::http;
 use crate::locks::MutexExt;
 use crate::metrics::{Family, Metrics};
@@ -115,7 +115,7 @@ pub async fn run(
         prometheus,
         engine,
         nfvcl,
-        loading,
+        hdar,
         ..
     } = ctx;
 
@@ -190,7 +190,7 @@ pub async fn run(
                 _ = shutdown.changed() => if *shutdown.borrow() { break },
                 _ = watchdog.tick(), if watchdog_every.is_some() => opts.notify.watchdog(),
                 Some(snap) = snap_rx.recv() => {
-                    match load(&snap, &loading).await {
+                    match load(&snap, &hdar).await {
                         Ok(desired) => {
                             shared.note("source", None);
                             opts.notify.status(&format!("revision {}", snap.revision));
@@ -212,7 +212,7 @@ pub async fn run(
                     for k in keys { queue.enqueue(&k); }
                 }
                 _ = references.tick() => {
-                    artifacts::refresh(&shared, &store, &queue, &loading).await?;
+                    artifacts::refresh(&shared, &store, &queue, &hdar).await?;
                 }
                 _ = inventory.tick() => {
                     refresh_inventory(&shared, &karmada, &config, &store, &queue, true).await;

@@ -99,17 +99,14 @@ pub(super) async fn first_snapshot(
 }
 
 /// Loads a snapshot's state root, fetching the HDAR artifacts its
-/// `hdaGraphRef` files name (a failed fetch holds that graph) and re-using
-/// the parsed contents of descriptors whose bytes did not change.
+/// `hdaGraphRef` files name (a failed fetch holds that graph).
 pub(super) async fn load(
     snap: &Snapshot,
-    loading: &context::Loading,
+    hdar: &Arc<context::Artifacts>,
 ) -> Result<DesiredState, DaemonError> {
     let root = snap.root.clone();
-    let pulling =
-        crate::hdar::Pulling::new(Arc::clone(&loading.hdar), tokio::runtime::Handle::current());
-    let cache = Arc::clone(&loading.cache);
-    let state = blocking(move || load_root_cached(&root, Some(&pulling), Some(&cache)))
+    let pulling = crate::hdar::Pulling::new(Arc::clone(hdar), tokio::runtime::Handle::current());
+    let state = blocking(move || load_root_with(&root, Some(&pulling)))
         .await?
         .map_err(|e| DaemonError::Load(e.to_string()))?;
     if !state.settings_valid {

@@ -115,14 +115,7 @@ pub fn load_files_with(
                         .collect();
                     (!names.is_empty()).then_some(names)
                 });
-                let l = load_descriptor(
-                    path,
-                    &shown,
-                    root.as_deref(),
-                    known.as_ref(),
-                    artifacts,
-                    None,
-                );
+                let l = load_descriptor(path, &shown, root.as_deref(), known.as_ref(), artifacts);
                 let scope = root
                     .as_ref()
                     .map(|r| r.display().to_string())

@@ -2,7 +2,6 @@
 //! [`DesiredState`]. Only unreadable roots are errors; everything about a
 //! file's content is a finding.
 
-use super::cache::ParseCache;
 use super::intent::translate;
 use super::{Artifacts, DesiredState, Graph, GraphEntry, Origin};
 use crate::descriptor::Descriptor;
@@ -130,7 +129,6 @@ pub(super) fn load_descriptor(
     root: Option<&Path>,
     known: Option<&BTreeSet<String>>,
     artifacts: Option<&dyn Artifacts>,
-    cache: Option<&ParseCache>,
 ) -> Loaded {
     let ctx = Context {
         file: shown,
@@ -138,10 +136,7 @@ pub(super) fn load_descriptor(
         root,
         known_clusters: known,
     };
-    match cache {
-        Some(cache) => judge_content(&cache.content(path, shown), &ctx, artifacts),
-        None => judge_descriptor(read_document(path, shown), &ctx, artifacts),
-    }
+    judge_descriptor(read_document(path, shown), &ctx, artifacts)
 }
 
 impl Loaded {
@@ -165,98 +160,48 @@ pub(super) fn judge_descriptor(
     ctx: &Context<'_>,
     artifacts: Option<&dyn Artifacts>,
 ) -> Loaded {
-    judge_content(&Content::of(read, ctx.file), ctx, artifacts)
-}
-
-/// What a descriptor file's content alone decides (its document, schema
-/// findings and typed model): the same for the same bytes, so a
-/// [`super::cache::ParseCache`] keeps it between snapshots.
-#[derive(Debug)]
-pub(super) enum Content {
-    /// Unreadable, not YAML, several documents, or empty.
-    Broken(Vec<Finding>),
-    /// An `hdaGraphRef`: the artifact is fetched at every load.
-    Reference(Document),
-    Graph {
-        doc: Document,
-        id: Option<String>,
-        id_pos: Pos,
-        descriptor: Option<Box<Descriptor>>,
-        /// Schema and translation findings.
-        findings: Vec<Finding>,
-    },
-}
-
-impl Content {
-    pub(super) fn of(read: Result<Option<Document>, Vec<Finding>>, shown: &str) -> Content {
-        let mut doc = match read {
-            Err(f) => return Content::Broken(f),
-            Ok(None) => {
-                return Content::Broken(vec![file_error(
-                    shown,
-                    "file is empty; a descriptor starts with `hdaGraph:`".into(),
-                )]);
-            }
-            Ok(Some(doc)) => doc,
-        };
-        if doc.value.get(REF_KEY).is_some() {
-            return Content::Reference(doc);
-        }
-        let translated = crate::descriptor::compat::normalise(&mut doc, shown);
-        let id = doc
-            .value
-            .pointer("/hdaGraph/id")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        let id_pos = doc.position("/hdaGraph/id");
-        let (descriptor, mut findings) = typed::<Descriptor>(SchemaKind::Hdag, &doc, shown);
-        findings.extend(translated);
-        Content::Graph {
-            doc,
-            id,
-            id_pos,
-            descriptor: descriptor.map(Box::new),
-            findings,
-        }
-    }
-}
-
-/// A descriptor's outcome from its content and what it is judged against
-/// (state root, known clusters, charts on disk, the registry).
-fn judge_content(
-    content: &Content,
-    ctx: &Context<'_>,
-    artifacts: Option<&dyn Artifacts>,
-) -> Loaded {
-    let (doc, id, id_pos, descriptor, findings) = match content {
-        Content::Broken(f) => return Loaded::failed(f.clone()),
-        Content::Reference(doc) => {
-            let mut loaded = super::reference::judge(doc, ctx, artifacts);
-            loaded.reference = true;
+    let shown = ctx.file;
+    let mut loaded = Loaded::failed(Vec::new());
+    let doc = match read {
+        Err(f) => {
+            loaded.findings = f;
             return loaded;
         }
-        Content::Graph {
-            doc,
-            id,
-            id_pos,
-            descriptor,
-            findings,
-        } => (doc, id, id_pos, descriptor, findings),
+        Ok(None) => {
+            loaded.findings.push(file_error(
+                shown,
+                "file is empty; a descriptor starts with `hdaGraph:`".into(),
+            ));
+            return loaded;
+        }
+        Ok(Some(doc)) => doc,
     };
-    let mut found = findings.clone();
+    if doc.value.get(REF_KEY).is_some() {
+        let mut loaded = super::reference::judge(&doc, ctx, artifacts);
+        loaded.reference = true;
+        return loaded;
+    }
+    let mut doc = doc;
+    let translated = crate::descriptor::compat::normalise(&mut doc, shown);
+    loaded.id = doc
+        .value
+        .pointer("/hdaGraph/id")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    loaded.id_pos = doc.position("/hdaGraph/id");
+    let (descriptor, mut found) = typed::<Descriptor>(SchemaKind::Hdag, &doc, shown);
+    found.extend(translated);
     // Semantic checks run even when the schema found errors, so that every
     // mistake of a file is reported in one go.
-    found.extend(semantic::check(doc, ctx));
+    found.extend(semantic::check(&doc, ctx));
     let ok = !found.iter().any(Finding::is_error);
-    let mut loaded = Loaded::failed(found);
-    loaded.id.clone_from(id);
-    loaded.id_pos = *id_pos;
-    loaded.descriptor = descriptor.as_deref().cloned().filter(|_| ok);
+    loaded.descriptor = descriptor.filter(|_| ok);
     if let Some(d) = &loaded.descriptor {
         loaded.service_pos = (0..d.hda_graph.services.len())
             .map(|i| doc.position(&format!("/hdaGraph/services/{i}/id")))
             .collect();
     }
+    loaded.findings = found;
     loaded
 }
 
@@ -378,30 +323,6 @@ pub fn load_root_with(
     root: &Path,
     artifacts: Option<&dyn Artifacts>,
 ) -> Result<DesiredState, LoadError> {
-    load_root_cached(root, artifacts, None)
-}
-
-/// [`load_root_with`], re-using what `cache` holds for descriptor files
-/// whose bytes did not change since the previous load (a daemon loads
-/// every snapshot through one cache). Entries of files no longer in the
-/// tree are dropped.
-pub fn load_root_cached(
-    root: &Path,
-    artifacts: Option<&dyn Artifacts>,
-    cache: Option<&ParseCache>,
-) -> Result<DesiredState, LoadError> {
-    let state = load_root_inner(root, artifacts, cache);
-    if let Some(cache) = cache {
-        cache.sweep();
-    }
-    state
-}
-
-fn load_root_inner(
-    root: &Path,
-    artifacts: Option<&dyn Artifacts>,
-    cache: Option<&ParseCache>,
-) -> Result<DesiredState, LoadError> {
     let root = root.canonicalize().map_err(|source| LoadError::Root {
         path: root.to_owned(),
         source,
@@ -481,7 +402,7 @@ fn load_root_inner(
         for (path, shown) in
             files_where(&root, &project_dir, is_descriptor_file, &mut state.findings)?
         {
-            let mut l = load_descriptor(&path, &shown, Some(&root), Some(&known), artifacts, cache);
+            let mut l = load_descriptor(&path, &shown, Some(&root), Some(&known), artifacts);
             if !DnsLabel::is_valid(&project) {
                 l.findings.push(file_error(&shown, format!(
                     "project directory `{project}` is not a DNS-1123 label; it names a Kubernetes namespace: use lowercase letters, digits and '-'"

@@ -8,7 +8,6 @@
 //! valid or carries its findings. Two files declaring the same
 //! `(project, hdaGraph.id)` are an error on both and neither is used.
 
-pub mod cache;
 pub mod files;
 pub mod intent;
 pub mod loader;

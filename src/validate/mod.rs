@@ -30,20 +30,7 @@ pub fn read_document(path: &Path, shown: &str) -> Result<Option<Document>, Vec<F
         )]
     };
     let bytes = std::fs::read(path).map_err(|e| at(1, format!("cannot read file: {e}")))?;
-    parse_bytes(bytes, shown)
-}
-
-/// [`read_document`] of a file's bytes.
-pub fn parse_bytes(bytes: Vec<u8>, shown: &str) -> Result<Option<Document>, Vec<Finding>> {
-    let text = String::from_utf8(bytes).map_err(|_| {
-        vec![Finding::new(
-            shown,
-            Pos { line: 1, column: 1 },
-            "",
-            Severity::Error,
-            "file is not UTF-8 text",
-        )]
-    })?;
+    let text = String::from_utf8(bytes).map_err(|_| at(1, "file is not UTF-8 text".into()))?;
     parse_document(&text, shown)
 }
 
