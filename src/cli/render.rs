@@ -67,7 +67,9 @@ pub fn run(args: &RenderArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     let mut failed = false;
     let (mut rendered, mut errors) = (0usize, 0usize);
     for gp in &report.graphs {
-        if gp.status != "placed" {
+        // A static graph whose charts decide is rendered as it is: smo sets
+        // no cluster values on it (the chart's defaults apply).
+        if gp.status != "placed" && gp.status != "static" {
             eprintln!(
                 "smo render: {}/{}: {}: {}",
                 gp.project,
