@@ -21,7 +21,7 @@ fn validate_state_example_exits_zero() {
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert_eq!(
         stdout(&o).trim(),
-        "2 valid graph(s), 0 invalid; 0 error(s), 0 warning(s)"
+        "3 valid graph(s), 0 invalid; 0 error(s), 0 warning(s)"
     );
 }
 
@@ -91,6 +91,10 @@ fn validate_json_output_has_findings_and_graphs() {
     assert_eq!(graphs[0], ("".into(), "typo".into(), 1));
     assert_eq!(
         graphs[1],
+        ("athens".into(), "smart-building-graph".into(), 2)
+    );
+    assert_eq!(
+        graphs[2],
         ("brussels".into(), "image-detection-graph".into(), 3)
     );
 }

@@ -25,6 +25,10 @@ const DEMO2: &str = "demo2/gpu-offloading-graph";
 fn expected_releases() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     BTreeMap::from([
         (
+            "athens",
+            BTreeSet::from(["building-dashboard", "occupancy-sensor"]),
+        ),
+        (
             "brussels",
             BTreeSet::from(["image-detection", "noise-reduction"]),
         ),
@@ -240,7 +244,7 @@ fn all_deployed(env: &Env) -> bool {
 }
 
 fn graphs_ready(snap: &StatusSnapshot) -> bool {
-    snap.graphs.len() == 2
+    snap.graphs.len() == 3
         && snap.graphs.iter().all(|g| {
             g.conditions
                 .iter()
@@ -317,7 +321,7 @@ async fn the_daemon_survives_an_api_server_outage_and_converges_after_it() {
         .expect("the daemon stops after shutdown")
         .expect("the daemon task did not panic")
         .expect("the daemon ends without an error");
-    assert_eq!(report.graphs, 2, "{report:?}");
+    assert_eq!(report.graphs, 3, "{report:?}");
 }
 
 /// Waits for a child without blocking the runtime.
@@ -446,12 +450,12 @@ async fn smo_status_reads_the_running_daemons_snapshot_and_sigterm_stops_it_clea
     let dir = state_dir(&env);
     let t0 = Instant::now();
     loop {
-        if snapshot::read(&dir).is_ok_and(|s| s.graphs.len() == 2 && s.source_revision.is_some()) {
+        if snapshot::read(&dir).is_ok_and(|s| s.graphs.len() == 3 && s.source_revision.is_some()) {
             break;
         }
         assert!(
             t0.elapsed() < Duration::from_secs(120),
-            "no status snapshot with both graphs; log:\n{}",
+            "no status snapshot with every graph; log:\n{}",
             log_of(&env, "daemon.log")
         );
         assert!(
@@ -494,7 +498,11 @@ async fn smo_status_reads_the_running_daemons_snapshot_and_sigterm_stops_it_clea
         .collect();
     assert_eq!(
         keys,
-        BTreeSet::from([BRUSSELS.to_owned(), DEMO2.to_owned()])
+        BTreeSet::from([
+            "athens/smart-building-graph".to_owned(),
+            BRUSSELS.to_owned(),
+            DEMO2.to_owned()
+        ])
     );
     let services = json["services"].as_array().unwrap();
     assert!(!services.is_empty(), "{json:#}");

@@ -25,6 +25,7 @@ fn every_file_of_the_example_validates() {
     assert_eq!(
         graphs,
         vec![
+            ("athens", "smart-building-graph", 2),
             ("brussels", "image-detection-graph", 3),
             ("demo2", "gpu-offloading-graph", 2)
         ]

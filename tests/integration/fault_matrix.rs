@@ -28,6 +28,10 @@ use std::time::Duration;
 fn expected() -> BTreeMap<&'static str, BTreeSet<String>> {
     BTreeMap::from([
         (
+            "athens",
+            BTreeSet::from(["building-dashboard".into(), "occupancy-sensor".into()]),
+        ),
+        (
             "brussels",
             BTreeSet::from(["image-detection".into(), "noise-reduction".into()]),
         ),
@@ -44,7 +48,7 @@ fn consistent(env: &Env, row: &str) {
     let intents = store.intents().unwrap();
     assert!(intents.is_empty(), "{row}: intents left: {intents:?}");
     let services = store.services().unwrap();
-    for ns in ["brussels", "demo2"] {
+    for ns in ["athens", "brussels", "demo2"] {
         let live: BTreeSet<String> = env.releases(ns).into_keys().collect();
         let recorded: BTreeSet<String> = services
             .iter()
@@ -257,6 +261,7 @@ async fn git_row() {
         .unwrap();
     let daemon = env.start(RunOptions::default());
     let both: BTreeSet<String> = [
+        "athens/smart-building-graph",
         "brussels/image-detection-graph",
         "demo2/gpu-offloading-graph",
     ]
@@ -299,7 +304,11 @@ async fn git_row() {
     let _remote = git_daemon_on(served.path(), port);
     status(&env, "the removal applied", |s| {
         s.source_revision.as_deref() == Some(&*second)
-            && graphs_of(s) == BTreeSet::from(["brussels/image-detection-graph".to_owned()])
+            && graphs_of(s)
+                == BTreeSet::from([
+                    "athens/smart-building-graph".to_owned(),
+                    "brussels/image-detection-graph".to_owned(),
+                ])
             && !unreachable(s)
             && env.releases("demo2").is_empty()
     })

@@ -57,7 +57,7 @@ fn render_state_example_writes_every_service_with_placement_values() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(
-        stdout.ends_with("5 service(s) rendered, 0 error(s)\n"),
+        stdout.ends_with("7 service(s) rendered, 0 error(s)\n"),
         "{stdout}"
     );
 
@@ -97,6 +97,15 @@ fn render_state_example_writes_every_service_with_placement_values() {
         "image-compression-vo calls noise-reduction from lyon-gpu"
     );
     find(&nr, "Deployment", "noise-reduction");
+
+    // athens: static placement without pins. smo sets no cluster values;
+    // the chart's own default (athens-core) decides.
+    let athens = out.path().join("athens/smart-building-graph");
+    let sensor = objects(&athens.join("occupancy-sensor.yaml"));
+    assert_eq!(
+        cluster_names(find(&sensor, "PropagationPolicy", "occupancy-sensor")),
+        ["athens-core"]
+    );
 }
 
 #[test]
@@ -129,7 +138,7 @@ fn render_reports_a_broken_chart_and_still_renders_the_rest() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stdout}{stderr}");
     assert!(
-        stdout.ends_with("4 service(s) rendered, 1 error(s)\n"),
+        stdout.ends_with("6 service(s) rendered, 1 error(s)\n"),
         "{stdout}"
     );
     assert!(
