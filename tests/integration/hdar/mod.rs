@@ -9,96 +9,14 @@ use smo::hdar::{
     Digest, GraphRef, Hdar, HdarError, Limits, OciConfig, OciRegistry, auth::AuthSource,
 };
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 mod cli;
 mod daemon;
 
-/// A registry process, killed on drop.
-pub(super) struct Registry {
-    child: Child,
-    pub(super) addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Registry {
-    /// Where the registry keeps a blob (filesystem driver layout).
-    pub(super) fn blob_file(&self, digest: &str) -> PathBuf {
-        let hex = digest.trim_start_matches("sha256:");
-        self.dir
-            .path()
-            .join("data/docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data")
-    }
-}
-
-pub(super) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind port 0")
-        .port()
-}
-
-fn answers(addr: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let req = format!("GET /v2/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.starts_with("HTTP/1.1 200")
-}
-
-pub(super) fn start_registry(bin: &Path) -> Registry {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let config = dir.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .expect("write registry config");
-    let child = Command::new(bin)
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker-registry starts");
-    let mut reg = Registry { child, addr, dir };
-    // Readiness poll, bounded: 300 tries of 100 ms.
-    for _ in 0..300 {
-        if answers(addr) {
-            return reg;
-        }
-        if let Ok(Some(status)) = reg.child.try_wait() {
-            panic!("docker-registry exited early: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = reg.child.kill();
-    panic!("docker-registry did not answer on {addr}");
-}
+pub(super) use fake_karmada::testing::OciRegistry as Registry;
 
 /// The tools these tests need, or `None` (skipped, loudly, outside CI).
 pub(super) struct Tools {
@@ -268,7 +186,7 @@ fn reference(addr: impl std::fmt::Display, repo: &str, selector: &str, value: &s
 }
 
 pub(super) async fn started(bin: PathBuf) -> Registry {
-    tokio::task::spawn_blocking(move || start_registry(&bin))
+    tokio::task::spawn_blocking(move || Registry::start(&bin))
         .await
         .expect("registry thread")
 }

@@ -1,87 +1,9 @@
 //! The fixture chart pushed to a real OCI registry (Debian's
 //! `docker-registry`, filesystem storage, loopback) and installed from it.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use fake_karmada::testing::OciRegistry;
 
 use crate::support::{self, Helm};
-
-/// A registry process, killed on drop.
-struct Registry {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A free loopback port (the registry cannot be told to pick one itself).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind port 0")
-        .port()
-}
-
-fn registry_answers(addr: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let req = format!("GET /v2/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.starts_with("HTTP/1.1 200")
-}
-
-fn start_registry(bin: &Path) -> Registry {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let config = dir.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .expect("write registry config");
-    let child = Command::new(bin)
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker-registry starts");
-    let mut reg = Registry {
-        child,
-        addr,
-        _dir: dir,
-    };
-    // Readiness poll, bounded: 300 tries of 100 ms.
-    for _ in 0..300 {
-        if registry_answers(addr) {
-            return reg;
-        }
-        if let Ok(Some(status)) = reg.child.try_wait() {
-            panic!("docker-registry exited early: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = reg.child.kill();
-    panic!("docker-registry did not answer on {addr}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chart_installs_from_a_real_oci_registry() {
@@ -91,7 +13,7 @@ async fn chart_installs_from_a_real_oci_registry() {
     let Some(reg_bin) = support::tool("SMO_REGISTRY") else {
         return;
     };
-    let registry = tokio::task::spawn_blocking(move || start_registry(&reg_bin))
+    let registry = tokio::task::spawn_blocking(move || OciRegistry::start(&reg_bin))
         .await
         .expect("registry thread");
     let fake = support::start().await;
