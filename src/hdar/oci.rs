@@ -55,9 +55,11 @@ const TAG_PAGE: usize = 1000;
 /// and a bound for a registry that ignores `last`.
 const MAX_TAG_PAGES: usize = 100;
 
-/// A registry client.
+/// A registry client. The HTTP client (and its TLS context) is built at
+/// the first call, so a daemon whose state has no `hdaGraphRef` never
+/// pays for it.
 pub struct OciRegistry {
-    client: Client,
+    client: std::sync::OnceLock<Result<Client, String>>,
     config: OciConfig,
 }
 
@@ -71,18 +73,29 @@ impl std::fmt::Debug for OciRegistry {
 
 impl OciRegistry {
     pub fn new(config: OciConfig) -> Result<OciRegistry, RegistryError> {
-        let client_config = ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(config.insecure_registries.clone()),
-            connect_timeout: Some(config.connect_timeout),
-            read_timeout: Some(config.read_timeout),
-            user_agent: concat!("smo/", env!("CARGO_PKG_VERSION")),
-            ..ClientConfig::default()
-        };
-        let client = Client::try_from(client_config).map_err(|e| RegistryError::Protocol {
-            registry: "(client setup)".into(),
-            reason: e.to_string(),
-        })?;
-        Ok(OciRegistry { client, config })
+        Ok(OciRegistry {
+            client: std::sync::OnceLock::new(),
+            config,
+        })
+    }
+
+    fn client(&self) -> Result<&Client, RegistryError> {
+        self.client
+            .get_or_init(|| {
+                Client::try_from(ClientConfig {
+                    protocol: ClientProtocol::HttpsExcept(self.config.insecure_registries.clone()),
+                    connect_timeout: Some(self.config.connect_timeout),
+                    read_timeout: Some(self.config.read_timeout),
+                    user_agent: concat!("smo/", env!("CARGO_PKG_VERSION")),
+                    ..ClientConfig::default()
+                })
+                .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|reason| RegistryError::Protocol {
+                registry: "(client setup)".into(),
+                reason: reason.clone(),
+            })
     }
 
     fn auth(&self, repo: &Repository) -> Result<RegistryAuth, RegistryError> {
@@ -125,7 +138,7 @@ impl Registry for OciRegistry {
         let mut last: Option<String> = None;
         for _ in 0..MAX_TAG_PAGES {
             let page = self
-                .client
+                .client()?
                 .list_tags(&reference, &auth, Some(TAG_PAGE), last.as_deref())
                 .await
                 .map_err(|e| classify(e, repo, "tag list"))?;
@@ -146,7 +159,7 @@ impl Registry for OciRegistry {
     async fn resolve_digest(&self, repo: &Repository, tag: &str) -> Result<Digest, RegistryError> {
         let auth = self.auth(repo)?;
         let digest = self
-            .client
+            .client()?
             .fetch_manifest_digest(&tag_ref(repo, tag), &auth)
             .await
             .map_err(|e| classify(e, repo, &format!("tag {tag}")))?;
@@ -161,7 +174,7 @@ impl Registry for OciRegistry {
         let auth = self.auth(repo)?;
         let reference = digest_ref(repo, digest);
         let (manifest, _) = self
-            .client
+            .client()?
             .pull_manifest_raw(&reference, &auth, &MANIFEST_TYPES)
             .await
             .map_err(|e| classify(e, repo, &format!("manifest {digest}")))?;
@@ -188,7 +201,7 @@ impl Registry for OciRegistry {
         }
         let what = format!("layer {}", layer.digest);
         let mut stream = self
-            .client
+            .client()?
             .pull_blob_stream(&reference, layer.digest.as_str())
             .await
             .map_err(|e| classify(e, repo, &what))?;
