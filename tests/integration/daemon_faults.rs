@@ -4,7 +4,7 @@
 //! running daemon.
 
 use crate::daemon::{Env, copy_dir, env, env_with, log_of, spawn_smo};
-use crate::sources::{git, git_daemon};
+use crate::sources::{Served, git, served_example};
 use crate::support::{graph, repo};
 use serde_json::Value;
 use smo::daemon::{RunOptions, RunReport, run};
@@ -74,16 +74,13 @@ fn edit_after(path: &Path, anchor: &str, from: &str, to: &str) {
 async fn git_source_applies_commits_isolates_a_broken_descriptor_and_follows_a_force_push() {
     // The served repository: the example state committed on `main`.
     let served = tempfile::tempdir().unwrap();
-    let origin = served.path().join("origin");
-    copy_dir(&repo().join("state-example"), &origin);
-    git(&origin, &["init", "-q"]);
-    git(&origin, &["add", "-A"]);
-    git(&origin, &["commit", "-qm", "example state"]);
-    let first = git(&origin, &["rev-parse", "HEAD"]);
-    let (_daemon, port) = git_daemon(served.path());
-    let source = format!(
-        "source:\n  git:\n    url: git://127.0.0.1:{port}/origin\n    ref: {{branch: main}}\n    interval: 1s\n"
-    );
+    let Served {
+        daemon: _daemon,
+        source,
+        first,
+        origin,
+        ..
+    } = served_example(served.path());
     let Some(env) = env_with("", true, Some(&source)).await else {
         return;
     };

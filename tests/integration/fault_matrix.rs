@@ -8,13 +8,12 @@
 //! Git are called by the running daemon only (the provisioning loop, the
 //! Git poller): their rows run it and wait for the calls they count.
 
-use crate::daemon::{Env, Running, copy_dir, env, env_with, free_port, wait_for};
+use crate::daemon::{Env, Running, env, env_with, free_port, wait_for};
 use crate::grafana::{FakeGrafana, TOKEN};
 use crate::nfvcl::daemon::{cluster_file, edge3};
 use crate::nfvcl::{FakeNfvcl, PASSWORD};
 use crate::prom::PromServer;
-use crate::sources::{git, git_daemon, git_daemon_on};
-use crate::support::repo;
+use crate::sources::{Served, git, git_daemon_on, served_example};
 use fake_karmada::Fault;
 use smo::daemon::RunOptions;
 use smo::provision::run::Polling;
@@ -246,16 +245,13 @@ async fn git_row() {
     let row = "Git remote unreachable";
     eprintln!("fault matrix: {row}");
     let served = tempfile::tempdir().unwrap();
-    let origin = served.path().join("origin");
-    copy_dir(&repo().join("state-example"), &origin);
-    git(&origin, &["init", "-q"]);
-    git(&origin, &["add", "-A"]);
-    git(&origin, &["commit", "-qm", "example state"]);
-    let first = git(&origin, &["rev-parse", "HEAD"]);
-    let (remote, port) = git_daemon(served.path());
-    let source = format!(
-        "source:\n  git:\n    url: git://127.0.0.1:{port}/origin\n    ref: {{branch: main}}\n    interval: 1s\n"
-    );
+    let Served {
+        daemon: remote,
+        port,
+        source,
+        first,
+        origin,
+    } = served_example(served.path());
     let env = env_with("intervals:\n  resync: 1s\n", true, Some(&source))
         .await
         .unwrap();

@@ -2,7 +2,7 @@
 //! must produce as `# expect: SEVERITY LINE POINTER` lines; the findings
 //! must be exactly those (no more, no fewer).
 
-use crate::support::{Expect, expectations, fixtures, yaml_files};
+use crate::support::{expectations, findings_of, fixtures, yaml_files};
 use smo::desired::loader::load_files;
 
 #[test]
@@ -21,17 +21,7 @@ fn invalid_fixtures_report_exactly_their_expected_findings() {
             "{} has no expectations",
             file.display()
         );
-        let state = load_files(std::slice::from_ref(&file)).unwrap();
-        let mut actual: Vec<Expect> = state
-            .findings
-            .iter()
-            .map(|f| Expect {
-                severity: f.severity.to_string(),
-                line: f.line,
-                pointer: f.pointer.clone(),
-            })
-            .collect();
-        actual.sort();
+        let (actual, state) = findings_of(&file);
         if actual != expected {
             failures.push(format!(
                 "{}:\n  expected {expected:?}\n  actual   {actual:?}\n  messages {:#?}",

@@ -2,7 +2,7 @@
 //! each validates with exactly the warnings it lists (`# expect:` lines, as
 //! the invalid fixtures), and plans as the original SMO would run it.
 
-use crate::support::{Expect, expectations, fixtures, repo};
+use crate::support::{expectations, findings_of, fixtures, repo};
 use serde_json::Value;
 use smo::desired::loader::{load_files, load_root};
 use std::path::{Path, PathBuf};
@@ -24,17 +24,7 @@ fn published_descriptors_validate_with_exactly_their_expected_warnings() {
     assert!(files.len() >= 8, "{files:?}");
     let mut failures = Vec::new();
     for file in files {
-        let state = load_files(std::slice::from_ref(&file)).unwrap();
-        let mut actual: Vec<Expect> = state
-            .findings
-            .iter()
-            .map(|f| Expect {
-                severity: f.severity.to_string(),
-                line: f.line,
-                pointer: f.pointer.clone(),
-            })
-            .collect();
-        actual.sort();
+        let (actual, state) = findings_of(&file);
         let expected = expectations(&file);
         if actual != expected || state.valid_graphs().count() != 1 {
             failures.push(format!(

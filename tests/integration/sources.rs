@@ -297,6 +297,38 @@ pub fn git_daemon_on(base: &Path, port: u16) -> Daemon {
     panic!("git daemon did not listen on port {port}");
 }
 
+/// The example state committed on `main` in `<served>/origin`, served by
+/// a git daemon.
+pub struct Served {
+    pub daemon: Daemon,
+    pub port: u16,
+    /// The daemon configuration's `source:` block following it.
+    pub source: String,
+    /// The commit.
+    pub first: String,
+    pub origin: PathBuf,
+}
+
+pub fn served_example(served: &Path) -> Served {
+    let origin = served.join("origin");
+    fake_karmada::testing::copy_dir(&crate::support::repo().join("state-example"), &origin);
+    git(&origin, &["init", "-q"]);
+    git(&origin, &["add", "-A"]);
+    git(&origin, &["commit", "-qm", "example state"]);
+    let first = git(&origin, &["rev-parse", "HEAD"]);
+    let (daemon, port) = git_daemon(served);
+    let source = format!(
+        "source:\n  git:\n    url: git://127.0.0.1:{port}/origin\n    ref: {{branch: main}}\n    interval: 1s\n"
+    );
+    Served {
+        daemon,
+        port,
+        source,
+        first,
+        origin,
+    }
+}
+
 pub fn git_daemon(base: &Path) -> (Daemon, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -120,6 +120,23 @@ pub struct Expect {
     pub pointer: String,
 }
 
+/// What loading `path` on its own reports, as sorted expectations, and
+/// the state it loaded.
+pub fn findings_of(path: &Path) -> (Vec<Expect>, smo::desired::DesiredState) {
+    let state = smo::desired::loader::load_files(&[path.to_owned()]).unwrap();
+    let mut actual: Vec<Expect> = state
+        .findings
+        .iter()
+        .map(|f| Expect {
+            severity: f.severity.to_string(),
+            line: f.line,
+            pointer: f.pointer.clone(),
+        })
+        .collect();
+    actual.sort();
+    (actual, state)
+}
+
 pub fn expectations(path: &Path) -> Vec<Expect> {
     let text = std::fs::read_to_string(path).unwrap();
     let mut v: Vec<Expect> = text
