@@ -32,10 +32,12 @@ mod inventory;
 mod labels;
 mod listing;
 mod readiness;
+mod watch;
 
 pub use error::KarmadaError;
 pub use labels::{GRAPH_LABEL, MANAGED_BY, MANAGED_BY_LABEL, Owner, PROJECT_LABEL, label_value};
 pub use listing::{Managed, ManagedRelease};
+pub use watch::Signal;
 
 use error::classify;
 use kube::api::{
@@ -60,6 +62,11 @@ pub const SCALER_FIELD_MANAGER: &str = "smo-scaler";
 /// API server must fail the reconcile (as `Unreachable`, retried) rather
 /// than stall it.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The watch caches' client waits longer than a watch call lasts
+/// (kube-runtime asks the server for 290 s), so a quiet watch is never cut
+/// as a hung request.
+const WATCH_READ_TIMEOUT: Duration = Duration::from_secs(330);
 
 /// Identity of one object on Karmada. `namespace` is `None` for
 /// cluster-scoped kinds; it is ignored for them if given.
@@ -93,6 +100,10 @@ struct Kind {
 pub struct Karmada {
     client: kube::Client,
     kinds: Arc<Mutex<HashMap<(String, String), Kind>>>,
+    /// The client the watch caches would use (no short read timeout).
+    watch_client: kube::Client,
+    /// `None`: every read goes to the API server (the CLI, `--once`).
+    watches: Option<Arc<watch::Watches>>,
 }
 
 impl fmt::Debug for Karmada {
@@ -158,15 +169,80 @@ impl Karmada {
                     source: Box::new(e),
                 })?,
         };
+        let mut watch_config = config.clone();
+        watch_config.read_timeout = Some(WATCH_READ_TIMEOUT);
         config.read_timeout = Some(READ_TIMEOUT);
-        let client = kube::Client::try_from(config).map_err(|e| KarmadaError::Kubeconfig {
-            what: format!("building a client for {}", shown(kubeconfig)),
-            source: Box::new(e),
-        })?;
+        let build = |config: kube::Config| {
+            kube::Client::try_from(config).map_err(|e| KarmadaError::Kubeconfig {
+                what: format!("building a client for {}", shown(kubeconfig)),
+                source: Box::new(e),
+            })
+        };
         Ok(Karmada {
-            client,
+            client: build(config)?,
+            watch_client: build(watch_config)?,
             kinds: Arc::new(Mutex::new(HashMap::new())),
+            watches: None,
         })
+    }
+
+    /// This handle (and its clones) with watch caches: reads through
+    /// [`Karmada::get_cached`] and [`Karmada::inventory_cached`] are answered
+    /// from memory, and every change after a watch's initial list is sent
+    /// to `signals`. Must be called inside a tokio runtime.
+    #[must_use]
+    pub fn with_watches(mut self, signals: tokio::sync::mpsc::Sender<Signal>) -> Self {
+        self.watches = Some(Arc::new(watch::Watches::new(
+            self.watch_client.clone(),
+            signals,
+        )));
+        self
+    }
+
+    /// The object from the watch cache when it holds it (`true`: it came
+    /// from memory, and may lag a write made a moment ago); otherwise read
+    /// from the API server, as [`Karmada::get`].
+    pub async fn get_cached(&self, r: &ObjectRef) -> Result<(Option<Value>, bool), KarmadaError> {
+        if let Some(w) = &self.watches {
+            let kind = match self.resolve(&r.api_version, &r.kind).await {
+                Ok(k) => k,
+                Err(KarmadaError::UnknownKind { .. }) => return Ok((None, false)),
+                Err(e) => return Err(e),
+            };
+            let namespace = if kind.namespaced {
+                r.namespace.as_deref()
+            } else {
+                None
+            };
+            if let Some(v) = w.lookup(&kind.resource, namespace, &r.name) {
+                return Ok((Some(v), true));
+            }
+        }
+        Ok((self.get(r).await?, false))
+    }
+
+    /// Starts watching the kinds of these manifest objects (a no-op
+    /// without watch caches, or for kinds not served).
+    pub async fn watch_kinds(&self, objects: &[Value]) {
+        let Some(w) = &self.watches else { return };
+        let mut seen = std::collections::BTreeSet::new();
+        for o in objects {
+            let (Some(api_version), Some(kind)) = (o["apiVersion"].as_str(), o["kind"].as_str())
+            else {
+                continue;
+            };
+            if seen.insert((api_version, kind))
+                && let Ok(k) = self.resolve(api_version, kind).await
+            {
+                w.ensure(&k.resource);
+            }
+        }
+    }
+
+    /// How many objects the watch caches hold, by kind (empty without
+    /// caches).
+    pub fn cache_sizes(&self) -> Vec<(String, usize)> {
+        self.watches.as_ref().map(|w| w.sizes()).unwrap_or_default()
     }
 
     /// Resolves apiVersion + kind to a resource through discovery, cached.

@@ -16,7 +16,7 @@
 use super::{DaemonError, blocking, notify, now};
 use crate::adapters::grafana::{self, GrafanaClient, GrafanaError, Token};
 use crate::adapters::helm::{Helm, HelmConfig};
-use crate::adapters::karmada::{Karmada, KarmadaError};
+use crate::adapters::karmada::{Karmada, KarmadaError, Signal};
 use crate::adapters::nfvcl::{Nfvcl, NfvclConfig, NfvclError};
 use crate::adapters::prometheus::{Prometheus, PrometheusConfig, PrometheusError};
 use crate::dashboards::DashboardConfig;
@@ -41,8 +41,9 @@ pub struct RunOptions {
     /// One full pass, then exit.
     pub once: bool,
     pub workers: usize,
-    /// How often the cluster inventory is read from Karmada.
-    pub inventory_interval: Duration,
+    /// Overrides `intervals.inventory` (the fallback relist of the
+    /// clusters; their watch reports changes as they happen).
+    pub inventory_interval: Option<Duration>,
     /// Debounce of the work queue.
     pub debounce: Duration,
     /// Base and cap of the retry backoff.
@@ -65,7 +66,7 @@ impl Default for RunOptions {
             // Two workers: helm is the bottleneck and each call is a
             // process; more would mostly queue on the API server.
             workers: 2,
-            inventory_interval: Duration::from_secs(10),
+            inventory_interval: None,
             debounce: Duration::from_millis(50),
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(300),
@@ -91,6 +92,8 @@ pub(super) struct Context {
     pub(super) nfvcl: Option<Nfvcl>,
     /// Pulls what `hdaGraphRef` files name (cache under the state dir).
     pub(super) hdar: Arc<Artifacts>,
+    /// Changes the watch caches saw (`None` with `--once`: no watches).
+    pub(super) signals: Option<tokio::sync::mpsc::Receiver<Signal>>,
 }
 
 /// The HDAR client and its artifact cache.
@@ -131,7 +134,17 @@ impl Context {
         if !resolved.is_empty() {
             tracing::warn!(graphs = ?resolved, "resolved operations a previous run left unrecorded");
         }
-        let karmada = karmada(&config.karmada).await?;
+        let mut karmada = karmada(&config.karmada).await?;
+        // A single pass reads each object once: watching would only add
+        // requests.
+        let mut signals = None;
+        if !opts.once {
+            // Bounded: a burst waits in the API server's stream rather
+            // than in memory here.
+            let (tx, rx) = tokio::sync::mpsc::channel(1024);
+            karmada = karmada.with_watches(tx);
+            signals = Some(rx);
+        }
         let metrics = Arc::new(Metrics::new());
         let prometheus = prometheus(&config.prometheus)?;
         let engine = Engine {
@@ -155,6 +168,7 @@ impl Context {
         let nfvcl = nfvcl(config.nfvcl.as_ref())?;
         let hdar = Arc::new(hdar(config, &config.state_dir)?);
         Ok(Context {
+            signals,
             hdar,
             store,
             metrics,

@@ -1,8 +1,20 @@
 //! The cluster inventory from Karmada: readiness changes enqueue the graphs
 //! (failover), NotReady times are kept, the inventory is recorded.
+//!
+//! The clusters' watch cache reports a change as it happens ([`Read::Cached`]);
+//! `intervals.inventory` lists them again as a fallback ([`Read::Relist`]).
 
 use super::*;
 use crate::locks::{MutexExt, RwLockExt};
+
+/// Where an inventory refresh reads the clusters from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Read {
+    /// The watch cache when it is synced, else a list.
+    Cached,
+    /// A list from the API server, whatever the cache holds.
+    Relist,
+}
 
 /// Reads the inventory; a readiness change enqueues the graphs that use
 /// the cluster (failover) and records when it became NotReady.
@@ -12,9 +24,14 @@ pub(super) async fn refresh_inventory(
     config: &Config,
     store: &Arc<Store>,
     queue: &Queue,
-    enqueue_changes: bool,
+    (read, enqueue_changes): (Read, bool),
 ) {
-    let inv = match karmada.inventory(&config.karmada.gpu_resource).await {
+    let gpu = &config.karmada.gpu_resource;
+    let result = match read {
+        Read::Cached => karmada.inventory_cached(gpu).await,
+        Read::Relist => karmada.inventory(gpu).await,
+    };
+    let inv = match result {
         Ok(i) => {
             shared.note("inventory", None);
             i
@@ -28,6 +45,10 @@ pub(super) async fn refresh_inventory(
             return;
         }
     };
+    if read == Read::Cached && shared.last_inventory.lock_or_recover().as_ref() == Some(&inv) {
+        // A watch event that changed nothing smo reads (a heartbeat).
+        return;
+    }
     let at = now();
     let (changed, names_changed) = {
         let mut w = shared.world.write_or_recover();

@@ -11,11 +11,11 @@
 //! the daemon up (endpoint, first snapshot, world); `run` spawns the tasks,
 //! runs the select loop and drains at shutdown.
 
-use crate::adapters::karmada::Karmada;
+use crate::adapters::karmada::{Karmada, Signal};
 use crate::desired::prune::prune_guard;
 use crate::desired::{DesiredState, loader::load_root_with};
 use crate::http;
-use crate::locks::MutexExt;
+use crate::locks::{MutexExt, RwLockExt};
 use crate::metrics::{Family, Metrics};
 use crate::observe::clusters::{ClusterFacts, merge};
 use crate::reconcile::engine::{Engine, Outcome, World};
@@ -49,7 +49,7 @@ pub mod usage;
 mod worker;
 
 use context::Context;
-use inventory::refresh_inventory;
+use inventory::{Read, refresh_inventory};
 use shared::{Pass, Shared};
 use snapshots::{all_keys, apply_snapshot, first_snapshot, load};
 use start::{Started, start};
@@ -81,6 +81,14 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| DaemonError::Join(e.to_string()))
+}
+
+/// The next change the watch caches saw; never, without watch caches.
+async fn next_signal(signals: &mut Option<mpsc::Receiver<Signal>>) -> Option<Signal> {
+    match signals {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs the daemon until `shutdown` flips to true (or, with `once`, after
@@ -116,6 +124,7 @@ pub async fn run(
         engine,
         nfvcl,
         hdar,
+        mut signals,
         ..
     } = ctx;
 
@@ -176,7 +185,8 @@ pub async fn run(
         )));
         let mut resync = tokio::time::interval(config.resync_interval);
         resync.tick().await;
-        let mut inventory = tokio::time::interval(opts.inventory_interval);
+        let mut inventory =
+            tokio::time::interval(opts.inventory_interval.unwrap_or(config.inventory_interval));
         inventory.tick().await;
         let mut references = tokio::time::interval(config.hdar.interval);
         references.tick().await;
@@ -215,8 +225,22 @@ pub async fn run(
                     artifacts::refresh(&shared, &store, &queue, &hdar).await?;
                 }
                 _ = inventory.tick() => {
-                    refresh_inventory(&shared, &karmada, &config, &store, &queue, true).await;
+                    refresh_inventory(&shared, &karmada, &config, &store, &queue, (Read::Relist, true)).await;
                 }
+                Some(signal) = next_signal(&mut signals) => match signal {
+                    Signal::Clusters => {
+                        refresh_inventory(&shared, &karmada, &config, &store, &queue, (Read::Cached, true)).await;
+                    }
+                    Signal::Release { namespace, name } => {
+                        // An object of a release changed (out of band, or
+                        // smo's own write): its graph checks for drift now.
+                        let key = shared.world.read_or_recover().graph_of_release(&namespace, &name);
+                        if let Some(key) = key {
+                            shared.drift_due.lock_or_recover().insert(key.clone());
+                            queue.enqueue(&key);
+                        }
+                    }
+                },
             }
         }
     }

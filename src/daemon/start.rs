@@ -85,7 +85,16 @@ pub(super) async fn start(
         Arc::clone(&ctx.metrics),
         ctx.engine.dashboards.clone(),
     ));
-    refresh_inventory(&shared, &ctx.karmada, config, store, &queue, false).await;
+    // Starts the clusters' watch too; its first list is not waited for.
+    refresh_inventory(
+        &shared,
+        &ctx.karmada,
+        config,
+        store,
+        &queue,
+        (Read::Cached, false),
+    )
+    .await;
     let first_revision = first.revision.clone();
     apply_snapshot(&shared, store, &queue, first, desired).await?;
     // What carries smo's labels and the store lost is recorded before the

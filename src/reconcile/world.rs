@@ -89,6 +89,24 @@ impl World {
         self.replace.remove(key);
     }
 
+    /// The graph whose service is released as `release` in `namespace` (a
+    /// release is named after its service, in its project's namespace;
+    /// release names are unique within a project).
+    pub fn graph_of_release(&self, namespace: &str, release: &str) -> Option<GraphKey> {
+        self.desired
+            .graphs
+            .iter()
+            .filter(|e| e.project == namespace)
+            .find_map(|e| {
+                let services = &e.graph.as_ref()?.descriptor.hda_graph.services;
+                if services.iter().any(|s| s.id.as_str() == release) {
+                    Some(GraphKey::new(&e.project, e.id.clone()?))
+                } else {
+                    None
+                }
+            })
+    }
+
     /// The descriptor file declaring `key`, valid or not.
     pub fn entry(&self, key: &GraphKey) -> Option<&GraphEntry> {
         self.desired

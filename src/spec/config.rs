@@ -228,6 +228,10 @@ pub struct Config {
     pub http: Http,
     pub resync_interval: Duration,
     pub scaling_interval: Duration,
+    /// How often the cluster inventory is listed again although the
+    /// clusters' watch reports every change: a fallback, never the only
+    /// way a change is seen.
+    pub inventory_interval: Duration,
     pub log: Log,
 }
 
@@ -500,6 +504,11 @@ impl Stage<'_> {
                 raw.intervals.scaling.as_deref(),
                 "/intervals/scaling",
                 Duration::from_secs(30),
+            ),
+            inventory_interval: self.duration(
+                raw.intervals.inventory.as_deref(),
+                "/intervals/inventory",
+                Duration::from_secs(60),
             ),
             log: Log {
                 format: raw.log.format.unwrap_or_default(),

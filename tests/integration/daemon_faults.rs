@@ -258,7 +258,7 @@ async fn the_daemon_survives_an_api_server_outage_and_converges_after_it() {
     let opts = RunOptions {
         backoff_base: Duration::from_millis(200),
         backoff_cap: Duration::from_secs(2),
-        inventory_interval: Duration::from_millis(500),
+        inventory_interval: Some(Duration::from_millis(500)),
         ..RunOptions::default()
     };
     let daemon = tokio::spawn(run(env.config(), opts, stopped));

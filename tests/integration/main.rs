@@ -24,4 +24,5 @@ mod safety;
 mod sources;
 mod store;
 mod support;
+mod watches;
 mod webhook;

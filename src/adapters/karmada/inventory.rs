@@ -22,28 +22,55 @@ impl Karmada {
     /// on what cannot be measured while the other clusters stay usable.
     #[tracing::instrument(name = "karmada.inventory", skip_all, fields(gpu_resource = gpu_resource))]
     pub async fn inventory(&self, gpu_resource: &str) -> Result<Inventory, KarmadaError> {
-        let (group, version) = split_api_version(CLUSTER_API_VERSION);
-        let ar = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(group, version, "Cluster"),
-            "clusters",
-        );
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &cluster_resource());
         let list = api
             .list(&ListParams::default())
             .await
             .map_err(|e| classify("list", "Karmada clusters", e))?;
-        let mut clusters: Vec<InventoryCluster> = list
-            .items
-            .iter()
-            .filter_map(|c| {
-                let name = c.metadata.name.clone()?;
-                Some(cluster_of(name, &c.data, gpu_resource))
-            })
-            .collect();
-        clusters.sort_by(|a, b| a.name.cmp(&b.name));
-        tracing::debug!(clusters = clusters.len(), "inventory read");
-        Ok(Inventory { clusters })
+        let inv = inventory_of(list.items.iter(), gpu_resource);
+        tracing::debug!(clusters = inv.clusters.len(), "inventory read");
+        Ok(inv)
     }
+
+    /// The inventory from the clusters' watch cache when it is synced
+    /// (starting the watch on the first call), otherwise as
+    /// [`Karmada::inventory`]. Without watch caches, always the latter.
+    pub async fn inventory_cached(&self, gpu_resource: &str) -> Result<Inventory, KarmadaError> {
+        if let Some(w) = &self.watches {
+            w.watch_clusters(&cluster_resource());
+            if let Some(objects) = w.clusters() {
+                return Ok(inventory_of(
+                    objects.iter().map(AsRef::as_ref),
+                    gpu_resource,
+                ));
+            }
+        }
+        self.inventory(gpu_resource).await
+    }
+}
+
+fn cluster_resource() -> ApiResource {
+    let (group, version) = split_api_version(CLUSTER_API_VERSION);
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(group, version, "Cluster"),
+        "clusters",
+    )
+}
+
+/// The inventory of these `Cluster` objects, sorted by name (see
+/// [`Karmada::inventory`]).
+fn inventory_of<'a>(
+    objects: impl Iterator<Item = &'a DynamicObject>,
+    gpu_resource: &str,
+) -> Inventory {
+    let mut clusters: Vec<InventoryCluster> = objects
+        .filter_map(|c| {
+            let name = c.metadata.name.clone()?;
+            Some(cluster_of(name, &c.data, gpu_resource))
+        })
+        .collect();
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    Inventory { clusters }
 }
 
 /// One `Cluster` object as an inventory entry (see [`Karmada::inventory`]).

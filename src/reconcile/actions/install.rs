@@ -62,6 +62,9 @@ pub async fn run<H: HelmOps, K: KarmadaOps, L: IntentLog>(
             ),
         )
     })?;
+    // What the release created is watched from now on: an out-of-band
+    // change to it enqueues the graph at once.
+    karmada.watch_kinds(&objects).await;
     // The scaler's replicas win over the chart's: re-asserted after
     // every upgrade, through the scale subresource and its own field
     // manager, so helm never silently reverts them.

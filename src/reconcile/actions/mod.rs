@@ -74,6 +74,20 @@ pub trait KarmadaOps: Send + Sync {
         &self,
         r: &ObjectRef,
     ) -> impl Future<Output = Result<Option<Value>, KarmadaError>> + Send;
+    /// From a watch cache when one holds the object (`true`: it may lag a
+    /// write made a moment ago), otherwise as [`KarmadaOps::get`].
+    fn get_cached(
+        &self,
+        r: &ObjectRef,
+    ) -> impl Future<Output = Result<(Option<Value>, bool), KarmadaError>> + Send {
+        async move { Ok((self.get(r).await?, false)) }
+    }
+    /// Keeps the kinds of these objects watched, when there are watch
+    /// caches.
+    fn watch_kinds(&self, objects: &[Value]) -> impl Future<Output = ()> + Send {
+        let _ = objects;
+        async {}
+    }
     /// `Ok` also when the object does not exist.
     fn delete(&self, r: &ObjectRef) -> impl Future<Output = Result<(), KarmadaError>> + Send;
     /// Labels of helm's newest record of a release; `None` when absent.
@@ -126,6 +140,12 @@ impl KarmadaOps for Karmada {
     }
     async fn get(&self, r: &ObjectRef) -> Result<Option<Value>, KarmadaError> {
         Karmada::get(self, r).await
+    }
+    async fn get_cached(&self, r: &ObjectRef) -> Result<(Option<Value>, bool), KarmadaError> {
+        Karmada::get_cached(self, r).await
+    }
+    async fn watch_kinds(&self, objects: &[Value]) {
+        Karmada::watch_kinds(self, objects).await;
     }
     async fn delete(&self, r: &ObjectRef) -> Result<(), KarmadaError> {
         Karmada::delete(self, r).await

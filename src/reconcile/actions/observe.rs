@@ -1,7 +1,9 @@
-//! Live observations the planner needs, read from Karmada: drift of an
-//! installed release (its recorded manifest against the live objects) and
-//! the readiness of a dependency (every workload of its release). Reads
-//! only; the rules that judge what was read are pure functions below.
+//! Live observations the planner needs, read from Karmada (from the watch
+//! caches where they hold the object): drift of an installed release (its
+//! recorded manifest against the live objects, confirmed against the API
+//! server before it is reported) and the readiness of a dependency (every
+//! workload of its release). Reads only; the rules that judge what was read
+//! are pure functions below.
 
 use super::KarmadaOps;
 use crate::adapters::karmada::{
@@ -37,15 +39,24 @@ pub async fn drift<K: KarmadaOps>(
             continue;
         };
         let label = format!("{}/{}", r.kind, r.name);
-        match karmada.get(&r).await? {
-            None => out.push(format!("{label} is missing")),
-            Some(live) => out.extend(
-                manifest::drift(o, &live)
+        let compare = |live: Option<&Value>| -> Vec<String> {
+            match live {
+                None => vec![format!("{label} is missing")],
+                Some(live) => manifest::drift(o, live)
                     .into_iter()
                     .filter(|p| !(ignore_replicas && p == "/spec/replicas"))
-                    .map(|p| format!("{label}{p}")),
-            ),
+                    .map(|p| format!("{label}{p}"))
+                    .collect(),
+            }
+        };
+        let (live, cached) = karmada.get_cached(&r).await?;
+        let mut found = compare(live.as_ref());
+        if cached && !found.is_empty() {
+            // A cache may lag smo's own write of a moment ago: drift is
+            // only reported as the API server shows it.
+            found = compare(karmada.get(&r).await?.as_ref());
         }
+        out.extend(found);
     }
     Ok(out)
 }
@@ -74,7 +85,7 @@ pub async fn readiness<K: KarmadaOps>(karmada: &K, rec: &ServiceRecord) -> Readi
             continue;
         };
         let label = format!("{}/{}", r.kind, r.name);
-        match karmada.get(&r).await {
+        match karmada.get_cached(&r).await.map(|(live, _)| live) {
             Err(e) => return Readiness::Unknown(e.into()),
             Ok(None) => return Readiness::NotReady(format!("{label} does not exist")),
             Ok(Some(live)) => {

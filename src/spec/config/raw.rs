@@ -151,6 +151,7 @@ pub(super) struct RawHttp {
 pub(super) struct RawIntervals {
     pub(super) resync: Option<String>,
     pub(super) scaling: Option<String>,
+    pub(super) inventory: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

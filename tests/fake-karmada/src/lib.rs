@@ -435,6 +435,20 @@ impl FakeKarmada {
         Ok(())
     }
 
+    /// Drops every open connection, watches included, while still
+    /// listening: clients reconnect at once (a load balancer restarting).
+    pub fn drop_connections(&self) {
+        self.shared.epoch.send_modify(|e| *e += 1);
+    }
+
+    /// Compacts the watch history and drops every connection: a watch that
+    /// resumes from the version it had seen gets `410 Gone` and must list
+    /// again. Changes made before it reconnects appear only in that list.
+    pub fn expire_watches(&self) {
+        self.shared.store().compact();
+        self.drop_connections();
+    }
+
     // ---- request log -----------------------------------------------------
 
     /// Every request received so far (faulted ones included), oldest first.

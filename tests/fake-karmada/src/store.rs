@@ -151,6 +151,15 @@ impl Store {
         )
     }
 
+    /// Forgets the event history, as an API server compacting etcd: a
+    /// watch resuming from any version before now gets `410 Gone`.
+    pub(crate) fn compact(&mut self) {
+        // Compacted at a version newer than any a client has seen.
+        self.rv += 1;
+        self.history.clear();
+        self.floor = self.rv;
+    }
+
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
     }

@@ -588,3 +588,68 @@ async fn kube_runtime_watcher_follows_cluster_changes() {
             .expect("cluster exists");
     }
 }
+
+#[tokio::test]
+async fn kube_runtime_watcher_relists_after_410_and_sees_changes_made_meanwhile() {
+    use kube::runtime::watcher;
+    let fake = support::start().await;
+    let client = support::client(&fake).await;
+    let mut events = watcher::watcher(clusters_api(&client), watcher::Config::default()).boxed();
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(30), events.next())
+            .await
+            .expect("an event within 30 s")
+            .expect("stream open")
+    };
+    while !matches!(next().await, Ok(watcher::Event::InitDone)) {}
+    // The history is compacted and the watch cut; a change lands before
+    // the watcher is back, so only a new list can show it.
+    fake.expire_watches();
+    fake.set_cluster_ready("brussels-edge", false)
+        .expect("cluster exists");
+    let mut saw_gone = false;
+    let mut relisted = None;
+    while relisted.is_none() {
+        match next().await {
+            Err(e) => saw_gone |= format!("{e:?}").contains("410"),
+            Ok(watcher::Event::InitApply(c))
+                if c.metadata.name.as_deref() == Some("brussels-edge") =>
+            {
+                relisted = Some(c);
+            }
+            Ok(_) => {}
+        }
+    }
+    assert!(saw_gone, "the resumed watch was told 410 Gone");
+    let c = relisted.unwrap();
+    assert_eq!(c.data["status"]["conditions"][0]["status"], "False");
+}
+
+#[tokio::test]
+async fn kube_runtime_watcher_resumes_after_a_dropped_connection_without_missing_a_change() {
+    use kube::runtime::watcher;
+    let fake = support::start().await;
+    let client = support::client(&fake).await;
+    let mut events = watcher::watcher(clusters_api(&client), watcher::Config::default()).boxed();
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(30), events.next())
+            .await
+            .expect("an event within 30 s")
+            .expect("stream open")
+    };
+    while !matches!(next().await, Ok(watcher::Event::InitDone)) {}
+    fake.drop_connections();
+    fake.set_cluster_ready("brussels-edge", false)
+        .expect("cluster exists");
+    // Resumed from its version: the change arrives as an event, no relist.
+    loop {
+        match next().await {
+            Ok(watcher::Event::Apply(c)) if c.metadata.name.as_deref() == Some("brussels-edge") => {
+                assert_eq!(c.data["status"]["conditions"][0]["status"], "False");
+                break;
+            }
+            Ok(watcher::Event::Init) => panic!("a dropped connection should not force a relist"),
+            _ => {}
+        }
+    }
+}

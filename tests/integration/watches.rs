@@ -1,0 +1,146 @@
+//! The daemon's watch caches end to end: what changes on Karmada is acted
+//! on when it happens, not at the next resync or inventory relist (both
+//! set to an hour here, so only a watch can explain a reaction), and a
+//! broken watch (dropped connection, 410 Gone after compaction) misses
+//! nothing.
+
+use crate::daemon::{Env, env, wait_for};
+use serde_json::Value;
+use smo::daemon::RunOptions;
+use std::time::Duration;
+
+/// Long enough that neither the resync nor the inventory relist happens
+/// during a test.
+const QUIET: &str = "intervals: {resync: 1h, inventory: 1h}\n";
+/// Generous for a loaded 2-core machine; the watch path takes well under a
+/// second (measured by `cargo bench --bench daemon`).
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn image(env: &Env) -> Option<Value> {
+    env.object("apps/v1", "Deployment", "demo2", "web-frontend")
+        .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
+}
+
+fn tamper(env: &Env) {
+    env.fake
+        .mutate_object(
+            "apps/v1",
+            "Deployment",
+            Some("demo2"),
+            "web-frontend",
+            |d| {
+                d["spec"]["template"]["spec"]["containers"][0]["image"] =
+                    Value::String("evil:latest".into());
+            },
+        )
+        .unwrap();
+}
+
+/// Waits for the image to be the chart's again, by an upgrade past
+/// `revision`; returns the new revision.
+async fn corrected(env: &Env, good: &Value, revision: u64, what: &str) -> u64 {
+    wait_for(LIMIT, what, || {
+        let rev = env.releases("demo2").get("web-frontend")?.0;
+        (rev > revision && image(env).as_ref() == Some(good)).then_some(rev)
+    })
+    .await
+}
+
+/// Whether the fake has served a watch of Deployments (the daemon's cache
+/// for that kind has listed and is following changes).
+fn deployments_watched(env: &Env) -> bool {
+    env.fake
+        .requests()
+        .iter()
+        .any(|r| r.path.contains("deployments") && r.query.contains("watch=true"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_band_edits_are_corrected_without_a_resync_even_across_broken_watches() {
+    let Some(mut env) = env(QUIET).await else {
+        return;
+    };
+    let daemon = env.start(RunOptions::default());
+    let good = wait_for(LIMIT, "web-frontend installed", || {
+        image(&env).filter(|_| deployments_watched(&env))
+    })
+    .await;
+    let rev = wait_for(LIMIT, "web-frontend deployed", || {
+        env.releases("demo2")
+            .get("web-frontend")
+            .filter(|(_, st)| st == "deployed")
+            .map(|(r, _)| *r)
+    })
+    .await;
+
+    // A change while the watch runs.
+    tamper(&env);
+    let rev = corrected(&env, &good, rev, "a live edit corrected").await;
+
+    // A change while the connection is down: the watch resumes from its
+    // version and replays it.
+    env.fake.drop_connections();
+    tamper(&env);
+    let rev = corrected(
+        &env,
+        &good,
+        rev,
+        "an edit during a dropped connection corrected",
+    )
+    .await;
+
+    // A change during an outage, after which the history is compacted:
+    // the watch gets 410 Gone, lists again and finds the change there.
+    env.fake.outage().await;
+    tamper(&env);
+    env.fake.expire_watches();
+    env.fake.recover().await.unwrap();
+    corrected(&env, &good, rev, "an edit hidden behind a 410 corrected").await;
+
+    let report = daemon.stop().await;
+    assert_eq!(report.graphs, 3, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_turning_not_ready_starts_failover_at_once() {
+    let Some(env) = env(QUIET).await else { return };
+    env.edit(
+        "smo.yaml",
+        "failoverGracePeriod: 60s",
+        "failoverGracePeriod: 0s",
+    );
+    let daemon = env.start(RunOptions::default());
+    // Where the policy smo generated sends image-detection.
+    let placed_on = |env: &Env| -> Option<Vec<String>> {
+        let pp = env.object(
+            "policy.karmada.io/v1alpha1",
+            "PropagationPolicy",
+            "brussels",
+            "image-detection",
+        )?;
+        let names = pp["spec"]["placement"]["clusterAffinity"]["clusterNames"].as_array()?;
+        Some(
+            names
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect(),
+        )
+    };
+    let used = wait_for(LIMIT, "brussels placed and deployed", || {
+        let deployed = env.releases("brussels").len() == 2;
+        placed_on(&env).filter(|_| deployed)
+    })
+    .await;
+    assert_eq!(
+        used,
+        ["lyon-gpu"],
+        "the example places brussels on lyon-gpu"
+    );
+    env.fake.set_cluster_ready("lyon-gpu", false).unwrap();
+    let moved = wait_for(LIMIT, "brussels moved off lyon-gpu", || {
+        placed_on(&env).filter(|p| !p.contains(&"lyon-gpu".to_owned()))
+    })
+    .await;
+    assert!(!moved.is_empty());
+    daemon.stop().await;
+}
