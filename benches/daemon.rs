@@ -10,9 +10,16 @@
 //!    so the pass reads the store, keeps every placement, recomputes every
 //!    input hash, checks drift against the fake, and runs helm zero times —
 //!    wall time, CPU time and peak RSS of `smo run --once`;
-//! 3. RSS of the daemon holding that state;
-//! 4. file edit → first helm call, p50/p95 over 20 edits, minus the
-//!    configured debounces (source 50 ms, queue 50 ms).
+//! 3. RSS of the daemon holding that state (its watch caches filled);
+//! 4. a resync of the running daemon (every graph checked for drift):
+//!    requests to Karmada and the daemon's CPU time;
+//! 5. file edit → first helm call, p50/p95 over 20 edits, minus the
+//!    configured debounces (source 50 ms, queue 50 ms);
+//! 6. out-of-band change of a Deployment → first helm call (the
+//!    correction), p50/p95 over 10 changes;
+//! 7. a cluster turning NotReady → recorded as NotReady in the published
+//!    status (an upper bound of "graph enqueued": the pass it starts ends
+//!    first).
 
 use fake_karmada::FakeKarmada;
 use fake_karmada::testing::copy_dir;
@@ -118,16 +125,22 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
         );
     }
 
-    // 3. The daemon holding that state, and 4. edit → first helm call.
+    // 3. The daemon holding that state, 4. a resync, and 5. edit → first
+    // helm call.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}intervals:\n  resync: {RESYNC_S}s\n")).unwrap();
     let mut child = support::daemon(&cfg, "warn", None);
+    let pid = child.id().to_string();
+    let status = dir.path().join("var/status.json");
     tokio::time::sleep(Duration::from_secs(3)).await;
     support::wait_idle(&fake).await;
-    let rss = smo::daemon::usage::of(&child.id().to_string()).map(|u| u.rss_kib);
+    let rss = smo::daemon::usage::of(&pid).map(|u| u.rss_kib);
     println!(
         "daemon with {} services: rss_kib={}",
         graphs * services,
         rss.unwrap_or(0)
     );
+    resync(&fake, &pid, &status, graphs).await;
     let file = dir.path().join("state/projects/p0/g0.yaml");
     let mut latencies = Vec::new();
     for i in 0..20 {
@@ -154,15 +167,110 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
         latencies.push(ms);
         support::wait_idle(&fake).await;
     }
-    support::stop(&mut child);
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    let (p50, p95) = percentiles(&mut latencies);
     println!(
-        "edit → first helm call (debounce excluded): p50_ms={:.1} p95_ms={:.1} n={}",
-        pct(0.5),
-        pct(0.95),
+        "edit → first helm call (debounce excluded): p50_ms={p50:.1} p95_ms={p95:.1} n={}",
         latencies.len()
     );
+
+    // 6. Out-of-band changes.
+    let mut latencies = Vec::new();
+    for i in 0..10 {
+        let before = helm_count(&fake);
+        let t = Instant::now();
+        fake.mutate_object("apps/v1", "Deployment", Some("p1"), "g1-s0", |d| {
+            d["spec"]["template"]["spec"]["containers"][0]["image"] =
+                Value::String(format!("evil:{i}"));
+        })
+        .unwrap();
+        if wait_helm(&fake, before, t) {
+            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        support::wait_idle(&fake).await;
+    }
+    let (p50, p95) = percentiles(&mut latencies);
+    println!(
+        "out-of-band change → first helm call: p50_ms={p50:.1} p95_ms={p95:.1} n={}",
+        latencies.len()
+    );
+
+    // 7. A cluster turning NotReady.
+    let t = Instant::now();
+    fake.set_cluster_ready("c3", false).unwrap();
+    loop {
+        let seen = read_json(&status).is_some_and(|s| {
+            s["clusters"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["name"] == "c3" && c["ready"] == false))
+        });
+        if seen || t.elapsed() > Duration::from_secs(60) {
+            println!(
+                "cluster NotReady → recorded: ms={} seen={seen}",
+                t.elapsed().as_millis()
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    support::stop(&mut child);
+}
+
+const RESYNC_S: u64 = 20;
+
+/// Waits for the next resync pass (every graph reconciled) to end and
+/// prints what it cost: requests to Karmada and the daemon's CPU time.
+async fn resync(fake: &FakeKarmada, pid: &str, status: &Path, graphs: usize) {
+    let last_seq = |s: &Value| s["runs"][0]["seq"].as_u64().unwrap_or(0);
+    let seq0 = read_json(status).map_or(0, |s| last_seq(&s));
+    let cpu0 = smo::daemon::usage::of(pid).map_or(0, |u| u.cpu_ms);
+    let req0 = fake.requests().len();
+    let t = Instant::now();
+    loop {
+        let done = read_json(status).is_some_and(|s| {
+            last_seq(&s) > seq0 && s["runs"][0]["graphsReconciled"].as_u64() >= Some(graphs as u64)
+        });
+        if done {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(RESYNC_S * 3) {
+            eprintln!("no resync pass within {} s", RESYNC_S * 3);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    support::wait_idle(fake).await;
+    let cpu = smo::daemon::usage::of(pid).map_or(0, |u| u.cpu_ms) - cpu0;
+    let requests = fake.requests()[req0..].to_vec();
+    let gets = requests.iter().filter(|r| r.method == "GET").count();
+    println!(
+        "resync of the running daemon: graphs={graphs} api_requests={} gets={gets} daemon_cpu_ms={cpu} (idle ticks included)",
+        requests.len()
+    );
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Waits up to 30 s for a helm call after `before` of them; false if none.
+fn wait_helm(fake: &FakeKarmada, before: usize, t: Instant) -> bool {
+    while helm_count(fake) <= before {
+        if t.elapsed() > Duration::from_secs(30) {
+            eprintln!("no helm call within 30 s");
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
+fn percentiles(latencies: &mut [f64]) -> (f64, f64) {
+    if latencies.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    (pct(0.5), pct(0.95))
 }
 
 fn helm_count(fake: &FakeKarmada) -> usize {
@@ -273,9 +381,15 @@ fn seed(dir: &Path, graphs: usize, services: usize, fake: &FakeKarmada) {
             .map(|i| {
                 let manifest = manifest(&i.release, &i.namespace);
                 for doc in manifest.split("\n---\n") {
-                    let v: Value = smo::validate::yaml::parse_documents(doc).unwrap()[0]
+                    let mut v: Value = smo::validate::yaml::parse_documents(doc).unwrap()[0]
                         .value
                         .clone();
+                    // What helm stamps on everything a release creates.
+                    v["metadata"]["labels"] = json!({"app.kubernetes.io/managed-by": "Helm"});
+                    v["metadata"]["annotations"] = json!({
+                        "meta.helm.sh/release-name": i.release,
+                        "meta.helm.sh/release-namespace": i.namespace,
+                    });
                     fake.put_object(v).unwrap();
                 }
                 ServiceRecord {

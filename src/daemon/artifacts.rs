@@ -15,11 +15,12 @@ pub(super) async fn refresh(
     store: &Arc<Store>,
     queue: &Queue,
     hdar: &Arc<context::Artifacts>,
+    loads: &Arc<LoadCache>,
 ) -> Result<(), DaemonError> {
     let current = shared.world().desired;
     let snap = shared.held.lock_or_recover().last().cloned();
     if let (true, Some(snap)) = (current.references > 0, snap) {
-        match load(&snap, hdar).await {
+        match load(&snap, hdar, loads).await {
             Ok(desired) if same(&current, &desired) => {}
             Ok(desired) => {
                 tracing::info!(revision = %snap.revision, "an HDAR reference now resolves differently");

@@ -92,6 +92,8 @@ pub(super) struct Context {
     pub(super) nfvcl: Option<Nfvcl>,
     /// Pulls what `hdaGraphRef` files name (cache under the state dir).
     pub(super) hdar: Arc<Artifacts>,
+    /// The descriptor outcomes kept between snapshots.
+    pub(super) loads: Arc<crate::desired::incremental::LoadCache>,
     /// Changes the watch caches saw (`None` with `--once`: no watches).
     pub(super) signals: Option<tokio::sync::mpsc::Receiver<Signal>>,
 }
@@ -168,6 +170,7 @@ impl Context {
         let nfvcl = nfvcl(config.nfvcl.as_ref())?;
         let hdar = Arc::new(hdar(config, &config.state_dir)?);
         Ok(Context {
+            loads: Arc::default(),
             signals,
             hdar,
             store,

@@ -12,8 +12,9 @@
 //! runs the select loop and drains at shutdown.
 
 use crate::adapters::karmada::{Karmada, Signal};
+use crate::desired::incremental::LoadCache;
 use crate::desired::prune::prune_guard;
-use crate::desired::{DesiredState, loader::load_root_with};
+use crate::desired::{DesiredState, loader::load_root_cached};
 use crate::http;
 use crate::locks::{MutexExt, RwLockExt};
 use crate::metrics::{Family, Metrics};
@@ -125,6 +126,7 @@ pub async fn run(
         nfvcl,
         hdar,
         mut signals,
+        loads,
         ..
     } = ctx;
 
@@ -200,7 +202,7 @@ pub async fn run(
                 _ = shutdown.changed() => if *shutdown.borrow() { break },
                 _ = watchdog.tick(), if watchdog_every.is_some() => opts.notify.watchdog(),
                 Some(snap) = snap_rx.recv() => {
-                    match load(&snap, &hdar).await {
+                    match load(&snap, &hdar, &loads).await {
                         Ok(desired) => {
                             shared.note("source", None);
                             opts.notify.status(&format!("revision {}", snap.revision));
@@ -222,7 +224,7 @@ pub async fn run(
                     for k in keys { queue.enqueue(&k); }
                 }
                 _ = references.tick() => {
-                    artifacts::refresh(&shared, &store, &queue, &hdar).await?;
+                    artifacts::refresh(&shared, &store, &queue, &hdar, &loads).await?;
                 }
                 _ = inventory.tick() => {
                     refresh_inventory(&shared, &karmada, &config, &store, &queue, (Read::Relist, true)).await;

@@ -103,12 +103,23 @@ pub(super) async fn first_snapshot(
 pub(super) async fn load(
     snap: &Snapshot,
     hdar: &Arc<context::Artifacts>,
+    loads: &Arc<LoadCache>,
 ) -> Result<DesiredState, DaemonError> {
     let root = snap.root.clone();
     let pulling = crate::hdar::Pulling::new(Arc::clone(hdar), tokio::runtime::Handle::current());
-    let state = blocking(move || load_root_with(&root, Some(&pulling)))
+    let cache = Arc::clone(loads);
+    let t = std::time::Instant::now();
+    let state = blocking(move || load_root_cached(&root, Some(&pulling), &cache))
         .await?
         .map_err(|e| DaemonError::Load(e.to_string()))?;
+    let stats = loads.stats();
+    tracing::debug!(
+        revision = %snap.revision,
+        judged = stats.judged,
+        reused = stats.reused,
+        ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "desired state loaded"
+    );
     if !state.settings_valid {
         let errors: Vec<String> = state
             .findings

@@ -78,7 +78,7 @@ pub(super) async fn start(
         let _ = tokio::time::timeout(Duration::from_secs(10), requests).await;
         return Ok(None);
     };
-    let desired = load(&first, &ctx.hdar).await?;
+    let desired = load(&first, &ctx.hdar, &ctx.loads).await?;
 
     let shared = Arc::new(Shared::new(
         &first,

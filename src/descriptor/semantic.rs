@@ -11,6 +11,7 @@ use crate::validate::findings::{Finding, Severity};
 use crate::validate::suggest::closest;
 use crate::validate::yaml::Document;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
@@ -25,6 +26,31 @@ pub struct Context<'a> {
     pub root: Option<&'a Path>,
     /// Clusters described under `clusters/`, when a state root is known.
     pub known_clusters: Option<&'a BTreeSet<String>>,
+    /// Local chart checks already made while loading this state root.
+    pub charts: Option<&'a ChartMemo>,
+}
+
+/// The outcome of each local chart check of one load of a state root, by
+/// descriptor directory and chart path. Within one load the tree does not
+/// change, and most services of a project share a chart or two: without
+/// it, a 2,000-service tree resolved and walked the same few charts 2,000
+/// times per snapshot.
+#[derive(Debug, Default)]
+pub struct ChartMemo(std::sync::Mutex<HashMap<(PathBuf, String), Result<PathBuf, String>>>);
+
+impl ChartMemo {
+    /// Whether the chart `rel` (relative to `dir`) passes its check.
+    pub fn passes(&self, root: &Path, dir: &Path, rel: &str) -> bool {
+        self.check(root, dir, rel).is_ok()
+    }
+
+    fn check(&self, root: &Path, dir: &Path, rel: &str) -> Result<PathBuf, String> {
+        let key = (dir.to_owned(), rel.to_owned());
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(key)
+            .or_insert_with(|| local_chart(root, dir, rel))
+            .clone()
+    }
 }
 
 struct Checker<'a> {
@@ -437,7 +463,11 @@ fn chart(c: &mut Checker<'_>, i: usize, s: &Service) {
     }
     match (c.ctx.dir, c.ctx.root) {
         (Some(dir), Some(root)) => {
-            if let Err(message) = local_chart(root, dir, image) {
+            let checked = match c.ctx.charts {
+                Some(memo) => memo.check(root, dir, image),
+                None => local_chart(root, dir, image),
+            };
+            if let Err(message) = checked {
                 c.error(pointer, message);
             }
         }

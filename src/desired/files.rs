@@ -80,6 +80,7 @@ pub fn load_files_with(
         ..DesiredState::default()
     };
     let mut loaded = Vec::new();
+    let charts = crate::descriptor::semantic::ChartMemo::default();
     for path in paths {
         if !path.exists() {
             return Err(LoadError::Missing { path: path.clone() });
@@ -115,7 +116,14 @@ pub fn load_files_with(
                         .collect();
                     (!names.is_empty()).then_some(names)
                 });
-                let l = load_descriptor(path, &shown, root.as_deref(), known.as_ref(), artifacts);
+                let l = load_descriptor(
+                    path,
+                    &shown,
+                    root.as_deref(),
+                    known.as_ref(),
+                    artifacts,
+                    Some(&charts),
+                );
                 let scope = root
                     .as_ref()
                     .map(|r| r.display().to_string())

@@ -2,10 +2,11 @@
 //! [`DesiredState`]. Only unreadable roots are errors; everything about a
 //! file's content is a finding.
 
+use super::incremental::LoadCache;
 use super::intent::translate;
 use super::{Artifacts, DesiredState, Graph, GraphEntry, Origin};
 use crate::descriptor::Descriptor;
-use crate::descriptor::semantic::{self, Context};
+use crate::descriptor::semantic::{self, ChartMemo, Context};
 use crate::descriptor::types::DnsLabel;
 use crate::spec::cluster::RawClusterFile;
 use crate::spec::settings::{RawSettings, Settings, cross_checks};
@@ -110,6 +111,7 @@ fn file_error(shown: &str, message: String) -> Finding {
 }
 
 /// One descriptor file's raw outcome.
+#[derive(Clone)]
 pub(super) struct Loaded {
     id: Option<String>,
     id_pos: Pos,
@@ -129,17 +131,34 @@ pub(super) fn load_descriptor(
     root: Option<&Path>,
     known: Option<&BTreeSet<String>>,
     artifacts: Option<&dyn Artifacts>,
+    charts: Option<&ChartMemo>,
 ) -> Loaded {
     let ctx = Context {
         file: shown,
         dir: path.parent(),
         root,
         known_clusters: known,
+        charts,
     };
     judge_descriptor(read_document(path, shown), &ctx, artifacts)
 }
 
 impl Loaded {
+    /// Valid and plain (not an `hdaGraphRef`): its outcome depends only on
+    /// its bytes, the described clusters and its local charts.
+    pub(super) fn cacheable(&self) -> bool {
+        self.descriptor.is_some() && !self.reference && self.origin.is_none()
+    }
+
+    /// The chart paths (relative to the file) its services name.
+    pub(super) fn local_charts(&self) -> impl Iterator<Item = &str> {
+        self.descriptor
+            .iter()
+            .flat_map(|d| &d.hda_graph.services)
+            .map(|s| s.artifact.oci_image.as_str())
+            .filter(|i| !i.contains("://") && !Path::new(i).is_absolute())
+    }
+
     pub(super) fn failed(findings: Vec<Finding>) -> Loaded {
         Loaded {
             id: None,
@@ -323,6 +342,28 @@ pub fn load_root_with(
     root: &Path,
     artifacts: Option<&dyn Artifacts>,
 ) -> Result<DesiredState, LoadError> {
+    load_root_inner(root, artifacts, None)
+}
+
+/// [`load_root_with`], keeping the outcome of every descriptor file whose
+/// bytes did not change since the previous load with the same `cache` (see
+/// [`super::incremental`]).
+pub fn load_root_cached(
+    root: &Path,
+    artifacts: Option<&dyn Artifacts>,
+    cache: &LoadCache,
+) -> Result<DesiredState, LoadError> {
+    cache.begin();
+    let state = load_root_inner(root, artifacts, Some(cache));
+    cache.end();
+    state
+}
+
+fn load_root_inner(
+    root: &Path,
+    artifacts: Option<&dyn Artifacts>,
+    cache: Option<&LoadCache>,
+) -> Result<DesiredState, LoadError> {
     let root = root.canonicalize().map_err(|source| LoadError::Root {
         path: root.to_owned(),
         source,
@@ -386,6 +427,7 @@ pub fn load_root_with(
         .collect();
 
     let mut loaded: Vec<Entry> = Vec::new();
+    let charts = ChartMemo::default();
     for project_dir in entries(&root.join("projects"))? {
         if project_dir.is_file() {
             if is_descriptor_file(&project_dir) {
@@ -402,7 +444,16 @@ pub fn load_root_with(
         for (path, shown) in
             files_where(&root, &project_dir, is_descriptor_file, &mut state.findings)?
         {
-            let mut l = load_descriptor(&path, &shown, Some(&root), Some(&known), artifacts);
+            let ctx = Context {
+                file: &shown,
+                dir: path.parent(),
+                root: Some(&root),
+                known_clusters: Some(&known),
+                charts: Some(&charts),
+            };
+            let mut l = cache
+                .and_then(|c| c.descriptor(&path, &ctx, artifacts))
+                .unwrap_or_else(|| judge_descriptor(read_document(&path, &shown), &ctx, artifacts));
             if !DnsLabel::is_valid(&project) {
                 l.findings.push(file_error(&shown, format!(
                     "project directory `{project}` is not a DNS-1123 label; it names a Kubernetes namespace: use lowercase letters, digits and '-'"

@@ -9,6 +9,7 @@
 //! `(project, hdaGraph.id)` are an error on both and neither is used.
 
 pub mod files;
+pub mod incremental;
 pub mod intent;
 pub mod loader;
 pub mod prune;

@@ -58,6 +58,7 @@ pub(super) fn judge(
         dir: path.parent(),
         root: Some(&origin.root),
         known_clusters: ctx.known_clusters,
+        charts: ctx.charts,
     };
     // No reference inside an artifact: `None` makes one an error.
     let mut loaded = judge_descriptor(read_document(&path, &inner), &inner_ctx, None);

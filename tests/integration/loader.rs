@@ -621,3 +621,148 @@ fn cluster_files_that_do_not_load_are_reported_as_broken_not_gone() {
     let state = load_root(dir.path()).unwrap();
     assert!(!state.broken_clusters.contains("typo"));
 }
+
+/// 200 graphs in 4 projects, every service on a local chart (the checks
+/// the cache must not skip) or an OCI one.
+fn fleet(root: &Path) {
+    for p in 0..4 {
+        write(
+            root,
+            &format!("projects/p{p}/charts/app/Chart.yaml"),
+            "apiVersion: v2\nname: app\nversion: 1.0.0\n",
+        );
+        write(
+            root,
+            &format!("projects/p{p}/charts/app/templates/cm.yaml"),
+            "kind: ConfigMap\n",
+        );
+    }
+    for g in 0..200 {
+        let text = graph(&format!("g{g}"))
+            .service(&format!("g{g}-a"))
+            .chart("charts/app")
+            .service(&format!("g{g}-b"))
+            .yaml();
+        write(root, &format!("projects/p{}/g{g}.yaml", g % 4), &text);
+    }
+}
+
+fn graph_ids(state: &smo::desired::DesiredState) -> Vec<String> {
+    let mut ids: Vec<String> = state.valid_graphs().map(|g| g.id().to_owned()).collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn an_incremental_load_judges_only_what_changed_and_finds_what_a_fresh_load_finds() {
+    use smo::desired::incremental::{LoadCache, LoadStats};
+    use smo::desired::loader::load_root_cached;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fleet(root);
+    let cache = LoadCache::default();
+    let load = || load_root_cached(root, None, &cache).unwrap();
+    let first = load();
+    assert_eq!(
+        cache.stats(),
+        LoadStats {
+            judged: 200,
+            reused: 0
+        }
+    );
+    assert_eq!(
+        first.valid_graphs().count(),
+        200,
+        "{:?}",
+        first.findings.first()
+    );
+    assert_eq!(load(), first, "nothing changed: the same state");
+    assert_eq!(
+        cache.stats(),
+        LoadStats {
+            judged: 0,
+            reused: 200
+        }
+    );
+
+    // One file edited: one file judged, and the state is a fresh load's.
+    let edited = graph("g7")
+        .service("g7-a")
+        .cpu("large")
+        .chart("charts/app")
+        .service("g7-b")
+        .yaml();
+    write(root, "projects/p3/g7.yaml", &edited);
+    let after = load();
+    assert_eq!(
+        cache.stats(),
+        LoadStats {
+            judged: 1,
+            reused: 199
+        }
+    );
+    assert_eq!(after, load_root(root).unwrap());
+
+    // A duplicate identity introduced by an edit is caught on both files.
+    write(
+        root,
+        "projects/p1/g9.yaml",
+        &graph("g5").service("g9-a").yaml(),
+    );
+    let dup = load();
+    assert_eq!(
+        cache.stats(),
+        LoadStats {
+            judged: 1,
+            reused: 199
+        }
+    );
+    for file in ["projects/p1/g5.yaml", "projects/p1/g9.yaml"] {
+        assert!(
+            dup.findings
+                .iter()
+                .any(|f| f.file == file && f.is_error() && f.message.contains("g5")),
+            "no duplicate error on {file}: {:?}",
+            dup.findings
+                .iter()
+                .filter(|f| f.is_error())
+                .collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(dup, load_root(root).unwrap());
+    write(
+        root,
+        "projects/p1/g9.yaml",
+        &graph("g9").service("g9-a").yaml(),
+    );
+
+    // A removed file removes its graph; a broken one declares none and is
+    // reported (the daemon holds its graph); fixed, it is judged again.
+    fs::remove_file(root.join("projects/p2/g10.yaml")).unwrap();
+    write(root, "projects/p2/g14.yaml", "hdaGraph: [unclosed\n");
+    let broken = load();
+    let ids = graph_ids(&broken);
+    assert!(!ids.contains(&"g10".to_owned()) && !ids.contains(&"g14".to_owned()));
+    assert_eq!(ids.len(), 198);
+    assert!(
+        broken
+            .findings
+            .iter()
+            .any(|f| f.file == "projects/p2/g14.yaml" && f.is_error())
+    );
+    assert_eq!(broken, load_root(root).unwrap());
+
+    // A chart a cached descriptor names goes bad: the descriptor is judged
+    // again, and fails as it would fresh.
+    fs::remove_file(root.join("projects/p0/charts/app/Chart.yaml")).unwrap();
+    let chartless = load();
+    assert_eq!(chartless, load_root(root).unwrap());
+    assert!(
+        chartless
+            .findings
+            .iter()
+            .any(|f| f.file == "projects/p0/g0.yaml" && f.is_error()),
+        "the chart's loss is reported on its users"
+    );
+    assert_eq!(chartless.valid_graphs().count(), 198 - 50);
+}
