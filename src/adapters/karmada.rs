@@ -506,7 +506,7 @@ impl Karmada {
             Api::namespaced(self.client.clone(), namespace);
         let selector = format!("owner=helm,name={}", label_value(release));
         let list = api
-            .list(&ListParams::default().labels(&selector))
+            .list_metadata(&ListParams::default().labels(&selector))
             .await
             .map_err(|e| {
                 classify(

@@ -57,9 +57,10 @@ impl Karmada {
             Err(KarmadaError::UnknownKind { .. }) => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
+        // Only labels are read: metadata-only, not the objects' bodies.
         let list = self
             .api(&resolved, None)
-            .list(&ListParams::default().labels(selector))
+            .list_metadata(&ListParams::default().labels(selector))
             .await
             .map_err(|e| classify("list", &format!("{api_version} {kind}"), e))?;
         Ok(list
@@ -132,8 +133,13 @@ impl Karmada {
     #[tracing::instrument(name = "karmada.list_managed_releases", skip_all)]
     pub async fn list_managed_releases(&self) -> Result<Vec<ManagedRelease>, KarmadaError> {
         let api: Api<k8s_openapi::api::core::v1::Secret> = Api::all(self.client.clone());
+        // Metadata only: a release record's body is the whole release,
+        // compressed; over thousands of releases that is megabytes per
+        // sweep for labels alone.
         let list = api
-            .list(&ListParams::default().labels(&format!("owner=helm,{}", managed_selector())))
+            .list_metadata(
+                &ListParams::default().labels(&format!("owner=helm,{}", managed_selector())),
+            )
             .await
             .map_err(|e| classify("list", "v1 Secret (helm releases)", e))?;
         // (namespace, release) → the newest revision's labels.

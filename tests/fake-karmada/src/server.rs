@@ -761,12 +761,36 @@ fn list(ctx: &Ctx<'_>, spec: &KindSpec, ns: Option<&str>) -> Result<Response<Bod
         .filter(|v| ls.matches(v) && fs.matches(v))
         .cloned()
         .collect();
+    let rv = store.resource_version().to_string();
+    // Metadata-only lists (kube's `list_metadata`, client-go's metadata
+    // informers): every item reduced to its metadata.
+    if ctx.accept.contains("as=PartialObjectMetadataList") {
+        let items: Vec<Value> = items
+            .into_iter()
+            .map(|v| {
+                json!({
+                    "apiVersion": "meta.k8s.io/v1",
+                    "kind": "PartialObjectMetadata",
+                    "metadata": v["metadata"],
+                })
+            })
+            .collect();
+        return Ok(json_response(
+            200,
+            &json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": {"resourceVersion": rv},
+                "items": items,
+            }),
+        ));
+    }
     Ok(json_response(
         200,
         &json!({
             "kind": format!("{}List", spec.kind),
             "apiVersion": spec.api_version(),
-            "metadata": {"resourceVersion": store.resource_version().to_string()},
+            "metadata": {"resourceVersion": rv},
             "items": items,
         }),
     ))

@@ -653,3 +653,41 @@ async fn kube_runtime_watcher_resumes_after_a_dropped_connection_without_missing
         }
     }
 }
+
+#[tokio::test]
+async fn metadata_only_lists_carry_labels_but_no_bodies() {
+    use k8s_openapi::api::core::v1::Secret;
+    let fake = support::start().await;
+    let client = support::client(&fake).await;
+    fake.put_object(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "s", "namespace": "default", "labels": {"owner": "helm"}},
+        "data": {"release": "c2VjcmV0"},
+    }))
+    .expect("stored");
+    let api: Api<Secret> = Api::all(client);
+    let list = api
+        .list_metadata(&ListParams::default().labels("owner=helm"))
+        .await
+        .expect("listed");
+    assert_eq!(list.items.len(), 1);
+    let item = &list.items[0];
+    assert_eq!(item.metadata.labels.as_ref().unwrap()["owner"], "helm");
+    // What went over the wire: metadata only, not the Secret's data.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(fake.addr())
+        .await
+        .expect("connect");
+    conn.write_all(
+        b"GET /api/v1/secrets?labelSelector=owner%3Dhelm HTTP/1.1\r\nHost: fake\r\n\
+          Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1\r\n\
+          Connection: close\r\n\r\n",
+    )
+    .await
+    .expect("request sent");
+    let mut raw = String::new();
+    conn.read_to_string(&mut raw).await.expect("response read");
+    assert!(raw.contains("PartialObjectMetadataList"), "{raw}");
+    assert!(raw.contains("\"owner\":\"helm\""), "{raw}");
+    assert!(!raw.contains("c2VjcmV0"), "the body was sent: {raw}");
+}
