@@ -440,27 +440,9 @@ async fn suspend_uninstalls_and_keeps_the_record_resume_installs_again() {
 async fn drift_is_corrected_or_only_reported_in_warn_mode() {
     let Some(env) = env("").await else { return };
     assert!(env.once().await.converged);
-    let tamper = |env: &Env| {
-        env.fake
-            .mutate_object(
-                "apps/v1",
-                "Deployment",
-                Some("demo2"),
-                "web-frontend",
-                |d| {
-                    d["spec"]["template"]["spec"]["containers"][0]["image"] =
-                        Value::String("evil:latest".into());
-                },
-            )
-            .unwrap();
-    };
-    let image = |env: &Env| {
-        env.object("apps/v1", "Deployment", "demo2", "web-frontend")
-            .unwrap()["spec"]["template"]["spec"]["containers"][0]["image"]
-            .clone()
-    };
+    let image = |env: &Env| crate::watches::image(env).unwrap();
     let good = image(&env);
-    tamper(&env);
+    crate::watches::tamper(&env);
     assert!(env.once().await.converged);
     assert_eq!(image(&env), good, "drift corrected");
     assert_eq!(
@@ -471,7 +453,7 @@ async fn drift_is_corrected_or_only_reported_in_warn_mode() {
 
     // warn: reported, not touched.
     env.edit("smo.yaml", "drift: correct", "drift: warn");
-    tamper(&env);
+    crate::watches::tamper(&env);
     env.once().await;
     assert_eq!(image(&env), Value::String("evil:latest".into()));
     let store = env.store();

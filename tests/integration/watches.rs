@@ -16,12 +16,14 @@ const QUIET: &str = "intervals: {resync: 1h, inventory: 1h}\n";
 /// second (measured by `cargo bench --bench daemon`).
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn image(env: &Env) -> Option<Value> {
+/// web-frontend's image, live.
+pub fn image(env: &Env) -> Option<Value> {
     env.object("apps/v1", "Deployment", "demo2", "web-frontend")
         .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
 }
 
-fn tamper(env: &Env) {
+/// An out-of-band change of web-frontend's image (to `evil:latest`).
+pub fn tamper(env: &Env) {
     env.fake
         .mutate_object(
             "apps/v1",

@@ -589,19 +589,35 @@ async fn kube_runtime_watcher_follows_cluster_changes() {
     }
 }
 
-#[tokio::test]
-async fn kube_runtime_watcher_relists_after_410_and_sees_changes_made_meanwhile() {
+type ClusterEvents = futures::stream::BoxStream<
+    'static,
+    Result<kube::runtime::watcher::Event<DynamicObject>, kube::runtime::watcher::Error>,
+>;
+
+/// A kube-runtime watcher on the clusters, past its initial list.
+async fn listed_cluster_watch() -> (FakeKarmada, ClusterEvents) {
     use kube::runtime::watcher;
     let fake = support::start().await;
     let client = support::client(&fake).await;
     let mut events = watcher::watcher(clusters_api(&client), watcher::Config::default()).boxed();
-    let mut next = async || {
-        tokio::time::timeout(Duration::from_secs(30), events.next())
-            .await
-            .expect("an event within 30 s")
-            .expect("stream open")
-    };
-    while !matches!(next().await, Ok(watcher::Event::InitDone)) {}
+    while !matches!(next_event(&mut events).await, Ok(watcher::Event::InitDone)) {}
+    (fake, events)
+}
+
+async fn next_event(
+    events: &mut ClusterEvents,
+) -> Result<kube::runtime::watcher::Event<DynamicObject>, kube::runtime::watcher::Error> {
+    tokio::time::timeout(Duration::from_secs(30), events.next())
+        .await
+        .expect("an event within 30 s")
+        .expect("stream open")
+}
+
+#[tokio::test]
+async fn kube_runtime_watcher_relists_after_410_and_sees_changes_made_meanwhile() {
+    use kube::runtime::watcher;
+    let (fake, mut events) = listed_cluster_watch().await;
+    let mut next = async || next_event(&mut events).await;
     // The history is compacted and the watch cut; a change lands before
     // the watcher is back, so only a new list can show it.
     fake.expire_watches();
@@ -628,16 +644,8 @@ async fn kube_runtime_watcher_relists_after_410_and_sees_changes_made_meanwhile(
 #[tokio::test]
 async fn kube_runtime_watcher_resumes_after_a_dropped_connection_without_missing_a_change() {
     use kube::runtime::watcher;
-    let fake = support::start().await;
-    let client = support::client(&fake).await;
-    let mut events = watcher::watcher(clusters_api(&client), watcher::Config::default()).boxed();
-    let mut next = async || {
-        tokio::time::timeout(Duration::from_secs(30), events.next())
-            .await
-            .expect("an event within 30 s")
-            .expect("stream open")
-    };
-    while !matches!(next().await, Ok(watcher::Event::InitDone)) {}
+    let (fake, mut events) = listed_cluster_watch().await;
+    let mut next = async || next_event(&mut events).await;
     fake.drop_connections();
     fake.set_cluster_ready("brussels-edge", false)
         .expect("cluster exists");
