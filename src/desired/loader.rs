@@ -3,18 +3,17 @@
 //! file's content is a finding.
 
 use super::incremental::LoadCache;
-use super::intent::translate;
-use super::{Artifacts, DesiredState, Graph, GraphEntry, Origin};
+use super::{Artifacts, DesiredState, Origin};
 use crate::descriptor::Descriptor;
 use crate::descriptor::semantic::{self, ChartMemo, Context};
 use crate::descriptor::types::DnsLabel;
 use crate::spec::cluster::RawClusterFile;
 use crate::spec::settings::{RawSettings, Settings, cross_checks};
-use crate::validate::findings::{self, Finding, Pos, Severity};
+use crate::validate::findings::{Finding, Pos, Severity};
 use crate::validate::schema::SchemaKind;
 use crate::validate::yaml::Document;
 use crate::validate::{parse_document, read_document, typed};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -113,16 +112,16 @@ fn file_error(shown: &str, message: String) -> Finding {
 /// One descriptor file's raw outcome.
 #[derive(Clone)]
 pub(super) struct Loaded {
-    id: Option<String>,
-    id_pos: Pos,
+    pub(super) id: Option<String>,
+    pub(super) id_pos: Pos,
     /// Position of each `services[i].id`, for cross-graph checks.
-    service_pos: Vec<Pos>,
-    descriptor: Option<Descriptor>,
+    pub(super) service_pos: Vec<Pos>,
+    pub(super) descriptor: Option<Descriptor>,
     pub(super) findings: Vec<Finding>,
     /// The artifact, when the file is an `hdaGraphRef` that was fetched.
     pub(super) origin: Option<Origin>,
     /// Whether the file is an `hdaGraphRef` (fetched or not).
-    reference: bool,
+    pub(super) reference: bool,
 }
 
 pub(super) fn load_descriptor(
@@ -515,111 +514,7 @@ fn escapes(root: &Path, path: &Path, shown: &str) -> Option<Finding> {
     }
 }
 
-/// One loaded descriptor: the state root it belongs to (empty for the root
-/// being loaded), its project, its shown path and its outcome.
-pub(super) type Entry = (String, String, String, Loaded);
-
-/// Marks duplicate identities, translates intents, sorts findings. Graph
-/// identity is `(project, id)` within one state root; a file outside any
-/// `projects/<project>/` folder has no identity to collide with.
-pub(super) fn finish(state: &mut DesiredState, loaded: Vec<Entry>) {
-    let mut by_identity: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
-    for (scope, project, shown, l) in &loaded {
-        if let Some(id) = l.id.as_ref().filter(|_| !project.is_empty()) {
-            by_identity
-                .entry((scope.clone(), project.clone(), id.clone()))
-                .or_default()
-                .push(shown.clone());
-        }
-    }
-    // Releases are named after services in the project's namespace: two
-    // graphs of one project with a service of the same id would share (and
-    // fight over, and uninstall) one release.
-    let mut by_service: BTreeMap<(String, String, String), Vec<(String, String)>> = BTreeMap::new();
-    for (scope, project, shown, l) in &loaded {
-        if let (Some(d), false) = (&l.descriptor, project.is_empty()) {
-            for s in &d.hda_graph.services {
-                by_service
-                    .entry((scope.clone(), project.clone(), s.id.to_string()))
-                    .or_default()
-                    .push((shown.clone(), d.hda_graph.id.to_string()));
-            }
-        }
-    }
-    for (scope, project, shown, mut l) in loaded {
-        if let Some(d) = &l.descriptor {
-            let mut clash = false;
-            for (i, s) in d.hda_graph.services.iter().enumerate() {
-                let key = (scope.clone(), project.clone(), s.id.to_string());
-                let others: Vec<String> = by_service
-                    .get(&key)
-                    .map_or(&[][..], Vec::as_slice)
-                    .iter()
-                    // Two files of one graph are reported as a duplicate
-                    // identity instead.
-                    .filter(|(file, graph)| {
-                        *file != shown && graph.as_str() != d.hda_graph.id.as_str()
-                    })
-                    .map(|(file, graph)| format!("graph `{graph}` ({file})"))
-                    .collect();
-                if !others.is_empty() {
-                    clash = true;
-                    let pos = l.service_pos.get(i).copied().unwrap_or(l.id_pos);
-                    l.findings.push(Finding::new(&shown, pos, format!("/hdaGraph/services/{i}/id"), Severity::Error, format!(
-                        "service `{}` is also a service of {} in project `{project}`; a service's Helm release is named after it in the project's namespace, so ids must be unique within a project (neither graph is applied)",
-                        s.id,
-                        others.join(", ")
-                    )));
-                }
-            }
-            if clash {
-                l.descriptor = None;
-            }
-        }
-        if let Some(id) = &l.id {
-            let files = by_identity
-                .get(&(scope, project.clone(), id.clone()))
-                .map_or(&[][..], Vec::as_slice);
-            if files.len() > 1 {
-                let others: Vec<&str> = files
-                    .iter()
-                    .filter(|f| **f != shown)
-                    .map(String::as_str)
-                    .collect();
-                l.findings.push(Finding::new(&shown, l.id_pos, "/hdaGraph/id", Severity::Error, format!(
-                    "graph `{id}` of project `{project}` is also declared in {}; declare each graph once (neither file is applied)",
-                    others.join(", ")
-                )));
-                l.descriptor = None;
-            }
-        }
-        let origin = l.origin;
-        state.references += usize::from(l.reference);
-        let graph = l.descriptor.map(|descriptor| {
-            let resources = descriptor
-                .hda_graph
-                .services
-                .iter()
-                .map(|s| translate(s, &state.settings.intents))
-                .collect();
-            Graph {
-                project: project.clone(),
-                file: shown.clone(),
-                descriptor,
-                resources,
-                origin,
-            }
-        });
-        state.findings.extend(l.findings);
-        state.graphs.push(GraphEntry {
-            project,
-            id: l.id,
-            file: shown,
-            graph,
-        });
-    }
-    findings::sort(&mut state.findings);
-}
+pub(super) use super::crossfile::{Entry, finish};
 
 pub use super::files::{FileKind, load_files, load_files_with};
 

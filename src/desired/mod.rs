@@ -8,6 +8,7 @@
 //! valid or carries its findings. Two files declaring the same
 //! `(project, hdaGraph.id)` are an error on both and neither is used.
 
+mod crossfile;
 pub mod files;
 pub mod incremental;
 pub mod intent;
