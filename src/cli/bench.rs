@@ -17,7 +17,7 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// One graph of N services on M clusters.
     Placement(PlacementBench),
-    /// G graphs placed one after another on shared clusters.
+    /// G graphs placed as a fleet on shared clusters.
     Fleet(FleetBench),
     /// The scaling model for N services on one cluster.
     Scaling(ScalingBench),

@@ -66,9 +66,23 @@ pub(crate) struct Instance<'a> {
 const EPS: f64 = 1e-9;
 
 impl<'a> Instance<'a> {
+    /// Only the tests index a problem on its own; the engine goes through
+    /// [`Instance::with_capacity`].
+    #[cfg(test)]
     pub fn new(
         problem: &'a PlacementProblem,
         opts: &PlacementOptions,
+    ) -> Result<Self, PlacementError> {
+        Self::with_capacity(problem, opts, None)
+    }
+
+    /// [`Instance::new`], with each cluster's capacity (in
+    /// `problem.clusters` order, the graph's own usage included) given
+    /// instead of derived from free capacity plus current usage.
+    pub fn with_capacity(
+        problem: &'a PlacementProblem,
+        opts: &PlacementOptions,
+        given: Option<&[[f64; 3]]>,
     ) -> Result<Self, PlacementError> {
         let invalid = |m: String| Err(PlacementError::InvalidInput(m));
         let ns = problem.services.len();
@@ -145,7 +159,20 @@ impl<'a> Instance<'a> {
                 }
             })
             .collect();
-        for (s, cur) in current.iter().enumerate() {
+        if let Some(given) = given {
+            if given.len() != order.len() {
+                return invalid("capacity given for a different number of clusters".into());
+            }
+            for (cap, &i) in capacity.iter_mut().zip(&order) {
+                let [cpu, memory, gpu] = given[i];
+                *cap = Capacity {
+                    cpu: cpu.max(0.0),
+                    memory: memory.max(0.0),
+                    gpu: gpu.max(0.0),
+                };
+            }
+        }
+        for (s, cur) in current.iter().enumerate().filter(|_| given.is_none()) {
             for &c in cur {
                 capacity[c].cpu += demand[s].cpu;
                 capacity[c].memory += demand[s].memory;

@@ -2,8 +2,8 @@
 //! graph runs. Pure code: no I/O, no clock other than the solver's own time
 //! limit and the reported timings.
 //!
-//! Entry points: [`place`] for one graph, [`place_fleet`] for graphs placed
-//! one after another, each seeing the capacity the previous ones took.
+//! Entry points: [`place`] for one graph, [`place_fleet`] for every graph
+//! of the desired state on shared clusters (see [`fleet`]).
 //!
 //! Pipeline of [`place`]: index the problem ([`instance`]), run the cheap
 //! infeasibility checks ([`precheck`]), run the strategy (`first-fit` or
@@ -18,10 +18,12 @@
 //! cluster earlier in name order.
 
 mod check;
+mod construct;
 mod error;
 mod exact;
 mod explain;
 mod first_fit;
+mod fleet;
 mod instance;
 mod local;
 mod milp;
@@ -32,8 +34,13 @@ mod units;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_construct;
+#[cfg(test)]
+mod tests_fleet;
 
 pub use error::{Infeasibility, PlacementError};
+pub use fleet::{FleetGraph, place_fleet};
 pub use model::*;
 
 use check::{Assignment, effective_weights, evaluate, violation};
@@ -62,6 +69,11 @@ const OVERSHOOT_REF_PAIRS: f64 = 50_000.0;
 /// Share of the time limit the local search on the warm start may use
 /// (it normally stops well before: a few passes over the services).
 const WARM_SEARCH_SHARE: f64 = 0.1;
+
+/// Share of the time limit the constructive search may use. It normally
+/// needs about one node per service (a few ms at 1000 services); the share
+/// only bounds its backtracking on tight instances.
+const CONSTRUCT_SHARE: f64 = 0.2;
 
 /// What a strategy hands back before verification and explanation.
 pub(crate) struct Assigned {
@@ -127,12 +139,28 @@ impl PlacementStrategy for Milp {
         let w = effective_weights(inst, opts);
         // Warm start: the best of first-fit, the greedy repair of the
         // current placement (the current placement itself when valid), the
-        // cheapest-cluster greedy and the strict-latency-component greedy.
+        // cheapest-cluster greedy, the strict-latency-component greedy and
+        // the constructive search, which finds a valid start whenever one
+        // exists within its budget (and proves infeasibility when its
+        // search space runs out).
         let ff = first_fit::first_fit(inst).ok();
         let kept = first_fit::keep_current(inst).ok();
         let cheap = first_fit::cheapest(inst, &w).ok();
         let strict = first_fit::strict_components(inst, &w).ok();
-        let warm = [ff, kept, cheap, strict]
+        let built = match construct::search(
+            inst,
+            &w,
+            Instant::now() + Duration::from_secs_f64(limit * CONSTRUCT_SHARE),
+        ) {
+            construct::Outcome::Found(a) => Some(a),
+            construct::Outcome::Infeasible => {
+                return Err(PlacementError::SolverInfeasible {
+                    families: diagnose(inst, opts),
+                });
+            }
+            construct::Outcome::GaveUp => None,
+        };
+        let warm = [built, ff, kept, cheap, strict]
             .into_iter()
             .flatten()
             .min_by(|a, b| {
@@ -144,23 +172,23 @@ impl PlacementStrategy for Milp {
         // latency edges defeat greedy passes): spend up to a third of the
         // budget on the pure feasibility problem, whose first feasible
         // point is optimal, and start the real solve from it.
-        let mut warm = warm.or_else(|| {
-            let zero = Weights {
-                movement: 0.0,
-                traffic: 0.0,
-                energy: 0.0,
-                cost: 0.0,
-                balance: 0.0,
-            };
-            milp::solve(inst, &zero, milp::ALL, limit / 3.0, 1.0, None)
-                .ok()
-                .map(|r| r.0)
-        });
+        let mut warm = warm
+            .or_else(|| {
+                let zero = Weights {
+                    movement: 0.0,
+                    traffic: 0.0,
+                    energy: 0.0,
+                    cost: 0.0,
+                    balance: 0.0,
+                };
+                milp::solve(inst, &zero, milp::ALL, limit / 3.0, 1.0, None)
+                    .ok()
+                    .map(|r| r.0)
+            })
+            .filter(|a| violation(inst, a).is_none());
         // Polish the start: HiGHS then starts from a better incumbent, which
         // on large graphs is most of the answer's quality.
-        if let Some(wa) = warm.as_mut()
-            && violation(inst, wa).is_none()
-        {
+        if let Some(wa) = warm.as_mut() {
             let until = Instant::now() + Duration::from_secs_f64(limit * WARM_SEARCH_SHARE);
             local::improve(inst, &w, wa, until);
             if self.enumerate
@@ -242,6 +270,18 @@ impl PlacementStrategy for Milp {
             Err(Failure::Infeasible) => Err(PlacementError::SolverInfeasible {
                 families: diagnose(inst, opts),
             }),
+            // The warm start is valid (checked above before polishing):
+            // HiGHS found nothing better in time, the start is the answer.
+            Err(Failure::NoSolutionInTime) if warm.is_some() => Ok(Assigned {
+                assignment: warm.unwrap_or_default(),
+                status: SolveStatus::Heuristic,
+                gap: None,
+                build_ms: 0,
+                warnings: vec![format!(
+                    "MILP found no feasible answer within {}s; answered with the constructive heuristic's placement",
+                    opts.time_limit_s
+                )],
+            }),
             Err(Failure::NoSolutionInTime) => {
                 let assignment = first_fit::run(inst, true)?;
                 Ok(Assigned {
@@ -317,8 +357,28 @@ pub(crate) fn place_with(
     opts: &PlacementOptions,
     enumerate: bool,
 ) -> Result<PlacementOutcome, PlacementError> {
+    place_inner(problem, opts, enumerate, None)
+}
+
+/// [`place`] with the capacity of each cluster (in `problem.clusters`
+/// order, `[cpu, memory bytes, gpus]`) given, the graph's own current
+/// usage already included: the fleet planner keeps this account itself.
+pub(crate) fn place_on(
+    problem: &PlacementProblem,
+    opts: &PlacementOptions,
+    capacity: &[[f64; 3]],
+) -> Result<PlacementOutcome, PlacementError> {
+    place_inner(problem, opts, true, Some(capacity))
+}
+
+fn place_inner(
+    problem: &PlacementProblem,
+    opts: &PlacementOptions,
+    enumerate: bool,
+    capacity: Option<&[[f64; 3]]>,
+) -> Result<PlacementOutcome, PlacementError> {
     let t0 = Instant::now();
-    let inst = Instance::new(problem, opts)?;
+    let inst = Instance::with_capacity(problem, opts, capacity)?;
     precheck::check(&inst)?;
     let strategy: &dyn PlacementStrategy = match opts.strategy {
         StrategyKind::Milp => &Milp { enumerate },
@@ -347,53 +407,4 @@ pub(crate) fn place_with(
         },
         warnings: assigned.warnings,
     })
-}
-
-/// One graph of a fleet. Its `problem.clusters` is ignored: the fleet's
-/// running cluster state is used instead.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FleetGraph {
-    pub name: String,
-    pub problem: PlacementProblem,
-    pub options: PlacementOptions,
-}
-
-/// Places graphs in the given order; each sees the free capacity left by
-/// the previous ones (its own current usage counts as free for itself). A
-/// graph that fails leaves the capacity as it was.
-pub fn place_fleet(
-    clusters: &[Cluster],
-    graphs: &[FleetGraph],
-) -> Vec<Result<PlacementOutcome, PlacementError>> {
-    let mut state: Vec<Cluster> = clusters.to_vec();
-    let mut out = Vec::with_capacity(graphs.len());
-    for g in graphs {
-        let mut problem = g.problem.clone();
-        problem.clusters = state.clone();
-        let result = place(&problem, &g.options);
-        if let Ok(outcome) = &result {
-            for (svc, placed) in problem.services.iter().zip(&outcome.services) {
-                let r = f64::from(svc.replicas);
-                let mem = svc.memory_bytes.saturating_mul(u64::from(svc.replicas));
-                let gpu = if svc.gpu { svc.replicas } else { 0 };
-                for cl in &mut state {
-                    if svc.current.contains(&cl.name) {
-                        cl.free_cpu += svc.cpu * r;
-                        cl.free_memory_bytes = cl.free_memory_bytes.saturating_add(mem);
-                        cl.free_gpu = cl.free_gpu.saturating_add(gpu);
-                    }
-                    if placed.clusters.contains(&cl.name) {
-                        cl.free_cpu -= svc.cpu * r;
-                        cl.free_memory_bytes = cl.free_memory_bytes.saturating_sub(mem);
-                        cl.free_gpu = cl.free_gpu.saturating_sub(gpu);
-                    }
-                }
-            }
-        }
-        out.push(result.map_err(|e| PlacementError::Graph {
-            graph: g.name.clone(),
-            source: Box::new(e),
-        }));
-    }
-    out
 }

@@ -2,8 +2,10 @@
 //! placement of every valid graph, with explanations. Pure; `smo plan`
 //! prints it and the daemon will act on it.
 //!
-//! Graphs are placed in a stable order (project, then graph id), each seeing
-//! the capacity the previous ones consumed.
+//! Graphs are placed as a fleet ([`place_fleet`]): graphs with pinned
+//! services reserve their clusters first, flexible graphs are moved only to
+//! make room for a graph that cannot be placed otherwise, and the plan does
+//! not depend on file order.
 
 pub mod problem;
 pub mod report;

@@ -309,3 +309,64 @@ fn bench_prints_one_line_of_figures() {
             .starts_with("scaling services=50")
     );
 }
+
+#[test]
+fn graph_pinned_to_a_small_edge_cluster_is_placed_although_a_flexible_graph_comes_first() {
+    // Issue 17: the flexible graph comes first in file and name order and,
+    // alone, would take the edge cluster (ties go to the cluster earlier
+    // in name order); the pinned graph needs all of it.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "projects/p/a-flexible.yaml",
+        &graph("a-flexible").service("web").cpu("large").yaml(),
+    );
+    write(
+        dir.path(),
+        "projects/p/z-pinned.yaml",
+        &graph("z-pinned")
+            .service("camera")
+            .cpu("large")
+            .yaml()
+            .replace(
+                "compute: {cpu: large}",
+                "compute: {cpu: large}\n          clusters: [a-edge]",
+            ),
+    );
+    write(
+        dir.path(),
+        "inventory.yaml",
+        "clusters:\n  - {name: a-edge, ready: true, cpu: {allocatable: '10'}, memory: {allocatable: 16Gi}}\n  - {name: b-core, ready: true, cpu: {allocatable: '10'}, memory: {allocatable: 16Gi}}\n",
+    );
+    let root = dir.path().to_str().unwrap().to_owned();
+    let inv = dir.path().join("inventory.yaml");
+    let (code, v) = plan_json(&root, inv.to_str().unwrap(), &[]);
+    assert_eq!(code, Some(0), "{v}");
+    let placed: Vec<(String, String, Value)> = v["graphs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["graph"].as_str().unwrap().to_owned(),
+                g["status"].as_str().unwrap().to_owned(),
+                g["services"][0]["clusters"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        vec![
+            (
+                "a-flexible".to_owned(),
+                "placed".to_owned(),
+                serde_json::json!(["b-core"])
+            ),
+            (
+                "z-pinned".to_owned(),
+                "placed".to_owned(),
+                serde_json::json!(["a-edge"])
+            ),
+        ]
+    );
+}
