@@ -19,6 +19,7 @@
 //! naming the service and the reason. Stabilisation of scale-downs lives in
 //! [`stabilise`].
 
+pub mod profile;
 pub mod query;
 pub mod stabilise;
 
