@@ -14,7 +14,9 @@
 //!   translation;
 //! - [`observe`]: the observed clusters (inventory merged with metadata);
 //! - [`units`]: Kubernetes quantities and Prometheus durations;
-//! - [`placement`], [`scaling`]: the MILP engines (pure);
+//! - [`placement`], [`scaling`]: the MILP engines (pure); [`scaling`] also
+//!   builds the rate queries and fits its capacity model from history
+//!   (`smo profile`);
 //! - [`provision`]: clusters created through NFVCL (pure planner, executor);
 //! - [`plan`]: desired state + observed clusters → placement problems and
 //!   the plan report;

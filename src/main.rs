@@ -29,6 +29,9 @@ enum Command {
     Run(smo::cli::run::RunArgs),
     /// Show graphs, services, clusters, revision, conditions and errors.
     Status(smo::cli::status::StatusArgs),
+    /// Learn a service's `alpha` and `beta` from its history in
+    /// Prometheus (prints the lines to paste; never writes the descriptor).
+    Profile(smo::cli::profile::ProfileArgs),
     /// Measure the placement and scaling engines on generated instances.
     Bench(smo::cli::bench::BenchArgs),
 }
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Render(args) => smo::cli::render::run(&args, &mut std::io::stdout().lock()),
         Command::Run(args) => smo::cli::run::run(&args),
         Command::Status(args) => smo::cli::status::run(&args, &mut std::io::stdout().lock()),
+        Command::Profile(args) => smo::cli::profile::run(&args, &mut std::io::stdout().lock()),
         Command::Bench(args) => smo::cli::bench::run(args).map(|()| 0),
     };
     match result {

@@ -4,6 +4,7 @@
 pub mod bench;
 mod inputs;
 pub mod plan;
+pub mod profile;
 pub mod pull;
 pub mod render;
 pub mod run;

@@ -18,6 +18,7 @@ use crate::locks::RwLockExt;
 use crate::metrics::{Family, Metrics};
 use crate::observe::clusters::ClusterFacts;
 use crate::reconcile::engine::World;
+use crate::scaling::query::rate_query;
 use crate::scaling::stabilise::{Recommendation, stabilised};
 use crate::scaling::{
     ReplacementReason, ScalingError, ScalingOptions, ScalingProblem, ScalingService, scale,
@@ -161,7 +162,7 @@ impl Scaler {
         let mut currents: Vec<u32> = Vec::new();
         let mut deployments: Vec<Vec<String>> = Vec::new();
         for t in targets {
-            let query = query_for(t, settings);
+            let query = rate_query(t.graph, t.index, &t.record.namespace, settings);
             let rate = match self.prometheus.query(&query).await {
                 Ok(samples) if samples.is_empty() => Ok(None),
                 Ok(samples) => Ok(Some(
@@ -455,35 +456,6 @@ fn plan(
     Plan { problems }
 }
 
-/// The service's rate query: its own `query`, or the configured template
-/// with `{service}`, `{window}`, `{namespace}`, `{project}` and `{graph}`
-/// filled in.
-fn query_for(t: &Target<'_>, settings: &ScalingSettings) -> String {
-    let s = &t.graph.descriptor.hda_graph.services[t.index];
-    let template = s
-        .deployment
-        .intent
-        .scaling
-        .as_ref()
-        .and_then(|sc| sc.query.as_ref())
-        .map_or(settings.query.as_str(), |q| q.as_str());
-    template
-        .replace("{service}", s.id.as_str())
-        .replace("{window}", &prom_duration(settings.rate_window))
-        .replace("{namespace}", &t.record.namespace)
-        .replace("{project}", &t.graph.project)
-        .replace("{graph}", t.graph.id())
-}
-
-fn prom_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
-}
-
 /// The Deployments of a release (the objects the scaler sizes).
 fn deployment_names(rec: &ServiceRecord) -> Vec<String> {
     let Some(text) = &rec.manifest else {
@@ -549,12 +521,6 @@ pub(super) async fn scaling_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_are_written_the_way_prometheus_reads_them() {
-        assert_eq!(prom_duration(Duration::from_secs(60)), "60s");
-        assert_eq!(prom_duration(Duration::from_millis(1500)), "1500ms");
-    }
 
     #[test]
     fn a_decision_is_unchanged_by_rate_noise_but_not_by_replicas() {

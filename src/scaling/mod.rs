@@ -19,8 +19,12 @@
 //! naming the service and the reason. Stabilisation of scale-downs lives in
 //! [`stabilise`].
 
+pub mod profile;
+pub mod query;
 pub mod stabilise;
 
+#[cfg(test)]
+mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -17,6 +17,7 @@ mod loader;
 mod nfvcl;
 mod ops;
 mod plan;
+mod profile;
 mod prom;
 mod published;
 mod render;

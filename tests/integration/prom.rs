@@ -146,8 +146,51 @@ impl PromServer {
         scrape_targets: &[String],
     ) -> Option<PromServer> {
         let binary = tool("SMO_PROMETHEUS")?;
-        let rules_dir = std::path::absolute(rules_dir).expect("an absolute rules dir");
         let dir = tempfile::tempdir().expect("a temporary directory");
+        Some(Self::spawn_in(
+            &binary,
+            dir,
+            rules_dir,
+            alertmanager,
+            scrape_targets,
+        ))
+    }
+
+    /// A Prometheus whose TSDB (`DIR/data`) is first filled from an
+    /// OpenMetrics text by `promtool tsdb create-blocks-from openmetrics`;
+    /// it scrapes nothing and loads no rules. None when a tool is missing.
+    /// Prometheus keeps blocks only within its retention (15 days) and
+    /// the text must end with `# EOF`.
+    pub fn start_backfilled(openmetrics: &str) -> Option<PromServer> {
+        let binary = tool("SMO_PROMETHEUS")?;
+        let promtool = tool("SMO_PROMTOOL")?;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let input = dir.path().join("history.om");
+        std::fs::write(&input, openmetrics).expect("write the history");
+        let output = Command::new(promtool)
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(&input)
+            .arg(dir.path().join("data"))
+            .output()
+            .expect("run promtool");
+        assert!(
+            output.status.success(),
+            "promtool could not backfill: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let no_rules = dir.path().join("no-rules");
+        Some(Self::spawn_in(&binary, dir, &no_rules, None, &[]))
+    }
+
+    fn spawn_in(
+        binary: &Path,
+        dir: tempfile::TempDir,
+        rules_dir: &Path,
+        alertmanager: Option<&str>,
+        scrape_targets: &[String],
+    ) -> PromServer {
+        let rules_dir = std::path::absolute(rules_dir).expect("an absolute rules dir");
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         std::fs::write(
@@ -156,7 +199,7 @@ impl PromServer {
         )
         .expect("write prometheus.yml");
         let listen = addr.clone();
-        let process = Process::spawn("prometheus", &binary, dir, move |d| {
+        let process = Process::spawn("prometheus", binary, dir, move |d| {
             vec![
                 format!("--config.file={}", d.join("prometheus.yml").display()),
                 format!("--storage.tsdb.path={}", d.join("data").display()),
@@ -166,11 +209,11 @@ impl PromServer {
                 "--rules.alert.resend-delay=1s".into(),
             ]
         });
-        Some(PromServer {
+        PromServer {
             url: format!("http://{addr}"),
             addr,
             process,
-        })
+        }
     }
 
     /// Polls `/-/ready`; panics with the log tail on timeout.
