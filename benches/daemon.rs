@@ -10,7 +10,8 @@
 //!    so the pass reads the store, keeps every placement, recomputes every
 //!    input hash, checks drift against the fake, and runs helm zero times —
 //!    wall time, CPU time and peak RSS of `smo run --once`;
-//! 3. RSS of the daemon holding that state (its watch caches filled);
+//! 3. RSS and idle CPU of the daemon holding that state (its watch caches
+//!    filled);
 //! 4. a resync of the running daemon (every graph checked for drift):
 //!    requests to Karmada and the daemon's CPU time;
 //! 5. file edit → first helm call, p50/p95 over 20 edits, minus the
@@ -140,6 +141,14 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
         graphs * services,
         rss.unwrap_or(0)
     );
+    let cpu = || smo::daemon::usage::of(&pid).map_or(0, |u| u.cpu_ms);
+    let before = cpu();
+    tokio::time::sleep(Duration::from_secs(IDLE_S)).await;
+    println!(
+        "daemon with {} services, idle: cpu_ms={} over {IDLE_S} s",
+        graphs * services,
+        cpu() - before
+    );
     resync(&fake, &pid, &status, graphs).await;
     let file = dir.path().join("state/projects/p0/g0.yaml");
     let mut latencies = Vec::new();
@@ -215,7 +224,9 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
     support::stop(&mut child);
 }
 
-const RESYNC_S: u64 = 20;
+const RESYNC_S: u64 = 30;
+/// The idle window measured before the first resync.
+const IDLE_S: u64 = 5;
 
 /// Waits for the next resync pass (every graph reconciled) to end and
 /// prints what it cost: requests to Karmada and the daemon's CPU time.

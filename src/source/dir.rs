@@ -67,6 +67,26 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()
     Ok(())
 }
 
+/// Whether a watch event can mean the tree's content changed. notify's
+/// inotify backend also reports every open and close-without-write: the
+/// snapshot's own reads, the loader's and helm's would each wake the watch
+/// again, re-hashing the whole tree every debounce for as long as the
+/// daemon runs.
+fn changes_content(kind: &notify::EventKind) -> bool {
+    !matches!(
+        kind,
+        notify::EventKind::Access(
+            notify::event::AccessKind::Open(_)
+                | notify::event::AccessKind::Read
+                | notify::event::AccessKind::Close(
+                    notify::event::AccessMode::Read
+                        | notify::event::AccessMode::Execute
+                        | notify::event::AccessMode::Any
+                )
+        )
+    )
+}
+
 /// Watches `root` and sends a snapshot whenever its content changes (and
 /// once at start). Returns when `shutdown` flips to true or the receiver is
 /// gone. Errors while hashing are logged and retried on the next event.
@@ -79,7 +99,7 @@ pub async fn watch(
     let (event_tx, mut events) = mpsc::unbounded_channel::<()>();
     let mut watcher: RecommendedWatcher =
         notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if res.is_ok() {
+            if res.is_ok_and(|e| changes_content(&e.kind)) {
                 // A closed channel means the watch loop ended; nothing to do.
                 let _ = event_tx.send(());
             }
@@ -132,6 +152,31 @@ pub async fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: reading the tree (the snapshot itself, the loader,
+    /// helm) woke the watch, which snapshotted again, forever.
+    #[test]
+    fn only_events_that_can_change_content_wake_the_watch() {
+        use notify::EventKind;
+        use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind};
+        for quiet in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+        ] {
+            assert!(!changes_content(&quiet), "{quiet:?}");
+        }
+        for change in [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Any),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Any,
+            EventKind::Other,
+        ] {
+            assert!(changes_content(&change), "{change:?}");
+        }
+    }
 
     /// Regression: the marker is hidden, so adding it (to let a large
     /// removal through) was not a change and the held removal stayed held.
