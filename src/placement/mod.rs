@@ -102,18 +102,46 @@ impl PlacementStrategy for FirstFit {
         StrategyKind::FirstFit
     }
 
+    /// The original heuristic; where it finds no cluster for a service
+    /// (it ignores latency classes and never backtracks), the constructive
+    /// search answers instead, with a warning, so that `first-fit` too has
+    /// an answer whenever one exists. Its verdict of infeasibility is
+    /// reported with the constraint families, as the MILP's is.
     fn assign(
         &self,
         inst: &Instance<'_>,
-        _opts: &PlacementOptions,
+        opts: &PlacementOptions,
     ) -> Result<Assigned, PlacementError> {
-        Ok(Assigned {
-            assignment: first_fit::run(inst, false)?,
-            status: SolveStatus::Heuristic,
-            gap: None,
-            build_ms: 0,
-            warnings: Vec::new(),
-        })
+        let failed = match first_fit::run(inst, false) {
+            Ok(assignment) => {
+                return Ok(Assigned {
+                    assignment,
+                    status: SolveStatus::Heuristic,
+                    gap: None,
+                    build_ms: 0,
+                    warnings: Vec::new(),
+                });
+            }
+            Err(e) => e,
+        };
+        let w = effective_weights(inst, opts);
+        let deadline =
+            Instant::now() + Duration::from_secs_f64(opts.time_limit_s.max(0.0) * CONSTRUCT_SHARE);
+        match construct::search(inst, &w, deadline) {
+            construct::Outcome::Found(assignment) => Ok(Assigned {
+                assignment,
+                status: SolveStatus::Heuristic,
+                gap: None,
+                build_ms: 0,
+                warnings: vec![format!(
+                    "{failed}; answered with the constructive search's placement instead"
+                )],
+            }),
+            construct::Outcome::Infeasible => Err(PlacementError::SolverInfeasible {
+                families: diagnose(inst, opts),
+            }),
+            construct::Outcome::GaveUp => Err(failed),
+        }
     }
 }
 

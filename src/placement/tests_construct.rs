@@ -149,3 +149,25 @@ fn benchmark_sizes_get_an_answer_from_the_constructive_search() {
         }
     }
 }
+
+#[test]
+fn first_fit_answers_where_the_original_heuristic_finds_no_cluster() {
+    // At 100×10 the original heuristic fails (it ignores latency classes);
+    // the strategy answers with the constructive search and says so.
+    let opts = PlacementOptions {
+        strategy: StrategyKind::FirstFit,
+        ..PlacementOptions::default()
+    };
+    let p = crate::bench::placement_instance(100, 10, 1);
+    let inst = Instance::new(&p, &opts).unwrap();
+    assert!(
+        super::first_fit::first_fit(&inst).is_err(),
+        "the instance no longer exercises the fallback"
+    );
+    let o = place(&p, &opts).expect("an answer");
+    assert!(
+        o.warnings.iter().any(|w| w.contains("constructive search")),
+        "{:?}",
+        o.warnings
+    );
+}
