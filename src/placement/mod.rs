@@ -202,14 +202,7 @@ impl PlacementStrategy for Milp {
         // point is optimal, and start the real solve from it.
         let mut warm = warm
             .or_else(|| {
-                let zero = Weights {
-                    movement: 0.0,
-                    traffic: 0.0,
-                    energy: 0.0,
-                    cost: 0.0,
-                    balance: 0.0,
-                };
-                milp::solve(inst, &zero, milp::ALL, limit / 3.0, 1.0, None)
+                milp::solve(inst, &NO_OBJECTIVE, milp::ALL, limit / 3.0, 1.0, None)
                     .ok()
                     .map(|r| r.0)
             })
@@ -328,19 +321,22 @@ impl PlacementStrategy for Milp {
     }
 }
 
+/// Every weight zero: the pure feasibility problem, whose first feasible
+/// point is optimal.
+const NO_OBJECTIVE: Weights = Weights {
+    movement: 0.0,
+    traffic: 0.0,
+    energy: 0.0,
+    cost: 0.0,
+    balance: 0.0,
+};
+
 /// Names the constraint families of an infeasible model: a family counts as
 /// involved when dropping it makes the model feasible; if no single family
 /// does, all present ones are named.
 fn diagnose(inst: &Instance<'_>, opts: &PlacementOptions) -> Vec<String> {
-    let zero = Weights {
-        movement: 0.0,
-        traffic: 0.0,
-        energy: 0.0,
-        cost: 0.0,
-        balance: 0.0,
-    };
     let limit = opts.time_limit_s.min(2.0);
-    let feasible_without = |fam| milp::solve(inst, &zero, fam, limit, 1.0, None).is_ok();
+    let feasible_without = |fam| milp::solve(inst, &NO_OBJECTIVE, fam, limit, 1.0, None).is_ok();
     let has_latency = inst
         .edges
         .iter()

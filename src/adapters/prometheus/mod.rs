@@ -208,21 +208,31 @@ impl Prometheus {
     pub async fn query(&self, promql: &str) -> Result<Vec<Sample>, PrometheusError> {
         let endpoint = format!("{}/api/v1/query", self.base);
         self.with_retries("query", promql, || async {
-            let response = self
-                .http
-                .get(&endpoint)
-                .query(&[("query", promql)])
-                .send()
-                .await
-                .map_err(|e| self.transport_error(e))?;
-            let status = response.status().as_u16();
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| self.transport_error(e))?;
+            let (status, body) = self.get(&endpoint, &[("query", promql)]).await?;
             classify_query(&self.redacted, promql, status, &body)
         })
         .await
+    }
+
+    /// One GET with query parameters: the status and the whole body.
+    async fn get(
+        &self,
+        endpoint: &str,
+        params: &[(&str, &str)],
+    ) -> Result<(u16, Vec<u8>), PrometheusError> {
+        let response = self
+            .http
+            .get(endpoint)
+            .query(params)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        Ok((status, body.to_vec()))
     }
 
     /// Range query (`GET /api/v1/query_range`): one [`Series`] per label
@@ -239,23 +249,13 @@ impl Prometheus {
         let (start, end) = (range.start.to_string(), range.end.to_string());
         let step = range.step.as_secs_f64().to_string();
         self.with_retries("query_range", promql, || async {
-            let response = self
-                .http
-                .get(&endpoint)
-                .query(&[
-                    ("query", promql),
-                    ("start", start.as_str()),
-                    ("end", end.as_str()),
-                    ("step", step.as_str()),
-                ])
-                .send()
-                .await
-                .map_err(|e| self.transport_error(e))?;
-            let status = response.status().as_u16();
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| self.transport_error(e))?;
+            let params = [
+                ("query", promql),
+                ("start", start.as_str()),
+                ("end", end.as_str()),
+                ("step", step.as_str()),
+            ];
+            let (status, body) = self.get(&endpoint, &params).await?;
             classify_range(&self.redacted, promql, status, &body)
         })
         .await
