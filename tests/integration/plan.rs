@@ -222,16 +222,9 @@ fn invalid_and_infeasible_graphs_are_reported_and_exit_one() {
         .to_owned();
     let (code, v) = plan_json(&root, &inv, &[]);
     assert_eq!(code, Some(1));
-    let status: Vec<(String, String)> = v["graphs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            (
-                g["graph"].as_str().unwrap().to_owned(),
-                g["status"].as_str().unwrap().to_owned(),
-            )
-        })
+    let status: Vec<(String, String)> = graphs_of(&v)
+        .into_iter()
+        .map(|(graph, status, _)| (graph, status))
         .collect();
     assert_eq!(
         status,
@@ -342,18 +335,7 @@ fn graph_pinned_to_a_small_edge_cluster_is_placed_although_a_flexible_graph_come
     let inv = dir.path().join("inventory.yaml");
     let (code, v) = plan_json(&root, inv.to_str().unwrap(), &[]);
     assert_eq!(code, Some(0), "{v}");
-    let placed: Vec<(String, String, Value)> = v["graphs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            (
-                g["graph"].as_str().unwrap().to_owned(),
-                g["status"].as_str().unwrap().to_owned(),
-                g["services"][0]["clusters"].clone(),
-            )
-        })
-        .collect();
+    let placed = graphs_of(&v);
     assert_eq!(
         placed,
         vec![
@@ -369,4 +351,21 @@ fn graph_pinned_to_a_small_edge_cluster_is_placed_although_a_flexible_graph_come
             ),
         ]
     );
+}
+
+/// Each graph of `smo plan --format json`: its id, its status and where
+/// its first service goes.
+fn graphs_of(v: &Value) -> Vec<(String, String, Value)> {
+    v["graphs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["graph"].as_str().unwrap().to_owned(),
+                g["status"].as_str().unwrap().to_owned(),
+                g["services"][0]["clusters"].clone(),
+            )
+        })
+        .collect()
 }
