@@ -31,11 +31,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use good_lp::solvers::highs::highs;
-use good_lp::{Expression, ProblemVariables, SolverModel, Variable, variable};
+use good_lp::{Constraint, Expression, ProblemVariables, SolverModel, Variable, variable};
 
 use super::check::{Assignment, carbon, cost};
 use super::instance::Instance;
 use super::model::{LatencyClass, Weights};
+use super::mps;
 use super::solver::{self, Failure, Solved};
 
 /// Tie-break cost per `x` column, scaled by the cluster's rank. Small
@@ -123,11 +124,7 @@ fn callee_weights(inst: &Instance<'_>, rep: &[usize]) -> Vec<BTreeMap<usize, f64
 // Rows and columns are indexed by cluster across several parallel tables
 // (`xv`, `inst.capacity`, `inst.latency`); index loops read clearer here.
 #[allow(clippy::needless_range_loop)]
-fn build(
-    inst: &Instance<'_>,
-    w: &Weights,
-    fam: Families,
-) -> (good_lp::solvers::highs::HighsProblem, Layout) {
+fn formulate(inst: &Instance<'_>, w: &Weights, fam: Families) -> Formulation {
     let (ns, nc) = (inst.n_services(), inst.n_clusters());
     let rep = representatives(inst);
     let reps: Vec<usize> = (0..ns).filter(|&s| rep[s] == s).collect();
@@ -326,14 +323,90 @@ fn build(
         }
     }
 
-    let mut problem = cols.vars.minimise(objective).using(highs);
-    for c in constraints {
+    Formulation {
+        vars: cols.vars,
+        objective,
+        constraints,
+        layout: Layout { x: xi, aux, reps },
+    }
+}
+
+/// The model as good_lp parts, before it is handed to a solver.
+struct Formulation {
+    vars: ProblemVariables,
+    objective: Expression,
+    constraints: Vec<Constraint>,
+    layout: Layout,
+}
+
+fn build(
+    inst: &Instance<'_>,
+    w: &Weights,
+    fam: Families,
+) -> (good_lp::solvers::highs::HighsProblem, Layout) {
+    let f = formulate(inst, w, fam);
+    let mut problem = f.vars.minimise(f.objective).using(highs);
+    for c in f.constraints {
         problem.add_constraint(c);
     }
-    (problem, Layout { x: xi, aux, reps })
+    (problem, f.layout)
+}
+
+/// The exact model [`solve`] hands to HiGHS (every family), as free MPS.
+/// Columns are named `x_s<service>_c<cluster>` (a co-location group's
+/// first member stands for the group), `u_s<caller>_c<cluster>_t<callee>`
+/// (traffic leaving the cluster), `balance` and `one` (fixed at 1, carries
+/// the constant part of the movement cost); a comment header maps indices
+/// to names. The objective is smo's objective plus the tie-break costs
+/// (under `TIE` per chosen column).
+pub(crate) fn export_mps(inst: &Instance<'_>, w: &Weights) -> String {
+    let f = formulate(inst, w, ALL);
+    let columns = f.layout.column_names();
+    let mut out = String::from("* smo placement model (see `smo bench placement --help`)\n");
+    for (s, svc) in inst.problem.services.iter().enumerate() {
+        out.push_str(&format!("* service s{s} = {}\n", svc.id));
+    }
+    for (c, &i) in inst.order.iter().enumerate() {
+        out.push_str(&format!(
+            "* cluster c{c} = {}\n",
+            inst.problem.clusters[i].name
+        ));
+    }
+    out.push_str(&mps::write(&mps::Model {
+        name: "smo-placement",
+        vars: &f.vars,
+        columns: &columns,
+        objective: &f.objective,
+        constraints: &f.constraints,
+    }));
+    out
 }
 
 impl Layout {
+    /// One name per column, in column order (see [`export_mps`]).
+    fn column_names(&self) -> Vec<String> {
+        let mut names = vec![String::new(); self.aux.len()];
+        for (s, row) in self.x.iter().enumerate() {
+            for (c, i) in row.iter().enumerate() {
+                if let Some(i) = i {
+                    names[*i] = format!("x_s{s}_c{c}");
+                }
+            }
+        }
+        for (i, aux) in self.aux.iter().enumerate() {
+            names[i] = match aux {
+                None => continue,
+                Some(Aux::Traffic { rep, c, callee }) => match callee {
+                    Some(b) => format!("u_s{rep}_c{c}_t{b}"),
+                    None => format!("u_s{rep}_c{c}"),
+                },
+                Some(Aux::Balance) => "balance".into(),
+                Some(Aux::One) => "one".into(),
+            };
+        }
+        names
+    }
+
     fn warm_start(&self, inst: &Instance<'_>, a: &Assignment) -> Vec<f64> {
         let rep = representatives(inst);
         let weights = callee_weights(inst, &rep);

@@ -28,6 +28,7 @@ mod instance;
 mod local;
 mod milp;
 mod model;
+mod mps;
 mod precheck;
 pub(crate) mod solver;
 mod units;
@@ -38,9 +39,11 @@ mod tests;
 mod tests_construct;
 #[cfg(test)]
 mod tests_fleet;
+#[cfg(test)]
+mod tests_mps;
 
 pub use error::{Infeasibility, PlacementError};
-pub use fleet::{FleetGraph, place_fleet};
+pub use fleet::{FleetGraph, FleetModel, place_fleet, place_fleet_models};
 pub use model::*;
 
 use check::{Assignment, effective_weights, evaluate, violation};
@@ -364,6 +367,29 @@ fn diagnose(inst: &Instance<'_>, opts: &PlacementOptions) -> Vec<String> {
         out.push("latency classes".into());
     }
     out
+}
+
+/// The full placement model of one graph, exactly as the `milp` strategy
+/// hands it to HiGHS, in free MPS format (see [`milp::export_mps`]). The
+/// model's optimum is the best answer [`place`] can give, plus tie-break
+/// costs below 1e-6 per chosen service copy.
+pub fn export_mps(
+    problem: &PlacementProblem,
+    opts: &PlacementOptions,
+) -> Result<String, PlacementError> {
+    export_mps_on(problem, opts, None)
+}
+
+/// [`export_mps`] with each cluster's capacity given, as a fleet places a
+/// graph (see [`place_fleet_models`]).
+pub fn export_mps_on(
+    problem: &PlacementProblem,
+    opts: &PlacementOptions,
+    capacity: Option<&[[f64; 3]]>,
+) -> Result<String, PlacementError> {
+    let inst = Instance::with_capacity(problem, opts, capacity)?;
+    let w = effective_weights(&inst, opts);
+    Ok(milp::export_mps(&inst, &w))
 }
 
 /// Places one graph.
