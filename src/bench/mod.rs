@@ -14,6 +14,8 @@
 //! Runners return a [`Report`] whose `Display` is the one line the CLI
 //! prints; timing uses `Instant` only (no other I/O here).
 
+pub mod reference;
+
 use std::fmt;
 use std::time::Instant;
 
@@ -378,7 +380,32 @@ pub enum ModelKind {
     Smo,
 }
 
-/// `smo bench placement`.
+impl ModelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Full => "full",
+            ModelKind::Smo => "smo",
+        }
+    }
+}
+
+/// The placement instance `smo bench placement` solves, with its options.
+pub fn placement_case(
+    n: usize,
+    m: usize,
+    seed: u64,
+    model: ModelKind,
+    mut opts: PlacementOptions,
+) -> (PlacementProblem, PlacementOptions) {
+    let mut p = placement_instance(n, m, seed);
+    if model == ModelKind::Smo {
+        p = smo_model(p, &mut opts);
+    }
+    (p, opts)
+}
+
+/// `smo bench placement`. `ref_gap` is the distance to the best known
+/// objective of the same instance (see [`reference`]).
 pub fn run_placement(
     n: usize,
     m: usize,
@@ -388,18 +415,13 @@ pub fn run_placement(
     mut opts: PlacementOptions,
 ) -> Result<Report, PlacementError> {
     opts.strategy = strategy;
-    let mut p = placement_instance(n, m, seed);
-    if model == ModelKind::Smo {
-        p = smo_model(p, &mut opts);
-    }
+    let (p, opts) = placement_case(n, m, seed, model, opts);
     let o = place(&p, &opts)?;
+    let fp = reference::fingerprint(&p, &opts);
+    let ref_gap = reference::ref_gap(n, m, seed, model.as_str(), &fp, o.objective.total);
     Ok(Report(format!(
-        "placement services={n} clusters={m} strategy={strategy} model={} status={} build_ms={} solve_ms={} objective={:.4} gap={}",
-        if model == ModelKind::Full {
-            "full"
-        } else {
-            "smo"
-        },
+        "placement services={n} clusters={m} strategy={strategy} model={} status={} build_ms={} solve_ms={} objective={:.4} gap={} ref_gap={ref_gap}",
+        model.as_str(),
         o.solve.status,
         o.solve.build_millis,
         o.solve.solve_millis,

@@ -1,7 +1,7 @@
 //! `smo bench placement|fleet|scaling`: generate a deterministic random
 //! feasible instance, solve it, print one result line.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::bench::{self, ModelKind};
@@ -55,6 +55,13 @@ pub struct PlacementBench {
     /// Relative MIP gap.
     #[arg(long, default_value_t = 0.01)]
     pub gap: f64,
+    /// Also write the instance's exact MILP (free MPS) to FILE, for an
+    /// independent solver (benches/placement-reference.py).
+    #[arg(long, value_name = "FILE")]
+    pub export_mps: Option<std::path::PathBuf>,
+    /// Print the instance's fingerprint (for the reference table) and exit.
+    #[arg(long, hide = true)]
+    pub fingerprint: bool,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +103,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 mip_gap: b.gap,
                 ..PlacementOptions::default()
             };
+            if b.fingerprint || b.export_mps.is_some() {
+                let (p, o) = bench::placement_case(b.services, b.clusters, b.seed, model, opts);
+                if b.fingerprint {
+                    println!("{}", bench::reference::fingerprint(&p, &o));
+                    return Ok(());
+                }
+                if let Some(path) = &b.export_mps {
+                    let mps = crate::placement::export_mps(&p, &o)?;
+                    std::fs::write(path, mps)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+            }
             bench::run_placement(b.services, b.clusters, b.seed, strategy, model, opts)?
         }
         BenchCommand::Fleet(b) => bench::run_fleet(b.graphs, b.services, b.clusters, b.seed)?,

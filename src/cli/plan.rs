@@ -12,7 +12,7 @@ use super::validate::Format;
 use crate::desired::DesiredState;
 use crate::observe::clusters::merge;
 use crate::plan::report::{CurrentPlacement, PlanReport, current_from_json, render_text};
-use crate::plan::{CHART_DECIDES, plan};
+use crate::plan::{CHART_DECIDES, GraphModel, plan_with_models};
 use crate::validate::findings::{self, Finding, Pos, Severity};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,6 +32,10 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Also write each placed graph's exact MILP, as the fleet solved it,
+    /// to DIR/<project>.<graph>.mps (free MPS, for any MILP solver).
+    #[arg(long, value_name = "DIR")]
+    pub export_mps: Option<PathBuf>,
     #[command(flatten)]
     pub registry: super::pull::RegistryArgs,
 }
@@ -61,7 +65,23 @@ pub fn run(args: &PlanArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
         },
     };
     let (facts, notes) = merge(&inventory, &state.clusters);
-    let mut report = plan(&state, &facts, &current);
+    let (mut report, models) = plan_with_models(&state, &facts, &current);
+    // A graph its charts place (status `static`) has no model to export.
+    let models: Vec<GraphModel> = models
+        .into_iter()
+        .filter(|m| {
+            report
+                .graphs
+                .iter()
+                .any(|g| g.status == "placed" && m.graph == format!("{}/{}", g.project, g.graph))
+        })
+        .collect();
+    if let Some(dir) = &args.export_mps
+        && let Err(e) = export(dir, &models)
+    {
+        eprintln!("smo plan: --export-mps {}: {e}", dir.display());
+        return Ok(2);
+    }
     chart_clusters(&mut report, &state, &args.state);
     let inventory_file = args.inventory.display().to_string();
     report.findings.extend(notes.into_iter().map(|n| {
@@ -86,6 +106,19 @@ pub fn run(args: &PlanArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
         .iter()
         .any(|g| !matches!(g.status.as_str(), "placed" | "static"));
     Ok(i32::from(failed))
+}
+
+/// Writes one MPS file per placed graph.
+fn export(dir: &Path, models: &[GraphModel]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for m in models {
+        let text =
+            crate::placement::export_mps_on(&m.model.problem, &m.options, Some(&m.model.capacity))?;
+        let path = dir.join(format!("{}.mps", m.graph.replace('/', ".")));
+        std::fs::write(&path, text)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Fills in, for each service its chart places, the clusters the local

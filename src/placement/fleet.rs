@@ -46,6 +46,8 @@ struct State {
     free: Usage,
     held: Vec<Usage>,
     out: Vec<Option<Answer>>,
+    /// The capacity each graph's answer was found on.
+    solved_on: Vec<Option<Usage>>,
 }
 
 struct Fleet<'a> {
@@ -57,6 +59,19 @@ struct Fleet<'a> {
 /// Places every graph (see the module documentation for the rules);
 /// answers come back in input order.
 pub fn place_fleet(clusters: &[Cluster], graphs: &[FleetGraph]) -> Vec<Answer> {
+    place_fleet_models(clusters, graphs)
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect()
+}
+
+/// [`place_fleet`], with each placed graph's last model: the graph's
+/// problem on the fleet's clusters and the capacity it was given there
+/// (what [`super::export_mps_on`] needs to write the exact model).
+pub fn place_fleet_models(
+    clusters: &[Cluster],
+    graphs: &[FleetGraph],
+) -> Vec<(Answer, Option<FleetModel>)> {
     let free = clusters
         .iter()
         .map(|c| {
@@ -86,6 +101,7 @@ pub fn place_fleet(clusters: &[Cluster], graphs: &[FleetGraph]) -> Vec<Answer> {
             free,
             held,
             out: vec![None; graphs.len()],
+            solved_on: vec![None; graphs.len()],
         },
     };
     for g in order(graphs) {
@@ -102,19 +118,35 @@ pub fn place_fleet(clusters: &[Cluster], graphs: &[FleetGraph]) -> Vec<Answer> {
         };
         fleet.st.out[g] = Some(answer);
     }
-    fleet
-        .st
-        .out
-        .into_iter()
+    let State { out, solved_on, .. } = fleet.st;
+    out.into_iter()
+        .zip(solved_on)
         .zip(graphs)
-        .map(|(r, g)| {
-            r.unwrap_or_else(|| Err(PlacementError::Solver("graph was never placed".into())))
+        .map(|((r, cap), g)| {
+            let answer = r
+                .unwrap_or_else(|| Err(PlacementError::Solver("graph was never placed".into())))
                 .map_err(|e| PlacementError::Graph {
                     graph: g.name.clone(),
                     source: Box::new(e),
-                })
+                });
+            let model = cap.filter(|_| answer.is_ok()).map(|capacity| FleetModel {
+                problem: PlacementProblem {
+                    clusters: clusters.to_vec(),
+                    ..g.problem.clone()
+                },
+                capacity,
+            });
+            (answer, model)
         })
         .collect()
+}
+
+/// The model a fleet member's answer came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetModel {
+    pub problem: PlacementProblem,
+    /// Per cluster (`problem.clusters` order): CPU, memory bytes, GPUs.
+    pub capacity: Vec<[f64; 3]>,
 }
 
 fn pinned(g: &FleetGraph) -> bool {
@@ -189,6 +221,7 @@ impl Fleet<'_> {
             }
         }
         st.held[g] = now;
+        st.solved_on[g] = Some(cap);
         Ok(outcome)
     }
 

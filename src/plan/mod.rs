@@ -12,7 +12,9 @@ pub mod report;
 
 use crate::desired::DesiredState;
 use crate::observe::clusters::ClusterFacts;
-use crate::placement::{FleetGraph, ServicePlacement, place_fleet};
+use crate::placement::{
+    FleetGraph, FleetModel, PlacementOptions, ServicePlacement, place_fleet_models,
+};
 use crate::spec::settings::Settings;
 use report::{CurrentPlacement, GraphPlan, PlanReport};
 
@@ -64,6 +66,23 @@ pub fn plan(
     facts: &[ClusterFacts],
     current: &CurrentPlacement,
 ) -> PlanReport {
+    plan_with_models(state, facts, current).0
+}
+
+/// A placed graph's model, for `smo plan --export-mps`.
+pub struct GraphModel {
+    /// `project/graph`.
+    pub graph: String,
+    pub model: FleetModel,
+    pub options: PlacementOptions,
+}
+
+/// [`plan`], with the model each placed graph's answer came from.
+pub fn plan_with_models(
+    state: &DesiredState,
+    facts: &[ClusterFacts],
+    current: &CurrentPlacement,
+) -> (PlanReport, Vec<GraphModel>) {
     let (clusters, latency) = problem::clusters(facts);
     let mut graphs: Vec<&crate::desired::Graph> = state.valid_graphs().collect();
     graphs.sort_by(|a, b| (&a.project, a.id()).cmp(&(&b.project, b.id())));
@@ -83,7 +102,21 @@ pub fn plan(
             }
         })
         .collect();
-    let results = place_fleet(&clusters, &fleet);
+    let mut models = Vec::new();
+    let results: Vec<_> = place_fleet_models(&clusters, &fleet)
+        .into_iter()
+        .zip(&fleet)
+        .map(|((answer, model), f)| {
+            if let Some(model) = model {
+                models.push(GraphModel {
+                    graph: f.name.clone(),
+                    model,
+                    options: f.options,
+                });
+            }
+            answer
+        })
+        .collect();
 
     let mut plans: Vec<GraphPlan> = Vec::new();
     for ((g, f), (result, notes)) in graphs
@@ -132,8 +165,9 @@ pub fn plan(
             warnings: Vec::new(),
         });
     }
-    PlanReport {
+    let report = PlanReport {
         graphs: plans,
         findings: state.findings.clone(),
-    }
+    };
+    (report, models)
 }

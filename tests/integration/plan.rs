@@ -369,3 +369,79 @@ fn graphs_of(v: &Value) -> Vec<(String, String, Value)> {
         })
         .collect()
 }
+
+#[test]
+fn bench_and_plan_export_the_exact_model_and_bench_compares_with_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.mps");
+    let o = smo(&[
+        "bench",
+        "placement",
+        "--services",
+        "100",
+        "--clusters",
+        "10",
+        "--seed",
+        "1",
+        "--time-limit",
+        "1",
+        "--export-mps",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let line = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    // The committed reference has this instance: a number, not `-`/`stale`.
+    let ref_gap = line.split("ref_gap=").nth(1).unwrap_or_default();
+    assert!(ref_gap.parse::<f64>().is_ok(), "{line}");
+    let mps = std::fs::read_to_string(&file).unwrap();
+    assert!(mps.contains("\nNAME smo-placement\n") && mps.ends_with("ENDATA\n"));
+    assert!(mps.contains("* service s99 = s0099") && mps.contains(" BV bnd x_s99_c"));
+
+    let out = dir.path().join("models");
+    let (code, v) = plan_json(
+        "state-example",
+        "state-example/inventory.yaml",
+        &["--export-mps", out.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0));
+    let placed: Vec<&Value> = v["graphs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["status"] == "placed")
+        .collect();
+    let name = |g: &Value| {
+        format!(
+            "{}.{}.mps",
+            g["project"].as_str().unwrap(),
+            g["graph"].as_str().unwrap()
+        )
+    };
+    let mut expected: Vec<String> = placed.iter().map(|g| name(g)).collect();
+    expected.sort();
+    let mut written: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert!(!expected.is_empty());
+    assert_eq!(written, expected);
+    for g in placed {
+        let text = std::fs::read_to_string(out.join(name(g))).unwrap();
+        for s in g["services"].as_array().unwrap() {
+            let id = s["id"].as_str().unwrap();
+            let by_chart = s["reason"] == "static (chart decides)";
+            assert_eq!(
+                text.contains(&format!(" = {id}\n")),
+                !by_chart,
+                "{}: service {id}",
+                name(g)
+            );
+        }
+    }
+}

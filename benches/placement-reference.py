@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Solve an exported smo placement model with an independent solver.
+
+    smo bench placement --services 100 --clusters 10 --export-mps m.mps ...
+    python3 benches/placement-reference.py m.mps --solver scip --time-limit 600
+
+Prints one JSON object: the solver's objective and proven bound on smo's
+objective (the tie-break costs smo adds, 1e-6 * rank / clusters per chosen
+x column, are taken out of both), its status and the wall time. Copy the
+figures into benches/placement-reference.json when they beat the entry
+there. Needs PySCIPOpt (`pip install pyscipopt`, SCIP bundled in the wheel)
+or highspy (`pip install highspy`).
+"""
+
+import argparse
+import json
+import re
+import sys
+import time
+
+TIE = 1e-6
+X = re.compile(r"^x_s\d+_c(\d+)$")
+
+
+def clusters_in(path):
+    with open(path) as f:
+        return sum(1 for line in f if line.startswith("* cluster c"))
+
+
+def tie_cost(values, nc):
+    """Tie-break cost and chosen x columns of a solution {name: value}."""
+    cost, chosen = 0.0, 0
+    for name, v in values.items():
+        m = X.match(name)
+        if m and v > 0.5:
+            cost += TIE * int(m.group(1)) / nc
+            chosen += 1
+    return cost, chosen
+
+
+def scip(path, limit, threads):
+    import pyscipopt
+
+    m = pyscipopt.Model()
+    m.hideOutput()
+    m.readProblem(path)
+    m.setParam("limits/time", limit)
+    m.setParam("parallel/maxnthreads", threads)
+    m.optimize()
+    values = {v.name: m.getVal(v) for v in m.getVars()} if m.getNSols() else {}
+    obj = m.getObjVal() if m.getNSols() else None
+    return obj, m.getDualbound(), m.getStatus(), values, "SCIP " + str(m.version())
+
+
+def highs(path, limit, threads):
+    import highspy
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", float(limit))
+    h.setOptionValue("threads", threads)
+    h.readModel(path)
+    h.run()
+    info = h.getInfo()
+    lp = h.getLp()
+    sol = h.getSolution()
+    values = dict(zip(lp.col_names_, sol.col_value))
+    obj = info.objective_function_value if info.primal_solution_status == 2 else None
+    status = h.modelStatusToString(h.getModelStatus())
+    return obj, info.mip_dual_bound, status, values, "HiGHS " + h.version()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mps")
+    ap.add_argument("--solver", choices=["scip", "highs"], default="scip")
+    ap.add_argument("--time-limit", type=float, default=600.0)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    t0 = time.monotonic()
+    run = scip if a.solver == "scip" else highs
+    obj, bound, status, values, version = run(a.mps, a.time_limit, a.threads)
+    seconds = time.monotonic() - t0
+    ties, chosen = tie_cost(values, clusters_in(a.mps))
+    out = {
+        "solver": version,
+        "status": status,
+        "seconds": round(seconds, 1),
+        "objective": None if obj is None else round(obj - ties, 6),
+        # Each chosen x column adds at most TIE to the model's objective.
+        "bound": round(bound - TIE * chosen, 6) if chosen else bound,
+    }
+    json.dump(out, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
