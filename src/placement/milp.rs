@@ -103,7 +103,7 @@ impl Cols {
 }
 
 /// Representative (first group member) of each service.
-fn representatives(inst: &Instance<'_>) -> Vec<usize> {
+pub(crate) fn representatives(inst: &Instance<'_>) -> Vec<usize> {
     (0..inst.n_services())
         .map(|s| inst.group_of[s].map_or(s, |g| inst.groups[g][0]))
         .collect()
@@ -124,7 +124,12 @@ fn callee_weights(inst: &Instance<'_>, rep: &[usize]) -> Vec<BTreeMap<usize, f64
 // Rows and columns are indexed by cluster across several parallel tables
 // (`xv`, `inst.capacity`, `inst.latency`); index loops read clearer here.
 #[allow(clippy::needless_range_loop)]
-fn formulate(inst: &Instance<'_>, w: &Weights, fam: Families) -> Formulation {
+fn formulate(
+    inst: &Instance<'_>,
+    w: &Weights,
+    fam: Families,
+    fixed: Option<&Fixed<'_>>,
+) -> Formulation {
     let (ns, nc) = (inst.n_services(), inst.n_clusters());
     let rep = representatives(inst);
     let reps: Vec<usize> = (0..ns).filter(|&s| rep[s] == s).collect();
@@ -149,11 +154,19 @@ fn formulate(inst: &Instance<'_>, w: &Weights, fam: Families) -> Formulation {
             dem[r][1] += d.memory;
             dem[r][2] += d.gpu;
         }
+        let pinned = fixed.filter(|f| !f.free[r]).map(|f| &f.assignment[r]);
         for c in 0..nc {
-            if !inst.group_eligible(r, c) {
+            if !inst.group_eligible(r, c) || pinned.is_some_and(|p| !p.contains(&c)) {
                 continue;
             }
-            let (v, i) = cols.add(variable().binary());
+            // A unit outside the neighbourhood keeps its clusters: its
+            // columns are constants (HiGHS's presolve folds them in).
+            let def = if pinned.is_some() {
+                variable().clamp(1.0, 1.0)
+            } else {
+                variable().binary()
+            };
+            let (v, i) = cols.add(def);
             aux.push(None);
             xv[r][c] = Some(v);
             xi[r][c] = Some(i);
@@ -331,6 +344,13 @@ fn formulate(inst: &Instance<'_>, w: &Weights, fam: Families) -> Formulation {
     }
 }
 
+/// A neighbourhood search's model: units (by representative) outside
+/// `free` keep their clusters in `assignment`.
+pub(crate) struct Fixed<'a> {
+    pub assignment: &'a Assignment,
+    pub free: Vec<bool>,
+}
+
 /// The model as good_lp parts, before it is handed to a solver.
 struct Formulation {
     vars: ProblemVariables,
@@ -343,8 +363,9 @@ fn build(
     inst: &Instance<'_>,
     w: &Weights,
     fam: Families,
+    fixed: Option<&Fixed<'_>>,
 ) -> (good_lp::solvers::highs::HighsProblem, Layout) {
-    let f = formulate(inst, w, fam);
+    let f = formulate(inst, w, fam, fixed);
     let mut problem = f.vars.minimise(f.objective).using(highs);
     for c in f.constraints {
         problem.add_constraint(c);
@@ -360,7 +381,7 @@ fn build(
 /// to names. The objective is smo's objective plus the tie-break costs
 /// (under `TIE` per chosen column).
 pub(crate) fn export_mps(inst: &Instance<'_>, w: &Weights) -> String {
-    let f = formulate(inst, w, ALL);
+    let f = formulate(inst, w, ALL, None);
     let columns = f.layout.column_names();
     let mut out = String::from("* smo placement model (see `smo bench placement --help`)\n");
     for (s, svc) in inst.problem.services.iter().enumerate() {
@@ -478,8 +499,21 @@ pub(crate) fn solve(
     mip_gap: f64,
     warm: Option<&Assignment>,
 ) -> Result<(Assignment, Solved, u64), Failure> {
+    solve_fixed(inst, w, fam, None, time_limit_s, mip_gap, warm)
+}
+
+/// [`solve`] with the units outside a neighbourhood kept where they are.
+pub(crate) fn solve_fixed(
+    inst: &Instance<'_>,
+    w: &Weights,
+    fam: Families,
+    fixed: Option<&Fixed<'_>>,
+    time_limit_s: f64,
+    mip_gap: f64,
+    warm: Option<&Assignment>,
+) -> Result<(Assignment, Solved, u64), Failure> {
     let t0 = std::time::Instant::now();
-    let (problem, layout) = build(inst, w, fam);
+    let (problem, layout) = build(inst, w, fam, fixed);
     let start = warm.map(|a| layout.warm_start(inst, a));
     let build_ms = t0.elapsed().as_millis() as u64;
     let deadline = t0 + std::time::Duration::from_secs_f64(time_limit_s.max(0.01));

@@ -25,6 +25,7 @@ mod explain;
 mod first_fit;
 mod fleet;
 mod instance;
+mod lns;
 mod local;
 mod milp;
 mod model;
@@ -77,6 +78,14 @@ const WARM_SEARCH_SHARE: f64 = 0.1;
 /// needs about one node per service (a few ms at 1000 services); the share
 /// only bounds its backtracking on tight instances.
 const CONSTRUCT_SHARE: f64 = 0.2;
+
+/// Share of the time limit (from the start of the strategy) by which the
+/// neighbourhood search on the warm start ends; the full MILP gets the
+/// rest, for its bound and a last improvement.
+const LNS_SHARE: f64 = 0.6;
+
+/// Smaller graphs are solved whole (the MILP closes them quickly).
+const LNS_MIN_SERVICES: usize = 20;
 
 /// What a strategy hands back before verification and explanation.
 pub(crate) struct Assigned {
@@ -226,6 +235,14 @@ impl PlacementStrategy for Milp {
                     warnings: Vec::new(),
                 });
             }
+        }
+        // Large-neighbourhood search on the start: most of the answer's
+        // quality on graphs the full model cannot close in time.
+        if let Some(wa) = warm.as_mut()
+            && inst.n_services() >= LNS_MIN_SERVICES
+        {
+            let until = started + Duration::from_secs_f64(limit * LNS_SHARE);
+            lns::improve(inst, &w, wa, until);
         }
         let pairs = (inst.n_services() * inst.n_clusters()) as f64;
         let reserve = Duration::from_secs_f64(

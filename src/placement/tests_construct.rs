@@ -171,3 +171,29 @@ fn first_fit_answers_where_the_original_heuristic_finds_no_cluster() {
         o.warnings
     );
 }
+
+#[test]
+fn neighbourhood_search_keeps_answers_valid_and_never_worse() {
+    // From the constructive search's answer (valid, far from optimal), the
+    // search must improve some instances and break none.
+    let opts = PlacementOptions::default();
+    let far = Instant::now() + Duration::from_secs(3600);
+    let mut improved = 0;
+    for seed in 1..=3 {
+        let p = crate::bench::placement_instance(40, 6, seed);
+        let inst = Instance::new(&p, &opts).unwrap();
+        let w = check::effective_weights(&inst, &opts);
+        let Outcome::Found(mut a) = construct::search(&inst, &w, far) else {
+            panic!("seed {seed}: no start");
+        };
+        let before = check::evaluate(&inst, &w, &a).total;
+        let until = Instant::now() + Duration::from_millis(400);
+        let stats = super::lns::improve(&inst, &w, &mut a, until);
+        assert!(stats.steps > 0, "seed {seed}");
+        assert_eq!(violation(&inst, &a), None, "seed {seed}");
+        let after = check::evaluate(&inst, &w, &a).total;
+        assert!(after <= before + 1e-9, "seed {seed}: {before} -> {after}");
+        improved += usize::from(stats.improved > 0 && after < before);
+    }
+    assert!(improved > 0, "the search improved no instance");
+}
