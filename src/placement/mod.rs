@@ -13,9 +13,11 @@
 //!
 //! Determinism: clusters are processed in name order and services in input
 //! order; HiGHS runs single-threaded with a fixed model, so the same input
-//! gives the same answer (a solve cut short by the time limit is the one
-//! exception, as wall-clock time decides where it stops). Ties go to the
-//! cluster earlier in name order.
+//! gives the same answer. The exceptions are time-bounded: a solve cut
+//! short by the time limit, and the neighbourhood search ([`lns`]) that
+//! graphs of 20 services or more get, where wall-clock time decides where
+//! they stop (the answer is always valid; its quality, not its validity,
+//! depends on machine speed). Ties go to the cluster earlier in name order.
 
 mod check;
 mod construct;
