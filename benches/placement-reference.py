@@ -2,7 +2,8 @@
 """Solve an exported smo placement model with an independent solver.
 
     smo bench placement --services 100 --clusters 10 --export-mps m.mps ...
-    python3 benches/placement-reference.py m.mps --solver scip --time-limit 600
+    python3 benches/placement-reference.py m.mps --solver scip --time-limit 600 \
+        [--start m.start]
 
 Prints one JSON object: the solver's objective and proven bound on smo's
 objective (the tie-break costs smo adds, 1e-6 * rank / clusters per chosen
@@ -38,12 +39,26 @@ def tie_cost(values, nc):
     return cost, chosen
 
 
-def scip(path, limit, threads):
+def read_start(path):
+    """`name value` lines (smo bench placement --export-mps writes them)."""
+    if not path:
+        return {}
+    with open(path) as f:
+        return {n: float(v) for n, v in (line.split() for line in f if line.strip())}
+
+
+def scip(path, limit, threads, start):
     import pyscipopt
 
     m = pyscipopt.Model()
     m.hideOutput()
     m.readProblem(path)
+    if start:
+        sol = m.createSol()
+        for v in m.getVars():
+            m.setSolVal(sol, v, start.get(v.name, 0.0))
+        if not m.addSol(sol):
+            print("warning: SCIP rejected the start", file=sys.stderr)
     m.setParam("limits/time", limit)
     m.setParam("parallel/maxnthreads", threads)
     m.optimize()
@@ -52,7 +67,7 @@ def scip(path, limit, threads):
     return obj, m.getDualbound(), m.getStatus(), values, "SCIP " + str(m.version())
 
 
-def highs(path, limit, threads):
+def highs(path, limit, threads, start):
     import highspy
 
     h = highspy.Highs()
@@ -60,6 +75,11 @@ def highs(path, limit, threads):
     h.setOptionValue("time_limit", float(limit))
     h.setOptionValue("threads", threads)
     h.readModel(path)
+    if start:
+        sol = highspy.HighsSolution()
+        sol.col_value = [start.get(n, 0.0) for n in h.getLp().col_names_]
+        sol.value_valid = True
+        h.setSolution(sol)
     h.run()
     info = h.getInfo()
     lp = h.getLp()
@@ -76,14 +96,17 @@ def main():
     ap.add_argument("--solver", choices=["scip", "highs"], default="scip")
     ap.add_argument("--time-limit", type=float, default=600.0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--start", help="a start solution (`name value` lines)")
     a = ap.parse_args()
     t0 = time.monotonic()
     run = scip if a.solver == "scip" else highs
-    obj, bound, status, values, version = run(a.mps, a.time_limit, a.threads)
+    start = read_start(a.start)
+    obj, bound, status, values, version = run(a.mps, a.time_limit, a.threads, start)
     seconds = time.monotonic() - t0
     ties, chosen = tie_cost(values, clusters_in(a.mps))
     out = {
         "solver": version,
+        "start": bool(start),
         "status": status,
         "seconds": round(seconds, 1),
         "objective": None if obj is None else round(obj - ties, 6),

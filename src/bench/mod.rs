@@ -21,7 +21,8 @@ use std::time::Instant;
 
 use crate::placement::{
     Cluster, Edge, FleetGraph, LatencyClass, LatencyEntry, LatencyMatrix, PlacementError,
-    PlacementOptions, PlacementProblem, Service, StrategyKind, Weights, place, place_fleet,
+    PlacementOptions, PlacementOutcome, PlacementProblem, Service, StrategyKind, Weights, place,
+    place_fleet,
 };
 use crate::scaling::{ScalingOptions, ScalingProblem, ScalingService, scale};
 
@@ -413,13 +414,13 @@ pub fn run_placement(
     strategy: StrategyKind,
     model: ModelKind,
     mut opts: PlacementOptions,
-) -> Result<Report, PlacementError> {
+) -> Result<(Report, PlacementOutcome), PlacementError> {
     opts.strategy = strategy;
     let (p, opts) = placement_case(n, m, seed, model, opts);
     let o = place(&p, &opts)?;
     let fp = reference::fingerprint(&p, &opts);
     let ref_gap = reference::ref_gap(n, m, seed, model.as_str(), &fp, o.objective.total);
-    Ok(Report(format!(
+    let line = format!(
         "placement services={n} clusters={m} strategy={strategy} model={} status={} build_ms={} solve_ms={} objective={:.4} gap={} ref_gap={ref_gap}",
         model.as_str(),
         o.solve.status,
@@ -427,7 +428,8 @@ pub fn run_placement(
         o.solve.solve_millis,
         o.objective.total,
         gap_str(o.solve.gap)
-    )))
+    );
+    Ok((Report(line), o))
 }
 
 /// `smo bench fleet`.

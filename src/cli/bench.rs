@@ -55,8 +55,9 @@ pub struct PlacementBench {
     /// Relative MIP gap.
     #[arg(long, default_value_t = 0.01)]
     pub gap: f64,
-    /// Also write the instance's exact MILP (free MPS) to FILE, for an
-    /// independent solver (benches/placement-reference.py).
+    /// Also write the instance's exact MILP (free MPS) to FILE, and the
+    /// answer as its columns' values to FILE with extension `.start`, for
+    /// an independent solver (benches/placement-reference.py).
     #[arg(long, value_name = "FILE")]
     pub export_mps: Option<std::path::PathBuf>,
     /// Print the instance's fingerprint (for the reference table) and exit.
@@ -115,7 +116,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
                         .with_context(|| format!("writing {}", path.display()))?;
                 }
             }
-            bench::run_placement(b.services, b.clusters, b.seed, strategy, model, opts)?
+            let (line, outcome) =
+                bench::run_placement(b.services, b.clusters, b.seed, strategy, model, opts)?;
+            if let Some(path) = &b.export_mps {
+                // The answer, as a start for the reference solver.
+                let (p, o) = bench::placement_case(b.services, b.clusters, b.seed, model, opts);
+                let start = crate::placement::export_start(&p, &o, &outcome)?;
+                let file = path.with_extension("start");
+                std::fs::write(&file, start)
+                    .with_context(|| format!("writing {}", file.display()))?;
+            }
+            line
         }
         BenchCommand::Fleet(b) => bench::run_fleet(b.graphs, b.services, b.clusters, b.seed)?,
         BenchCommand::Scaling(b) => bench::run_scaling(b.services, b.seed, b.capacity)?,

@@ -403,6 +403,19 @@ pub(crate) fn export_mps(inst: &Instance<'_>, w: &Weights) -> String {
     out
 }
 
+/// A solution of the [`export_mps`] model, as `name value` lines (the
+/// columns of assignment `a`), for a solver's start.
+pub(crate) fn export_start(inst: &Instance<'_>, w: &Weights, a: &Assignment) -> String {
+    let f = formulate(inst, w, ALL, None);
+    let names = f.layout.column_names();
+    let values = f.layout.warm_start(inst, a);
+    names
+        .iter()
+        .zip(values)
+        .map(|(n, v)| format!("{n} {v}\n"))
+        .collect()
+}
+
 impl Layout {
     /// One name per column, in column order (see [`export_mps`]).
     fn column_names(&self) -> Vec<String> {

@@ -411,6 +411,29 @@ pub fn export_mps_on(
     Ok(milp::export_mps(&inst, &w))
 }
 
+/// An answer of [`place`] as a start for the [`export_mps`] model
+/// (`name value` lines).
+pub fn export_start(
+    problem: &PlacementProblem,
+    opts: &PlacementOptions,
+    outcome: &PlacementOutcome,
+) -> Result<String, PlacementError> {
+    let inst = Instance::with_capacity(problem, opts, None)?;
+    let w = effective_weights(&inst, opts);
+    let mut a: Assignment = vec![Vec::new(); inst.n_services()];
+    for placed in &outcome.services {
+        let Some(s) = problem.services.iter().position(|s| s.id == placed.id) else {
+            continue;
+        };
+        a[s] = placed
+            .clusters
+            .iter()
+            .filter_map(|n| inst.names.iter().position(|m| m == n))
+            .collect();
+    }
+    Ok(milp::export_start(&inst, &w, &a))
+}
+
 /// Places one graph.
 pub fn place(
     problem: &PlacementProblem,

@@ -401,6 +401,24 @@ fn bench_and_plan_export_the_exact_model_and_bench_compares_with_the_reference()
     let mps = std::fs::read_to_string(&file).unwrap();
     assert!(mps.contains("\nNAME smo-placement\n") && mps.ends_with("ENDATA\n"));
     assert!(mps.contains("* service s99 = s0099") && mps.contains(" BV bnd x_s99_c"));
+    // The answer as a start: every column of the model has a value, and
+    // each service (or group) sits on at least one cluster.
+    let start = std::fs::read_to_string(file.with_extension("start")).unwrap();
+    let columns = mps
+        .lines()
+        .filter(|l| l.starts_with(" BV ") || l.starts_with(" LO ") || l.starts_with(" FX "))
+        .count();
+    assert_eq!(start.lines().count(), columns);
+    let chosen: std::collections::BTreeSet<&str> = start
+        .lines()
+        .filter(|l| l.starts_with("x_") && l.ends_with(" 1"))
+        .map(|l| l.split("_c").next().unwrap())
+        .collect();
+    assert!(
+        chosen.len() >= 90 && chosen.contains("x_s0"),
+        "{}",
+        chosen.len()
+    );
 
     let out = dir.path().join("models");
     let (code, v) = plan_json(
