@@ -17,6 +17,7 @@ mod loader;
 mod nfvcl;
 mod ops;
 mod plan;
+mod plan_picture;
 mod profile;
 mod prom;
 mod published;
