@@ -96,14 +96,18 @@ fn node_id(g: &GraphPlan, service: &str, cluster: Option<&str>) -> String {
     )
 }
 
+/// Per service, its nodes: the cluster each is on (none for a service on
+/// no cluster) and the node id.
+type Instances = BTreeMap<String, Vec<(Option<String>, String)>>;
+
 /// The nodes of one graph, and for each service the ids of its nodes.
 fn nodes_of(
     g: &GraphPlan,
     shape: Option<&GraphShape>,
     fill: &'static str,
-) -> (Vec<Node>, BTreeMap<String, Vec<(Option<String>, String)>>) {
+) -> (Vec<Node>, Instances) {
     let mut nodes = Vec::new();
-    let mut ids: BTreeMap<String, Vec<(Option<String>, String)>> = BTreeMap::new();
+    let mut ids = Instances::new();
     let held = !matches!(g.status.as_str(), "placed" | "static");
     let mut services: Vec<&str> = g.services.iter().map(|s| s.id.as_str()).collect();
     // Services the report does not list (its graph could not be placed).
