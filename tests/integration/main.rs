@@ -7,6 +7,7 @@ mod conditional;
 mod crash;
 mod daemon;
 mod daemon_faults;
+mod diff;
 mod examples;
 mod fault_matrix;
 mod fixtures;
