@@ -188,6 +188,28 @@ async fn diff_shows_what_an_edited_state_would_change_live_and_offline() {
         &["--offline", "--inventory", inventory.to_str().unwrap()],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // A chart that does not render: the diff is incomplete, exit 2, and
+    // the service is held rather than reported as removed.
+    std::fs::write(
+        env.descriptor("projects/brussels/charts/image-detection/templates/broken.yaml"),
+        "{{ .Values.no.such.value }}\n",
+    )
+    .unwrap();
+    let o = diff(&env, &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("image-detection"), "{stderr}");
+    let r = json(&o);
+    let detection = service(&r, "image-detection-graph", "image-detection");
+    assert_eq!(detection["verdict"], "none", "{detection:#}");
+    assert!(
+        detection["note"]
+            .as_str()
+            .unwrap()
+            .contains("does not render"),
+        "{detection:#}"
+    );
 }
 
 #[test]
