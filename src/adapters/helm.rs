@@ -504,6 +504,30 @@ impl Helm {
         let args = self.base(&["get", "manifest", name, "--namespace", namespace]);
         self.run(args, READ_TIMEOUT).await
     }
+
+    /// `helm get values -o json`: the values the release's last revision
+    /// was installed with (what smo passed; `null` when none were).
+    pub async fn get_values(
+        &self,
+        name: &str,
+        namespace: &str,
+    ) -> Result<serde_json::Value, HelmError> {
+        let args = self.base(&[
+            "get",
+            "values",
+            name,
+            "--namespace",
+            namespace,
+            "--output",
+            "json",
+        ]);
+        let command = args.join(" ");
+        let out = self.run(args, READ_TIMEOUT).await?;
+        serde_json::from_str(&out).map_err(|e| HelmError::Output {
+            command,
+            reason: e.to_string(),
+        })
+    }
 }
 
 /// A values file readable only by us, removed on drop.

@@ -2,6 +2,7 @@
 //! interface with typed errors. No shell anywhere.
 
 pub mod grafana;
+pub mod graphviz;
 pub mod helm;
 pub mod karmada;
 pub mod manifest;

@@ -2,6 +2,7 @@
 //! process exit code (0 ok, 1 findings, 2 usage or runtime failure).
 
 pub mod bench;
+pub mod diff;
 mod inputs;
 pub mod plan;
 pub mod profile;

@@ -1,4 +1,4 @@
-//! `smo plan --state DIR --inventory FILE [--current FILE] [--format text|json]`.
+//! `smo plan --state DIR --inventory FILE [--current FILE] [--format text|json|dot|svg]`.
 //!
 //! Offline: loads and validates the state root, merges the inventory with
 //! `clusters/*.yaml`, places every valid graph and prints why each service
@@ -6,13 +6,14 @@
 //! shows `static (chart decides)`, with the clusters its local chart's
 //! values name). Exit codes: 0 every graph placed (or static), 1 a graph is
 //! invalid or infeasible, 2 usage or input failure (unreadable state root,
-//! inventory or `--current`).
+//! inventory or `--current`, or `--format svg` without Graphviz).
 
-use super::validate::Format;
+use crate::adapters::graphviz;
 use crate::desired::DesiredState;
 use crate::observe::clusters::merge;
+use crate::plan::dot::{self, ClusterBox, Shapes};
 use crate::plan::report::{CurrentPlacement, PlanReport, current_from_json, render_text};
-use crate::plan::{CHART_DECIDES, GraphModel, plan_with_models};
+use crate::plan::{CHART_DECIDES, GraphModel, plan_with_models, shape};
 use crate::validate::findings::{self, Finding, Pos, Severity};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,9 +30,13 @@ pub struct PlanArgs {
     /// that movement is measured against.
     #[arg(long)]
     pub current: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Output format: the table, JSON, or a picture (Graphviz DOT, or SVG
+    /// drawn by Graphviz's `dot`).
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Graphviz's `dot`, for `--format svg`.
+    #[arg(long, env = "SMO_DOT", default_value = "dot")]
+    pub dot: PathBuf,
     /// Also write each placed graph's exact MILP, as the fleet solved it,
     /// to DIR/<project>.<graph>.mps (free MPS, for any MILP solver).
     #[arg(long, value_name = "DIR")]
@@ -39,6 +44,21 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub registry: super::pull::RegistryArgs,
 }
+
+/// `smo plan`'s output formats (`text` and `json` are those of the other
+/// subcommands; the pictures are the plan's own).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    #[default]
+    Text,
+    Json,
+    Dot,
+    Svg,
+}
+
+/// How long `dot` may take: the pictures are a few dozen nodes, drawn in
+/// well under a second; a minute means it is stuck.
+const DOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs the subcommand; returns the exit code.
 pub fn run(args: &PlanArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
@@ -95,10 +115,31 @@ pub fn run(args: &PlanArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     }));
     findings::sort(&mut report.findings);
     match args.format {
-        Format::Text => write!(out, "{}", render_text(&report))?,
-        Format::Json => {
+        PlanFormat::Text => write!(out, "{}", render_text(&report))?,
+        PlanFormat::Json => {
             serde_json::to_writer_pretty(&mut *out, &report)?;
             writeln!(out)?;
+        }
+        PlanFormat::Dot => write!(out, "{}", picture(&report, &state, &facts))?,
+        PlanFormat::Svg => {
+            let text = picture(&report, &state, &facts);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            match rt.block_on(graphviz::svg(&args.dot, &text, DOT_TIMEOUT)) {
+                Ok(svg) => write!(out, "{svg}")?,
+                Err(e) if e.is_missing() => {
+                    eprintln!(
+                        "smo plan: --format svg needs Graphviz's `dot`, and `{}` was not found; install Graphviz (Debian: apt-get install graphviz), point --dot (or SMO_DOT) at it, or use --format dot and draw the picture elsewhere",
+                        args.dot.display()
+                    );
+                    return Ok(2);
+                }
+                Err(e) => {
+                    eprintln!("smo plan: {e}");
+                    return Ok(2);
+                }
+            }
         }
     }
     let failed = report
@@ -119,6 +160,34 @@ fn export(dir: &Path, models: &[GraphModel]) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// The plan as DOT: every cluster of the inventory as a box (in name
+/// order), the graphs' shapes from their descriptors.
+fn picture(
+    report: &PlanReport,
+    state: &DesiredState,
+    facts: &[crate::observe::clusters::ClusterFacts],
+) -> String {
+    let shapes: Shapes = state
+        .valid_graphs()
+        .map(|g| ((g.project.clone(), g.id().to_owned()), shape::shape(g)))
+        .collect();
+    let mut boxes: Vec<ClusterBox> = facts
+        .iter()
+        .map(|f| ClusterBox {
+            name: f.name.clone(),
+            note: if !f.ready {
+                Some("not ready".into())
+            } else if !f.schedulable {
+                Some("cordoned".into())
+            } else {
+                None
+            },
+        })
+        .collect();
+    boxes.sort_by(|a, b| a.name.cmp(&b.name));
+    dot::render(report, &shapes, &boxes)
 }
 
 /// Fills in, for each service its chart places, the clusters the local

@@ -7,8 +7,10 @@
 //! make room for a graph that cannot be placed otherwise, and the plan does
 //! not depend on file order.
 
+pub mod dot;
 pub mod problem;
 pub mod report;
+pub mod shape;
 
 use crate::desired::DesiredState;
 use crate::observe::clusters::ClusterFacts;

@@ -74,6 +74,22 @@ pub fn keep_placement(
     Keep::Yes { recheck }
 }
 
+/// `hdaGraphIntent.placement.revision` as recorded (changing it forces a
+/// fresh placement).
+pub fn placement_revision(graph: &Graph) -> Option<String> {
+    graph
+        .descriptor
+        .hda_graph
+        .hda_graph_intent
+        .placement
+        .as_ref()
+        .and_then(|p| p.revision.as_ref())
+        .map(|r| match r {
+            crate::descriptor::model::Revision::Int(i) => i.to_string(),
+            crate::descriptor::model::Revision::Text(t) => t.clone(),
+        })
+}
+
 /// Hash of what placement depends on in the descriptor: service ids,
 /// resources and intents, and the graph intent. Values and charts are not
 /// placement inputs.
@@ -126,15 +142,7 @@ pub async fn resolve(
         return Ok((Placement::new(), None));
     }
     let inputs_hash = placement_inputs_hash(graph);
-    let revision = hda
-        .hda_graph_intent
-        .placement
-        .as_ref()
-        .and_then(|p| p.revision.as_ref())
-        .map(|r| match r {
-            crate::descriptor::model::Revision::Int(i) => i.to_string(),
-            crate::descriptor::model::Revision::Text(t) => t.clone(),
-        });
+    let revision = placement_revision(graph);
     let requested = world.replace.get(&batch.key).cloned();
     if let Some(why) = &requested {
         batch.event(
