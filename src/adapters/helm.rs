@@ -477,6 +477,19 @@ impl Helm {
         }
     }
 
+    /// Runs a read command whose output is JSON.
+    async fn run_json<T: serde::de::DeserializeOwned>(
+        &self,
+        args: Vec<String>,
+    ) -> Result<T, HelmError> {
+        let command = args.join(" ");
+        let out = self.run(args, READ_TIMEOUT).await?;
+        serde_json::from_str(&out).map_err(|e| HelmError::Output {
+            command,
+            reason: e.to_string(),
+        })
+    }
+
     /// `helm history -o json`, oldest first.
     pub async fn history(
         &self,
@@ -491,12 +504,7 @@ impl Helm {
             "--output",
             "json",
         ]);
-        let command = args.join(" ");
-        let out = self.run(args, READ_TIMEOUT).await?;
-        serde_json::from_str(&out).map_err(|e| HelmError::Output {
-            command,
-            reason: e.to_string(),
-        })
+        self.run_json(args).await
     }
 
     /// `helm get manifest`: the objects the release's last revision applied.
@@ -521,12 +529,7 @@ impl Helm {
             "--output",
             "json",
         ]);
-        let command = args.join(" ");
-        let out = self.run(args, READ_TIMEOUT).await?;
-        serde_json::from_str(&out).map_err(|e| HelmError::Output {
-            command,
-            reason: e.to_string(),
-        })
+        self.run_json(args).await
     }
 }
 

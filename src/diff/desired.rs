@@ -11,8 +11,6 @@ use super::Desired;
 use crate::desired::{DesiredState, Graph};
 use crate::keys::GraphKey;
 use crate::observe::clusters::ClusterFacts;
-use crate::placement::place;
-use crate::plan::problem;
 use crate::release::Placement;
 use crate::spec::settings::Settings;
 
@@ -91,15 +89,7 @@ pub fn placement(
         return Ok(r.placement.clone());
     }
     let current = running.map(|r| r.placement.clone()).unwrap_or_default();
-    let (clusters, latency) = problem::clusters(facts);
-    let (problem, options, _) =
-        problem::problem(graph, &clusters, &latency, Some(&current), settings);
-    let outcome = place(&problem, &options).map_err(|e| e.to_string())?;
-    Ok(outcome
-        .services
-        .into_iter()
-        .map(|s| (s.id, s.clusters))
-        .collect())
+    crate::reconcile::placed::place_graph(graph, facts, &current, settings)
 }
 
 /// Where the services of a live graph run, from their releases' values

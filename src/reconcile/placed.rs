@@ -198,26 +198,35 @@ pub async fn resolve(
     Ok((p, None))
 }
 
-/// Places one graph on the current clusters (a MILP: off the async
-/// workers).
+/// Places one graph on `facts`, movement measured from `current` (a
+/// MILP: call it off the async workers). Shared with `smo diff`, so that
+/// it predicts what the daemon would do.
+pub fn place_graph(
+    graph: &Graph,
+    facts: &[crate::observe::clusters::ClusterFacts],
+    current: &Placement,
+    settings: &crate::spec::settings::Settings,
+) -> Result<Placement, String> {
+    let (clusters, latency) = problem::clusters(facts);
+    let (problem, options, _notes) =
+        problem::problem(graph, &clusters, &latency, Some(current), settings);
+    let outcome = place(&problem, &options).map_err(|e| e.to_string())?;
+    Ok(outcome
+        .services
+        .into_iter()
+        .map(|s| (s.id, s.clusters))
+        .collect())
+}
+
+/// Places one graph on the current clusters, off the async workers.
 async fn solve(world: &World, graph: &Graph, current: Placement) -> Result<Placement, StepError> {
     let facts = world.clusters.clone();
     let graph = graph.clone();
     let settings = world.desired.settings.clone();
     let failed =
         |e: String| StepError::terminal(Reason::Placement, format!("placement failed: {e}"));
-    tokio::task::spawn_blocking(move || {
-        let (clusters, latency) = problem::clusters(&facts);
-        let (problem, options, _notes) =
-            problem::problem(&graph, &clusters, &latency, Some(&current), &settings);
-        let outcome = place(&problem, &options).map_err(|e| e.to_string())?;
-        Ok(outcome
-            .services
-            .into_iter()
-            .map(|s| (s.id, s.clusters))
-            .collect())
-    })
-    .await
-    .map_err(|e| StepError::transient(Reason::Internal, format!("placement task failed: {e}")))?
-    .map_err(failed)
+    tokio::task::spawn_blocking(move || place_graph(&graph, &facts, &current, &settings))
+        .await
+        .map_err(|e| StepError::transient(Reason::Internal, format!("placement task failed: {e}")))?
+        .map_err(failed)
 }
