@@ -25,5 +25,6 @@ mod safety;
 mod sources;
 mod store;
 mod support;
+mod tooling;
 mod watches;
 mod webhook;
