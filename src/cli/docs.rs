@@ -100,7 +100,17 @@ mod tests {
             assert!(page.contains(&format!("smo\\-{sub}")), "{sub}: {page}");
             assert!(top.contains(&format!("smo\\-{sub}")), "smo.1 lacks `{sub}`");
         }
+        // Nested subcommands (`smo bench placement`) get pages too, and the
+        // listing names exactly the pages written.
+        let cmd = super::super::app::command();
+        for sub in cmd.get_subcommands() {
+            for nested in sub.get_subcommands() {
+                let page = out.join(format!("smo-{}-{}.1", sub.get_name(), nested.get_name()));
+                assert!(page.is_file(), "no page {}", page.display());
+            }
+        }
         let listing = String::from_utf8(listing).unwrap();
-        assert_eq!(listing.lines().count(), subcommands().len() + 1);
+        let written = std::fs::read_dir(&out).unwrap().count();
+        assert_eq!(listing.lines().count(), written, "{listing}");
     }
 }
