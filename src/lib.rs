@@ -38,7 +38,7 @@
 //! - [`dashboards`]: the Grafana dashboards smo owns (pure builders);
 //! - [`metrics`]: the daemon's Prometheus metrics registry;
 //! - [`bench`]: deterministic instance generators for benchmarks;
-//! - [`cli`]: one module per subcommand.
+//! - [`cli`]: the command line (`cli::app`) and one module per subcommand.
 #![forbid(unsafe_code)]
 
 pub mod adapters;

@@ -27,5 +27,6 @@ mod safety;
 mod sources;
 mod store;
 mod support;
+mod tooling;
 mod watches;
 mod webhook;
