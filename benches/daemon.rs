@@ -386,6 +386,7 @@ fn seed(dir: &Path, graphs: usize, services: usize, fake: &FakeKarmada) {
             next_retry_at: None,
             dashboards: BTreeMap::new(),
             origin: None,
+            last_change: None,
         };
         let records: Vec<ServiceRecord> = inputs
             .iter()

@@ -2,8 +2,8 @@
 //! daemon for Hyper Distributed Application Graphs on Karmada.
 //!
 //! Map of the modules:
-//! - [`keys`], [`digest`], [`retry`], [`clock`], [`locks`]: identities and helpers
-//!   every layer uses (they import nothing of smo's);
+//! - [`keys`], [`digest`], [`retry`], [`clock`], [`locks`], [`provenance`]:
+//!   identities and helpers every layer uses (they import nothing of smo's);
 //! - [`adapters`]: one module per external system (helm, …), no shell;
 //! - [`validate`]: findings, the position-aware YAML reader, the embedded
 //!   JSON Schemas (`schemas/`), unknown-key suggestions;
@@ -37,6 +37,8 @@
 //! - [`rules`]: Prometheus alert rules for event-triggered services;
 //! - [`dashboards`]: the Grafana dashboards smo owns (pure builders);
 //! - [`metrics`]: the daemon's Prometheus metrics registry;
+//! - [`events`]: journal entries published as CloudEvents to the configured
+//!   sinks from the store's outbox, at least once;
 //! - [`bench`]: deterministic instance generators for benchmarks;
 //! - [`cli`]: the command line (`cli::app`) and one module per subcommand.
 #![forbid(unsafe_code)]
@@ -51,6 +53,7 @@ pub mod descriptor;
 pub mod desired;
 pub mod diff;
 pub mod digest;
+pub mod events;
 pub mod hdar;
 pub mod http;
 pub mod keys;
@@ -59,6 +62,7 @@ pub mod metrics;
 pub mod observe;
 pub mod placement;
 pub mod plan;
+pub mod provenance;
 pub mod provision;
 pub mod reconcile;
 pub mod release;

@@ -31,11 +31,14 @@ pub enum Family {
     WebhookAlerts,
     ScalingDecisions,
     BuildInfo,
+    EventsSent,
+    EventsOutbox,
+    EventsOverflow,
 }
 
 impl Family {
     /// All families, in rendering order (the order of [`SPECS`]).
-    pub const ALL: [Family; 13] = [
+    pub const ALL: [Family; 16] = [
         Family::ReconcileDuration,
         Family::Reconciles,
         Family::ReconcileErrors,
@@ -49,6 +52,9 @@ impl Family {
         Family::WebhookAlerts,
         Family::ScalingDecisions,
         Family::BuildInfo,
+        Family::EventsSent,
+        Family::EventsOutbox,
+        Family::EventsOverflow,
     ];
 
     fn spec(self) -> &'static Spec {
@@ -103,7 +109,7 @@ const RECONCILE_BUCKETS: &[f64] = &[
 const SOLVER_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0];
 
 /// Indexed by `Family as usize`; `specs_follow_the_enum` checks the order.
-const SPECS: [Spec; 13] = [
+const SPECS: [Spec; 16] = [
     Spec {
         name: "smo_reconcile_duration_seconds",
         help: "Time taken by one reconcile of a graph.",
@@ -193,6 +199,27 @@ const SPECS: [Spec; 13] = [
         help: "The running smo build (value always 1).",
         kind: Kind::Gauge,
         labels: &["version"],
+        buckets: &[],
+    },
+    Spec {
+        name: "smo_events_sent_total",
+        help: "Events handed to a sink, by sink and outcome (delivered, refused: a 4xx the receiver will not take; retried: a failed attempt).",
+        kind: Kind::Counter,
+        labels: &["sink", "outcome"],
+        buckets: &[],
+    },
+    Spec {
+        name: "smo_events_outbox",
+        help: "Events in the outbox waiting for at least one sink.",
+        kind: Kind::Gauge,
+        labels: &[],
+        buckets: &[],
+    },
+    Spec {
+        name: "smo_events_outbox_dropped_total",
+        help: "Undelivered events dropped because the outbox was full (events.outboxSize), counted across restarts.",
+        kind: Kind::Counter,
+        labels: &[],
         buckets: &[],
     },
 ];

@@ -37,6 +37,9 @@ pub enum Command {
     Run(super::run::RunArgs),
     /// Show graphs, services, clusters, revision, conditions and errors.
     Status(super::status::StatusArgs),
+    /// The journal, newest first: what smo did, when, at which revision
+    /// and (for a Git source) whose commit caused it.
+    History(super::history::HistoryArgs),
     /// Learn a service's `alpha` and `beta` from its history in
     /// Prometheus (prints the lines to paste; never writes the descriptor).
     Profile(super::profile::ProfileArgs),
@@ -68,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Diff(args) => super::diff::run(&args, &mut stdout().lock()),
         Command::Run(args) => super::run::run(&args),
         Command::Status(args) => super::status::run(&args, &mut stdout().lock()),
+        Command::History(args) => super::history::run(&args, &mut stdout().lock()),
         Command::Profile(args) => super::profile::run(&args, &mut stdout().lock()),
         Command::Bench(args) => super::bench::run(args).map(|()| 0),
         Command::Completions(args) => super::docs::completions(&args, &mut stdout().lock()),

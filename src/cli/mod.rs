@@ -5,6 +5,7 @@ pub mod app;
 pub mod bench;
 pub mod diff;
 pub mod docs;
+pub mod history;
 mod inputs;
 pub mod plan;
 pub mod profile;

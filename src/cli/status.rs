@@ -103,6 +103,16 @@ fn render_text(s: &StatusSnapshot) -> String {
         if let Some(origin) = &g.origin {
             let _ = writeln!(o, "  from {origin}");
         }
+        if let Some(change) = &g.last_change {
+            let short: String = change.cause.revision.chars().take(14).collect();
+            let by = change
+                .cause
+                .commit
+                .as_ref()
+                .map(|c| format!(": {}", c.headline()))
+                .unwrap_or_default();
+            let _ = writeln!(o, "  changed at {short}{by} in {}", change.file);
+        }
         for c in g
             .conditions
             .iter()

@@ -124,8 +124,18 @@ impl Context {
         })?;
         let db_path = store_path(config);
         // A restart right after a kill may find the lock held for a moment.
+        let options = crate::store::StoreOptions {
+            // The outbox is written only while someone reads it.
+            outbox: if config.events.sinks.is_empty() {
+                0
+            } else {
+                config.events.outbox_size
+            },
+            ..crate::store::StoreOptions::default()
+        };
         let store = Arc::new(
-            blocking(move || Store::open_waiting(&db_path, Duration::from_secs(5))).await??,
+            blocking(move || Store::open_waiting_with(&db_path, options, Duration::from_secs(5)))
+                .await??,
         );
         // What a killed run was doing between an effect and its record: made
         // known to the store first, so the passes that follow finish or undo

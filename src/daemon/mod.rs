@@ -130,6 +130,11 @@ pub async fn run(
         ..
     } = ctx;
 
+    // Their own stop: they keep delivering while the workers drain, and
+    // stop after them (also in `--once` mode, where `shutdown` stays false).
+    let (stop_senders, senders_stop) = watch::channel(false);
+    let senders = crate::events::run_senders(&config.events, &store, &metrics, &senders_stop)?;
+
     let workers: Vec<_> = (0..opts.workers.max(1))
         .map(|i| {
             let (engine, queue, shared, store, opts, state_dir) = (
@@ -272,12 +277,16 @@ pub async fn run(
             .await
             .map_err(|e| DaemonError::Join(e.to_string()))?;
     }
-    // Both end by themselves now (the endpoint's channel is closed, the
-    // shutdown flag is set); waiting for them releases the store before
+    // The event senders stop now; an event not yet taken is sent at the
+    // next start.
+    let _ = stop_senders.send(true);
+    // All end by themselves now (the endpoint's channel is closed, the
+    // shutdown flags are set); waiting for them releases the store before
     // `run` returns, so the caller can open it.
     for task in std::iter::once(requests)
         .chain(scaler_task)
         .chain(provision_task)
+        .chain(senders)
     {
         let mut task = task;
         if tokio::time::timeout(Duration::from_secs(10), &mut task)

@@ -21,6 +21,7 @@ use crate::desired::DesiredState;
 use crate::provision::run::{Polling, apply, intent, step};
 use crate::provision::{Guards, HELD_PREFIX, hold_details, plan};
 use crate::spec::cluster::NfvclProvision;
+use crate::store::Kind;
 use crate::store::Store;
 use crate::store::records::NewEvent;
 use std::collections::{BTreeMap, BTreeSet};
@@ -193,14 +194,12 @@ async fn record_holds(
                 tx.put_provision(r)?;
                 if let Some(detail) = r.detail.as_deref().filter(|d| d.starts_with(HELD_PREFIX)) {
                     tracing::warn!(cluster = %r.cluster, "cluster provisioning held");
-                    tx.append_event(NewEvent {
+                    tx.append_event(NewEvent::cluster(
                         at,
-                        project: String::new(),
-                        graph: String::new(),
-                        service: None,
-                        kind: "ClusterHeld".into(),
-                        message: format!("cluster {}: {detail}", r.cluster),
-                    })?;
+                        &r.cluster,
+                        Kind::ClusterHeld,
+                        format!("cluster {}: {detail}", r.cluster),
+                    ))?;
                 }
             }
             Ok(())

@@ -135,8 +135,8 @@ impl Scaler {
                     .is_none_or(|p| !same_decision(p, &rec));
                 if changed {
                     let store = Arc::clone(&self.store);
-                    let r = rec.clone();
-                    tokio::task::spawn_blocking(move || store.write(|tx| tx.put_scale(&r)))
+                    let (r, cause) = (rec.clone(), Some(world.cause()));
+                    tokio::task::spawn_blocking(move || store.write(|tx| tx.put_scale(&r, cause)))
                         .await
                         .map_err(|e| ScalerError::Join(e.to_string()))??;
                     if !report.changed.contains(&graph_key) {

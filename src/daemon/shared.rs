@@ -23,6 +23,8 @@ pub(super) struct Shared {
     /// before the switch may still read that root): their leases keep the
     /// Git source from pruning the checkouts.
     pub(super) held: Mutex<Vec<Snapshot>>,
+    /// The newest journal entry in the published history file.
+    pub(super) history_seq: Mutex<Option<u64>>,
 }
 
 /// Counters of one pass, appended to the run history when it ends.
@@ -45,6 +47,7 @@ impl Shared {
         Shared {
             world: RwLock::new(World {
                 revision: first.revision.clone(),
+                commit: first.commit.clone(),
                 root: first.root.clone(),
                 desired: Arc::new(DesiredState::default()),
                 clusters: Vec::new(),
@@ -61,6 +64,7 @@ impl Shared {
             metrics,
             dashboards,
             held: Mutex::new(Vec::new()),
+            history_seq: Mutex::new(None),
         }
     }
 

@@ -235,7 +235,14 @@ pub(super) async fn apply_snapshot(
         let clusters = inventory
             .as_ref()
             .map(|inv| merge(inv, &desired.clusters).0);
-        w.switch_to(&snap.revision, &snap.root, desired, clusters, blocked);
+        w.switch_to(
+            &snap.revision,
+            snap.commit.clone(),
+            &snap.root,
+            desired,
+            clusters,
+            blocked,
+        );
     }
     let (s, rev) = (Arc::clone(store), snap.revision.clone());
     blocking(move || s.write(|tx| tx.set_source_revision(&rev))).await??;

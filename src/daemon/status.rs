@@ -7,6 +7,7 @@ use super::*;
 /// graph and service gauges follow it.
 pub(super) async fn publish(store: &Arc<Store>, shared: &Arc<Shared>, state_dir: &Path) {
     if let Some(snap) = publish_notes(store, state_dir, shared.notes()).await {
+        publish_history(store, shared, state_dir, &snap).await;
         let m = &shared.metrics;
         m.clear(Family::Graphs);
         let mut by_condition: BTreeMap<String, u32> = BTreeMap::new();
@@ -26,6 +27,30 @@ pub(super) async fn publish(store: &Arc<Store>, shared: &Arc<Shared>, state_dir:
         for (phase, n) in by_phase {
             m.set(Family::Services, &[&phase], f64::from(n));
         }
+    }
+}
+
+/// The journal for `smo history`, written only when it grew since the
+/// last time (it is the largest file smo publishes).
+async fn publish_history(
+    store: &Arc<Store>,
+    shared: &Arc<Shared>,
+    state_dir: &Path,
+    snap: &snapshot::StatusSnapshot,
+) {
+    let newest = snap.events.first().map_or(0, |e| e.seq);
+    if *shared.history_seq.lock_or_recover() == Some(newest) {
+        return;
+    }
+    let (store, dir) = (Arc::clone(store), state_dir.to_owned());
+    let r = tokio::task::spawn_blocking(move || {
+        let events = store.events(usize::MAX).map_err(|e| e.to_string())?;
+        snapshot::publish_history(&dir, &events).map_err(|e| e.to_string())
+    })
+    .await;
+    match r.map_err(|e| e.to_string()) {
+        Ok(Ok(())) => *shared.history_seq.lock_or_recover() = Some(newest),
+        Ok(Err(e)) | Err(e) => tracing::warn!(error = %e, "could not publish the history"),
     }
 }
 

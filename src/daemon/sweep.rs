@@ -11,6 +11,7 @@ use crate::keys::GraphKey;
 use crate::reconcile::queue::Queue;
 use crate::reconcile::sweep::{self, Recorded};
 use crate::source::ALLOW_PRUNE_MARKER;
+use crate::store::Kind;
 use crate::store::Store;
 use crate::store::records::NewEvent;
 use std::collections::BTreeSet;
@@ -123,14 +124,13 @@ pub(super) async fn sweep(karmada: &Karmada, store: &Arc<Store>, shared: &Shared
 }
 
 fn event(project: &str, graph: &str, service: Option<&str>, found: &str) -> NewEvent {
-    NewEvent {
-        at: super::now(),
-        project: project.to_owned(),
-        graph: graph.to_owned(),
-        service: service.map(str::to_owned),
-        kind: "Swept".into(),
-        message: format!(
+    NewEvent::graph(
+        super::now(),
+        (project, graph),
+        service,
+        Kind::Swept,
+        format!(
             "{found} carries smo's labels for this graph and was not recorded; recorded so that the graph's reconcile keeps or removes it"
         ),
-    }
+    )
 }

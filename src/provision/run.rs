@@ -414,7 +414,12 @@ fn failed_call(
 pub fn apply(store: &Store, change: &Change) -> Result<(), StoreError> {
     match change {
         Change::Put(record) => store.write(|tx| tx.put_provision(record)),
-        Change::Forget(cluster) => store.write(|tx| tx.delete_provision(cluster)).map(drop),
+        Change::Forget(cluster) => {
+            let now = crate::clock::now();
+            store
+                .write(|tx| tx.delete_provision(cluster, now))
+                .map(drop)
+        }
     }
 }
 

@@ -6,6 +6,8 @@
 
 use super::actions::owned::OwnedSet;
 use crate::keys::GraphKey;
+use crate::provenance::Cause;
+use crate::store::Kind;
 use crate::store::records::{
     FiredEvent, GraphRecord, NewEvent, OwnedObject, ScaleRecord, ServiceRecord, service_key,
 };
@@ -23,7 +25,9 @@ pub struct Batch {
     pub deleted_services: Vec<String>,
     pub owned: OwnedSet,
     /// Journal entries: service (if any), kind, message.
-    pub events: Vec<(Option<String>, String, String)>,
+    pub events: Vec<(Option<String>, Kind, String)>,
+    /// The revision in force, stamped on the journal entries.
+    pub cause: Option<Cause>,
     /// Fired trigger events as read.
     pub triggers: Vec<FiredEvent>,
     /// Fired events to clear (re-arming), as they should be written.
@@ -79,6 +83,7 @@ impl Batch {
             deleted_services: Vec::new(),
             owned: OwnedSet::new(owned),
             events: Vec::new(),
+            cause: None,
             triggers,
             rearm: Vec::new(),
             scales: scales.into_iter().map(|r| (r.service.clone(), r)).collect(),
@@ -87,9 +92,14 @@ impl Batch {
         })
     }
 
-    pub fn event(&mut self, service: Option<&str>, kind: &str, message: impl Into<String>) {
+    pub fn event(&mut self, service: Option<&str>, kind: Kind, message: impl Into<String>) {
         self.events
-            .push((service.map(str::to_owned), kind.to_owned(), message.into()));
+            .push((service.map(str::to_owned), kind, message.into()));
+    }
+
+    /// The graph's record as it was read, before this reconcile.
+    pub fn original_graph(&self) -> Option<&GraphRecord> {
+        self.original.0.as_ref()
     }
 
     /// Writes what changed in one transaction. `now` stamps the records
@@ -122,8 +132,12 @@ impl Batch {
             .into_iter()
             .filter(|o| !orig_owned.contains(o))
             .collect();
-        let (deleted, deleted_owned, events) =
-            (self.deleted_services, self.owned.deleted, self.events);
+        let (deleted, deleted_owned, events, cause) = (
+            self.deleted_services,
+            self.owned.deleted,
+            self.events,
+            self.cause,
+        );
         let (rearm, read_triggers, forget_scales) = (self.rearm, self.triggers, self.forget_scales);
         let intents_done = self.intents_done;
         if !graph_changed
@@ -171,14 +185,9 @@ impl Batch {
                     tx.delete_owned(&o.key())?;
                 }
                 for (service, kind, message) in &events {
-                    tx.append_event(NewEvent {
-                        at: now,
-                        project: graph.project.clone(),
-                        graph: graph.graph.clone(),
-                        service: service.clone(),
-                        kind: kind.clone(),
-                        message: message.clone(),
-                    })?;
+                    let key = (graph.project.as_str(), graph.graph.as_str());
+                    let event = NewEvent::graph(now, key, service.as_deref(), *kind, message);
+                    tx.append_event(event.caused_by(cause.clone()))?;
                 }
                 Ok(())
             })

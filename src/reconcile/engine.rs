@@ -10,11 +10,13 @@ use super::error::{Reason, StepError};
 use super::plan;
 use super::rulesync::RuleSync;
 use super::status::{self, outcome};
+use super::transitions;
 use super::{execute, facts, placed, publish, remove};
 use crate::adapters::helm::Helm;
 use crate::adapters::karmada::{Karmada, Owner};
 use crate::desired::Graph;
 use crate::keys::GraphKey;
+use crate::provenance::Change;
 use crate::release::{self, ReleaseInput};
 use crate::store::records::GraphRecord;
 use crate::store::{Store, StoreError};
@@ -81,6 +83,7 @@ impl Engine {
     ) -> Result<Reconciled, EngineError> {
         let now = crate::clock::now();
         let mut batch = Batch::load(&self.store, key).await?;
+        batch.cause = Some(world.cause());
         let Some(entry) = world.entry(key) else {
             if batch.graph.is_none() || world.prune_blocked.is_some() {
                 return Ok(Reconciled {
@@ -95,6 +98,7 @@ impl Engine {
                 dashboards: &self.dashboards,
                 store: &self.store,
                 now,
+                cause: batch.cause.clone(),
             };
             let outcome = remove::run(&cx, batch).await?;
             return Ok(Reconciled {
@@ -115,11 +119,24 @@ impl Engine {
         };
         let g = batch.graph.as_mut().expect("set above");
         if let Some(graph) = &entry.graph {
-            g.desired_hash = facts::desired_hash(graph);
+            let hash = facts::desired_hash(graph);
+            if g.desired_hash != hash {
+                g.last_change = Some(Change {
+                    cause: world.cause(),
+                    file: entry.file.clone(),
+                    seen_at: now,
+                });
+            }
+            g.desired_hash = hash;
             g.origin = graph.origin.as_ref().map(crate::desired::Origin::pinned);
         }
         status::summarize(g, &batch.services, &outcome, &world.revision, now);
         let after = status::schedule(g, &outcome, &self.retry, now);
+        let g = batch.graph.as_ref().expect("set above");
+        let invalid = entry.graph.is_none();
+        for (kind, message) in transitions::graph_events(batch.original_graph(), g, invalid) {
+            batch.event(None, kind, message);
+        }
         batch.commit(&self.store, now).await?;
         Ok(Reconciled { outcome, after })
     }

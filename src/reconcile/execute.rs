@@ -11,6 +11,7 @@ use super::plan::{Action, Plan};
 use super::status;
 use crate::adapters::karmada::Owner;
 use crate::release::{Placement, ReleaseInput};
+use crate::store::Kind;
 use crate::store::records::{FiredEvent, ServicePhase, ServiceRecord};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -180,7 +181,7 @@ async fn remove_services<H: HelmOps, K: KarmadaOps, L>(
                     || "uninstalled: no longer in the descriptor".to_owned(),
                     |why| format!("no longer in the descriptor; {why}"),
                 );
-                batch.event(Some(id), "Removed", message);
+                batch.event(Some(id), Kind::Uninstalled, message);
             }
             Err(e) => {
                 rec.phase = ServicePhase::Failed;

@@ -37,5 +37,6 @@ pub mod remove;
 pub mod rulesync;
 pub mod status;
 pub mod sweep;
+pub mod transitions;
 pub mod triggers;
 pub mod world;

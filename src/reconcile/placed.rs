@@ -10,6 +10,7 @@ use crate::desired::Graph;
 use crate::placement::place;
 use crate::plan::problem;
 use crate::release::Placement;
+use crate::store::Kind;
 use crate::store::records::GraphRecord;
 use serde_json::Value;
 use std::time::Duration;
@@ -147,7 +148,7 @@ pub async fn resolve(
     if let Some(why) = &requested {
         batch.event(
             None,
-            "ReplacementRequested",
+            Kind::ReplacementRequested,
             format!("by the scaler: {why}"),
         );
     }
@@ -180,10 +181,10 @@ pub async fn resolve(
     );
     let p = placed?;
     let event = if rec.placement.is_empty() {
-        Some(("Placed", describe(&p)))
+        Some((Kind::Placed, describe(&p)))
     } else if rec.placement != p {
         Some((
-            "Replaced",
+            Kind::Replaced,
             format!("re-placed ({reason}): {}", describe(&p)),
         ))
     } else {

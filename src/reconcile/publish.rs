@@ -7,6 +7,7 @@ use super::error::StepError;
 use super::rulesync::RuleSync;
 use crate::adapters::karmada::{Karmada, Owner};
 use crate::desired::Graph;
+use crate::store::Kind;
 use crate::store::records::ServicePhase;
 
 /// Alert rules of the services still waiting for their trigger (a service
@@ -39,13 +40,13 @@ pub async fn rules(
         .await
     {
         Ok(Some(what)) => {
-            batch.event(None, "RulesUpdated", what);
+            batch.event(None, Kind::RulesUpdated, what);
             None
         }
         Ok(None) => None,
         Err(e) => {
             tracing::warn!(error = %e, "alert rules not synced");
-            batch.event(None, "RulesFailed", e.to_string());
+            batch.event(None, Kind::RulesFailed, e.to_string());
             Some(e.into())
         }
     }
@@ -94,7 +95,7 @@ pub async fn dashboards(
     };
     let e = result.err()?;
     tracing::warn!(error = %e, "dashboards not published");
-    batch.event(None, "DashboardsFailed", e.to_string());
+    batch.event(None, Kind::DashboardsFailed, e.to_string());
     let e = StepError::from(e);
     e.transient.then_some(e)
 }

@@ -10,8 +10,9 @@ use super::dashsync::DashboardSync;
 use super::error::StepError;
 use super::rulesync::RuleSync;
 use super::status::{Outcome, outcome};
+use crate::provenance::Cause;
 use crate::store::records::NewEvent;
-use crate::store::{Store, StoreError};
+use crate::store::{Kind, Store, StoreError};
 use std::sync::Arc;
 
 pub struct Context<'a, H, K> {
@@ -21,6 +22,8 @@ pub struct Context<'a, H, K> {
     pub dashboards: &'a DashboardSync,
     pub store: &'a Arc<Store>,
     pub now: u64,
+    /// The revision in force, for the journal.
+    pub cause: Option<Cause>,
 }
 
 pub async fn run<H: HelmOps, K: KarmadaOps>(
@@ -65,22 +68,18 @@ pub async fn run<H: HelmOps, K: KarmadaOps>(
         fail(e);
     }
     let (project, graph, now) = (key.project.clone(), key.graph.clone(), cx.now);
-    let event = move |kind: &str, message: &str| NewEvent {
-        at: now,
-        project: project.clone(),
-        graph: graph.clone(),
-        service: None,
-        kind: kind.to_owned(),
-        message: message.to_owned(),
+    let cause = cx.cause.clone();
+    let event = move |kind: Kind, message: &str| {
+        NewEvent::graph(now, (&project, &graph), None, kind, message).caused_by(cause.clone())
     };
     if let Some(e) = worst {
         // Keep the record: the next attempt retries what is left.
-        let ev = event("RemoveFailed", &e.message);
+        let ev = event(Kind::RemoveFailed, &e.message);
         blocking(cx.store, move |s| s.write(|tx| tx.append_event(ev))).await?;
         return Ok(outcome(Some(e), None));
     }
     let ev = event(
-        "Removed",
+        Kind::GraphRemoved,
         "the graph left the desired state; uninstalled and pruned",
     );
     let k = key.to_string();

@@ -5,6 +5,7 @@
 
 use super::error::StepError;
 use super::plan::{Action, ServicePlan, UninstallReason};
+use crate::store::Kind;
 use crate::store::records::{
     Condition, ConditionKind, GraphRecord, ServicePhase, ServiceRecord, TriggerState,
 };
@@ -80,7 +81,7 @@ pub fn schedule(
 }
 
 /// A journal entry of a service: kind and message.
-pub type Note = (&'static str, String);
+pub type Note = (Kind, String);
 
 /// Writes what the executed action of `plan` came to into its service
 /// record, and returns the journal entries it makes.
@@ -100,10 +101,10 @@ pub fn record_service(
         }
         if matches!(plan.action, Action::Hold(_)) {
             set_phase(rec, ServicePhase::Blocked, Some(e.message.clone()));
-            notes.push(("Blocked", e.message.clone()));
+            notes.push((Kind::Blocked, e.message.clone()));
         } else {
             set_phase(rec, ServicePhase::Failed, Some(e.message.clone()));
-            notes.push(("Failed", e.message.clone()));
+            notes.push((Kind::Failed, e.message.clone()));
         }
         return notes;
     }
@@ -117,24 +118,24 @@ pub fn record_service(
                     fired_at: Some(at),
                     ..
                 } => (
-                    "Triggered",
+                    Kind::Triggered,
                     format!("alert {alert} fired at {at}: installed revision {revision}"),
                 ),
-                _ => ("Installed", format!("revision {revision}")),
+                _ => (Kind::Installed, format!("revision {revision}")),
             });
         }
         Action::Upgrade => {
             set_phase(rec, ServicePhase::Deployed, None);
-            notes.push(("Upgraded", format!("revision {revision}")));
+            notes.push((Kind::Upgraded, format!("revision {revision}")));
         }
         Action::CorrectDrift(paths) => {
             set_phase(rec, ServicePhase::Deployed, None);
-            notes.push(("DriftCorrected", paths.join(", ")));
+            notes.push((Kind::DriftCorrected, paths.join(", ")));
         }
         Action::ReportDrift(paths) => {
             let what = paths.join(", ");
             rec.last_error = Some(format!("drifted: {what}"));
-            notes.push(("Drifted", what));
+            notes.push((Kind::Drifted, what));
         }
         Action::Uninstall(UninstallReason::Suspended) | Action::StaySuspended => {
             set_phase(rec, ServicePhase::Suspended, None);
@@ -145,7 +146,7 @@ pub fn record_service(
             }
             set_phase(rec, ServicePhase::WaitingForTrigger, None);
             notes.push((
-                "Rearmed",
+                Kind::Rearmed,
                 "the alert resolved: uninstalled (undeployOnResolve); waiting for the trigger again"
                     .into(),
             ));

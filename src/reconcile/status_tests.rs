@@ -97,7 +97,7 @@ fn each_result_sets_its_phase_and_journal() {
         let mut r = rec("s");
         let notes = record_service(&mut r, &plan(action), result);
         assert_eq!(r.phase, phase, "{name}");
-        let got: Vec<&str> = notes.iter().map(|n| n.0).collect();
+        let got: Vec<&str> = notes.iter().map(|n| n.0.journal()).collect();
         assert_eq!(got, kinds, "{name}");
         assert_eq!(
             r.blocked_by.is_some(),

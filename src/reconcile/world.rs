@@ -7,6 +7,7 @@
 use crate::desired::{DesiredState, GraphEntry};
 use crate::keys::GraphKey;
 use crate::observe::clusters::ClusterFacts;
+use crate::provenance::{Cause, Commit};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct World {
     pub revision: String,
+    /// The revision's commit, for a Git source.
+    pub commit: Option<Commit>,
     pub root: PathBuf,
     pub desired: Arc<DesiredState>,
     pub clusters: Vec<ClusterFacts>,
@@ -29,12 +32,21 @@ pub struct World {
 }
 
 impl World {
+    /// The revision in force and its commit.
+    pub fn cause(&self) -> Cause {
+        Cause {
+            revision: self.revision.clone(),
+            commit: self.commit.clone(),
+        }
+    }
+
     /// Moves to a new snapshot: its revision, root and desired state, the
     /// prune guard's verdict on it, and the clusters re-merged with its
     /// metadata (when an inventory is known).
     pub fn switch_to(
         &mut self,
         revision: &str,
+        commit: Option<Commit>,
         root: &std::path::Path,
         desired: DesiredState,
         clusters: Option<Vec<ClusterFacts>>,
@@ -44,6 +56,7 @@ impl World {
             self.clusters = clusters;
         }
         revision.clone_into(&mut self.revision);
+        self.commit = commit;
         root.clone_into(&mut self.root);
         self.desired = Arc::new(desired);
         self.prune_blocked = prune_blocked;
@@ -122,6 +135,7 @@ mod tests {
 
     fn world() -> World {
         World {
+            commit: None,
             revision: "r1".into(),
             root: PathBuf::from("/state"),
             desired: Arc::new(DesiredState::default()),

@@ -44,6 +44,7 @@ pub fn snapshot(root: &Path) -> Result<Snapshot, SourceError> {
     Ok(Snapshot {
         revision: format!("sha256:{hex}"),
         root: root.to_owned(),
+        commit: None,
         lease: super::Lease::default(),
     })
 }

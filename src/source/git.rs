@@ -200,10 +200,18 @@ impl GitSource {
                 revision: sha,
             });
         }
+        let commit_info = crate::provenance::Commit {
+            author: signature(&commit.author()),
+            committer: signature(&commit.committer()),
+            date: commit.time().seconds(),
+            subject: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default())
+                .into_owned(),
+        };
         Ok(Snapshot {
             lease: self.leases.lease(&sha),
             revision: sha,
             root,
+            commit: Some(commit_info),
         })
     }
 
@@ -274,4 +282,11 @@ fn prune_checkouts(dir: &Path, current: &str, leases: &super::Leases) {
             tracing::warn!(error = %error, path = %path.display(), "could not remove an old checkout");
         }
     }
+}
+/// A signature as Git shows it, `Name <email>` (lossy for names that are
+/// not UTF-8).
+fn signature(s: &git2::Signature<'_>) -> String {
+    let name = String::from_utf8_lossy(s.name_bytes());
+    let email = String::from_utf8_lossy(s.email_bytes());
+    format!("{name} <{email}>")
 }

@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub revision: String,
     /// The state root (what `desired::loader::load_root` reads).
     pub root: PathBuf,
+    /// The commit, for a Git source.
+    pub commit: Option<crate::provenance::Commit>,
     /// Keeps `root` on disk while this snapshot (or a clone) is alive: the
     /// Git source never prunes a leased checkout. Whoever reads `root` keeps
     /// the snapshot for as long as it does.

@@ -19,7 +19,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod events;
 mod raw;
+
+pub use events::{Events, Sink, SinkAuth, SinkTarget};
 
 use raw::*;
 
@@ -233,6 +236,7 @@ pub struct Config {
     /// way a change is seen.
     pub inventory_interval: Duration,
     pub log: Log,
+    pub events: Events,
 }
 
 /// Loads and validates the configuration file.
@@ -514,6 +518,7 @@ impl Stage<'_> {
                 format: raw.log.format.unwrap_or_default(),
                 level: raw.log.level.unwrap_or_else(|| "info".into()),
             },
+            events: self.events(raw.events),
         }
     }
 }

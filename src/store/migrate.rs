@@ -29,7 +29,7 @@ use super::records::{GraphRecord, ServicePhase, ServiceRecord, TriggerState};
 use super::{StoreError, tables};
 
 /// The schema version this smo writes.
-pub const CURRENT_SCHEMA: u32 = 6;
+pub const CURRENT_SCHEMA: u32 = 7;
 
 /// Schema version 1: one table of graphs with their services embedded, and
 /// the source revision under [`v1::REVISION`] in the meta table.
@@ -121,6 +121,9 @@ fn step_from(version: u32) -> Option<Step> {
         // Version 5 only adds the intents table (write-ahead intents).
         4 => Some(|_| Ok(())),
         5 => Some(v5_to_v6),
+        // Version 7 adds the outbox and the sink cursors (created below)
+        // and the store's identity.
+        6 => Some(set_store_id),
         _ => None,
     }
 }
@@ -200,8 +203,28 @@ fn is_empty(db: &Database) -> Result<bool, StoreError> {
 fn initialise(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(write_err("a transaction"))?;
     create_current_tables(&txn)?;
+    set_store_id(&txn)?;
     set_version(&txn, CURRENT_SCHEMA)?;
     txn.commit().map_err(write_err("a commit"))
+}
+
+/// Gives the store its random identity (see [`tables::STORE_ID`]).
+fn set_store_id(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let seed = format!(
+        "{}-{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+        std::thread::current().id(),
+    );
+    let id = crate::digest::sha256_hex(seed.as_bytes())[..16].to_owned();
+    let bytes = encode(tables::META, tables::STORE_ID, &id)?;
+    txn.open_table(tables::META)
+        .map_err(write_err(tables::META.name()))?
+        .insert(tables::STORE_ID, bytes.as_slice())
+        .map_err(write_err(tables::META.name()))?;
+    Ok(())
 }
 
 fn migrate(db: &Database, path: &Path, found: u32) -> Result<(), StoreError> {
@@ -260,6 +283,8 @@ fn create_current_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     create(txn, tables::PROVISIONS)?;
     create(txn, tables::INTENTS)?;
     create(txn, tables::EVENTS)?;
+    create(txn, tables::OUTBOX)?;
+    create(txn, tables::SINK_CURSORS)?;
     create(txn, tables::RUNS)
 }
 
@@ -452,6 +477,7 @@ fn split_v1(graph: v1::GraphV1) -> (GraphRecord, Vec<ServiceRecord>) {
         next_retry_at: None,
         dashboards: BTreeMap::new(),
         origin: None,
+        last_change: None,
     };
     (record, services)
 }

@@ -40,7 +40,10 @@
 
 mod access;
 pub mod codec;
+mod journal;
+mod kind;
 pub mod migrate;
+pub mod outbox;
 pub mod records;
 pub mod snapshot;
 pub mod tables;
@@ -50,7 +53,9 @@ use std::path::{Path, PathBuf};
 
 use redb::{Builder, Database, DatabaseError, ReadTransaction, ReadableDatabase};
 
+pub use kind::{Kind, TYPE_PREFIX};
 pub use migrate::CURRENT_SCHEMA;
+pub use outbox::OutboxStats;
 pub use records::{
     ClusterRecord, Condition, ConditionKind, Event, FiredEvent, GraphRecord, Intent, IntentEffect,
     NewEvent, NewRun, OwnedObject, ProvisionRecord, ProvisionStatus, RunRecord, ScaleRecord,
@@ -81,6 +86,9 @@ pub struct StoreOptions {
     /// Reconcile runs kept; at least 1. Default 100: enough to see a trend
     /// in `smo status`, small enough to load whole.
     pub max_runs: usize,
+    /// Events kept in the outbox for the sinks; 0 (the default, and
+    /// whenever no sink is configured): no outbox is written.
+    pub outbox: usize,
 }
 
 impl Default for StoreOptions {
@@ -88,6 +96,7 @@ impl Default for StoreOptions {
         Self {
             max_events: 10_000,
             max_runs: 100,
+            outbox: 0,
         }
     }
 }
@@ -212,6 +221,8 @@ pub struct Store {
     /// parsing thousands of unchanged manifests each time would cost more
     /// than the reconciles (see [`snapshot`]).
     redactions: snapshot::RedactionCache,
+    /// The last event sequence number committed (see [`Store::appended`]).
+    appended: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -244,10 +255,19 @@ impl Store {
         path: impl AsRef<Path>,
         wait: std::time::Duration,
     ) -> Result<Store, StoreError> {
+        Self::open_waiting_with(path, StoreOptions::default(), wait)
+    }
+
+    /// [`Store::open_waiting`] with explicit options.
+    pub fn open_waiting_with(
+        path: impl AsRef<Path>,
+        options: StoreOptions,
+        wait: std::time::Duration,
+    ) -> Result<Store, StoreError> {
         let started = std::time::Instant::now();
         let mut said = false;
         loop {
-            match Self::open(path.as_ref()) {
+            match Self::open_with(path.as_ref(), options) {
                 Err(e) if e.is_locked() && started.elapsed() < wait => {
                     if !said {
                         tracing::warn!(path = %path.as_ref().display(), "the state store is held by another process; waiting for it");
@@ -277,6 +297,7 @@ impl Store {
             path,
             options,
             redactions: snapshot::RedactionCache::default(),
+            appended: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -299,11 +320,17 @@ impl Store {
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let txn = self.db.begin_write().map_err(write_err("a transaction"))?;
-        let value = f(&mut Tx {
+        let mut tx = Tx {
             txn: &txn,
             options: self.options,
-        })?;
+            appended: None,
+        };
+        let value = f(&mut tx)?;
+        let appended = tx.appended;
         txn.commit().map_err(write_err("a commit"))?;
+        if let Some(seq) = appended {
+            self.appended.send_replace(seq);
+        }
         Ok(value)
     }
 
@@ -444,6 +471,7 @@ mod tests {
             next_retry_at: None,
             dashboards: BTreeMap::new(),
             origin: None,
+            last_change: None,
         }
     }
 
@@ -496,14 +524,7 @@ mod tests {
     }
 
     fn event(message: &str) -> NewEvent {
-        NewEvent {
-            at: 1,
-            project: "p".into(),
-            graph: "g".into(),
-            service: None,
-            kind: "Applied".into(),
-            message: message.into(),
-        }
+        NewEvent::graph(1, ("p", "g"), None, Kind::Applied, message)
     }
 
     fn run(errors: u32) -> NewRun {
@@ -690,6 +711,7 @@ mod tests {
         let options = StoreOptions {
             max_events: 3,
             max_runs: 100,
+            outbox: 0,
         };
         let store = Store::open_with(&path, options).unwrap();
         for i in 1..=5 {
@@ -726,6 +748,7 @@ mod tests {
         let options = StoreOptions {
             max_events: 2,
             max_runs: 100,
+            outbox: 0,
         };
         let store = Store::open_with(&path, options).unwrap();
         store.write(|tx| tx.append_event(event("last"))).unwrap();
@@ -739,6 +762,7 @@ mod tests {
         let options = StoreOptions {
             max_events: 10,
             max_runs: 2,
+            outbox: 0,
         };
         let store = Store::open_with(Store::path_in(dir.path()), options).unwrap();
         for errors in 0..4 {

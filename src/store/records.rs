@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::journal::{Event, NewEvent, NewRun, RunRecord};
 use crate::keys::GraphKey;
+use crate::provenance::Change;
 
 /// The stored state of one graph (an HDAG of one project).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +53,10 @@ pub struct GraphRecord {
     /// from, pinned (`oci://host/repo@sha256:…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// The revision (and commit) that last changed the descriptor, and
+    /// its file: the audit trail `smo status` shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change: Option<Change>,
 }
 
 impl GraphRecord {
@@ -74,6 +80,7 @@ impl GraphRecord {
             next_retry_at: None,
             dashboards: BTreeMap::new(),
             origin: None,
+            last_change: None,
         }
     }
 
@@ -359,83 +366,6 @@ pub struct ClusterRecord {
     pub gpu_free: f64,
 }
 
-/// One entry of the event journal. `seq` is assigned by the store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Event {
-    pub seq: u64,
-    /// Unix seconds.
-    pub at: u64,
-    pub project: String,
-    pub graph: String,
-    pub service: Option<String>,
-    pub kind: String,
-    pub message: String,
-}
-
-/// An event to append; the store gives it the next sequence number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewEvent {
-    pub at: u64,
-    pub project: String,
-    pub graph: String,
-    pub service: Option<String>,
-    pub kind: String,
-    pub message: String,
-}
-
-impl NewEvent {
-    pub(crate) fn with_seq(self, seq: u64) -> Event {
-        Event {
-            seq,
-            at: self.at,
-            project: self.project,
-            graph: self.graph,
-            service: self.service,
-            kind: self.kind,
-            message: self.message,
-        }
-    }
-}
-
-/// One reconcile run over the whole desired state. `seq` is assigned by
-/// the store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunRecord {
-    pub seq: u64,
-    /// Unix seconds.
-    pub started_at: u64,
-    /// Unix seconds.
-    pub finished_at: u64,
-    pub revision: Option<String>,
-    pub graphs_reconciled: u32,
-    pub errors: u32,
-}
-
-/// A run to append; the store gives it the next sequence number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewRun {
-    pub started_at: u64,
-    pub finished_at: u64,
-    pub revision: Option<String>,
-    pub graphs_reconciled: u32,
-    pub errors: u32,
-}
-
-impl NewRun {
-    pub(crate) fn with_seq(self, seq: u64) -> RunRecord {
-        RunRecord {
-            seq,
-            started_at: self.started_at,
-            finished_at: self.finished_at,
-            revision: self.revision,
-            graphs_reconciled: self.graphs_reconciled,
-            errors: self.errors,
-        }
-    }
-}
-
 /// A side effect smo is about to cause, committed before it starts
 /// (write-ahead): if the process dies between the effect and the commit of
 /// its result, the next start finds the intent and makes sure the store
@@ -477,6 +407,17 @@ impl Intent {
     }
 }
 
+/// How far one event sink has got through the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SinkCursor {
+    /// The sequence number of the last event given to the sink
+    /// (delivered, refused for good, or not of a type it takes).
+    pub seq: u64,
+    /// Unix seconds.
+    pub at: u64,
+}
+
 /// The value types redb records for the tables (see [`super::codec`]):
 /// part of the schema, never renamed without a migration.
 macro_rules! records {
@@ -498,6 +439,7 @@ records!(
     Intent,
     Event,
     RunRecord,
+    SinkCursor,
 );
 
 /// The key of a graph record.

@@ -35,6 +35,10 @@ use super::{Store, StoreError, tables};
 /// The snapshot's file name inside the state directory.
 pub const FILE: &str = "status.json";
 
+/// The journal's file name inside the state directory (see
+/// [`publish_history`]).
+pub const HISTORY_FILE: &str = "history.json";
+
 /// Events in a snapshot: what fits on a screen, newest first.
 pub const EVENTS: usize = 50;
 /// Runs in a snapshot: enough to see whether reconciles keep failing.
@@ -150,12 +154,36 @@ impl Store {
 
 /// Writes `dir/status.json` atomically.
 pub fn publish(dir: &Path, snapshot: &StatusSnapshot) -> Result<(), StoreError> {
-    let path = dir.join(FILE);
+    write_atomically(dir, FILE, snapshot)
+}
+
+/// Writes the whole journal, newest first, to `dir/history.json`
+/// atomically: what `smo history` reads while the daemon holds the store.
+pub fn publish_history(dir: &Path, events: &[Event]) -> Result<(), StoreError> {
+    write_atomically(dir, HISTORY_FILE, events)
+}
+
+/// Reads `dir/history.json`.
+pub fn read_history(dir: &Path) -> Result<Vec<Event>, StoreError> {
+    let path: PathBuf = dir.join(HISTORY_FILE);
+    let bytes = std::fs::read(&path).map_err(|source| StoreError::ReadSnapshot {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| StoreError::DecodeSnapshot { path, source })
+}
+
+fn write_atomically<T: Serialize + ?Sized>(
+    dir: &Path,
+    name: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    let path = dir.join(name);
     let failed = |source: std::io::Error| StoreError::PublishSnapshot {
         path: path.clone(),
         source,
     };
-    let bytes = serde_json::to_vec_pretty(snapshot).map_err(|e| failed(e.into()))?;
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| failed(e.into()))?;
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
     file.write_all(&bytes).map_err(failed)?;
     file.as_file().sync_all().map_err(failed)?;

@@ -15,7 +15,7 @@ use redb::TableDefinition;
 use super::codec::Json;
 use super::records::{
     ClusterRecord, Event, FiredEvent, GraphRecord, Intent, OwnedObject, ProvisionRecord, RunRecord,
-    ScaleRecord, ServiceRecord,
+    ScaleRecord, ServiceRecord, SinkCursor,
 };
 
 /// Store-wide facts: [`SCHEMA_VERSION`] (a JSON `u32`) and
@@ -48,10 +48,26 @@ pub const PROVISIONS: TableDefinition<'static, &str, Json<ProvisionRecord>> =
 pub const INTENTS: TableDefinition<'static, &str, Json<Intent>> = TableDefinition::new("intents");
 /// Sequence number → [`Event`](super::Event); bounded, oldest trimmed first.
 pub const EVENTS: TableDefinition<'static, u64, Json<Event>> = TableDefinition::new("events");
+/// Journal sequence number → [`Event`](super::Event): the events not yet
+/// delivered to every configured sink, written in the same transaction
+/// as the journal entry (only while sinks are configured); bounded by
+/// `events.outboxSize`, oldest dropped first.
+pub const OUTBOX: TableDefinition<'static, u64, Json<Event>> = TableDefinition::new("outbox");
+/// Sink name → the sequence number of the last event it has been given
+/// (delivered, dropped by the receiver, or filtered out).
+pub const SINK_CURSORS: TableDefinition<'static, &str, Json<SinkCursor>> =
+    TableDefinition::new("sink_cursors");
 /// Sequence number → [`RunRecord`](super::RunRecord); bounded like `EVENTS`.
 pub const RUNS: TableDefinition<'static, u64, Json<RunRecord>> = TableDefinition::new("runs");
 
 /// Key in [`META`] of the schema version.
 pub const SCHEMA_VERSION: &str = "schema_version";
+/// Key in [`META`] of this store's random identity (a JSON string): the
+/// prefix of every published event's `id`, so that ids stay unique when a
+/// store is recreated.
+pub const STORE_ID: &str = "store_id";
+/// Key in [`META`] of the number of undelivered events the bounded outbox
+/// dropped (a JSON `u64`).
+pub const OUTBOX_DROPPED: &str = "outbox_dropped";
 /// Key in [`META`] of the desired-state revision last seen.
 pub const SOURCE_REVISION: &str = "source_revision";

@@ -7,9 +7,10 @@ use super::access::{all, encode, get, read_err, under, write_err};
 use super::codec::{Json, Record, Stored};
 use super::records::{
     ClusterRecord, FiredEvent, GraphRecord, Intent, NewEvent, NewRun, OwnedObject, ProvisionRecord,
-    ScaleRecord, ServiceRecord, children_prefix, prefix_end, service_key,
+    ProvisionStatus, ScaleRecord, ServiceRecord, children_prefix, prefix_end, service_key,
 };
-use super::{StoreError, StoreOptions, tables};
+use super::{Kind, StoreError, StoreOptions, tables};
+use crate::provenance::Cause;
 
 /// Every graph, service and owned object ([`Tx::everything`]).
 #[derive(Debug, Default)]
@@ -29,6 +30,9 @@ pub(super) type Journal<T> = TableDefinition<'static, u64, Json<T>>;
 pub struct Tx<'db> {
     pub(super) txn: &'db WriteTransaction,
     pub(super) options: StoreOptions,
+    /// The sequence number of the last event this transaction appended:
+    /// the store tells the event senders after the commit.
+    pub(super) appended: Option<u64>,
 }
 
 impl Tx<'_> {
@@ -148,7 +152,25 @@ impl Tx<'_> {
     }
 
     /// Records the scaler's decision for one service.
-    pub fn put_scale(&mut self, record: &ScaleRecord) -> Result<(), StoreError> {
+    /// A new replica count is journaled as [`Kind::Scaled`], caused by
+    /// `cause` (the revision in force).
+    pub fn put_scale(
+        &mut self,
+        record: &ScaleRecord,
+        cause: Option<Cause>,
+    ) -> Result<(), StoreError> {
+        let old = get(&self.open(tables::SCALES)?, tables::SCALES, &record.key())?;
+        if old.as_ref().is_none_or(|o| o.replicas != record.replicas) {
+            let from = old.map_or_else(|| "-".to_owned(), |o| o.replicas.to_string());
+            let rate = record
+                .rate
+                .map_or_else(|| "no data".to_owned(), |r| format!("{r:.2} req/s"));
+            let message = format!("replicas {from} -> {} ({rate})", record.replicas);
+            let key = (record.project.as_str(), record.graph.as_str());
+            let event =
+                NewEvent::graph(record.at, key, Some(&record.service), Kind::Scaled, message);
+            self.append_event(event.caused_by(cause))?;
+        }
         self.put(tables::SCALES, &record.key(), record)
     }
 
@@ -158,17 +180,61 @@ impl Tx<'_> {
         self.remove(tables::SCALES, key)
     }
 
+    /// A cluster NFVCL reports ready after a creation or a scaling is
+    /// journaled ([`Kind::ClusterProvisioned`], [`Kind::ClusterScaled`]).
     pub fn put_provision(&mut self, record: &ProvisionRecord) -> Result<(), StoreError> {
+        let old = get(
+            &self.open(tables::PROVISIONS)?,
+            tables::PROVISIONS,
+            &record.key(),
+        )?;
+        let was = old.map(|o| o.status);
+        if record.status == ProvisionStatus::Ready && was != Some(ProvisionStatus::Ready) {
+            let (kind, what) = if was == Some(ProvisionStatus::Scaling) {
+                (Kind::ClusterScaled, "scaled")
+            } else {
+                (Kind::ClusterProvisioned, "provisioned")
+            };
+            let message = format!("{what}: {} workers", record.workers);
+            self.append_event(NewEvent::cluster(
+                record.updated_at,
+                &record.cluster,
+                kind,
+                message,
+            ))?;
+        }
         self.put(tables::PROVISIONS, &record.key(), record)
     }
 
-    /// Forgets a provisioned cluster; whether it was recorded.
-    pub fn delete_provision(&mut self, cluster: &str) -> Result<bool, StoreError> {
-        self.remove(tables::PROVISIONS, cluster)
+    /// Forgets a provisioned cluster; whether it was recorded (then
+    /// journaled as [`Kind::ClusterDeleted`] at `at`).
+    pub fn delete_provision(&mut self, cluster: &str, at: u64) -> Result<bool, StoreError> {
+        let removed = self.remove(tables::PROVISIONS, cluster)?;
+        if removed {
+            let event =
+                NewEvent::cluster(at, cluster, Kind::ClusterDeleted, "no longer provisioned");
+            self.append_event(event)?;
+        }
+        Ok(removed)
     }
 
-    /// Replaces the whole cluster inventory.
+    /// Replaces the whole cluster inventory. A known cluster whose
+    /// readiness changed is journaled ([`Kind::ClusterNotReady`],
+    /// [`Kind::ClusterReady`]).
     pub fn put_clusters(&mut self, clusters: &[ClusterRecord]) -> Result<(), StoreError> {
+        let before: Vec<ClusterRecord> = all(&self.open(tables::CLUSTERS)?, tables::CLUSTERS)?;
+        for c in clusters {
+            if let Some(old) = before.iter().find(|o| o.name == c.name)
+                && old.ready != c.ready
+            {
+                let (kind, message) = if c.ready {
+                    (Kind::ClusterReady, "Ready again")
+                } else {
+                    (Kind::ClusterNotReady, "NotReady in Karmada")
+                };
+                self.append_event(NewEvent::cluster(c.since, &c.name, kind, message))?;
+            }
+        }
         self.open(tables::CLUSTERS)?
             .retain(|_, _| false)
             .map_err(write_err(tables::CLUSTERS.name()))?;
@@ -188,9 +254,21 @@ impl Tx<'_> {
 
     /// Appends an event, trimming the journal to its bound; returns the
     /// event's sequence number.
+    /// While event sinks are configured, the event also enters the outbox
+    /// in this same transaction (see [`super::outbox`]).
     pub fn append_event(&mut self, event: NewEvent) -> Result<u64, StoreError> {
         let (table, keep) = (tables::EVENTS, self.options.max_events);
-        self.append(table, keep, |seq| event.with_seq(seq))
+        let mut entry = None;
+        let seq = self.append(table, keep, |seq| {
+            let e = event.with_seq(seq);
+            entry = Some(e.clone());
+            e
+        })?;
+        if let Some(entry) = entry {
+            self.enqueue_outbox(&entry)?;
+        }
+        self.appended = Some(seq);
+        Ok(seq)
     }
 
     /// Appends a reconcile run, trimming the history to its bound; returns

@@ -9,7 +9,7 @@
 //! counter → Prometheus' rate → smo's scaling model → the Deployment's
 //! replicas in the fake.
 
-use crate::daemon::{Env, env, free_port, wait_for};
+use crate::daemon::{Env, env_with, free_port, wait_for};
 use crate::prom::{AlertmanagerServer, Exporter, PromServer, promtool_check_rules};
 use fake_karmada::testing::tool;
 use smo::daemon::RunOptions;
@@ -24,17 +24,27 @@ const RULES_FILE: &str = "smo-brussels.image-detection-graph.yml";
 
 /// Prometheus, Alertmanager (posting to the daemon's future endpoint), an
 /// exporter, and a daemon configuration using all three.
-struct Stack {
-    env: Env,
+pub(crate) struct Stack {
+    pub(crate) env: Env,
     _prom: PromServer,
     // Kept alive for the test's duration; dropped (killed) at its end.
     _alertmanager: AlertmanagerServer,
-    exporter: Exporter,
+    pub(crate) exporter: Exporter,
     rules: tempfile::TempDir,
     _token: tempfile::TempDir,
 }
 
 async fn stack(exporter_services: &[&str], extra: &str) -> Option<Stack> {
+    stack_with(exporter_services, extra, None).await
+}
+
+/// [`stack`] with another `source:` block (the state directory when
+/// `None`).
+pub(crate) async fn stack_with(
+    exporter_services: &[&str],
+    extra: &str,
+    source: Option<&str>,
+) -> Option<Stack> {
     let promtool = tool("SMO_PROMTOOL")?;
     let port = free_port();
     let token = tempfile::tempdir().unwrap();
@@ -60,7 +70,7 @@ async fn stack(exporter_services: &[&str], extra: &str) -> Option<Stack> {
         rules = rules.path().display(),
         promtool = promtool.display(),
     );
-    let env = env(&config).await?;
+    let env = env_with(&config, true, source).await?;
     Some(Stack {
         env,
         _prom: prom,

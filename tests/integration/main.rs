@@ -8,6 +8,7 @@ mod crash;
 mod daemon;
 mod daemon_faults;
 mod diff;
+mod events;
 mod examples;
 mod fault_matrix;
 mod fixtures;

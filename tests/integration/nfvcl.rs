@@ -398,7 +398,9 @@ async fn nfvcl_a_first_creation_adopts_no_existing_blueprint() {
     let mut s = setup(0);
     s.settle(Some(2)).await;
     // Forget the record: to smo, bp-1 is now someone else's.
-    s.store.write(|tx| tx.delete_provision("edge-3")).unwrap();
+    s.store
+        .write(|tx| tx.delete_provision("edge-3", 1))
+        .unwrap();
     s.settle(Some(2)).await;
     assert_eq!(s.record().blueprint_id.as_deref(), Some("bp-2"));
 }
@@ -417,7 +419,7 @@ async fn nfvcl_two_candidate_blueprints_are_reported_not_guessed() {
         s.fake
             .lose_next_answer("/nfvcl/v2/api/blue/k8s", Duration::from_secs(3));
         s.store
-            .write(|tx| tx.delete_provision("edge-3"))
+            .write(|tx| tx.delete_provision("edge-3", 1))
             .unwrap_or_default();
         // A first attempt each time (no record): NFVCL makes one each.
         s.pass(Some(2), allow()).await;

@@ -253,8 +253,8 @@ fn store_migrates_a_v3_database_by_adding_the_provisions_table() {
     };
     store.write(|tx| tx.put_provision(&record)).unwrap();
     assert_eq!(store.provisions().unwrap(), [record]);
-    assert!(store.write(|tx| tx.delete_provision("edge-3")).unwrap());
-    assert!(!store.write(|tx| tx.delete_provision("edge-3")).unwrap());
+    assert!(store.write(|tx| tx.delete_provision("edge-3", 1)).unwrap());
+    assert!(!store.write(|tx| tx.delete_provision("edge-3", 1)).unwrap());
     drop(store);
     assert_eq!(raw_schema_version(&path), CURRENT_SCHEMA);
 }
@@ -368,14 +368,13 @@ fn store_migrates_a_v4_database_to_typed_tables() {
     // Appending continues the migrated journal's sequence.
     let next = store
         .write(|tx| {
-            tx.append_event(smo::store::NewEvent {
-                at: 6,
-                project: "p".into(),
-                graph: "g".into(),
-                service: None,
-                kind: "Upgraded".into(),
-                message: "web upgraded".into(),
-            })
+            tx.append_event(smo::store::NewEvent::graph(
+                6,
+                ("p", "g"),
+                None,
+                smo::store::Kind::Upgraded,
+                "web upgraded",
+            ))
         })
         .unwrap();
     assert_eq!(next, 4);
@@ -388,4 +387,56 @@ fn store_migrates_a_v4_database_to_typed_tables() {
         "the graphs table still opens as untyped bytes"
     );
     assert!(txn.open_table(tables::GRAPHS).is_ok());
+}
+
+/// Version 7 adds the event outbox and the sinks' cursors, and gives the
+/// store its identity (the prefix of event ids). A v6 store — today's
+/// layout without those — keeps its records and journal.
+#[test]
+fn store_migrates_a_v6_database_by_adding_the_outbox_and_an_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Store::path_in(dir.path());
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .write(|tx| {
+                tx.append_event(smo::store::NewEvent::graph(
+                    5,
+                    ("p", "g"),
+                    Some("web"),
+                    smo::store::Kind::Installed,
+                    "revision 1",
+                ))
+            })
+            .unwrap();
+    }
+    // Back to the v6 layout: no outbox tables, no identity, version 6.
+    {
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        assert!(txn.delete_table(tables::OUTBOX).unwrap());
+        assert!(txn.delete_table(tables::SINK_CURSORS).unwrap());
+        txn.open_table(tables::META)
+            .unwrap()
+            .remove(tables::STORE_ID)
+            .unwrap()
+            .expect("a store id was set");
+        put_json(&txn, tables::META, tables::SCHEMA_VERSION, &6u32);
+        txn.commit().unwrap();
+    }
+    assert!(!table_names(&path).iter().any(|n| n == "outbox"));
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), CURRENT_SCHEMA);
+    assert_eq!(store.store_id().unwrap().len(), 16);
+    assert_eq!(store.outbox_stats().unwrap().pending, 0);
+    assert_eq!(store.sink_cursor("any").unwrap(), 0);
+    let events = store.events(10).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind(), Some(smo::store::Kind::Installed));
+    assert_eq!(
+        events[0].cause, None,
+        "an entry from before carries no cause"
+    );
+    drop(store);
+    assert_eq!(raw_schema_version(&path), CURRENT_SCHEMA);
 }

@@ -26,6 +26,8 @@ pub(super) struct Raw {
     pub(super) intervals: RawIntervals,
     #[serde(default)]
     pub(super) log: RawLog,
+    #[serde(default)]
+    pub(super) events: super::events::RawEvents,
 }
 
 #[derive(Debug, Deserialize)]
