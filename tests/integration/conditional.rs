@@ -98,7 +98,28 @@ fn events_of(snap: &StatusSnapshot, service: &str, kind: &str) -> usize {
         .count()
 }
 
-fn edit(path: &Path, from: &str, to: &str) {
+/// In the example state at `root`: noise-reduction serves 5 req/s per
+/// replica (1..3 replicas), rates over a 5 s window, scale-downs wait 4 s.
+pub(crate) fn scale_fast(root: &Path) {
+    edit(
+        &root.join(GRAPH),
+        "            alpha: 0.533\n            beta: -0.416\n",
+        "            alpha: 5\n            beta: 0\n",
+    );
+    let settings = root.join("smo.yaml");
+    edit(
+        &settings,
+        "stabilizationWindow: 5m",
+        "stabilizationWindow: 4s",
+    );
+    edit(&settings, "rateWindow: 1m", "rateWindow: 5s");
+    // The model weighs CPU against replica churn; with the default weights
+    // (0.4/0.4) a cluster this large never sheds an idle replica, which
+    // is the original SMO's behaviour. Make CPU count.
+    edit(&settings, "changeWeight: 0.4", "changeWeight: 0.01");
+}
+
+pub(crate) fn edit(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.contains(from), "{from:?} not in {}", path.display());
     std::fs::write(path, text.replacen(from, to, 1)).unwrap();
@@ -288,25 +309,7 @@ async fn replicas_follow_the_request_rate_and_an_unservable_rate_asks_for_replac
     let Some(s) = stack(&["noise-reduction"], "intervals:\n  scaling: 1s\n").await else {
         return;
     };
-    // noise-reduction serves 5 req/s per replica (1..3 replicas); rates
-    // over a 5 s window; scale-downs wait 4 s.
-    let p = s.env.descriptor(GRAPH);
-    edit(
-        &p,
-        "            alpha: 0.533\n            beta: -0.416\n",
-        "            alpha: 5\n            beta: 0\n",
-    );
-    let settings = s.env.descriptor("smo.yaml");
-    edit(
-        &settings,
-        "stabilizationWindow: 5m",
-        "stabilizationWindow: 4s",
-    );
-    edit(&settings, "rateWindow: 1m", "rateWindow: 5s");
-    // The model weighs CPU against replica churn; with the default weights
-    // (0.4/0.4) a cluster this large never sheds an idle replica, which
-    // is the original SMO's behaviour. Make CPU count.
-    edit(&settings, "changeWeight: 0.4", "changeWeight: 0.01");
+    scale_fast(s.env.state.path());
     let daemon = s.env.start(RunOptions::default());
     wait_for(Duration::from_secs(60), "noise-reduction deployed", || {
         replicas(&s.env, "noise-reduction")

@@ -7,7 +7,7 @@
 //! revision and the author of the commit in force, signed, and re-sent
 //! with the same id after a 503.
 
-use crate::conditional::stack_with;
+use crate::conditional::{edit, scale_fast, stack_with};
 use crate::daemon::{copy_dir, env, free_port, spawn_smo, wait_for};
 use crate::sources::{git, git_daemon_on};
 use crate::support::repo;
@@ -113,12 +113,6 @@ fn commit_as(dir: &Path, author: &str, message: &str) -> String {
     git(dir, &["rev-parse", "HEAD"]).trim().to_owned()
 }
 
-fn edit(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "{from:?} not in {}", path.display());
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
-}
-
 fn of_type<'a>(events: &'a [Value], ty: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["type"] == ty).collect()
 }
@@ -128,19 +122,12 @@ async fn a_receiver_gets_every_change_in_order_with_its_revision_and_author() {
     let served = tempfile::tempdir().unwrap();
     let origin = served.path().join("origin");
     copy_dir(&repo().join("state-example"), &origin);
-    // noise-reduction serves 5 req/s per replica; rates over 5 s; the VO's
-    // alert fires as soon as noise-reduction is busy.
+    // noise-reduction scales within seconds; the VO's alert fires as soon
+    // as noise-reduction is busy.
+    scale_fast(&origin);
     let graph = origin.join("projects/brussels/image-detection-graph.yaml");
-    edit(
-        &graph,
-        "            alpha: 0.533\n            beta: -0.416\n",
-        "            alpha: 5\n            beta: 0\n",
-    );
     edit(&graph, "[1m])) > 5", "[5s])) > 5");
     edit(&graph, "gracePeriod: 1m", "gracePeriod: 0s");
-    let settings = origin.join("smo.yaml");
-    edit(&settings, "rateWindow: 1m", "rateWindow: 5s");
-    edit(&settings, "changeWeight: 0.4", "changeWeight: 0.01");
     git(&origin, &["init", "-q"]);
     let first = commit_as(&origin, ADA, "Deploy the example");
     let port = free_port();
