@@ -235,6 +235,18 @@ async fn resync(fake: &FakeKarmada, pid: &str, status: &Path, graphs: usize) {
     let seq0 = read_json(status).map_or(0, |s| last_seq(&s));
     let cpu0 = smo::daemon::usage::of(pid).map_or(0, |u| u.cpu_ms);
     let req0 = fake.requests().len();
+    // `SMO_BENCH_PERF=FILE`: a `perf record` of the daemon during the
+    // resync, for `perf report -i FILE` (a profile, not a figure).
+    let perf = std::env::var_os("SMO_BENCH_PERF").and_then(|out| {
+        Command::new("perf")
+            .args(["record", "-F", "2000", "-g", "-o"])
+            .arg(out)
+            .args(["-p", pid])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()
+    });
     let t = Instant::now();
     loop {
         let done = read_json(status).is_some_and(|s| {
@@ -250,6 +262,12 @@ async fn resync(fake: &FakeKarmada, pid: &str, status: &Path, graphs: usize) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     support::wait_idle(fake).await;
+    if let Some(mut perf) = perf {
+        let _ = Command::new("kill")
+            .args(["-INT", &perf.id().to_string()])
+            .status();
+        let _ = perf.wait();
+    }
     let cpu = smo::daemon::usage::of(pid).map_or(0, |u| u.cpu_ms) - cpu0;
     let requests = fake.requests()[req0..].to_vec();
     let gets = requests.iter().filter(|r| r.method == "GET").count();

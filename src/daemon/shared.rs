@@ -25,6 +25,9 @@ pub(super) struct Shared {
     pub(super) held: Mutex<Vec<Snapshot>>,
     /// The newest journal entry in the published history file.
     pub(super) history_seq: Mutex<Option<u64>>,
+    /// The store generation and notes of the last published status, and
+    /// when it was published.
+    pub(super) published: Mutex<Option<(u64, Vec<String>, std::time::Instant)>>,
 }
 
 /// Counters of one pass, appended to the run history when it ends.
@@ -65,6 +68,7 @@ impl Shared {
             dashboards,
             held: Mutex::new(Vec::new()),
             history_seq: Mutex::new(None),
+            published: Mutex::new(None),
         }
     }
 

@@ -3,10 +3,30 @@
 
 use super::*;
 
+/// The longest a published status goes unrewritten while nothing changes.
+const REPUBLISH_AFTER: Duration = Duration::from_secs(60);
+
 /// The status snapshot next to the database, for `smo status`; the
 /// graph and service gauges follow it.
 pub(super) async fn publish(store: &Arc<Store>, shared: &Arc<Shared>, state_dir: &Path) {
-    if let Some(snap) = publish_notes(store, state_dir, shared.notes()).await {
+    // Building the snapshot reads every record (a resync of 2,000
+    // services published it every second for nothing): skipped while the
+    // store and the notes are as last published, up to REPUBLISH_AFTER,
+    // so `generatedAt` still shows a live daemon.
+    let (generation, notes) = (store.generation(), shared.notes());
+    let unchanged = |(g, n, at): &(u64, Vec<String>, std::time::Instant)| {
+        *g == generation && *n == notes && at.elapsed() < REPUBLISH_AFTER
+    };
+    if shared
+        .published
+        .lock_or_recover()
+        .as_ref()
+        .is_some_and(unchanged)
+    {
+        return;
+    }
+    if let Some(snap) = publish_notes(store, state_dir, notes.clone()).await {
+        *shared.published.lock_or_recover() = Some((generation, notes, std::time::Instant::now()));
         publish_history(store, shared, state_dir, &snap).await;
         let m = &shared.metrics;
         m.clear(Family::Graphs);

@@ -103,6 +103,7 @@ pub(crate) fn finish(state: &mut DesiredState, loaded: Vec<Entry>) {
                 descriptor,
                 resources,
                 origin,
+                memo: super::Memo::default(),
             }
         });
         state.findings.extend(l.findings);

@@ -108,9 +108,15 @@ pub(super) fn desired_graph<'a>(
 /// The hash of the graph as the descriptor declares it (canonical JSON):
 /// what the record's last attempt was made from.
 pub(super) fn desired_hash(graph: &Graph) -> String {
-    serde_json::to_value(&graph.descriptor)
-        .map(|v| crate::digest::json_sha256(&v))
-        .unwrap_or_default()
+    graph
+        .memo
+        .desired_hash
+        .get_or_init(|| {
+            serde_json::to_value(&graph.descriptor)
+                .map(|v| crate::digest::json_sha256(&v))
+                .unwrap_or_default()
+        })
+        .clone()
 }
 
 /// Why an invalid descriptor holds its graph, with its errors.

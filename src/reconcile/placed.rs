@@ -95,6 +95,14 @@ pub fn placement_revision(graph: &Graph) -> Option<String> {
 /// resources and intents, and the graph intent. Values and charts are not
 /// placement inputs.
 pub fn placement_inputs_hash(graph: &Graph) -> String {
+    graph
+        .memo
+        .placement_inputs_hash
+        .get_or_init(|| compute_placement_inputs_hash(graph))
+        .clone()
+}
+
+fn compute_placement_inputs_hash(graph: &Graph) -> String {
     let hda = &graph.descriptor.hda_graph;
     let services: Vec<Value> = hda
         .services

@@ -223,6 +223,8 @@ pub struct Store {
     redactions: snapshot::RedactionCache,
     /// The last event sequence number committed (see [`Store::appended`]).
     appended: tokio::sync::watch::Sender<u64>,
+    /// Commits so far (see [`Store::generation`]).
+    commits: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -298,11 +300,18 @@ impl Store {
             options,
             redactions: snapshot::RedactionCache::default(),
             appended: tokio::sync::watch::Sender::new(0),
+            commits: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A number that changes with every commit of this process: equal
+    /// readings mean nothing was written in between.
+    pub fn generation(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The schema version recorded in the store.
@@ -328,6 +337,8 @@ impl Store {
         let value = f(&mut tx)?;
         let appended = tx.appended;
         txn.commit().map_err(write_err("a commit"))?;
+        self.commits
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Some(seq) = appended {
             self.appended.send_replace(seq);
         }
