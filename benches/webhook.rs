@@ -16,6 +16,11 @@
 //!    transaction), alerts for unknown graphs (ignored without touching
 //!    the store), and new instances of one already-fired event (distinct
 //!    `startsAt`: one durable commit each).
+//!
+//! `SMO_BENCH_STALLED_SINK=1` adds an event sink whose receiver accepts
+//! connections and never answers (each delivery waits for its 10 s
+//! timeout, then retries): the figures with and without it show whether a
+//! stalled receiver slows reconciliation.
 
 use fake_karmada::testing::copy_dir;
 use fake_karmada::{FakeKarmada, LoggedRequest};
@@ -67,7 +72,15 @@ async fn bench(graphs: usize, deliveries: usize, helm: &Path) {
     let dir = tempfile::tempdir().unwrap();
     seed(dir.path(), graphs);
     let port = free_port();
-    let cfg = config(dir.path(), &fake, helm, port);
+    // Never accepted: connections complete in the kernel's backlog and
+    // the request is never read.
+    let stalled = std::env::var_os("SMO_BENCH_STALLED_SINK")
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind the stalled sink"));
+    let sink = stalled.as_ref().map(|l| l.local_addr().unwrap());
+    if let Some(addr) = sink {
+        println!("with a stalled event sink at {addr}");
+    }
+    let cfg = config(dir.path(), &fake, helm, port, sink);
     let log = dir.path().join("smo.log");
     let mut child = support::daemon(&cfg, "warn", Some(&log));
     let status = dir.path().join("var/status.json");
@@ -430,14 +443,23 @@ fn tail(log: &Path) -> String {
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
-fn config(dir: &Path, fake: &FakeKarmada, helm: &Path, port: u16) -> PathBuf {
+fn config(
+    dir: &Path,
+    fake: &FakeKarmada,
+    helm: &Path,
+    port: u16,
+    sink: Option<std::net::SocketAddr>,
+) -> PathBuf {
     let token = dir.join("webhook-token");
     std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
     let cfg = dir.join("config.yaml");
+    let events = sink.map_or_else(String::new, |addr| {
+        format!("events:\n  sinks:\n  - name: stalled\n    url: http://{addr}/events\n    timeout: 10s\n")
+    });
     std::fs::write(
         &cfg,
         format!(
-            "source:\n  dir: {}\n  debounce: 50ms\nstateDir: {}\nkarmada:\n  kubeconfig: {}\nhelm:\n  binary: {}\n  timeout: 60s\nlog:\n  level: warn\nhttp:\n  listen: 127.0.0.1:{port}\n  tokenFile: {}\nprometheus:\n  rulesDir: {}\n",
+            "source:\n  dir: {}\n  debounce: 50ms\nstateDir: {}\nkarmada:\n  kubeconfig: {}\nhelm:\n  binary: {}\n  timeout: 60s\nlog:\n  level: warn\nhttp:\n  listen: 127.0.0.1:{port}\n  tokenFile: {}\nprometheus:\n  rulesDir: {}\n{events}",
             dir.join("state").display(),
             dir.join("var").display(),
             fake.kubeconfig_path().display(),

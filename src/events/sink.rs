@@ -209,6 +209,68 @@ mod tests {
         );
     }
 
+    /// A receiver answering `statuses` in turn; returns its URL and the
+    /// Authorization headers it saw.
+    fn receiver(statuses: Vec<u16>) -> (String, std::sync::mpsc::Receiver<Option<String>>) {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/e", server.server_addr().to_ip().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for status in statuses {
+                let Ok(req) = server.recv() else { return };
+                let auth = req
+                    .headers()
+                    .iter()
+                    .find(|h| h.field.equiv("Authorization"))
+                    .map(|h| h.value.as_str().to_owned());
+                let _ = tx.send(auth);
+                let _ = req.respond(tiny_http::Response::empty(status));
+            }
+        });
+        (url, rx)
+    }
+
+    #[tokio::test]
+    async fn an_http_sink_delivers_retries_and_refuses_as_the_receiver_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cret\n").unwrap();
+        let (url, seen) = receiver(vec![204, 503, 429, 400]);
+        let auth = SinkAuth::Bearer { token_file: token };
+        let sink = HttpSink::new(&url, Duration::from_secs(5), &auth);
+        assert_eq!(sink.deliver(b"{}").await, Delivery::Delivered);
+        assert!(matches!(sink.deliver(b"{}").await, Delivery::Retry(_)));
+        assert!(matches!(sink.deliver(b"{}").await, Delivery::Retry(_)));
+        assert!(matches!(sink.deliver(b"{}").await, Delivery::Refused(_)));
+        assert_eq!(seen.recv().unwrap().as_deref(), Some("Bearer s3cret"));
+        // A token file that cannot be read: retried, and the message names
+        // the file, never a token.
+        let gone = SinkAuth::Bearer {
+            token_file: dir.path().join("missing"),
+        };
+        let sink = HttpSink::new(&url, Duration::from_secs(5), &gone);
+        match sink.deliver(b"{}").await {
+            Delivery::Retry(why) => assert!(why.contains("missing"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_never_answers_times_out_and_is_retried() {
+        // Never accepted: the connection completes in the backlog and the
+        // request is never read.
+        let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/e", stalled.local_addr().unwrap());
+        let sink = HttpSink::new(&url, Duration::from_millis(300), &SinkAuth::None);
+        assert_eq!(
+            sink.deliver(b"{}").await,
+            Delivery::Retry("the receiver timed out".into())
+        );
+        // Nobody listening at all.
+        drop(stalled);
+        assert!(matches!(sink.deliver(b"{}").await, Delivery::Retry(_)));
+    }
+
     #[tokio::test]
     async fn a_file_sink_appends_whole_lines() {
         let dir = tempfile::tempdir().unwrap();

@@ -26,6 +26,8 @@ const RULES_FILE: &str = "smo-brussels.image-detection-graph.yml";
 /// exporter, and a daemon configuration using all three.
 pub(crate) struct Stack {
     pub(crate) env: Env,
+    /// The daemon's endpoint (the stack's own `http:` block).
+    pub(crate) http: std::net::SocketAddr,
     _prom: PromServer,
     // Kept alive for the test's duration; dropped (killed) at its end.
     _alertmanager: AlertmanagerServer,
@@ -73,6 +75,7 @@ pub(crate) async fn stack_with(
     let env = env_with(&config, true, source).await?;
     Some(Stack {
         env,
+        http: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
         _prom: prom,
         _alertmanager: alertmanager,
         exporter,

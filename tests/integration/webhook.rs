@@ -282,7 +282,7 @@ fn read_answer(stream: &mut TcpStream) -> Result<Answer, String> {
     Ok(answer)
 }
 
-async fn get(addr: SocketAddr, path: &str) -> Answer {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> Answer {
     exchange(addr, raw("GET", path, &[], b""))
         .await
         .unwrap_or_else(|e| panic!("GET {path}: {e}"))
