@@ -172,7 +172,7 @@ impl<D: Deliver> Sender<D> {
                     outbox
                         .metrics
                         .inc(Family::EventsSent, &[&self.name, "refused"]);
-                    tracing::warn!(parent: &span, reason = %why, "the receiver refused the event; dropped");
+                    tracing::warn!(parent: &span, sink = %self.name, id = %event.id, r#type = %event.ty, reason = %why, "the receiver refused the event; dropped");
                     return true;
                 }
                 Delivery::Retry(why) => {
@@ -182,7 +182,7 @@ impl<D: Deliver> Sender<D> {
                     // The first failure, then every tenth: a receiver down
                     // for an hour is not a thousand log lines.
                     if attempt % 10 == 1 {
-                        tracing::warn!(parent: &span, reason = %why, attempt, "event not delivered; retrying");
+                        tracing::warn!(parent: &span, sink = %self.name, id = %event.id, reason = %why, attempt, "event not delivered; retrying");
                     }
                     let wait = outbox.retry.delay(attempt, &event.id);
                     tokio::select! {
