@@ -24,6 +24,7 @@ pub mod yaml;
 
 use crate::adapters::karmada::ObjectRef;
 use crate::keys::{GraphKey, ServiceKey};
+use crate::store::records::OwnedObject;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -144,17 +145,14 @@ pub enum ObjectAction {
     Prune,
 }
 
-/// An smo-owned object to create or prune.
+/// An smo-owned object to create or prune (in JSON, the action beside the
+/// object's fields).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectChange {
     pub action: ObjectAction,
-    pub project: String,
-    pub graph: String,
-    pub api_version: String,
-    pub kind: String,
-    pub namespace: Option<String>,
-    pub name: String,
+    #[serde(flatten)]
+    pub object: OwnedObject,
 }
 
 /// The whole diff (`smo diff --format json`).
@@ -380,12 +378,14 @@ pub fn compare(desired: &Desired, observed: &Observed) -> Report {
     let present: BTreeSet<(GraphKey, ObjectRef)> = observed.objects.iter().cloned().collect();
     let change = |action, (g, o): &(GraphKey, ObjectRef)| ObjectChange {
         action,
-        project: g.project.clone(),
-        graph: g.graph.clone(),
-        api_version: o.api_version.clone(),
-        kind: o.kind.clone(),
-        namespace: o.namespace.clone(),
-        name: o.name.clone(),
+        object: OwnedObject {
+            project: g.project.clone(),
+            graph: g.graph.clone(),
+            api_version: o.api_version.clone(),
+            kind: o.kind.clone(),
+            namespace: o.namespace.clone(),
+            name: o.name.clone(),
+        },
     };
     let mut objects: Vec<ObjectChange> = wanted
         .difference(&present)

@@ -100,7 +100,7 @@ fn a_missing_release_is_installed_with_its_policy() {
     assert!(m.contains("+  replicas: 1\n"), "{m}");
     assert_eq!(r.objects.len(), 1);
     assert_eq!(r.objects[0].action, ObjectAction::Create);
-    assert_eq!(r.objects[0].name, "a");
+    assert_eq!(r.objects[0].object.name, "a");
 }
 
 #[test]
@@ -154,7 +154,7 @@ fn releases_nothing_asks_for_are_uninstalled_and_their_policies_pruned() {
     );
     let m = r.services[2].manifest_diff.as_deref().unwrap();
     assert!(m.contains("-  replicas: 1\n"), "{m}");
-    let pruned: Vec<&str> = r.objects.iter().map(|o| o.name.as_str()).collect();
+    let pruned: Vec<&str> = r.objects.iter().map(|o| o.object.name.as_str()).collect();
     assert_eq!(pruned, ["gone", "x"]);
     assert!(r.objects.iter().all(|o| o.action == ObjectAction::Prune));
 }

@@ -70,8 +70,9 @@ pub fn render(r: &Report, colour: bool) -> String {
     for s in &r.services {
         service(&mut out, s, colour);
     }
-    for o in &r.objects {
-        let action = match o.action {
+    for change in &r.objects {
+        let o = &change.object;
+        let action = match change.action {
             ObjectAction::Create => "create",
             ObjectAction::Prune => "prune",
         };
@@ -129,12 +130,14 @@ mod tests {
             }],
             objects: vec![ObjectChange {
                 action: ObjectAction::Prune,
-                project: "p".into(),
-                graph: "g".into(),
-                api_version: "policy.karmada.io/v1alpha1".into(),
-                kind: "PropagationPolicy".into(),
-                namespace: Some("p".into()),
-                name: "b".into(),
+                object: crate::store::records::OwnedObject {
+                    project: "p".into(),
+                    graph: "g".into(),
+                    api_version: "policy.karmada.io/v1alpha1".into(),
+                    kind: "PropagationPolicy".into(),
+                    namespace: Some("p".into()),
+                    name: "b".into(),
+                },
             }],
         }
     }

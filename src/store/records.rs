@@ -323,7 +323,7 @@ pub struct Condition {
 /// An object smo applied outside any chart (a PropagationPolicy, a
 /// namespace, a PrometheusRule), kept so that it can be pruned when it
 /// leaves the desired state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OwnedObject {
     pub project: String,

@@ -21,7 +21,7 @@
 //! cannot be redacted and is withheld whole.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -165,12 +165,7 @@ pub fn publish_history(dir: &Path, events: &[Event]) -> Result<(), StoreError> {
 
 /// Reads `dir/history.json`.
 pub fn read_history(dir: &Path) -> Result<Vec<Event>, StoreError> {
-    let path: PathBuf = dir.join(HISTORY_FILE);
-    let bytes = std::fs::read(&path).map_err(|source| StoreError::ReadSnapshot {
-        path: path.clone(),
-        source,
-    })?;
-    serde_json::from_slice(&bytes).map_err(|source| StoreError::DecodeSnapshot { path, source })
+    read_json(&dir.join(HISTORY_FILE))
 }
 
 fn write_atomically<T: Serialize + ?Sized>(
@@ -197,12 +192,18 @@ fn write_atomically<T: Serialize + ?Sized>(
 
 /// Reads `dir/status.json`.
 pub fn read(dir: &Path) -> Result<StatusSnapshot, StoreError> {
-    let path: PathBuf = dir.join(FILE);
-    let bytes = std::fs::read(&path).map_err(|source| StoreError::ReadSnapshot {
-        path: path.clone(),
+    read_json(&dir.join(FILE))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
+    let bytes = std::fs::read(path).map_err(|source| StoreError::ReadSnapshot {
+        path: path.to_path_buf(),
         source,
     })?;
-    serde_json::from_slice(&bytes).map_err(|source| StoreError::DecodeSnapshot { path, source })
+    serde_json::from_slice(&bytes).map_err(|source| StoreError::DecodeSnapshot {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
