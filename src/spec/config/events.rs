@@ -70,13 +70,6 @@ pub enum SinkAuth {
     Hmac { secret_file: PathBuf },
 }
 
-impl Sink {
-    /// Whether the sink takes events of this type.
-    pub fn takes(&self, cloud_type: &str) -> bool {
-        self.types.is_empty() || self.types.iter().any(|p| cloud_type.starts_with(p))
-    }
-}
-
 /// This machine's host name (`localhost` when it cannot be read).
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
