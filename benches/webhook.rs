@@ -161,7 +161,7 @@ async fn bench(graphs: usize, deliveries: usize, helm: &Path) {
         "helm requests during the throughput runs: {} (expect 0: the refreshed graph is in sync)",
         fake.requests()
             .iter()
-            .filter(|r| fake_karmada::testing::is_helm_storage(&r.path))
+            .filter(|r| fake_karmada::testing::is_helm_storage(r))
             .count()
     );
 
@@ -355,7 +355,7 @@ fn service_id(graph: usize) -> String {
 /// A request helm made for `release`: it reads its storage (Secrets) by
 /// label selector `name=<release>` or by the storage object's name.
 fn is_helm_for(r: &LoggedRequest, release: &str) -> bool {
-    if !fake_karmada::testing::is_helm_storage(&r.path) {
+    if !fake_karmada::testing::is_helm_storage(r) {
         return false;
     }
     if r.path.contains(&format!("sh.helm.release.v1.{release}.")) {

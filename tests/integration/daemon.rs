@@ -173,14 +173,13 @@ impl Env {
         out
     }
 
-    /// Requests that touched helm's release storage: every helm command
-    /// reads it; smo's own client reads it only across namespaces (the
-    /// sweep), which is not counted.
+    /// Requests helm made to its release storage: every helm command
+    /// reads it (smo's own reads of it are not counted).
     pub fn helm_requests(&self) -> usize {
         self.fake
             .requests()
             .iter()
-            .filter(|r| fake_karmada::testing::is_helm_storage(&r.path))
+            .filter(|r| fake_karmada::testing::is_helm_storage(r))
             .count()
     }
 

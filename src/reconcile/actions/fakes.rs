@@ -182,6 +182,22 @@ impl FakeKarmada {
     pub fn fail_next(&self, verb: &str, transient: bool) {
         self.fail.lock().unwrap().insert(verb.to_owned(), transient);
     }
+    /// helm's newest record of a release, as its storage labels say.
+    pub fn set_release_labels(&self, name: &str, ns: &str, version: u64, status: &str) {
+        let labels = [
+            ("owner", "helm"),
+            ("name", name),
+            ("status", status),
+            ("version", &version.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        self.releases
+            .lock()
+            .unwrap()
+            .insert((ns.to_owned(), name.to_owned()), labels);
+    }
     pub fn put(&self, r: ObjectRef, v: Value) {
         self.objects.lock().unwrap().insert(r, v);
     }

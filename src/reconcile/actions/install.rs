@@ -33,7 +33,7 @@ pub async fn run<H: HelmOps, K: KarmadaOps, L: IntentLog>(
     cx: Context<'_>,
     owned: &mut OwnedSet,
 ) -> Result<(), StepError> {
-    unlock::run(helm, &input.release, &input.namespace).await?;
+    unlock::run(helm, karmada, &input.release, &input.namespace).await?;
     journal
         .begin(IntentEffect::Release {
             service: rec.service.clone(),
@@ -272,6 +272,7 @@ pub(crate) mod tests {
             "pending-upgrade",
             &[(1, "deployed"), (2, "pending-upgrade")],
         );
+        r.k.set_release_labels("web", "p", 2, "pending-upgrade");
         r.install(false, None).await.unwrap();
         let calls = r.helm.calls();
         let rollback = calls

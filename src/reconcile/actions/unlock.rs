@@ -3,7 +3,7 @@
 //! back to its last deployed revision, or uninstalled when it never
 //! deployed.
 
-use super::HelmOps;
+use super::{HelmOps, KarmadaOps};
 use crate::reconcile::error::StepError;
 
 /// Whether a release was unlocked, and how.
@@ -15,11 +15,25 @@ pub enum Unlocked {
     Uninstalled,
 }
 
-pub async fn run<H: HelmOps>(
+pub async fn run<H: HelmOps, K: KarmadaOps>(
     helm: &H,
+    karmada: &K,
     release: &str,
     namespace: &str,
 ) -> Result<Unlocked, StepError> {
+    // helm's newest record says its status in a label: one API call
+    // instead of a helm process before every upgrade. Only a pending
+    // record (or one that cannot be read) is worth asking helm about.
+    match karmada.release_labels(namespace, release).await {
+        Ok(None) => return Ok(Unlocked::Nothing),
+        Ok(Some(labels)) if labels.get("status").is_some_and(|s| !is_pending(s)) => {
+            return Ok(Unlocked::Nothing);
+        }
+        Ok(Some(_)) => {}
+        Err(e) => {
+            tracing::debug!(release = %release, error = %e, "helm's release record unreadable; asking helm");
+        }
+    }
     let Some(status) = helm.status(release, namespace).await? else {
         return Ok(Unlocked::Nothing);
     };
@@ -45,15 +59,66 @@ pub async fn run<H: HelmOps>(
     }
 }
 
+/// helm's `pending-install`, `pending-upgrade` and `pending-rollback`.
+fn is_pending(status: &str) -> bool {
+    status.starts_with("pending-")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::actions::fakes::FakeHelm;
+    use crate::reconcile::actions::fakes::{FakeHelm, FakeKarmada};
+
+    /// The release as both helm and its storage labels show it.
+    fn set(helm: &FakeHelm, karmada: &FakeKarmada, name: &str, history: &[(u64, &str)]) {
+        let (revision, status) = *history.last().unwrap();
+        helm.set_release(name, "p", revision, status, history);
+        karmada.set_release_labels(name, "p", revision, status);
+    }
 
     #[tokio::test]
     async fn a_pending_release_is_rolled_back_or_uninstalled() {
-        let helm = FakeHelm::default();
-        assert_eq!(run(&helm, "a", "p").await.unwrap(), Unlocked::Nothing);
+        let (helm, karmada) = (FakeHelm::default(), FakeKarmada::default());
+        assert_eq!(
+            run(&helm, &karmada, "a", "p").await.unwrap(),
+            Unlocked::Nothing
+        );
+        set(
+            &helm,
+            &karmada,
+            "a",
+            &[(1, "deployed"), (2, "pending-upgrade")],
+        );
+        assert_eq!(
+            run(&helm, &karmada, "a", "p").await.unwrap(),
+            Unlocked::RolledBack(1)
+        );
+        set(&helm, &karmada, "b", &[(1, "pending-install")]);
+        assert_eq!(
+            run(&helm, &karmada, "b", "p").await.unwrap(),
+            Unlocked::Uninstalled
+        );
+        assert!(
+            helm.calls().contains(&"rollback a 1".to_owned()),
+            "{:?}",
+            helm.calls()
+        );
+        assert!(helm.calls().contains(&"uninstall b".to_owned()));
+        set(&helm, &karmada, "c", &[(3, "deployed")]);
+        assert_eq!(
+            run(&helm, &karmada, "c", "p").await.unwrap(),
+            Unlocked::Nothing
+        );
+    }
+
+    #[tokio::test]
+    async fn helm_runs_only_when_the_record_is_pending_or_unreadable() {
+        let (helm, karmada) = (FakeHelm::default(), FakeKarmada::default());
+        set(&helm, &karmada, "a", &[(1, "deployed")]);
+        run(&helm, &karmada, "a", "p").await.unwrap();
+        assert!(helm.calls().is_empty(), "{:?}", helm.calls());
+        // The labels cannot be read: helm itself is asked, and its
+        // answer counts (here: stuck).
         helm.set_release(
             "a",
             "p",
@@ -61,24 +126,20 @@ mod tests {
             "pending-upgrade",
             &[(1, "deployed"), (2, "pending-upgrade")],
         );
-        assert_eq!(run(&helm, "a", "p").await.unwrap(), Unlocked::RolledBack(1));
-        helm.set_release("b", "p", 1, "pending-install", &[(1, "pending-install")]);
-        assert_eq!(run(&helm, "b", "p").await.unwrap(), Unlocked::Uninstalled);
-        assert!(
-            helm.calls().contains(&"rollback a 1".to_owned()),
-            "{:?}",
-            helm.calls()
+        karmada.fail_next("list", true);
+        assert_eq!(
+            run(&helm, &karmada, "a", "p").await.unwrap(),
+            Unlocked::RolledBack(1)
         );
-        assert!(helm.calls().contains(&"uninstall b".to_owned()));
-        helm.set_release("c", "p", 3, "deployed", &[(3, "deployed")]);
-        assert_eq!(run(&helm, "c", "p").await.unwrap(), Unlocked::Nothing);
+        assert_eq!(helm.calls().first().map(String::as_str), Some("status a"));
     }
 
     #[tokio::test]
     async fn an_unreadable_status_is_a_transient_error() {
-        let helm = FakeHelm::default();
+        let (helm, karmada) = (FakeHelm::default(), FakeKarmada::default());
+        karmada.set_release_labels("a", "p", 1, "pending-install");
         helm.fail_next("status", true);
-        let e = run(&helm, "a", "p").await.unwrap_err();
+        let e = run(&helm, &karmada, "a", "p").await.unwrap_err();
         assert!(e.transient, "{e:?}");
     }
 }

@@ -43,12 +43,17 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-/// Whether a request path is helm's release storage: the Secrets of one
-/// namespace, which every helm command reads. smo's own client lists
-/// Secrets across namespaces (`/api/v1/secrets`, the sweep by ownership),
-/// so that listing is not counted as a helm call.
-pub fn is_helm_storage(path: &str) -> bool {
-    path.contains("/namespaces/") && path.contains("/secrets")
+/// Whether a request is helm reading its release storage: the Secrets of
+/// one namespace, which every helm command reads, asked for by helm (its
+/// user agent is `Helm/<version>`). smo's own client reads the same
+/// Secrets (a release's labels, the sweep), which is not a helm call.
+pub fn is_helm_storage(r: &crate::LoggedRequest) -> bool {
+    is_helm(r) && r.path.contains("/namespaces/") && r.path.contains("/secrets")
+}
+
+/// Whether helm made a request (any: discovery, storage, objects).
+pub fn is_helm(r: &crate::LoggedRequest) -> bool {
+    r.user_agent.starts_with("Helm/")
 }
 
 /// A real OCI registry (Debian's `docker-registry`, filesystem storage, on
