@@ -133,7 +133,9 @@ pub(super) async fn load(
             errors.join("; ")
         )));
     }
-    for f in &state.findings {
+    // Said once, when it appears: an unchanged file's warnings are not
+    // repeated on every snapshot (`smo validate` and status list them all).
+    for f in loads.new_findings(&state.findings) {
         tracing::warn!(finding = %f, "descriptor finding");
     }
     Ok(state)

@@ -20,6 +20,7 @@
 
 use super::loader::{Loaded, judge_descriptor};
 use crate::descriptor::semantic::Context;
+use crate::validate::Finding;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -40,6 +41,8 @@ struct Inner {
     /// its end).
     seen: HashSet<String>,
     last: LoadStats,
+    /// Fingerprints of the findings the previous load reported.
+    reported: HashSet<u64>,
 }
 
 struct Cached {
@@ -90,6 +93,21 @@ impl LoadCache {
         inner.files.retain(|k, _| seen.contains(k));
     }
 
+    /// The findings of a load that the previous load did not have: what a
+    /// log should say once, not again on every snapshot.
+    pub fn new_findings<'a>(&self, findings: &'a [Finding]) -> Vec<&'a Finding> {
+        let now: Vec<u64> = findings.iter().map(fingerprint).collect();
+        let mut inner = self.lock();
+        let fresh = findings
+            .iter()
+            .zip(&now)
+            .filter(|(_, h)| !inner.reported.contains(h))
+            .map(|(f, _)| f)
+            .collect();
+        inner.reported = now.into_iter().collect();
+        fresh
+    }
+
     /// The outcome of one descriptor file: the cached one when nothing it
     /// was judged from changed, otherwise a fresh judgement (cached when
     /// valid). `None`: the file cannot be read as text, the caller loads it
@@ -138,6 +156,12 @@ impl LoadCache {
         }
         Some(loaded)
     }
+}
+
+fn fingerprint(f: &Finding) -> u64 {
+    let mut h = DefaultHasher::new();
+    f.hash(&mut h);
+    h.finish()
 }
 
 fn known_hash(known: Option<&BTreeSet<String>>) -> u64 {

@@ -31,7 +31,7 @@ pub struct Pos {
     pub column: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Finding {
     pub file: String,
     pub line: usize,
