@@ -5,6 +5,7 @@
 use super::*;
 use crate::keys::GraphKey;
 use crate::locks::{MutexExt, RwLockExt};
+use crate::source::index::{Touched, changed as changed_paths};
 
 pub(super) async fn first_snapshot(
     config: &Config,
@@ -209,6 +210,7 @@ pub(super) async fn apply_snapshot(
         "prune",
         blocked.clone().map(|b| format!("prune guard: {b}")),
     );
+    let touched = touched_files(shared, &snap);
     let inventory = shared.last_inventory.lock_or_recover().clone();
     let key_of =
         |e: &crate::desired::GraphEntry| e.id.as_ref().map(|id| GraphKey::new(&e.project, id));
@@ -258,26 +260,47 @@ pub(super) async fn apply_snapshot(
         .set(Family::SourceLastSync, &[], now() as f64);
     tracing::info!(revision = %snap.revision, changed = changed.len(), "new desired state");
     // Graphs whose descriptor changed (or all, when settings or cluster
-    // metadata did) go first; the others follow shortly, because a file
-    // they do not own (a local chart) may have changed too.
+    // metadata did) go first; the others of a project where another file
+    // changed (a local chart) follow shortly; the rest have nothing new.
     let keys: BTreeSet<GraphKey> = recorded
         .iter()
         .map(|g| GraphKey::new(&g.project, &g.graph))
         .chain(desired_keys.iter().cloned())
         .collect();
+    let mut later = 0usize;
     for k in keys {
         if everything || changed.contains(&k) || !desired_keys.contains(&k) {
             queue.enqueue(&k);
-        } else {
+        } else if touched.includes(&k.project) {
             queue.requeue_after(&k, UNCHANGED_DELAY);
+            later += 1;
         }
     }
+    tracing::debug!(
+        rechecked_later = later,
+        everything = touched.everything,
+        "graphs enqueued"
+    );
     let mut held = shared.held.lock_or_recover();
     held.push(snap);
     if held.len() > 2 {
         held.remove(0);
     }
     Ok(())
+}
+
+/// Which files the snapshot changed since the one in force, by what they
+/// can affect. A snapshot applied again (new HDAR artifacts) or one
+/// without a file index touches everything.
+fn touched_files(shared: &Shared, snap: &Snapshot) -> Touched {
+    let held = shared.held.lock_or_recover();
+    match (held.last(), &snap.files) {
+        (Some(prev), Some(now)) if prev.revision != snap.revision => match &prev.files {
+            Some(before) => Touched::of(changed_paths(before, now)),
+            None => Touched::all(),
+        },
+        _ => Touched::all(),
+    }
 }
 
 /// How long graphs whose descriptor did not change wait behind the ones

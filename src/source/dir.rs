@@ -25,12 +25,14 @@ pub fn snapshot(root: &Path) -> Result<Snapshot, SourceError> {
     collect(root, root, &mut files).map_err(err)?;
     files.sort();
     let mut hash = Sha256::new();
-    for rel in &files {
-        let bytes = std::fs::read(root.join(rel)).map_err(err)?;
+    let mut index = super::index::FileIndex::new();
+    for rel in files {
+        let bytes = std::fs::read(root.join(&rel)).map_err(err)?;
         hash.update(rel.as_bytes());
         hash.update([0]);
         hash.update((bytes.len() as u64).to_le_bytes());
         hash.update(&bytes);
+        index.insert(rel, crate::digest::sha256_hex(&bytes));
     }
     // Its presence, not its content, is what counts. Visible paths never
     // start with '.', so this entry cannot be confused with a file's; a
@@ -45,6 +47,7 @@ pub fn snapshot(root: &Path) -> Result<Snapshot, SourceError> {
         revision: format!("sha256:{hex}"),
         root: root.to_owned(),
         commit: None,
+        files: Some(std::sync::Arc::new(index)),
         lease: super::Lease::default(),
     })
 }

@@ -207,11 +207,19 @@ impl GitSource {
             subject: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default())
                 .into_owned(),
         };
+        let files = match index_of(&repo, &commit, self.path.as_deref()) {
+            Ok(index) => Some(std::sync::Arc::new(index)),
+            Err(e) => {
+                tracing::warn!(revision = %sha, error = %e, "cannot list the commit's files; every graph is checked");
+                None
+            }
+        };
         Ok(Snapshot {
             lease: self.leases.lease(&sha),
             revision: sha,
             root,
             commit: Some(commit_info),
+            files,
         })
     }
 
@@ -285,6 +293,29 @@ fn prune_checkouts(dir: &Path, current: &str, leases: &super::Leases) {
 }
 /// A signature as Git shows it, `Name <email>` (lossy for names that are
 /// not UTF-8).
+/// The files of the commit under `path`, each with its blob id: read from
+/// the tree, not the checkout, so it costs no file reads.
+fn index_of(
+    repo: &Repository,
+    commit: &git2::Commit<'_>,
+    path: Option<&Path>,
+) -> Result<super::index::FileIndex, git2::Error> {
+    let mut tree = commit.tree()?;
+    if let Some(p) = path.filter(|p| !p.as_os_str().is_empty()) {
+        tree = tree.get_path(p)?.to_object(repo)?.peel_to_tree()?;
+    }
+    let mut index = super::index::FileIndex::new();
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.kind() == Some(git2::ObjectType::Blob)
+            && let Ok(name) = entry.name()
+        {
+            index.insert(format!("{dir}{name}"), entry.id().to_string());
+        }
+        git2::TreeWalkResult::Ok
+    })?;
+    Ok(index)
+}
+
 fn signature(s: &git2::Signature<'_>) -> String {
     let name = String::from_utf8_lossy(s.name_bytes());
     let email = String::from_utf8_lossy(s.email_bytes());

@@ -9,6 +9,7 @@
 
 pub mod dir;
 pub mod git;
+pub mod index;
 
 /// The file in the state root that lets a snapshot remove more graphs
 /// than `prune.maxDeletePercent` (or all of them). Hidden, yet its presence
@@ -28,6 +29,9 @@ pub struct Snapshot {
     pub root: PathBuf,
     /// The commit, for a Git source.
     pub commit: Option<crate::provenance::Commit>,
+    /// Every file of the root with its digest; `None` when it could not be
+    /// read (then every graph is assumed affected by a change).
+    pub files: Option<Arc<index::FileIndex>>,
     /// Keeps `root` on disk while this snapshot (or a clone) is alive: the
     /// Git source never prunes a leased checkout. Whoever reads `root` keeps
     /// the snapshot for as long as it does.

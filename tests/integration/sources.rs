@@ -215,6 +215,57 @@ fn git_follows_tags_commits_and_sub_paths() {
     assert_eq!(src.sync().unwrap().revision, later);
 }
 
+/// The paths that changed between two snapshots, by their file indexes.
+fn changed_between(a: &Snapshot, b: &Snapshot) -> Vec<String> {
+    let (a, b) = (a.files.as_deref().unwrap(), b.files.as_deref().unwrap());
+    smo::source::index::changed(a, b)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn snapshots_index_their_files_so_a_change_is_named_not_guessed() {
+    // Git: from the commit's tree, relative to the sub-path.
+    let (_tmp, repo) = origin();
+    commit_file(&repo, "state/projects/p/g.yaml", "v: 1\n");
+    commit_file(&repo, "state/projects/p/charts/c/values.yaml", "a: 1\n");
+    commit_file(&repo, "elsewhere.txt", "x\n");
+    let work = tempfile::tempdir().unwrap();
+    let mut src = source(url(&repo), GitRef::Branch("main".into()), work.path());
+    src.path = Some("state".into());
+    let s1 = src.sync().unwrap();
+    let files: Vec<&String> = s1.files.as_deref().unwrap().keys().collect();
+    assert_eq!(
+        files,
+        ["projects/p/charts/c/values.yaml", "projects/p/g.yaml"]
+    );
+    commit_file(&repo, "state/projects/p/charts/c/values.yaml", "a: 2\n");
+    commit_file(&repo, "elsewhere.txt", "y\n");
+    let s2 = src.sync().unwrap();
+    assert_eq!(
+        changed_between(&s1, &s2),
+        ["projects/p/charts/c/values.yaml"]
+    );
+
+    // A directory: from the content, hidden files left out as the
+    // revision leaves them out.
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("projects/p")).unwrap();
+    fs::write(dir.path().join("projects/p/g.yaml"), "v: 1\n").unwrap();
+    fs::write(dir.path().join("smo.yaml"), "{}\n").unwrap();
+    let d1 = dir::snapshot(dir.path()).unwrap();
+    fs::write(dir.path().join("projects/p/g.yaml"), "v: 2\n").unwrap();
+    fs::write(dir.path().join("projects/p/new.yaml"), "v: 1\n").unwrap();
+    fs::write(dir.path().join("projects/p/.g.yaml.swp"), "junk").unwrap();
+    fs::remove_file(dir.path().join("smo.yaml")).unwrap();
+    let d2 = dir::snapshot(dir.path()).unwrap();
+    assert_eq!(
+        changed_between(&d1, &d2),
+        ["projects/p/g.yaml", "projects/p/new.yaml", "smo.yaml"]
+    );
+}
+
 #[test]
 fn git_errors_name_what_is_missing() {
     let (_tmp, repo) = origin();

@@ -2,11 +2,13 @@
 //! on when it happens, not at the next resync or inventory relist (both
 //! set to an hour here, so only a watch can explain a reaction), and a
 //! broken watch (dropped connection, 410 Gone after compaction) misses
-//! nothing.
+//! nothing. And what changes in the desired state is acted on only where
+//! it can matter.
 
 use crate::daemon::{Env, env, wait_for};
 use serde_json::Value;
 use smo::daemon::RunOptions;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Long enough that neither the resync nor the inventory relist happens
@@ -144,5 +146,87 @@ async fn a_cluster_turning_not_ready_starts_failover_at_once() {
     })
     .await;
     assert!(!moved.is_empty());
+    daemon.stop().await;
+}
+
+/// The source revision in force and, per project (one graph each in the
+/// example), the revision its graph was last reconciled at.
+fn attempted(env: &Env) -> Option<(String, BTreeMap<String, String>)> {
+    let s = env.snapshot()?;
+    let at = s
+        .graphs
+        .iter()
+        .map(|g| {
+            let rev = g.last_attempted_revision.clone().unwrap_or_default();
+            (g.project.clone(), rev)
+        })
+        .collect();
+    Some((s.source_revision?, at))
+}
+
+/// Whether the queue drained at `revision`: a run is recorded only when
+/// nothing is pending, delayed re-checks included.
+fn drained_at(env: &Env, revision: &str) -> bool {
+    env.snapshot().is_some_and(|s| {
+        s.runs
+            .iter()
+            .any(|r| r.revision.as_deref() == Some(revision))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_reconciles_only_the_graphs_it_can_affect() {
+    let Some(env) = env(QUIET).await else { return };
+    let daemon = env.start(RunOptions::default());
+    let first = wait_for(LIMIT, "every graph reconciled, the queue drained", || {
+        let (rev, at) = attempted(&env)?;
+        let all = at.len() == 3 && at.values().all(|r| *r == rev);
+        (all && drained_at(&env, &rev)).then_some(rev)
+    })
+    .await;
+
+    // One descriptor: its graph only. Before, every other graph was
+    // checked again two seconds later, in the same pass.
+    env.edit(
+        "projects/demo2/gpu-offloading-graph.yaml",
+        "cpu: small",
+        "cpu: medium",
+    );
+    let second = wait_for(
+        LIMIT,
+        "demo2 reconciled at the edit, the queue drained",
+        || {
+            let (rev, at) = attempted(&env)?;
+            (rev != first && at["demo2"] == rev && drained_at(&env, &rev)).then_some(rev)
+        },
+    )
+    .await;
+    let (_, at) = attempted(&env).unwrap();
+    assert_eq!(at["athens"], first, "athens has nothing new: {at:?}");
+    assert_eq!(at["brussels"], first, "brussels has nothing new: {at:?}");
+
+    // A file of athens's local chart: athens's graph is checked again (and
+    // upgraded, its chart changed); brussels still is not.
+    let before = env.releases("athens");
+    let values = "projects/athens/charts/building/values.yaml";
+    env.edit(values, "tag: \"1.0.0\"", "tag: \"1.0.1\"");
+    wait_for(
+        LIMIT,
+        "athens reconciled at the chart edit, the queue drained",
+        || {
+            let (rev, at) = attempted(&env)?;
+            (rev != second && at["athens"] == rev && drained_at(&env, &rev)).then_some(())
+        },
+    )
+    .await;
+    let after = env.releases("athens");
+    assert!(
+        after
+            .iter()
+            .all(|(name, (rev, _))| before.get(name).is_some_and(|(r, _)| rev > r)),
+        "every athens release upgraded with the new chart: {before:?} → {after:?}"
+    );
+    let (_, at) = attempted(&env).unwrap();
+    assert_eq!(at["brussels"], first, "brussels has nothing new: {at:?}");
     daemon.stop().await;
 }
