@@ -751,6 +751,14 @@ fn an_incremental_load_judges_only_what_changed_and_finds_what_a_fresh_load_find
             .any(|f| f.file == "projects/p2/g14.yaml" && f.is_error())
     );
     assert_eq!(broken, load_root(root).unwrap());
+    // The daemon logs a finding when it appears, not on every load.
+    let _ = cache.new_findings(&dup.findings);
+    assert!(cache.new_findings(&dup.findings).is_empty(), "said once");
+    let fresh = cache.new_findings(&broken.findings);
+    assert!(
+        fresh.iter().any(|f| f.file == "projects/p2/g14.yaml"),
+        "{fresh:?}"
+    );
 
     // A chart a cached descriptor names goes bad: the descriptor is judged
     // again, and fails as it would fresh.
