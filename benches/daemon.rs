@@ -14,7 +14,8 @@
 //!    filled);
 //! 4. a resync of the running daemon (every graph checked for drift):
 //!    requests to Karmada and the daemon's CPU time;
-//! 5. file edit → first helm call, p50/p95 over 20 edits, minus the
+//! 5. file edit → first helm call (helm reading its release storage) and
+//!    helm's first request of any kind, p50/p95 over 20 edits, minus the
 //!    configured debounces (source 50 ms, queue 50 ms);
 //! 6. out-of-band change of a Deployment → first helm call (the
 //!    correction), p50/p95 over 10 changes;
@@ -81,6 +82,10 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
         "seeded {graphs} graphs × {services} services in {} ms",
         t.elapsed().as_millis()
     );
+    loader(&dir.path().join("state"));
+    if std::env::var("SMO_BENCH_ONLY").as_deref() == Ok("loader") {
+        return;
+    }
     let cfg = config(dir.path(), &fake, helm);
     fake.clear_requests();
     let t = Instant::now();
@@ -108,7 +113,7 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
     let helm_calls = fake
         .requests()
         .iter()
-        .filter(|r| fake_karmada::testing::is_helm_storage(&r.path))
+        .filter(|r| fake_karmada::testing::is_helm_storage(r))
         .count();
     println!(
         "no-op pass: graphs={graphs} services={} exit={:?} wall_ms={} daemon_cpu_ms={} daemon_peak_rss_kib={} helm_requests={helm_calls} api_requests={}",
@@ -130,7 +135,14 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
     // helm call.
     let text = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(&cfg, format!("{text}intervals:\n  resync: {RESYNC_S}s\n")).unwrap();
-    let mut child = support::daemon(&cfg, "warn", None);
+    // `SMO_BENCH_LOG=FILE`: the running daemon's log at
+    // `SMO_BENCH_LOG_LEVEL` (default debug), to read where time goes.
+    let log = std::env::var_os("SMO_BENCH_LOG").map(PathBuf::from);
+    let level = match &log {
+        Some(_) => std::env::var("SMO_BENCH_LOG_LEVEL").unwrap_or_else(|_| "debug".into()),
+        None => "warn".into(),
+    };
+    let mut child = support::daemon(&cfg, &level, log.as_deref());
     let pid = child.id().to_string();
     let status = dir.path().join("var/status.json");
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -151,7 +163,11 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
     );
     resync(&fake, &pid, &status, graphs).await;
     let file = dir.path().join("state/projects/p0/g0.yaml");
+    // `SMO_BENCH_PERF_EDITS=FILE`: the same, during the edits.
+    let perf = perf_attach("SMO_BENCH_PERF_EDITS", &pid);
     let mut latencies = Vec::new();
+    // Helm's first request of any kind (discovery comes before storage).
+    let mut first_requests = Vec::new();
     for i in 0..20 {
         let text = std::fs::read_to_string(&file).unwrap();
         let (from, to) = if i % 2 == 0 {
@@ -159,11 +175,15 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
         } else {
             ("cpu: medium", "cpu: small")
         };
-        let before = helm_count(&fake);
+        let before = (helm_any(&fake), helm_count(&fake));
         let t = Instant::now();
         std::fs::write(&file, text.replacen(from, to, 1)).unwrap();
+        let mut any = None;
         loop {
-            if helm_count(&fake) > before {
+            if any.is_none() && helm_any(&fake) > before.0 {
+                any = Some(t.elapsed());
+            }
+            if helm_count(&fake) > before.1 {
                 break;
             }
             if t.elapsed() > Duration::from_secs(30) {
@@ -172,15 +192,37 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let ms = t.elapsed().as_secs_f64() * 1000.0 - DEBOUNCE_MS as f64;
-        latencies.push(ms);
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0 - DEBOUNCE_MS as f64;
+        latencies.push(ms(t.elapsed()));
+        first_requests.push(ms(any.unwrap_or_else(|| t.elapsed())));
+        if log.is_some() {
+            // Wall clock, to line up with the daemon's log timestamps.
+            let now = std::time::SystemTime::now();
+            let at = |d: std::time::SystemTime| {
+                d.duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs_f64()
+            };
+            println!(
+                "edit {i}: written_at={:.3} helm_seen_at={:.3}",
+                at(now - t.elapsed()),
+                at(now)
+            );
+        }
         support::wait_idle(&fake).await;
     }
+    perf_detach(perf);
     let (p50, p95) = percentiles(&mut latencies);
     println!(
         "edit → first helm call (debounce excluded): p50_ms={p50:.1} p95_ms={p95:.1} n={}",
         latencies.len()
     );
+    let (p50, p95) = percentiles(&mut first_requests);
+    println!(
+        "edit → helm's first request of any kind (debounce excluded): p50_ms={p50:.1} p95_ms={p95:.1} n={}",
+        first_requests.len()
+    );
+    helm_floor(helm);
 
     // 6. Out-of-band changes.
     let mut latencies = Vec::new();
@@ -224,6 +266,66 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
     support::stop(&mut child);
 }
 
+/// helm's own start on this machine (`helm version`, no cluster): the part
+/// of "edit → helm's first request" that is helm's, not smo's.
+fn helm_floor(helm: &Path) {
+    let mut runs: Vec<f64> = (0..15)
+        .map(|_| {
+            let t = Instant::now();
+            let _ = Command::new(helm)
+                .args(["version", "--short"])
+                .stdout(Stdio::null())
+                .status();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    let (p50, p95) = percentiles(&mut runs);
+    println!("helm's own start (helm version): p50_ms={p50:.1} p95_ms={p95:.1} n=15");
+}
+
+/// The daemon's loader in this process: a full load, then loads after an
+/// edit of one file (what each snapshot of a one-file change costs), and
+/// the snapshot's own hashing of the tree. `SMO_BENCH_LOADS=N` repeats the
+/// edit N times (default 20), e.g. under `perf record`.
+fn loader(root: &Path) {
+    use smo::desired::incremental::LoadCache;
+    let cache = LoadCache::default();
+    let t = Instant::now();
+    smo::desired::loader::load_root_cached(root, None, &cache).unwrap();
+    let full = t.elapsed();
+    let file = root.join("projects/p0/g0.yaml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let n: usize = std::env::var("SMO_BENCH_LOADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let (mut loads, mut hashes) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let text = if i % 2 == 0 {
+            original.replacen("cpu: small", "cpu: medium", 1)
+        } else {
+            original.clone()
+        };
+        std::fs::write(&file, text).unwrap();
+        let t = Instant::now();
+        smo::source::dir::snapshot(root).unwrap();
+        hashes.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        smo::desired::loader::load_root_cached(root, None, &cache).unwrap();
+        loads.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    std::fs::write(&file, original).unwrap();
+    let stats = cache.stats();
+    let (l50, l95) = percentiles(&mut loads);
+    let (h50, h95) = percentiles(&mut hashes);
+    println!(
+        "loader: full_ms={} one_edit_p50_ms={l50:.1} p95_ms={l95:.1} judged={} reused={} snapshot_hash_p50_ms={h50:.1} p95_ms={h95:.1}",
+        full.as_millis(),
+        stats.judged,
+        stats.reused
+    );
+}
+
 const RESYNC_S: u64 = 30;
 /// The idle window measured before the first resync.
 const IDLE_S: u64 = 5;
@@ -237,16 +339,7 @@ async fn resync(fake: &FakeKarmada, pid: &str, status: &Path, graphs: usize) {
     let req0 = fake.requests().len();
     // `SMO_BENCH_PERF=FILE`: a `perf record` of the daemon during the
     // resync, for `perf report -i FILE` (a profile, not a figure).
-    let perf = std::env::var_os("SMO_BENCH_PERF").and_then(|out| {
-        Command::new("perf")
-            .args(["record", "-F", "2000", "-g", "-o"])
-            .arg(out)
-            .args(["-p", pid])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()
-    });
+    let perf = perf_attach("SMO_BENCH_PERF", pid);
     let t = Instant::now();
     loop {
         let done = read_json(status).is_some_and(|s| {
@@ -262,12 +355,7 @@ async fn resync(fake: &FakeKarmada, pid: &str, status: &Path, graphs: usize) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     support::wait_idle(fake).await;
-    if let Some(mut perf) = perf {
-        let _ = Command::new("kill")
-            .args(["-INT", &perf.id().to_string()])
-            .status();
-        let _ = perf.wait();
-    }
+    perf_detach(perf);
     let cpu = smo::daemon::usage::of(pid).map_or(0, |u| u.cpu_ms) - cpu0;
     let requests = fake.requests()[req0..].to_vec();
     let gets = requests.iter().filter(|r| r.method == "GET").count();
@@ -275,6 +363,30 @@ async fn resync(fake: &FakeKarmada, pid: &str, status: &Path, graphs: usize) {
         "resync of the running daemon: graphs={graphs} api_requests={} gets={gets} daemon_cpu_ms={cpu} (idle ticks included)",
         requests.len()
     );
+}
+
+/// `perf record` of the daemon while the variable `var` names the output
+/// file (a profile for `perf report -i FILE`, not a figure).
+fn perf_attach(var: &str, pid: &str) -> Option<std::process::Child> {
+    let out = std::env::var_os(var)?;
+    Command::new("perf")
+        // DWARF unwinding: the release profile keeps no frame pointers.
+        .args(["record", "-F", "500", "--call-graph", "dwarf,16384", "-o"])
+        .arg(out)
+        .args(["-p", pid])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
+}
+
+fn perf_detach(perf: Option<std::process::Child>) {
+    if let Some(mut perf) = perf {
+        let _ = Command::new("kill")
+            .args(["-INT", &perf.id().to_string()])
+            .status();
+        let _ = perf.wait();
+    }
 }
 
 fn read_json(path: &Path) -> Option<Value> {
@@ -302,10 +414,17 @@ fn percentiles(latencies: &mut [f64]) -> (f64, f64) {
     (pct(0.5), pct(0.95))
 }
 
+fn helm_any(fake: &FakeKarmada) -> usize {
+    fake.requests()
+        .iter()
+        .filter(|r| fake_karmada::testing::is_helm(r))
+        .count()
+}
+
 fn helm_count(fake: &FakeKarmada) -> usize {
     fake.requests()
         .iter()
-        .filter(|r| fake_karmada::testing::is_helm_storage(&r.path))
+        .filter(|r| fake_karmada::testing::is_helm_storage(r))
         .count()
 }
 

@@ -328,9 +328,10 @@ impl Helm {
             binary: self.cfg.binary.display().to_string(),
             source,
         })?;
+        tracing::debug!(verb = %verb_of(&args), "helm started");
         // The span follows the wait (instrument, not enter: a guard held
         // across an await would tag whatever else runs on the thread).
-        let span = tracing::debug_span!("helm", verb = %args.first().map(String::as_str).unwrap_or_default());
+        let span = tracing::debug_span!("helm", verb = %verb_of(&args));
         let output = match tokio::time::timeout(limit, child.wait_with_output())
             .instrument(span)
             .await
@@ -569,6 +570,10 @@ impl crate::retry::Transient for HelmError {
     fn is_transient(&self) -> bool {
         HelmError::is_transient(self)
     }
+}
+
+fn verb_of(args: &[String]) -> &str {
+    args.first().map(String::as_str).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -207,6 +207,7 @@ pub async fn run(
                 _ = shutdown.changed() => if *shutdown.borrow() { break },
                 _ = watchdog.tick(), if watchdog_every.is_some() => opts.notify.watchdog(),
                 Some(snap) = snap_rx.recv() => {
+                    tracing::debug!(revision = %snap.revision, "snapshot received");
                     match load(&snap, &hdar, &loads).await {
                         Ok(desired) => {
                             shared.note("source", None);

@@ -22,6 +22,7 @@ pub(super) async fn worker(
         let world = shared.world();
         let drift = shared.drift_due.lock_or_recover().remove(&key);
         let t = std::time::Instant::now();
+        tracing::debug!(key = %key, drift, "reconcile started");
         let (outcome, after) = match engine.reconcile(&world, &key, drift).await {
             Ok(r) => (r.outcome, r.after),
             Err(e) => (Outcome::Retry(StepError::from(e)), None),

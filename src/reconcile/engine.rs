@@ -171,6 +171,7 @@ impl Engine {
                 }
             }
         };
+        tracing::debug!(releases = inputs.len(), "release inputs ready");
         let inputs: BTreeMap<&str, &ReleaseInput> =
             inputs.iter().map(|i| (i.service.as_str(), i)).collect();
         let desired = facts::desired_graph(graph, &inputs, &batch.triggers, world);
@@ -195,6 +196,7 @@ impl Engine {
             &scaled,
             &scale_records,
         );
+        tracing::debug!("planned");
         let cx = execute::Context {
             helm: &self.helm,
             karmada: &self.karmada,
