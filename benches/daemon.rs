@@ -21,7 +21,10 @@
 //!    correction), p50/p95 over 10 changes;
 //! 7. a cluster turning NotReady → recorded as NotReady in the published
 //!    status (an upper bound of "graph enqueued": the pass it starts ends
-//!    first).
+//!    first);
+//! 8. Git commit → helm's first request, the same tree from a repository,
+//!    from the start of the fetch that brings the commit (poll and queue
+//!    debounce excluded).
 
 use fake_karmada::FakeKarmada;
 use fake_karmada::testing::copy_dir;
@@ -87,6 +90,9 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
         return;
     }
     let cfg = config(dir.path(), &fake, helm);
+    if std::env::var("SMO_BENCH_ONLY").as_deref() == Ok("git") {
+        return git_commits(dir.path(), &fake).await;
+    }
     fake.clear_requests();
     let t = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_smo"))
@@ -264,6 +270,127 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     support::stop(&mut child);
+
+    // 8. The same tree from a Git repository.
+    git_commits(dir.path(), &fake).await;
+}
+
+/// Git commit → helm's first request, poll excluded: the same state root
+/// committed to a repository (`file://`), the daemon polling it every
+/// second; the clock starts when the daemon's log says the fetch that
+/// brings the commit started (the daemon logs at debug level here).
+async fn git_commits(dir: &Path, fake: &FakeKarmada) {
+    let origin = dir.join("origin");
+    copy_dir(&dir.join("state"), &origin);
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .args([
+                "-c",
+                "user.name=bench",
+                "-c",
+                "user.email=bench@example.org",
+            ])
+            .args([
+                "-c",
+                "init.defaultBranch=main",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .current_dir(&origin)
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "seed"]);
+    let cfg = dir.join("config-git.yaml");
+    let text = std::fs::read_to_string(dir.join("config.yaml")).unwrap();
+    let dir_source = format!(
+        "source:\n  dir: {}\n  debounce: 50ms\n",
+        dir.join("state").display()
+    );
+    assert!(text.contains(&dir_source));
+    let git_source = format!(
+        "source:\n  git:\n    url: file://{}\n    ref: {{branch: main}}\n    interval: 1s\n",
+        origin.display()
+    );
+    std::fs::write(&cfg, text.replace(&dir_source, &git_source)).unwrap();
+    let log = dir.join("git-daemon.log");
+    let mut child = support::daemon(&cfg, "debug", Some(&log));
+    let status = dir.join("var/status.json");
+    let out = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(&origin)
+        .output()
+        .unwrap();
+    let seed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    // The first pass at the repository's revision ends first.
+    let t = Instant::now();
+    while !read_json(&status).is_some_and(|s| s["runs"][0]["revision"] == seed.as_str()) {
+        if t.elapsed() > Duration::from_secs(120) {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(10).collect();
+            eprintln!(
+                "git daemon: no pass at the seed revision within 120 s; its log ends:\n{}",
+                tail.join("\n")
+            );
+            support::stop(&mut child);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    support::wait_idle(fake).await;
+    let file = origin.join("projects/p0/g0.yaml");
+    let mut latencies = Vec::new();
+    for i in 0..10 {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let (from, to) = if i % 2 == 0 {
+            ("cpu: small", "cpu: medium")
+        } else {
+            ("cpu: medium", "cpu: small")
+        };
+        std::fs::write(&file, text.replacen(from, to, 1)).unwrap();
+        let before = helm_any(fake);
+        let mut seen = std::fs::metadata(&log).map_or(0, |m| m.len());
+        git(&["commit", "-qam", &format!("edit {i}")]);
+        let mut fetch = None;
+        let t = Instant::now();
+        while helm_any(fake) <= before && t.elapsed() < Duration::from_secs(30) {
+            // The last fetch that started before helm's request.
+            if read_from(&log, &mut seen).is_some_and(|t| t.contains("git fetch started")) {
+                fetch = Some(Instant::now());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if let Some(f) = fetch.filter(|_| helm_any(fake) > before) {
+            latencies.push(f.elapsed().as_secs_f64() * 1000.0 - QUEUE_DEBOUNCE_MS);
+        }
+        support::wait_idle(fake).await;
+    }
+    support::stop(&mut child);
+    let (p50, p95) = percentiles(&mut latencies);
+    println!(
+        "git commit → helm's first request (poll and queue debounce excluded, daemon at debug level): p50_ms={p50:.1} p95_ms={p95:.1} n={}",
+        latencies.len()
+    );
+}
+
+/// The reconcile queue's debounce, excluded from the Git figure as from
+/// the directory's.
+const QUEUE_DEBOUNCE_MS: f64 = 50.0;
+
+/// What was appended to `path` since `offset` (which moves past it).
+fn read_from(path: &Path, offset: &mut u64) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    f.seek(SeekFrom::Start(*offset)).ok()?;
+    let mut text = String::new();
+    let n = f.read_to_string(&mut text).ok()?;
+    *offset += n as u64;
+    Some(text)
 }
 
 /// helm's own start on this machine (`helm version`, no cluster): the part

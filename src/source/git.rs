@@ -235,6 +235,7 @@ impl GitSource {
         let mut last: Option<String> = None;
         loop {
             let me = self.clone();
+            tracing::debug!(url = %self.url, "git fetch started");
             let event = match tokio::task::spawn_blocking(move || me.sync()).await {
                 Ok(Ok(snap)) if last.as_deref() == Some(snap.revision.as_str()) => None,
                 Ok(Ok(snap)) => {
