@@ -318,7 +318,11 @@ async fn git_commits(dir: &Path, fake: &FakeKarmada) {
         origin.display()
     );
     std::fs::write(&cfg, text.replace(&dir_source, &git_source)).unwrap();
-    let log = dir.join("git-daemon.log");
+    // Kept as `$SMO_BENCH_LOG.git` when SMO_BENCH_LOG is set.
+    let log = std::env::var_os("SMO_BENCH_LOG").map_or_else(
+        || dir.join("git-daemon.log"),
+        |l| PathBuf::from(format!("{}.git", l.to_string_lossy())),
+    );
     let mut child = support::daemon(&cfg, "debug", Some(&log));
     let status = dir.join("var/status.json");
     let out = Command::new("git")

@@ -21,6 +21,8 @@ const KEEP_CHECKOUTS: usize = 2;
 
 /// Where our fetched refs live, apart from any ref a user might create.
 const FETCH_REF: &str = "refs/smo/target";
+/// The commit fetched last: what the next fetch says it has.
+const LAST_REF: &str = "refs/smo/last";
 
 /// What to follow: a branch, a tag or one commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +136,7 @@ impl GitSource {
             // A ref deleted upstream must not leave a stale target behind.
             r.delete().map_err(self.git_err("ref cleanup"))?;
         }
+        let started = std::time::Instant::now();
         let mut options = FetchOptions::new();
         options.remote_callbacks(self.callbacks()?);
         let mut remote = repo
@@ -166,6 +169,17 @@ impl GitSource {
                     })?
             }
         };
+        let previous = repo
+            .find_reference(LAST_REF)
+            .and_then(|r| r.peel_to_commit())
+            .ok()
+            .filter(|c| c.id() != commit.id());
+        // What was fetched last stays referenced, so that the next fetch
+        // tells the server what it has and receives only what is new (the
+        // fetch ref itself is deleted before each fetch, see above).
+        repo.reference(LAST_REF, commit.id(), true, "smo: last fetched")
+            .map_err(self.git_err("ref update"))?;
+        let fetched = started.elapsed();
         let sha = commit.id().to_string();
         let checkouts = self.dir.join("checkouts");
         let target = checkouts.join(&sha);
@@ -183,10 +197,24 @@ impl GitSource {
                 std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
             }
             std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-            let mut co = CheckoutBuilder::new();
-            co.target_dir(&tmp).force().recreate_missing(true);
-            repo.checkout_tree(commit.as_object(), Some(&mut co))
-                .map_err(self.git_err("checkout"))?;
+            let reused = match &previous {
+                Some(p) if checkouts.join(p.id().to_string()).is_dir() => {
+                    let dir = checkouts.join(p.id().to_string());
+                    super::checkout::reuse(&repo, &commit, p, &dir, &tmp).unwrap_or_else(|e| {
+                        tracing::debug!(error = %e, "incremental checkout failed; checking everything out");
+                        false
+                    })
+                }
+                _ => false,
+            };
+            if !reused {
+                std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+                std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+                let mut co = CheckoutBuilder::new();
+                co.target_dir(&tmp).force().recreate_missing(true);
+                repo.checkout_tree(commit.as_object(), Some(&mut co))
+                    .map_err(self.git_err("checkout"))?;
+            }
             std::fs::rename(&tmp, &target).map_err(io(&target))?;
         }
         prune_checkouts(&checkouts, &sha, &self.leases);
@@ -207,6 +235,12 @@ impl GitSource {
             subject: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default())
                 .into_owned(),
         };
+        tracing::debug!(
+            revision = %sha,
+            fetch_ms = u64::try_from(fetched.as_millis()).unwrap_or(u64::MAX),
+            total_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "git sync"
+        );
         let files = match index_of(&repo, &commit, self.path.as_deref()) {
             Ok(index) => Some(std::sync::Arc::new(index)),
             Err(e) => {

@@ -7,6 +7,7 @@
 //! A source that cannot be read keeps the last good snapshot: the caller
 //! owns it, and the source only reports the failure.
 
+mod checkout;
 pub mod dir;
 pub mod git;
 pub mod index;

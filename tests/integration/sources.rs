@@ -267,6 +267,54 @@ fn snapshots_index_their_files_so_a_change_is_named_not_guessed() {
 }
 
 #[test]
+fn a_new_commit_links_what_it_shares_with_the_last_and_checks_out_the_rest() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let (_tmp, repo) = origin();
+    commit_file(&repo, "same.yaml", "same\n");
+    commit_file(&repo, "changed.yaml", "v: 1\n");
+    commit_file(&repo, "gone.yaml", "bye\n");
+    commit_file(&repo, "deep/er/keep.txt", "keep\n");
+    let work = tempfile::tempdir().unwrap();
+    let src = source(url(&repo), GitRef::Branch("main".into()), work.path());
+    let s1 = src.sync().unwrap();
+
+    fs::write(repo.join("changed.yaml"), "v: 2\n").unwrap();
+    fs::remove_file(repo.join("gone.yaml")).unwrap();
+    fs::write(repo.join("deep/new.sh"), "#!/bin/sh\n").unwrap();
+    fs::set_permissions(repo.join("deep/new.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "second"]);
+    let s2 = src.sync().unwrap();
+
+    let read = |s: &Snapshot, p: &str| fs::read_to_string(s.root.join(p)).ok();
+    let inode = |s: &Snapshot, p: &str| fs::metadata(s.root.join(p)).unwrap().ino();
+    assert_eq!(read(&s2, "changed.yaml").as_deref(), Some("v: 2\n"));
+    assert_eq!(
+        read(&s1, "changed.yaml").as_deref(),
+        Some("v: 1\n"),
+        "the old checkout is untouched"
+    );
+    assert_eq!(read(&s2, "gone.yaml"), None);
+    assert_eq!(read(&s1, "gone.yaml").as_deref(), Some("bye\n"));
+    assert_eq!(read(&s2, "deep/er/keep.txt").as_deref(), Some("keep\n"));
+    let mode = fs::metadata(s2.root.join("deep/new.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111, "executable as committed: {mode:o}");
+    assert_eq!(
+        inode(&s1, "same.yaml"),
+        inode(&s2, "same.yaml"),
+        "shared, not copied"
+    );
+    assert_eq!(
+        inode(&s1, "deep/er/keep.txt"),
+        inode(&s2, "deep/er/keep.txt")
+    );
+    assert_ne!(inode(&s1, "changed.yaml"), inode(&s2, "changed.yaml"));
+}
+
+#[test]
 fn git_errors_name_what_is_missing() {
     let (_tmp, repo) = origin();
     commit_file(&repo, "a.yaml", "a: 1\n");
