@@ -248,16 +248,6 @@ pub(super) async fn apply_snapshot(
             blocked,
         );
     }
-    let (s, rev) = (Arc::clone(store), snap.revision.clone());
-    blocking(move || s.write(|tx| tx.set_source_revision(&rev))).await??;
-    shared.metrics.clear(Family::SourceRevision);
-    shared
-        .metrics
-        .set(Family::SourceRevision, &[&snap.revision], 1.0);
-    #[allow(clippy::cast_precision_loss)] // unix seconds fit an f64 exactly
-    shared
-        .metrics
-        .set(Family::SourceLastSync, &[], now() as f64);
     tracing::info!(revision = %snap.revision, changed = changed.len(), "new desired state");
     // Graphs whose descriptor changed (or all, when settings or cluster
     // metadata did) go first; the others of a project where another file
@@ -281,6 +271,18 @@ pub(super) async fn apply_snapshot(
         everything = touched.everything,
         "graphs enqueued"
     );
+    // Recorded once the work is queued: the queue's debounce covers the
+    // write, which is not on the way from an edit to helm.
+    let (s, rev) = (Arc::clone(store), snap.revision.clone());
+    blocking(move || s.write(|tx| tx.set_source_revision(&rev))).await??;
+    shared.metrics.clear(Family::SourceRevision);
+    shared
+        .metrics
+        .set(Family::SourceRevision, &[&snap.revision], 1.0);
+    #[allow(clippy::cast_precision_loss)] // unix seconds fit an f64 exactly
+    shared
+        .metrics
+        .set(Family::SourceLastSync, &[], now() as f64);
     let mut held = shared.held.lock_or_recover();
     held.push(snap);
     if held.len() > 2 {

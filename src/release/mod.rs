@@ -8,6 +8,7 @@ pub mod values;
 use crate::desired::Graph;
 use chart::{ChartError, ChartRef};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::Path;
 pub use values::Placement;
 
@@ -43,6 +44,9 @@ pub fn inputs(
     root: &Path,
 ) -> Result<Vec<ReleaseInput>, ChartError> {
     let values = values::values(graph, placement);
+    // Services of a graph often share one local chart: its files are
+    // walked and hashed once per call, not once per service.
+    let mut local: HashMap<(&str, Option<&str>), ChartRef> = HashMap::new();
     graph
         .descriptor
         .hda_graph
@@ -51,7 +55,17 @@ pub fn inputs(
         .zip(values)
         .map(|(s, values)| {
             let (base, file) = graph.chart_base(root);
-            let chart = chart::resolve(base, file, s)?;
+            let key = (s.artifact.oci_image.as_str(), s.artifact.version.as_deref());
+            let chart = match local.get(&key) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = chart::resolve(base, file, s)?;
+                    if c.digest.is_some() {
+                        local.insert(key, c.clone());
+                    }
+                    c
+                }
+            };
             let hash = values::input_hash(&values::HashInputs {
                 chart: &chart.chart_identity(),
                 version: chart.version.as_deref(),
