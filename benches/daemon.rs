@@ -271,7 +271,12 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
     }
     support::stop(&mut child);
 
-    // 8. The same tree from a Git repository.
+    // 8. The same tree from a Git repository, seeded afresh (the phases
+    // above moved services off c3).
+    let fake = support::fake(CLUSTERS).await;
+    let dir = tempfile::tempdir().unwrap();
+    seed(dir.path(), graphs, services, &fake);
+    config(dir.path(), &fake, helm);
     git_commits(dir.path(), &fake).await;
 }
 
