@@ -175,15 +175,9 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
     // Helm's first request of any kind (discovery comes before storage).
     let mut first_requests = Vec::new();
     for i in 0..20 {
-        let text = std::fs::read_to_string(&file).unwrap();
-        let (from, to) = if i % 2 == 0 {
-            ("cpu: small", "cpu: medium")
-        } else {
-            ("cpu: medium", "cpu: small")
-        };
         let before = (helm_any(&fake), helm_count(&fake));
         let t = Instant::now();
-        std::fs::write(&file, text.replacen(from, to, 1)).unwrap();
+        flip_cpu(&file, i);
         let mut any = None;
         loop {
             if any.is_none() && helm_any(&fake) > before.0 {
@@ -355,13 +349,7 @@ async fn git_commits(dir: &Path, fake: &FakeKarmada) {
     let file = origin.join("projects/p0/g0.yaml");
     let mut latencies = Vec::new();
     for i in 0..10 {
-        let text = std::fs::read_to_string(&file).unwrap();
-        let (from, to) = if i % 2 == 0 {
-            ("cpu: small", "cpu: medium")
-        } else {
-            ("cpu: medium", "cpu: small")
-        };
-        std::fs::write(&file, text.replacen(from, to, 1)).unwrap();
+        flip_cpu(&file, i);
         let before = helm_any(fake);
         let mut seen = std::fs::metadata(&log).map_or(0, |m| m.len());
         git(&["commit", "-qam", &format!("edit {i}")]);
@@ -385,6 +373,17 @@ async fn git_commits(dir: &Path, fake: &FakeKarmada) {
         "git commit → helm's first request (poll and queue debounce excluded, daemon at debug level): p50_ms={p50:.1} p95_ms={p95:.1} n={}",
         latencies.len()
     );
+}
+
+/// Edit `i` of a descriptor: its first service's CPU, small ↔ medium.
+fn flip_cpu(file: &Path, i: usize) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let (from, to) = if i.is_multiple_of(2) {
+        ("cpu: small", "cpu: medium")
+    } else {
+        ("cpu: medium", "cpu: small")
+    };
+    std::fs::write(file, text.replacen(from, to, 1)).unwrap();
 }
 
 /// The reconcile queue's debounce, excluded from the Git figure as from
