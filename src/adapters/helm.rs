@@ -62,8 +62,14 @@ pub struct ReleaseStatus {
 impl ReleaseStatus {
     /// Left behind by an interrupted operation (a crash mid-upgrade).
     pub fn is_pending(&self) -> bool {
-        self.status.starts_with("pending-")
+        is_pending_status(&self.status)
     }
+}
+
+/// helm's `pending-install`, `pending-upgrade` and `pending-rollback`: a
+/// release an interrupted helm call left locked.
+pub fn is_pending_status(status: &str) -> bool {
+    status.starts_with("pending-")
 }
 
 /// One row of `helm history -o json`.

@@ -4,6 +4,7 @@
 //! deployed.
 
 use super::{HelmOps, KarmadaOps};
+use crate::adapters::helm::is_pending_status;
 use crate::reconcile::error::StepError;
 
 /// Whether a release was unlocked, and how.
@@ -26,7 +27,7 @@ pub async fn run<H: HelmOps, K: KarmadaOps>(
     // record (or one that cannot be read) is worth asking helm about.
     match karmada.release_labels(namespace, release).await {
         Ok(None) => return Ok(Unlocked::Nothing),
-        Ok(Some(labels)) if labels.get("status").is_some_and(|s| !is_pending(s)) => {
+        Ok(Some(labels)) if labels.get("status").is_some_and(|s| !is_pending_status(s)) => {
             return Ok(Unlocked::Nothing);
         }
         Ok(Some(_)) => {}
@@ -57,11 +58,6 @@ pub async fn run<H: HelmOps, K: KarmadaOps>(
             Ok(Unlocked::Uninstalled)
         }
     }
-}
-
-/// helm's `pending-install`, `pending-upgrade` and `pending-rollback`.
-fn is_pending(status: &str) -> bool {
-    status.starts_with("pending-")
 }
 
 #[cfg(test)]
