@@ -344,6 +344,24 @@ async fn editing_one_service_upgrades_only_that_release() {
     assert_eq!(b["noise-reduction"].0, 1, "{b:?}");
     let d = env.releases("demo2");
     assert!(d.values().all(|(rev, _)| *rev == 1), "{d:?}");
+
+    // helm's upgrade re-applied the release's PropagationPolicy, whose
+    // selectors share one name: it is left exactly as the chart has it, so
+    // the next pass sees no drift and calls no upgrade.
+    let policy = env
+        .object("policy.karmada.io/v1alpha1", "PropagationPolicy", "brussels", "image-detection")
+        .expect("the release's PropagationPolicy");
+    let kinds: Vec<&str> = policy["spec"]["resourceSelectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["Deployment", "Service", "ServiceExport"], "{policy}");
+    let report = env.once().await;
+    assert!(report.converged, "{report:?}");
+    let b = env.releases("brussels");
+    assert_eq!(b["image-detection"].0, 2, "a pass after the upgrade: {b:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

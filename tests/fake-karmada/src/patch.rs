@@ -9,8 +9,12 @@
 //!   other lists are replaced. Directives `$patch: delete|replace|merge` are
 //!   honoured on maps and list elements; `$setElementOrder/*`,
 //!   `$retainKeys` and `$deleteFromPrimitiveList/*` are dropped.
-//! - Server-side apply treats lists of objects with a `name` key as
-//!   associative (keyed `k:{"name":..}`), all other lists as atomic.
+//!   A key whose values repeat within a list (Karmada's `resourceSelectors`
+//!   name one object per kind) does not identify elements: such a list is
+//!   replaced, as the API server does for lists without a merge key.
+//! - Server-side apply treats lists of objects with a distinct `name` each
+//!   as associative (keyed `k:{"name":..}`), all other lists as atomic (as
+//!   for a CRD's lists without `x-kubernetes-list-type: map`).
 
 use std::collections::BTreeSet;
 
@@ -58,7 +62,24 @@ fn merge_key_for(a: &[Value], b: &[Value]) -> Option<&'static str> {
                 e.as_object().and_then(|o| o.get("$patch")).is_none() || e.get(*k).is_some()
             })
             .all(|e| e.get(*k).is_some())
+            && distinct(a, k)
+            && distinct(b, k)
     })
+}
+
+/// Whether no two elements of `list` share a value of `key`.
+fn distinct(list: &[Value], key: &str) -> bool {
+    let mut seen = Vec::with_capacity(list.len());
+    list.iter().filter_map(|e| e.get(key)).all(|v| {
+        let new = !seen.contains(&v);
+        seen.push(v);
+        new
+    })
+}
+
+/// Whether server-side apply treats `list` as a map keyed by `name`.
+fn associative(list: &[Value]) -> bool {
+    list.iter().all(|i| assoc_key(i).is_some()) && distinct(list, "name")
 }
 
 /// Strategic merge patch (approximation, see the module doc).
@@ -185,7 +206,7 @@ fn collect(v: &Value, prefix: &mut Vec<String>, out: &mut FieldSet) {
                 prefix.pop();
             }
         }
-        Value::Array(a) if !a.is_empty() && a.iter().all(|i| assoc_key(i).is_some()) => {
+        Value::Array(a) if !a.is_empty() && associative(a) => {
             for item in a {
                 prefix.push(assoc_key(item).expect("checked above"));
                 out.insert(prefix.clone());
@@ -277,8 +298,8 @@ pub(crate) fn remove(v: &mut Value, path: &[String]) -> bool {
 }
 
 /// Merges an applied configuration into the live object: maps merge
-/// recursively, lists of named objects merge by name, other lists and
-/// scalars are replaced.
+/// recursively, lists of distinctly named objects merge by name, other
+/// lists and scalars are replaced.
 pub(crate) fn apply_merge(live: &mut Value, applied: &Value) {
     match (live, applied) {
         (Value::Object(l), Value::Object(a)) => {
@@ -291,10 +312,7 @@ pub(crate) fn apply_merge(live: &mut Value, applied: &Value) {
                 }
             }
         }
-        (Value::Array(l), Value::Array(a))
-            if a.iter().all(|i| assoc_key(i).is_some())
-                && l.iter().all(|i| assoc_key(i).is_some()) =>
-        {
+        (Value::Array(l), Value::Array(a)) if associative(a) && associative(l) => {
             for item in a {
                 match l.iter_mut().find(|i| i.get("name") == item.get("name")) {
                     Some(slot) => apply_merge(slot, item),
@@ -369,6 +387,31 @@ mod tests {
             t,
             json!({"spec": {"containers": [{"name": "b", "image": "b:2"}]}})
         );
+    }
+
+    #[test]
+    fn lists_whose_names_repeat_are_replaced_whole() {
+        // A PropagationPolicy selects one object per kind, all of one name.
+        let selectors = json!([
+            {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            {"apiVersion": "v1", "kind": "Service", "name": "web"},
+            {"apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceExport", "name": "web"}]);
+        let applied = json!({"spec": {"resourceSelectors": selectors}});
+        let mut live = applied.clone();
+        apply_merge(&mut live, &applied);
+        assert_eq!(live, applied, "server-side apply of the same object");
+        let mut live = applied.clone();
+        strategic_merge(&mut live, &applied);
+        assert_eq!(live, applied, "strategic merge of the same object");
+        let set = field_set(&applied);
+        assert!(
+            set.contains(&vec!["f:spec".into(), "f:resourceSelectors".into()]),
+            "an atomic list is owned whole: {set:?}"
+        );
+        // Distinct names still merge by name.
+        let mut live = json!({"c": [{"name": "a", "x": 1}, {"name": "b", "x": 1}]});
+        apply_merge(&mut live, &json!({"c": [{"name": "b", "x": 2}]}));
+        assert_eq!(live, json!({"c": [{"name": "a", "x": 1}, {"name": "b", "x": 2}]}));
     }
 
     #[test]
