@@ -111,9 +111,7 @@ pub enum SourceError {
         #[source]
         source: notify::Error,
     },
-    #[error(
-        "git {operation} of {url} failed: {source}; check source.git.url, the ref and the credentials"
-    )]
+    #[error("git {operation} of {url} failed: {source}; {}", git_hint(.source))]
     Git {
         operation: &'static str,
         url: String,
@@ -140,4 +138,46 @@ pub enum SourceError {
     },
     #[error("the state root `{path}` does not exist at revision {revision}; check source.git.path")]
     MissingPath { path: PathBuf, revision: String },
+}
+
+/// What an operator can do about a failed Git operation.
+fn git_hint(error: &git2::Error) -> &'static str {
+    if error.code() == git2::ErrorCode::Owner {
+        // A file:// remote owned by another user: libgit2 refuses it as git
+        // does ("dubious ownership"); under systemd smo's user is dynamic.
+        "the repository belongs to another user: mark it safe for smo's user \
+         (`git config --system --add safe.directory PATH`, which smo reads from \
+         /etc/gitconfig) and let that user read it, or serve it over \
+         https://, ssh:// or git://"
+    } else {
+        "check source.git.url, the ref and the credentials"
+    }
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_owned_by_someone_else_gets_an_actionable_hint() {
+        let owner = git2::Error::new(
+            git2::ErrorCode::Owner,
+            git2::ErrorClass::Config,
+            "repository path '/srv/state.git' is not owned by current user",
+        );
+        let e = SourceError::Git {
+            operation: "fetch",
+            url: "file:///srv/state.git".into(),
+            source: owner,
+        };
+        let text = e.to_string();
+        assert!(text.contains("safe.directory"), "{text}");
+        assert!(!text.contains("credentials"), "{text}");
+        let other = SourceError::Git {
+            operation: "fetch",
+            url: "https://git.example/x.git".into(),
+            source: git2::Error::from_str("unexpected http status code: 404"),
+        };
+        assert!(other.to_string().ends_with("check source.git.url, the ref and the credentials"));
+    }
 }
