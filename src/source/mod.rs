@@ -178,6 +178,10 @@ mod hint_tests {
             url: "https://git.example/x.git".into(),
             source: git2::Error::from_str("unexpected http status code: 404"),
         };
-        assert!(other.to_string().ends_with("check source.git.url, the ref and the credentials"));
+        assert!(
+            other
+                .to_string()
+                .ends_with("check source.git.url, the ref and the credentials")
+        );
     }
 }

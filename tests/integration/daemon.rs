@@ -349,7 +349,12 @@ async fn editing_one_service_upgrades_only_that_release() {
     // selectors share one name: it is left exactly as the chart has it, so
     // the next pass sees no drift and calls no upgrade.
     let policy = env
-        .object("policy.karmada.io/v1alpha1", "PropagationPolicy", "brussels", "image-detection")
+        .object(
+            "policy.karmada.io/v1alpha1",
+            "PropagationPolicy",
+            "brussels",
+            "image-detection",
+        )
         .expect("the release's PropagationPolicy");
     let kinds: Vec<&str> = policy["spec"]["resourceSelectors"]
         .as_array()
@@ -357,7 +362,11 @@ async fn editing_one_service_upgrades_only_that_release() {
         .iter()
         .map(|s| s["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["Deployment", "Service", "ServiceExport"], "{policy}");
+    assert_eq!(
+        kinds,
+        ["Deployment", "Service", "ServiceExport"],
+        "{policy}"
+    );
     let report = env.once().await;
     assert!(report.converged, "{report:?}");
     let b = env.releases("brussels");

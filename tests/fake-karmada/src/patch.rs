@@ -411,7 +411,10 @@ mod tests {
         // Distinct names still merge by name.
         let mut live = json!({"c": [{"name": "a", "x": 1}, {"name": "b", "x": 1}]});
         apply_merge(&mut live, &json!({"c": [{"name": "b", "x": 2}]}));
-        assert_eq!(live, json!({"c": [{"name": "a", "x": 1}, {"name": "b", "x": 2}]}));
+        assert_eq!(
+            live,
+            json!({"c": [{"name": "a", "x": 1}, {"name": "b", "x": 2}]})
+        );
     }
 
     #[test]
