@@ -29,6 +29,11 @@ pub struct HelmConfig {
     pub extra_args: Vec<String>,
     /// `host:port` of registries reached over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// Where values files are written, each in a private directory of its
+    /// own (the daemon's `stateDir/tmp`, emptied at start, so that a kill
+    /// during a helm call leaves nothing behind for long); `None`: the
+    /// system's temporary directory.
+    pub scratch: Option<PathBuf>,
 }
 
 /// What to install: a release of a chart with values.
@@ -382,7 +387,7 @@ impl Helm {
         &self,
         spec: &ReleaseSpec<'_>,
     ) -> Result<ReleaseStatus, HelmError> {
-        let values = ValuesFile::write(spec.values)?;
+        let values = ValuesFile::write(spec.values, self.cfg.scratch.as_deref())?;
         let mut args = self.base(&["upgrade", "--install", spec.name]);
         self.chart_args(spec, &mut args);
         args.extend([
@@ -414,7 +419,7 @@ impl Helm {
 
     /// `helm template`: what would be applied, without touching a cluster.
     pub async fn template(&self, spec: &ReleaseSpec<'_>) -> Result<String, HelmError> {
-        let values = ValuesFile::write(spec.values)?;
+        let values = ValuesFile::write(spec.values, self.cfg.scratch.as_deref())?;
         let mut args = vec!["template".to_owned(), spec.name.to_owned()];
         self.chart_args(spec, &mut args);
         args.extend([
@@ -547,14 +552,17 @@ struct ValuesFile {
 }
 
 impl ValuesFile {
-    fn write(values: &serde_json::Value) -> Result<Self, HelmError> {
+    fn write(values: &serde_json::Value, scratch: Option<&Path>) -> Result<Self, HelmError> {
         use std::io::Write;
         // TempDir is created 0700; the file itself is created 0600 before
         // any byte is written.
-        let dir = tempfile::Builder::new()
-            .prefix("smo-helm-")
-            .tempdir()
-            .map_err(HelmError::Values)?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("smo-helm-");
+        let dir = match scratch {
+            Some(parent) => builder.tempdir_in(parent),
+            None => builder.tempdir(),
+        }
+        .map_err(HelmError::Values)?;
         let path = dir.path().join("values.json");
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
@@ -673,8 +681,10 @@ mod tests {
     #[test]
     fn values_files_are_private_and_removed() {
         let v = serde_json::json!({"secret": "s3cr3t"});
-        let f = ValuesFile::write(&v).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let f = ValuesFile::write(&v, Some(scratch.path())).unwrap();
         let path = f.path().to_owned();
+        assert!(path.starts_with(scratch.path()), "{path:?}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

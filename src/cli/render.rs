@@ -59,6 +59,7 @@ pub fn run(args: &RenderArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
         wait: false,
         extra_args: Vec::new(),
         insecure_registries: Vec::new(),
+        scratch: None,
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -159,8 +159,22 @@ impl Context {
         }
         let metrics = Arc::new(Metrics::new());
         let prometheus = prometheus(&config.prometheus)?;
+        let scratch = scratch_path(config);
+        let dir = scratch.clone();
+        match blocking(move || prepare_scratch(&dir)).await? {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed values files a previous run left"),
+            Err(source) => {
+                return Err(DaemonError::StateDir {
+                    path: scratch,
+                    source,
+                });
+            }
+        }
+        let mut helm = helm_config(config);
+        helm.scratch = Some(scratch);
         let engine = Engine {
-            helm: Helm::new(helm_config(config)).with_metrics(Arc::clone(&metrics)),
+            helm: Helm::new(helm).with_metrics(Arc::clone(&metrics)),
             karmada: karmada.clone(),
             store: Arc::clone(&store),
             dependency_poll: Duration::from_secs(5),
@@ -210,7 +224,43 @@ pub fn helm_config(config: &Config) -> HelmConfig {
         wait: config.helm.wait,
         extra_args: config.helm.extra_args.clone(),
         insecure_registries: config.helm.insecure_registries.clone(),
+        scratch: None,
     }
+}
+
+/// The daemon's directory for helm's values files, `stateDir/tmp`.
+pub fn scratch_path(config: &Config) -> PathBuf {
+    config.state_dir.join("tmp")
+}
+
+/// Empties the scratch directory of what a killed run left (values files
+/// of helm calls it never finished) and creates it private. Only for the
+/// holder of the store's lock: no other daemon shares the directory, and
+/// the CLI writes its values files elsewhere.
+fn prepare_scratch(dir: &std::path::Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry?;
+                let path = entry.path();
+                if entry.file_type()?.is_dir() {
+                    std::fs::remove_dir_all(&path)?;
+                } else {
+                    std::fs::remove_file(&path)?;
+                }
+                removed += 1;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut builder = std::fs::DirBuilder::new();
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(dir)?;
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(removed)
 }
 
 /// [`Karmada::connect`] with the `karmada` section.
@@ -332,5 +382,31 @@ impl From<&config::GitAuth> for git::GitAuth {
             },
             config::GitAuth::SshKey { file } => git::GitAuth::SshKey { file: file.clone() },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prepare_scratch;
+
+    #[test]
+    fn scratch_is_created_private_and_emptied_of_a_killed_runs_files() {
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path().join("tmp");
+        assert_eq!(prepare_scratch(&dir).unwrap(), 0);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        std::fs::create_dir(dir.join("smo-helm-abc")).unwrap();
+        std::fs::write(dir.join("smo-helm-abc/values.json"), "{}").unwrap();
+        std::fs::write(dir.join("stray"), "x").unwrap();
+        let kept = state.path().join("smo.redb");
+        std::fs::write(&kept, "db").unwrap();
+        assert_eq!(prepare_scratch(&dir).unwrap(), 2);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        assert!(kept.exists(), "only the scratch directory is emptied");
     }
 }

@@ -235,6 +235,17 @@ fn provisioning(env: &Env, outside: &Outside) -> Vec<String> {
 
 pub(super) fn problems(env: &Env, outside: &Outside, model: &Model) -> Vec<String> {
     let mut out = provisioning(env, outside);
+    // helm's values files live in stateDir/tmp; a kill mid-call leaves one
+    // there, which the next start removes.
+    match std::fs::read_dir(env.data.path().join("var/tmp")) {
+        Ok(left) => {
+            let left: Vec<_> = left.map(|e| e.unwrap().file_name()).collect();
+            if !left.is_empty() {
+                out.push(format!("values files left after a clean stop: {left:?}"));
+            }
+        }
+        Err(e) => out.push(format!("no scratch directory stateDir/tmp: {e}")),
+    }
     let (orphans, missing) = dashboards(outside, model);
     if !orphans.is_empty() || !missing.is_empty() {
         out.push(format!(
