@@ -160,6 +160,10 @@ pub fn check(kind: SchemaKind, doc: &Document, file: &str) -> Vec<Finding> {
         file,
         &mut out,
     );
+    // One custom message can answer several failed keywords of one node
+    // (`trigger: null` is both not an object and neither of `oneOf`).
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|f| seen.insert(f.clone()));
     out
 }
 
@@ -369,6 +373,18 @@ mod tests {
             f[0].message
         );
         assert_eq!((f[0].line, f[0].column), (2, 9));
+    }
+
+    #[test]
+    fn a_message_is_reported_once_however_many_keywords_fail() {
+        let text = "hdaGraph:\n  imVersion: 0.4.0\n  id: g\n  services:\n    - id: s\n      deployment:\n        trigger:\n      artifact: {ociImage: oci://r/c, ociConfig: {type: App, implementer: HELM}}\n";
+        let doc = parse_documents(text).unwrap().remove(0);
+        let f: Vec<_> = check(SchemaKind::Hdag, &doc, "g.yaml")
+            .into_iter()
+            .filter(|f| f.message.contains("exactly one of"))
+            .collect();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].line, 7, "{f:?}");
     }
 
     #[test]
