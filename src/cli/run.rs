@@ -30,13 +30,22 @@ pub fn init_logging(format: LogFormat, level: &str) {
     let filter: tracing_subscriber::filter::LevelFilter = level
         .parse()
         .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // kube's client logs every failed connection (ERROR) and every dropped
+    // watch connection (WARN) on top of what smo reports, once per outage
+    // and with what to do about it: its lines are kept for debug logs.
+    let mut targets = tracing_subscriber::filter::Targets::new().with_default(filter);
+    if filter < tracing_subscriber::filter::LevelFilter::DEBUG {
+        targets = targets.with_target("kube_client", tracing_subscriber::filter::LevelFilter::OFF);
+    }
     let builder = tracing_subscriber::fmt()
         .with_max_level(filter)
         .with_writer(std::io::stderr)
         .with_ansi(false);
     let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().finish().with(targets).try_init(),
+        LogFormat::Text => builder.finish().with(targets).try_init(),
     };
 }
 

@@ -230,3 +230,81 @@ async fn an_edit_reconciles_only_the_graphs_it_can_affect() {
     assert_eq!(at["brussels"], first, "brussels has nothing new: {at:?}");
     daemon.stop().await;
 }
+
+/// An API outage is one warning per watch, and one line when it ends, not
+/// a line per retry; kube's own report of each failed connection stays out
+/// of the log (smo's says what to do).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_outage_logs_one_warning_and_one_line_when_it_ends() {
+    let Some(env) = env(QUIET).await else { return };
+    let smo = crate::daemon::spawn_smo(&env, &["run"], "run.log");
+    let log = || crate::daemon::log_of(&env, "run.log");
+    // Converged: the Deployments watch (a kind in the recorded manifests)
+    // is running.
+    let until = |what: &str, f: &dyn Fn(&str) -> Option<String>| {
+        let t0 = std::time::Instant::now();
+        loop {
+            let text = log();
+            if let Some(v) = f(&text) {
+                return v;
+            }
+            assert!(
+                t0.elapsed() < LIMIT,
+                "timed out waiting for {what}; log:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    until("demo2 converged", &|t| {
+        t.contains("converged key=demo2/gpu-offloading-graph")
+            .then(String::new)
+    });
+    env.fake.fail_next(
+        // 500: kube's client retries 429, 503 and 504 by itself.
+        fake_karmada::Fault::status(500)
+            .method("GET")
+            .path_prefix("/apis/apps/v1/deployments")
+            .times(3),
+    );
+    env.fake.drop_connections();
+    // The three refused watch requests, then one that works.
+    until("the Deployments watch re-established", &|_| {
+        let statuses: Vec<u16> = env
+            .fake
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/apis/apps/v1/deployments" && r.query.contains("watch=true"))
+            .map(|r| r.status)
+            .collect();
+        statuses
+            .windows(4)
+            .any(|w| w == [500, 500, 500, 200])
+            .then(String::new)
+    });
+    // A watch says it is back with its next event.
+    tamper(&env);
+    let resumed = until("the Deployments watch resumed", &|t| {
+        t.lines()
+            .find(|l| l.contains("watch{kind=Deployment}") && l.contains("watch resumed"))
+            .map(str::to_owned)
+    });
+    wait_for(LIMIT, "the tampered image corrected", || {
+        (image(&env) != Some(Value::from("evil:latest"))).then_some(())
+    })
+    .await;
+    let text = log();
+    let warnings = text
+        .lines()
+        .filter(|l| l.contains("watch{kind=Deployment}") && l.contains("watch interrupted"))
+        .count();
+    assert_eq!(warnings, 1, "one warning for the outage:\n{text}");
+    let attempts: u64 = resumed
+        .split("failed_attempts=")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no failed_attempts in {resumed:?}"));
+    assert_eq!(attempts, 3, "the three refused watches: {resumed}");
+    assert!(!text.contains("kube_client"), "kube's own errors:\n{text}");
+    drop(smo);
+}

@@ -187,7 +187,8 @@ impl Watches {
         );
         let task = tokio::spawn(tracing::Instrument::instrument(
             follow(stream, flag, signals, clusters),
-            tracing::info_span!("watch", kind = %kind),
+            // Not a child of whatever reconcile first needed the kind.
+            tracing::info_span!(parent: None, "watch", kind = %kind),
         ));
         self.tasks
             .lock()
@@ -215,7 +216,15 @@ async fn follow<S>(
 {
     let mut stream = std::pin::pin!(stream);
     let mut seen = Seen::default();
+    // Failed attempts since the watch last delivered: the first is a
+    // warning, the retries of one outage are debug lines, and the next
+    // event (a quiet kind has none until something changes) logs the end.
+    let mut failures: u64 = 0;
     while let Some(item) = stream.next().await {
+        if item.is_ok() && failures > 0 {
+            tracing::info!(failed_attempts = failures, "watch resumed");
+            failures = 0;
+        }
         let changed: Vec<Signal> = match item {
             Ok(watcher::Event::Init) => {
                 seen.relisting.clear();
@@ -248,7 +257,12 @@ async fn follow<S>(
             Err(e) => {
                 // Until the watch is back, callers read the API server.
                 synced.store(false, Ordering::Release);
-                tracing::warn!(error = %e, "watch interrupted; reading the API server until it is back");
+                if failures == 0 {
+                    tracing::warn!(error = %e, "watch interrupted; reading the API server until it is back");
+                } else {
+                    tracing::debug!(error = %e, attempt = failures + 1, "watch still interrupted");
+                }
+                failures += 1;
                 Vec::new()
             }
         };
