@@ -220,6 +220,10 @@ impl std::fmt::Debug for FakeKarmada {
     }
 }
 
+fn is_addr_in_use(e: &Error) -> bool {
+    matches!(e, Error::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse)
+}
+
 fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
     let err = |source| Error::Bind { addr, source };
     let sock = if addr.is_ipv4() {
@@ -424,9 +428,22 @@ impl FakeKarmada {
             return Ok(());
         }
         let rt = self.runtime();
-        let listener = {
-            let _in_rt = rt.enter();
-            bind(self.addr)?
+        // The port was free while the fake was down: a client socket of
+        // another test may hold it for a moment (seen in CI); try again
+        // for a while before giving up.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let listener = loop {
+            let bound = {
+                let _in_rt = rt.enter();
+                bind(self.addr)
+            };
+            match bound {
+                Ok(l) => break l,
+                Err(e) if std::time::Instant::now() < deadline && is_addr_in_use(&e) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e),
+            }
         };
         let (stop, stop_rx) = tokio_watch::channel(false);
         self.stop = stop;
