@@ -208,6 +208,14 @@ pub async fn run(
                 _ = watchdog.tick(), if watchdog_every.is_some() => opts.notify.watchdog(),
                 Some(snap) = snap_rx.recv() => {
                     tracing::debug!(revision = %snap.revision, "snapshot received");
+                    // The revision in force again (a source's first look
+                    // after start, or a remote back after an outage): the
+                    // source is fine, and there is nothing new to apply.
+                    if shared.in_force(&snap.revision) {
+                        shared.note("source", None);
+                        publish(&store, &shared, &config.state_dir).await;
+                        continue;
+                    }
                     match load(&snap, &hdar, &loads).await {
                         Ok(desired) => {
                             shared.note("source", None);

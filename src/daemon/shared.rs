@@ -91,6 +91,14 @@ impl Shared {
     pub(super) fn world(&self) -> World {
         self.world.read_or_recover().clone()
     }
+    /// Whether `revision` is the snapshot applied last.
+    pub(super) fn in_force(&self, revision: &str) -> bool {
+        self.held
+            .lock_or_recover()
+            .last()
+            .is_some_and(|s| s.revision == revision)
+    }
+
     pub(super) fn note(&self, topic: &'static str, text: Option<String>) {
         let mut n = self.notes.lock_or_recover();
         match text {

@@ -66,7 +66,8 @@ pub(super) async fn first_snapshot(
             if !opts.once {
                 let (gtx, mut grx) = mpsc::channel(4);
                 let interval = *interval;
-                tokio::spawn(git.poll(interval, gtx, shutdown.clone()));
+                let synced = first.as_ref().map(|s| s.revision.clone());
+                tokio::spawn(git.poll_after(synced, interval, gtx, shutdown.clone()));
                 let mut first = first;
                 let mut shutdown = shutdown;
                 while first.is_none() {

@@ -264,20 +264,53 @@ impl GitSource {
         self,
         interval: Duration,
         tx: mpsc::Sender<GitEvent>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        self.poll_after(None, interval, tx, shutdown).await;
+    }
+
+    /// [`GitSource::poll`] after a snapshot of revision `last` was taken:
+    /// the first fetch waits an interval, and `last` is not reported again
+    /// unless a failure came between (its snapshot then says the source is
+    /// back). One outage is one warning; its retries are debug lines.
+    pub async fn poll_after(
+        self,
+        mut last: Option<String>,
+        interval: Duration,
+        tx: mpsc::Sender<GitEvent>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let mut last: Option<String> = None;
+        if last.is_some() {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+        let mut failures: u64 = 0;
         loop {
             let me = self.clone();
             tracing::debug!(url = %self.url, "git fetch started");
             let event = match tokio::task::spawn_blocking(move || me.sync()).await {
-                Ok(Ok(snap)) if last.as_deref() == Some(snap.revision.as_str()) => None,
                 Ok(Ok(snap)) => {
-                    last = Some(snap.revision.clone());
-                    Some(GitEvent::Snapshot(snap))
+                    let recovered = failures > 0;
+                    if recovered {
+                        tracing::info!(url = %self.url, failed_attempts = failures, "git source reachable again");
+                        failures = 0;
+                    }
+                    if !recovered && last.as_deref() == Some(snap.revision.as_str()) {
+                        None
+                    } else {
+                        last = Some(snap.revision.clone());
+                        Some(GitEvent::Snapshot(snap))
+                    }
                 }
                 Ok(Err(error)) => {
-                    tracing::warn!(error = %error, url = %self.url, "git source unreachable; keeping the last snapshot");
+                    if failures == 0 {
+                        tracing::warn!(error = %error, url = %self.url, "git source unreachable; keeping the last snapshot");
+                    } else {
+                        tracing::debug!(error = %error, attempt = failures + 1, "git source still unreachable");
+                    }
+                    failures += 1;
                     Some(GitEvent::Failed(error.to_string()))
                 }
                 Err(error) => Some(GitEvent::Failed(format!("git sync task failed: {error}"))),

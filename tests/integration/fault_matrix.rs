@@ -297,7 +297,7 @@ async fn git_row() {
         assert_eq!(deployed(&env, ns), want, "{row}: releases of {ns} held");
     }
 
-    let _remote = git_daemon_on(served.path(), port);
+    let remote = git_daemon_on(served.path(), port);
     status(&env, "the removal applied", |s| {
         s.source_revision.as_deref() == Some(&*second)
             && graphs_of(s)
@@ -307,6 +307,14 @@ async fn git_row() {
                 ])
             && !unreachable(s)
             && env.releases("demo2").is_empty()
+    })
+    .await;
+    // Another outage, over with no new commit: the note goes with it.
+    drop(remote);
+    status(&env, "the second outage noted", unreachable).await;
+    let _remote = git_daemon_on(served.path(), port);
+    status(&env, "the note cleared with the remote back", |s| {
+        !unreachable(s) && s.source_revision.as_deref() == Some(&*second)
     })
     .await;
     daemon.stop().await;

@@ -467,7 +467,22 @@ async fn git_daemon_polling_reports_new_commits_and_outages_and_keeps_going() {
     drop(daemon);
     assert!(matches!(recv(&mut rx).await, GitEvent::Failed(m) if m.contains("fetch")));
 
-    // Back online at the same address: polling resumes by itself.
+    // Back online at the same address with nothing new: polling resumes by
+    // itself, and says so with the revision it had (the daemon clears its
+    // "source unreachable" note on it).
+    let daemon = spawn_daemon(tmp.path(), port);
+    loop {
+        match recv(&mut rx).await {
+            GitEvent::Failed(_) => continue,
+            GitEvent::Snapshot(s) => {
+                assert_eq!(s.revision, second);
+                break;
+            }
+        }
+    }
+
+    drop(daemon);
+    assert!(matches!(recv(&mut rx).await, GitEvent::Failed(m) if m.contains("fetch")));
     let third = commit_file(&repo, "projects/p/g.yaml", "v: 3\n");
     let _daemon = spawn_daemon(tmp.path(), port);
     loop {
@@ -479,6 +494,37 @@ async fn git_daemon_polling_reports_new_commits_and_outages_and_keeps_going() {
             }
         }
     }
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+/// After the daemon's own first sync, the poller does not report that
+/// revision again: the first thing it reports is the next commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_after_a_sync_reports_only_what_is_new() {
+    let (_o, repo) = origin();
+    let first = commit_file(&repo, "projects/p/g.yaml", "v: 1\n");
+    let work = tempfile::tempdir().unwrap();
+    let src = source(url(&repo), GitRef::Branch("main".into()), work.path());
+    assert_eq!(src.sync().unwrap().revision, first);
+    let (tx, mut rx) = mpsc::channel(8);
+    let (stop, stopped) = watch::channel(false);
+    let task =
+        tokio::spawn(src.poll_after(Some(first.clone()), Duration::from_millis(100), tx, stopped));
+    // Polls see `first` before the commit lands: each one touches its
+    // checkout; two touches mean the first poll's decision was made.
+    let checkout = work.path().join("checkouts").join(&first);
+    let mtime = || std::fs::metadata(&checkout).unwrap().modified().unwrap();
+    for _ in 0..2 {
+        let before = mtime();
+        let t0 = std::time::Instant::now();
+        while mtime() == before {
+            assert!(t0.elapsed() < Duration::from_secs(60), "no poll in 60 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let second = commit_file(&repo, "projects/p/g.yaml", "v: 2\n");
+    assert!(matches!(recv(&mut rx).await, GitEvent::Snapshot(s) if s.revision == second));
     stop.send(true).unwrap();
     task.await.unwrap();
 }
