@@ -110,6 +110,10 @@ pub(super) async fn crash_env() -> Option<(Env, Outside)> {
 /// a while and the wait is printed, so a run shows whether it happens.
 pub(super) fn intents_left(env: &Env) -> usize {
     let path = smo::store::Store::path_in(&env.data.path().join("var"));
+    if !path.exists() {
+        // Killed before it made its store: nothing was ever recorded.
+        return 0;
+    }
     let started = std::time::Instant::now();
     loop {
         match smo::store::Store::open(&path) {
@@ -125,7 +129,7 @@ pub(super) fn intents_left(env: &Env) -> usize {
             Err(e) if e.is_locked() && started.elapsed() < Duration::from_secs(30) => {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            Err(e) => panic!("the store cannot be opened after the kill: {e}"),
+            Err(e) => panic!("the store cannot be opened after the kill: {e}: {e:?}"),
         }
     }
 }
