@@ -116,7 +116,7 @@ pub(super) struct Loaded {
     pub(super) id_pos: Pos,
     /// Position of each `services[i].id`, for cross-graph checks.
     pub(super) service_pos: Vec<Pos>,
-    pub(super) descriptor: Option<Descriptor>,
+    pub(super) descriptor: Option<std::sync::Arc<Descriptor>>,
     pub(super) findings: Vec<Finding>,
     /// The artifact, when the file is an `hdaGraphRef` that was fetched.
     pub(super) origin: Option<Origin>,
@@ -213,7 +213,7 @@ pub(super) fn judge_descriptor(
     // mistake of a file is reported in one go.
     found.extend(semantic::check(&doc, ctx));
     let ok = !found.iter().any(Finding::is_error);
-    loaded.descriptor = descriptor.filter(|_| ok);
+    loaded.descriptor = descriptor.filter(|_| ok).map(std::sync::Arc::new);
     if let Some(d) = &loaded.descriptor {
         loaded.service_pos = (0..d.hda_graph.services.len())
             .map(|i| doc.position(&format!("/hdaGraph/services/{i}/id")))

@@ -26,12 +26,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// A validated graph with its translated resources (same order as
 /// `descriptor.hda_graph.services`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Graph {
     pub project: String,
     /// Path relative to the state root.
     pub file: String,
-    pub descriptor: Descriptor,
+    /// Shared with the loader's cache of unchanged files: a daemon holding
+    /// thousands of services keeps one copy of each descriptor.
+    pub descriptor: std::sync::Arc<Descriptor>,
     pub resources: Vec<Resources>,
     /// Where the descriptor came from when `file` is an `hdaGraphRef`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,6 +99,19 @@ impl Graph {
             Some(o) => (o.root.as_path(), o.descriptor.as_str()),
             None => (root, self.file.as_str()),
         }
+    }
+}
+
+/// Equal graphs: the descriptor compared by pointer first (an unchanged
+/// file's descriptor is the very same value from one load to the next).
+impl PartialEq for Graph {
+    fn eq(&self, other: &Graph) -> bool {
+        self.project == other.project
+            && self.file == other.file
+            && (std::sync::Arc::ptr_eq(&self.descriptor, &other.descriptor)
+                || self.descriptor == other.descriptor)
+            && self.resources == other.resources
+            && self.origin == other.origin
     }
 }
 
