@@ -691,7 +691,10 @@ fn seed(dir: &Path, graphs: usize, services: usize, fake: &FakeKarmada) {
                     blocked_by: None,
                     last_error: None,
                     updated_at: 0,
-                    manifest: Some(manifest),
+                    // As smo records it after an install.
+                    manifest: Some(smo::adapters::manifest::canonical(
+                        &smo::adapters::manifest::parse(&manifest).unwrap(),
+                    )),
                     drifted: Vec::new(),
                 }
             })
@@ -708,9 +711,12 @@ fn seed(dir: &Path, graphs: usize, services: usize, fake: &FakeKarmada) {
     }
 }
 
-/// What a release of the example chart looks like to the drift check.
+/// What a release of the example chart looks like to the drift check (its
+/// container named as the chart names it: helm's apply merges containers
+/// by name, and a seeded container of another name would stay beside the
+/// chart's, a drift no upgrade corrects).
 fn manifest(name: &str, ns: &str) -> String {
     format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n        - name: {name}\n          image: registry.example/{name}:1\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  selector: {{app: {name}}}\n  ports:\n    - port: 80\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n        - name: service\n          image: registry.example/{name}:1\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  selector: {{app: {name}}}\n  ports:\n    - port: 80\n"
     )
 }

@@ -44,6 +44,9 @@ pub enum ManifestError {
 /// object (a Secret in a nested List included) is seen, and redacted, as
 /// itself.
 pub fn parse(manifest: &str) -> Result<Vec<Value>, ManifestError> {
+    if let Some(objects) = parse_canonical(manifest) {
+        return Ok(objects);
+    }
     let docs = parse_documents(manifest).map_err(|e| ManifestError::Yaml {
         line: e.pos.line,
         column: e.pos.column,
@@ -58,6 +61,45 @@ pub fn parse(manifest: &str) -> Result<Vec<Value>, ManifestError> {
         flatten(value, index, &mut out)?;
     }
     Ok(out)
+}
+
+/// The first line of a manifest in smo's [`canonical`] form.
+const CANONICAL_HEADER: &str = "# smo: one compact JSON object per document\n";
+
+/// The objects of a manifest (as [`parse`] returns them) written the way
+/// smo records a release's manifest: still multi-document YAML, as helm's
+/// own text is, but one compact JSON object per document, so that the
+/// checks of every resync read it back with a JSON parser (an order of
+/// magnitude faster than YAML with positions).
+pub fn canonical(objects: &[Value]) -> String {
+    let mut text = String::from(CANONICAL_HEADER);
+    for o in objects {
+        text.push_str("---\n");
+        text.push_str(&serde_json::to_string(o).unwrap_or_default());
+        text.push('\n');
+    }
+    text
+}
+
+/// Whether a manifest text is in smo's [`canonical`] form.
+pub fn is_canonical(manifest: &str) -> bool {
+    manifest.starts_with(CANONICAL_HEADER)
+}
+
+/// A manifest in [`canonical`] form; `None` for any other text (helm's own,
+/// or a canonical text that was altered), which the YAML reader takes.
+/// Compact JSON has no raw line break, so documents split on `---` lines.
+fn parse_canonical(manifest: &str) -> Option<Vec<Value>> {
+    let body = manifest.strip_prefix(CANONICAL_HEADER)?;
+    let mut out = Vec::new();
+    for doc in body.split("---\n").skip(1) {
+        let value: Value = serde_json::from_str(doc).ok()?;
+        if !is_object(&value) || value["kind"] == "List" {
+            return None;
+        }
+        out.push(value);
+    }
+    Some(out)
 }
 
 /// Pushes `value`, or the items of a List. Recursion is bounded by the
@@ -180,7 +222,8 @@ pub fn drift(desired: &Value, live: &Value) -> Vec<String> {
         return out;
     };
     for (key, dv) in d {
-        let path = format!("/{}", escape(key));
+        let mut path = String::new();
+        push_token(&mut path, key);
         match key.as_str() {
             "apiVersion" | "kind" | "status" => {}
             "metadata" => match (dv.as_object(), l.get(key).and_then(Value::as_object)) {
@@ -189,11 +232,12 @@ pub fn drift(desired: &Value, live: &Value) -> Vec<String> {
                         if SERVER_METADATA.contains(&mk.as_str()) {
                             continue;
                         }
-                        let p = format!("{path}/{}", escape(mk));
-                        walk(&p, mk, mv, lm.get(mk), false, &mut out);
+                        let mut p = path.clone();
+                        push_token(&mut p, mk);
+                        walk(&mut p, mk, mv, lm.get(mk), false, &mut out);
                     }
                 }
-                _ => walk(&path, key, dv, l.get(key), false, &mut out),
+                _ => walk(&mut path, key, dv, l.get(key), false, &mut out),
             },
             "stringData" if desired["kind"] == "Secret" && dv.is_object() => {
                 for (sk, sv) in dv.as_object().into_iter().flatten() {
@@ -209,7 +253,7 @@ pub fn drift(desired: &Value, live: &Value) -> Vec<String> {
                     }
                 }
             }
-            _ => walk(&path, key, dv, l.get(key), false, &mut out),
+            _ => walk(&mut path, key, dv, l.get(key), false, &mut out),
         }
     }
     out.sort();
@@ -217,9 +261,11 @@ pub fn drift(desired: &Value, live: &Value) -> Vec<String> {
 }
 
 /// `key` is the map key this node sits under (empty for array items);
-/// `quantity` says the node is a value of a quantity map.
+/// `quantity` says the node is a value of a quantity map. `path` is the
+/// node's pointer, one buffer for the whole walk (a resync compares
+/// thousands of objects; only a difference allocates).
 fn walk(
-    path: &str,
+    path: &mut String,
     key: &str,
     desired: &Value,
     live: Option<&Value>,
@@ -230,28 +276,36 @@ fn walk(
         return;
     }
     let Some(live) = live else {
-        out.push(path.to_owned());
+        out.push(path.clone());
         return;
     };
     match (desired, live) {
         (Value::Object(d), Value::Object(l)) => {
             let children_are_quantities = QUANTITY_PARENTS.contains(&key);
             for (k, dv) in d {
-                let p = format!("{path}/{}", escape(k));
-                walk(&p, k, dv, l.get(k), children_are_quantities, out);
+                let len = path.len();
+                push_token(path, k);
+                walk(path, k, dv, l.get(k), children_are_quantities, out);
+                path.truncate(len);
             }
         }
         (Value::Array(d), Value::Array(l)) if d.len() == l.len() => {
             for (i, (dv, lv)) in d.iter().zip(l).enumerate() {
-                walk(&format!("{path}/{i}"), "", dv, Some(lv), false, out);
+                let len = path.len();
+                {
+                    use std::fmt::Write as _;
+                    let _ = write!(path, "/{i}");
+                }
+                walk(path, "", dv, Some(lv), false, out);
+                path.truncate(len);
             }
         }
         (Value::Object(_) | Value::Array(_), _) | (_, Value::Object(_) | Value::Array(_)) => {
-            out.push(path.to_owned());
+            out.push(path.clone());
         }
         (d, l) => {
             if !same_scalar(d, l, quantity) {
-                out.push(path.to_owned());
+                out.push(path.clone());
             }
         }
     }
@@ -276,6 +330,18 @@ fn same_scalar(d: &Value, l: &Value, quantity: bool) -> bool {
 /// One JSON-pointer reference token (RFC 6901).
 fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
+}
+
+/// Appends `/` and `key` as a JSON-pointer reference token (RFC 6901).
+fn push_token(path: &mut String, key: &str) {
+    path.push('/');
+    for c in key.chars() {
+        match c {
+            '~' => path.push_str("~0"),
+            '/' => path.push_str("~1"),
+            c => path.push(c),
+        }
+    }
 }
 
 /// Standard base64 with padding, as the API server stores Secret `data`.
@@ -432,6 +498,36 @@ items:
             parse("---\n# Source: x\n---\n").expect("only comments"),
             Vec::<Value>::new()
         );
+    }
+
+    #[test]
+    fn the_canonical_form_reads_back_as_the_same_objects_and_is_still_yaml() {
+        let objects = parse(HELM_OUTPUT).unwrap();
+        let text = canonical(&objects);
+        assert!(is_canonical(&text));
+        assert!(parse_canonical(&text).is_some(), "the JSON path reads it");
+        assert_eq!(parse(&text).unwrap(), objects);
+        // Any YAML reader (helm, kubectl, an operator) reads it too.
+        let docs = parse_documents(&text).unwrap();
+        let yaml: Vec<Value> = docs.into_iter().map(|d| d.value).collect();
+        assert_eq!(yaml, objects);
+        // Nothing: a header alone.
+        assert_eq!(parse(&canonical(&[])).unwrap(), Vec::<Value>::new());
+    }
+
+    #[test]
+    fn an_altered_canonical_text_is_read_as_yaml_or_refused() {
+        let objects = parse(HELM_OUTPUT).unwrap();
+        // Edited by hand into YAML that is not JSON: the YAML reader.
+        let edited = canonical(&objects).replacen("---\n{", "---\nextra: 1\n---\n{", 1);
+        assert!(parse_canonical(&edited).is_none());
+        assert!(parse(&edited).is_err(), "a document that is not an object");
+        let not_object = format!("{CANONICAL_HEADER}---\n[1, 2]\n");
+        assert!(parse_canonical(&not_object).is_none());
+        assert!(matches!(
+            parse(&not_object),
+            Err(ManifestError::NotAnObject { .. })
+        ));
     }
 
     #[test]

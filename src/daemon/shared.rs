@@ -57,6 +57,7 @@ impl Shared {
                 not_ready_since: BTreeMap::new(),
                 prune_blocked: None,
                 replace: BTreeMap::new(),
+                charts: Arc::default(),
             }),
             drift_due: Mutex::new(HashSet::new()),
             outcomes: Mutex::new(BTreeMap::new()),

@@ -159,8 +159,11 @@ impl Engine {
             };
         let inputs = {
             let (graph, placement, root) = (graph.clone(), placement.clone(), world.root.clone());
-            match tokio::task::spawn_blocking(move || release::inputs(&graph, &placement, &root))
-                .await
+            let charts = Arc::clone(&world.charts);
+            match tokio::task::spawn_blocking(move || {
+                release::inputs_with(&graph, &placement, &root, &charts)
+            })
+            .await
             {
                 Ok(Ok(i)) => i,
                 Ok(Err(e)) => return outcome(Some(e.into()), None),
@@ -186,6 +189,9 @@ impl Engine {
             project: graph.project.clone(),
             graph: graph.id().to_owned(),
         };
+        if drift_check {
+            facts::canonicalise_manifests(batch);
+        }
         let observed =
             facts::observe(&self.karmada, &desired, batch, drift_check, &scaled, &owner).await;
         let scale_records: BTreeSet<String> = batch.scales.keys().cloned().collect();

@@ -10,6 +10,7 @@ use super::plan::{self, DesiredGraph, DesiredService, Observed, Readiness, Trigg
 use super::triggers;
 use super::world::World;
 use crate::adapters::karmada::{Karmada, Owner};
+use crate::adapters::manifest;
 use crate::desired::{Graph, GraphEntry};
 use crate::release::ReleaseInput;
 use crate::store::records::FiredEvent;
@@ -65,6 +66,21 @@ pub(super) async fn observe(
         observed.releases.insert(service, o);
     }
     observed
+}
+
+/// Manifests recorded before smo kept them in canonical form (helm's own
+/// text) are rewritten once, on a resync, as the same objects in that form:
+/// every later resync reads them with the JSON parser. A manifest that does
+/// not parse is left as it is (its drift check says why).
+pub(super) fn canonicalise_manifests(batch: &mut Batch) {
+    for rec in batch.services.values_mut() {
+        if let Some(text) = &rec.manifest
+            && !manifest::is_canonical(text)
+            && let Ok(objects) = manifest::parse(text)
+        {
+            rec.manifest = Some(manifest::canonical(&objects));
+        }
+    }
 }
 
 /// The planner's view of the desired graph.

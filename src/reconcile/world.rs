@@ -29,6 +29,9 @@ pub struct World {
     /// Graphs the scaler asked to re-place (key → why): the scaling model
     /// has no answer where they are.
     pub replace: BTreeMap<GraphKey, String>,
+    /// Local charts resolved during this snapshot (a new snapshot starts
+    /// afresh: its charts may have changed).
+    pub charts: Arc<crate::release::ChartMemo>,
 }
 
 impl World {
@@ -59,6 +62,7 @@ impl World {
         self.commit = commit;
         root.clone_into(&mut self.root);
         self.desired = Arc::new(desired);
+        self.charts = Arc::default();
         self.prune_blocked = prune_blocked;
     }
 
@@ -143,6 +147,7 @@ mod tests {
             not_ready_since: BTreeMap::new(),
             prune_blocked: None,
             replace: BTreeMap::new(),
+            charts: Arc::default(),
         }
     }
 

@@ -9,7 +9,8 @@ use crate::desired::Graph;
 use chart::{ChartError, ChartRef};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 pub use values::Placement;
 
 /// One service's release, ready for helm.
@@ -36,6 +37,36 @@ impl ReleaseInput {
     }
 }
 
+/// Local charts resolved (walked, checked and hashed) during one snapshot
+/// of the desired state, by where they were declared: a resync of
+/// thousands of services walks each chart once, not once per graph. The
+/// daemon keeps one per snapshot (a new revision starts empty, so an edited
+/// chart is read again); an entry holds only charts that resolved.
+#[derive(Debug, Default)]
+pub struct ChartMemo(Mutex<HashMap<ChartKey, ChartRef>>);
+
+/// (the chart as declared, joined to its descriptor's directory; the
+/// version): what [`chart::resolve`] reads. Graphs of one folder naming one
+/// chart share it.
+type ChartKey = (PathBuf, Option<String>);
+
+impl ChartMemo {
+    fn get(&self, key: &ChartKey) -> Option<ChartRef> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn put(&self, key: ChartKey, chart: ChartRef) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, chart);
+    }
+}
+
 /// The release inputs of every service of `graph` (descriptor order), with
 /// local charts read from `root`.
 pub fn inputs(
@@ -43,10 +74,22 @@ pub fn inputs(
     placement: &Placement,
     root: &Path,
 ) -> Result<Vec<ReleaseInput>, ChartError> {
+    inputs_with(graph, placement, root, &ChartMemo::default())
+}
+
+/// [`inputs`], with the local charts already resolved in `memo` reused.
+pub fn inputs_with(
+    graph: &Graph,
+    placement: &Placement,
+    root: &Path,
+    memo: &ChartMemo,
+) -> Result<Vec<ReleaseInput>, ChartError> {
     let values = values::values(graph, placement);
     // Services of a graph often share one local chart: its files are
-    // walked and hashed once per call, not once per service.
-    let mut local: HashMap<(&str, Option<&str>), ChartRef> = HashMap::new();
+    // walked and hashed once, not once per service.
+    let (base, file) = graph.chart_base(root);
+    let declared_dir = base.join(file);
+    let declared_dir = declared_dir.parent().unwrap_or(base);
     graph
         .descriptor
         .hda_graph
@@ -54,14 +97,16 @@ pub fn inputs(
         .iter()
         .zip(values)
         .map(|(s, values)| {
-            let (base, file) = graph.chart_base(root);
-            let key = (s.artifact.oci_image.as_str(), s.artifact.version.as_deref());
-            let chart = match local.get(&key) {
-                Some(c) => c.clone(),
+            let key = (
+                declared_dir.join(s.artifact.oci_image.as_str()),
+                s.artifact.version.clone(),
+            );
+            let chart = match memo.get(&key) {
+                Some(c) => c,
                 None => {
                     let c = chart::resolve(base, file, s)?;
                     if c.digest.is_some() {
-                        local.insert(key, c.clone());
+                        memo.put(key, c.clone());
                     }
                     c
                 }

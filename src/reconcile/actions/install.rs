@@ -49,11 +49,11 @@ pub async fn run<H: HelmOps, K: KarmadaOps, L: IntentLog>(
     let text = helm.get_manifest(&input.release, &input.namespace).await?;
     rec.release_revision = Some(status.revision);
     rec.input_hash = Some(input.hash.clone());
-    rec.manifest = Some(text.clone());
     rec.drifted.clear();
     rec.phase = ServicePhase::Deployed;
 
     let objects = manifest::parse(&text).map_err(|e| {
+        rec.manifest = Some(text.clone());
         StepError::terminal(
             Reason::Manifest,
             format!(
@@ -62,6 +62,9 @@ pub async fn run<H: HelmOps, K: KarmadaOps, L: IntentLog>(
             ),
         )
     })?;
+    // Recorded in smo's canonical form (the same objects): every resync
+    // reads it back for the drift check.
+    rec.manifest = Some(manifest::canonical(&objects));
     // What the release created is watched from now on: an out-of-band
     // change to it enqueues the graph at once.
     karmada.watch_kinds(&objects).await;
@@ -205,12 +208,12 @@ pub(crate) mod tests {
         assert_eq!(r.rec.release_revision, Some(1));
         assert_eq!(r.rec.input_hash.as_deref(), Some("h1"));
         assert_eq!(r.rec.phase, ServicePhase::Deployed);
-        assert!(
-            r.rec
-                .manifest
-                .as_deref()
-                .unwrap()
-                .contains("kind: Deployment")
+        // Recorded in canonical form: the same objects as helm's text.
+        let recorded = r.rec.manifest.as_deref().unwrap();
+        assert!(manifest::is_canonical(recorded), "{recorded}");
+        assert_eq!(
+            manifest::parse(recorded).unwrap(),
+            manifest::parse(MANIFEST).unwrap()
         );
         assert_eq!(r.owned.objects.len(), 1);
         assert!(
