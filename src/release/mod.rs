@@ -142,3 +142,48 @@ impl ChartRef {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chart_digests(graph: &Graph, root: &Path, memo: &ChartMemo) -> Vec<String> {
+        let placement: Placement = graph
+            .descriptor
+            .hda_graph
+            .services
+            .iter()
+            .map(|s| (s.id.to_string(), vec!["c".to_owned()]))
+            .collect();
+        inputs_with(graph, &placement, root, memo)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.chart.digest.unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn a_memo_reads_each_local_chart_once_and_a_new_one_reads_it_again() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("state-example");
+        let root = tempfile::tempdir().unwrap();
+        fake_karmada::testing::copy_dir(&example, root.path());
+        let state = crate::desired::loader::load_root(root.path()).unwrap();
+        let graph = state.valid_graphs().find(|g| g.project == "demo2").unwrap();
+        let memo = ChartMemo::default();
+        let first = chart_digests(graph, root.path(), &memo);
+        assert!(first.iter().all(|d| !d.is_empty()), "{first:?}");
+        // Its services share one chart: read once.
+        assert_eq!(memo.0.lock().unwrap().len(), 1);
+        let chart = root
+            .path()
+            .join("projects/demo2/charts/service/values.yaml");
+        let mut text = std::fs::read_to_string(&chart).unwrap();
+        text.push_str("\n# edited\n");
+        std::fs::write(&chart, text).unwrap();
+        // The same snapshot: the memo answers.
+        assert_eq!(chart_digests(graph, root.path(), &memo), first);
+        // A new snapshot reads the edited chart.
+        let fresh = chart_digests(graph, root.path(), &ChartMemo::default());
+        assert_ne!(fresh, first);
+    }
+}
