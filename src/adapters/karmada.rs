@@ -32,6 +32,7 @@ mod inventory;
 mod labels;
 mod listing;
 mod readiness;
+mod releases;
 mod watch;
 
 pub use error::KarmadaError;
@@ -502,6 +503,21 @@ impl Karmada {
         namespace: &str,
         release: &str,
     ) -> Result<Option<BTreeMap<String, String>>, KarmadaError> {
+        if let Some(w) = &self.watches {
+            let watch = w.releases();
+            let cached = watch.synced().and_then(|i| i.newest(namespace, release));
+            // Only a settled record is taken from memory. A pending status
+            // is acted on (rolled back) and no record at all lets smo
+            // install: both may be a cache a moment behind (smo's own call,
+            // someone else's install), so the API server says them.
+            if let Some(labels) = cached
+                && !labels
+                    .get("status")
+                    .is_some_and(|s| s.starts_with("pending"))
+            {
+                return Ok(Some(labels));
+            }
+        }
         let api: Api<k8s_openapi::api::core::v1::Secret> =
             Api::namespaced(self.client.clone(), namespace);
         let selector = format!("owner=helm,name={}", label_value(release));

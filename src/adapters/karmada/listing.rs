@@ -82,6 +82,40 @@ impl Karmada {
             .collect())
     }
 
+    /// [`Karmada::list_labelled`] with smo's managed selector, from the
+    /// watch of that selector while it is synced (`None`: not cached).
+    async fn cached_labelled(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Option<Vec<(ObjectRef, BTreeMap<String, String>)>>, KarmadaError> {
+        let Some(w) = &self.watches else {
+            return Ok(None);
+        };
+        let resolved = match self.resolve(api_version, kind).await {
+            Ok(k) => k,
+            Err(KarmadaError::UnknownKind { .. }) => return Ok(Some(Vec::new())),
+            Err(e) => return Err(e),
+        };
+        let Some(found) = w.labelled(&resolved.resource, &managed_selector()) else {
+            return Ok(None);
+        };
+        Ok(Some(
+            found
+                .into_iter()
+                .map(|(namespace, name, labels)| {
+                    let object = ObjectRef {
+                        api_version: api_version.to_owned(),
+                        kind: kind.to_owned(),
+                        namespace: namespace.filter(|_| resolved.namespaced),
+                        name,
+                    };
+                    (object, labels)
+                })
+                .collect(),
+        ))
+    }
+
     /// The objects of one kind carrying the owner's labels, in every
     /// namespace, sorted: the candidates for pruning.
     #[tracing::instrument(
@@ -111,9 +145,13 @@ impl Karmada {
         api_version: &str,
         kind: &str,
     ) -> Result<Vec<Managed>, KarmadaError> {
-        let found = self
-            .list_labelled(api_version, kind, &managed_selector())
-            .await?;
+        let found = match self.cached_labelled(api_version, kind).await? {
+            Some(found) => found,
+            None => {
+                self.list_labelled(api_version, kind, &managed_selector())
+                    .await?
+            }
+        };
         let mut managed: Vec<Managed> = found
             .into_iter()
             .filter_map(|(object, labels)| {
@@ -132,6 +170,27 @@ impl Karmada {
     /// `version`) carries smo's labels, sorted. Only labels are read.
     #[tracing::instrument(name = "karmada.list_managed_releases", skip_all)]
     pub async fn list_managed_releases(&self) -> Result<Vec<ManagedRelease>, KarmadaError> {
+        if let Some(w) = &self.watches {
+            let watch = w.releases();
+            let cached = watch.synced().map(|i| {
+                i.newest_matching(|l| {
+                    l.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY)
+                })
+            });
+            if let Some(found) = cached {
+                return Ok(found
+                    .into_iter()
+                    .filter_map(|(namespace, release, revision, labels)| {
+                        Some(ManagedRelease {
+                            namespace,
+                            release,
+                            revision,
+                            owner: owner_of(&labels)?,
+                        })
+                    })
+                    .collect());
+            }
+        }
         let api: Api<k8s_openapi::api::core::v1::Secret> = Api::all(self.client.clone());
         // Metadata only: a release record's body is the whole release,
         // compressed; over thousands of releases that is megabytes per

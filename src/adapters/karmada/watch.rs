@@ -27,7 +27,9 @@ use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef as StoreRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+type Labels = BTreeMap<String, String>;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::mpsc;
@@ -61,7 +63,10 @@ pub(crate) struct Watches {
     client: kube::Client,
     signals: mpsc::Sender<Signal>,
     kinds: Mutex<HashMap<(String, String), Arc<Watched>>>,
+    /// Watches by label selector: (apiVersion, kind, selector).
+    labelled: Mutex<HashMap<(String, String, String), Arc<Watched>>>,
     clusters: OnceLock<Arc<Watched>>,
+    releases: OnceLock<Arc<super::releases::ReleaseWatch>>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -86,7 +91,9 @@ impl Watches {
             client,
             signals,
             kinds: Mutex::new(HashMap::new()),
+            labelled: Mutex::new(HashMap::new()),
             clusters: OnceLock::new(),
+            releases: OnceLock::new(),
             tasks: Mutex::new(Vec::new()),
         }
     }
@@ -110,6 +117,50 @@ impl Watches {
         }
         let found = w.store.get(&key)?;
         serde_json::to_value(&*found).ok()
+    }
+
+    /// Namespace, name and labels of every object of a kind carrying
+    /// `selector`, in every namespace, while that selector's watch is
+    /// synced; `None` means "list from the API server". The watch starts
+    /// on the first ask.
+    pub(crate) fn labelled(
+        &self,
+        resource: &ApiResource,
+        selector: &str,
+    ) -> Option<Vec<(Option<String>, String, Labels)>> {
+        let key = (
+            resource.api_version.clone(),
+            resource.kind.clone(),
+            selector.to_owned(),
+        );
+        let w = {
+            let mut all = self.labelled.lock().unwrap_or_else(|p| p.into_inner());
+            match all.get(&key) {
+                Some(w) => Arc::clone(w),
+                None => {
+                    let config = watcher::Config::default().labels(selector);
+                    let w = self.spawn(resource.clone(), config, Trim::DropStatus, false);
+                    all.insert(key, Arc::clone(&w));
+                    w
+                }
+            }
+        };
+        if !w.synced.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(
+            w.store
+                .state()
+                .iter()
+                .map(|o| {
+                    (
+                        o.metadata.namespace.clone(),
+                        o.metadata.name.clone().unwrap_or_default(),
+                        o.metadata.labels.clone().unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        )
     }
 
     /// Starts watching a kind (once; later calls do nothing).
@@ -147,6 +198,18 @@ impl Watches {
         });
     }
 
+    /// helm's release records (started on the first ask).
+    pub(crate) fn releases(&self) -> Arc<super::releases::ReleaseWatch> {
+        Arc::clone(self.releases.get_or_init(|| {
+            let (watch, task) = super::releases::ReleaseWatch::spawn(self.client.clone());
+            self.tasks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(task);
+            watch
+        }))
+    }
+
     /// Every cached cluster, when the clusters' watch is synced.
     pub(crate) fn clusters(&self) -> Option<Vec<Arc<DynamicObject>>> {
         let w = self.clusters.get()?;
@@ -156,10 +219,17 @@ impl Watches {
     /// How many objects the caches hold, by kind (for metrics and tests).
     pub(crate) fn sizes(&self) -> Vec<(String, usize)> {
         let kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
+        let labelled = self.labelled.lock().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<(String, usize)> = kinds
             .values()
+            .chain(labelled.values())
             .chain(self.clusters.get())
             .map(|w| (w.resource.kind.clone(), w.store.len()))
+            .chain(
+                self.releases
+                    .get()
+                    .map(|r| ("Secret (helm)".to_owned(), r.len())),
+            )
             .collect();
         out.sort();
         out
@@ -216,14 +286,10 @@ async fn follow<S>(
 {
     let mut stream = std::pin::pin!(stream);
     let mut seen = Seen::default();
-    // Failed attempts since the watch last delivered: the first is a
-    // warning, the retries of one outage are debug lines, and the next
-    // event (a quiet kind has none until something changes) logs the end.
-    let mut failures: u64 = 0;
+    let mut outage = Outage::default();
     while let Some(item) = stream.next().await {
-        if item.is_ok() && failures > 0 {
-            tracing::info!(failed_attempts = failures, "watch resumed");
-            failures = 0;
+        if item.is_ok() {
+            outage.delivered();
         }
         let changed: Vec<Signal> = match item {
             Ok(watcher::Event::Init) => {
@@ -257,12 +323,7 @@ async fn follow<S>(
             Err(e) => {
                 // Until the watch is back, callers read the API server.
                 synced.store(false, Ordering::Release);
-                if failures == 0 {
-                    tracing::warn!(error = %e, "watch interrupted; reading the API server until it is back");
-                } else {
-                    tracing::debug!(error = %e, attempt = failures + 1, "watch still interrupted");
-                }
-                failures += 1;
+                outage.failed(&e);
                 Vec::new()
             }
         };
@@ -271,6 +332,32 @@ async fn follow<S>(
                 return;
             }
         }
+    }
+}
+
+/// Failed attempts since a watch last delivered: the first is a warning,
+/// the retries of one outage are debug lines, and the next event (a quiet
+/// kind has none until something changes) logs the end.
+#[derive(Default)]
+pub(super) struct Outage {
+    failures: u64,
+}
+
+impl Outage {
+    pub(super) fn delivered(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(failed_attempts = self.failures, "watch resumed");
+            self.failures = 0;
+        }
+    }
+
+    pub(super) fn failed(&mut self, e: &watcher::Error) {
+        if self.failures == 0 {
+            tracing::warn!(error = %e, "watch interrupted; reading the API server until it is back");
+        } else {
+            tracing::debug!(error = %e, attempt = self.failures + 1, "watch still interrupted");
+        }
+        self.failures += 1;
     }
 }
 

@@ -613,7 +613,13 @@ async fn resource(
         (None, _) => {
             let ns_filter = if spec.namespaced { rp.namespace } else { None };
             match ctx.method {
-                Method::GET if watch => crate::watch::start(ctx.shared, &spec, ns_filter, &ctx.q),
+                Method::GET if watch => crate::watch::start(
+                    ctx.shared,
+                    &spec,
+                    ns_filter,
+                    &ctx.q,
+                    ctx.accept.contains("as=PartialObjectMetadata"),
+                ),
                 Method::GET => list(ctx, &spec, ns_filter),
                 Method::POST => {
                     if spec.namespaced && rp.namespace.is_none() {

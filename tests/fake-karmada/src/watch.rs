@@ -25,11 +25,28 @@ fn line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(v)
 }
 
+/// An event of an object: the whole object, or only its metadata for a
+/// metadata-only watch (client-go's metadata informers, kube's
+/// `metadata_watcher`), as the API server answers `as=PartialObjectMetadata`.
+fn object_line(kind: &str, object: &Value, metadata_only: bool) -> Bytes {
+    if metadata_only {
+        let partial = json!({
+            "apiVersion": "meta.k8s.io/v1",
+            "kind": "PartialObjectMetadata",
+            "metadata": object["metadata"],
+        });
+        line(kind, &partial)
+    } else {
+        line(kind, object)
+    }
+}
+
 pub(crate) fn start(
     shared: &Arc<Shared>,
     spec: &KindSpec,
     namespace: Option<&str>,
     q: &HashMap<String, String>,
+    metadata_only: bool,
 ) -> Result<Response<Body>, ApiError> {
     let (ls, fs) = selectors(q)?;
     let since: Option<u64> = match q.get("resourceVersion").map(String::as_str) {
@@ -69,7 +86,7 @@ pub(crate) fn start(
                 Some(evs) => evs
                     .iter()
                     .filter(|e| matches(&e.key, &e.object))
-                    .map(|e| line(e.kind, &e.object))
+                    .map(|e| object_line(e.kind, &e.object, metadata_only))
                     .collect(),
                 None => vec![line(
                     "ERROR",
@@ -82,7 +99,7 @@ pub(crate) fn start(
                     .list(&spec.group, &spec.version, &spec.plural, None)
                     .into_iter()
                     .filter(|(k, v)| matches(k, v))
-                    .map(|(_, v)| line("ADDED", v))
+                    .map(|(_, v)| object_line("ADDED", v, metadata_only))
                     .collect();
                 if initial_events {
                     let mut bookmark = bookmark_head.clone();
@@ -118,7 +135,7 @@ pub(crate) fn start(
                 _ = tx.closed() => return,
                 ev = live.recv() => match ev {
                     Ok(e) => {
-                        if matches(&e.key, &e.object) && tx.send(line(e.kind, &e.object)).await.is_err() {
+                        if matches(&e.key, &e.object) && tx.send(object_line(e.kind, &e.object, metadata_only)).await.is_err() {
                             return;
                         }
                     }

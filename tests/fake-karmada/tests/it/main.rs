@@ -8,5 +8,6 @@ mod binary;
 mod faults;
 mod helm;
 mod kube_client;
+mod metadata;
 mod oci;
 mod robustness;
