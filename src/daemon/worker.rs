@@ -109,7 +109,10 @@ pub(super) async fn worker(
         }
         let due = {
             let mut last = shared.last_publish.lock_or_recover();
-            let due = queue.is_idle() || last.is_none_or(|t| t.elapsed() >= PUBLISH_EVERY);
+            // Settled: the end of a pass, even when graphs wait for later
+            // (a grace period, a back-off): its outcome is published now,
+            // not when the next of them runs.
+            let due = queue.is_settled() || last.is_none_or(|t| t.elapsed() >= PUBLISH_EVERY);
             if due {
                 *last = Some(std::time::Instant::now());
             }

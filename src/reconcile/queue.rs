@@ -149,6 +149,20 @@ impl Queue {
         s.pending.is_empty() && s.in_flight.is_empty() && s.dirty.is_empty()
     }
 
+    /// Nothing runs and nothing is due yet: what a pass had to do is done,
+    /// whatever waits for later (a back-off, a grace period). The moment to
+    /// publish its outcome, which [`Queue::is_idle`] would put off until
+    /// the waiting keys ran.
+    pub fn is_settled(&self) -> bool {
+        let s = self.lock();
+        let now = Instant::now();
+        s.in_flight.is_empty()
+            && s.pending
+                .values()
+                .chain(s.dirty.values())
+                .all(|due| *due > now)
+    }
+
     /// When the earliest pending key is due.
     pub fn next_due(&self) -> Option<Instant> {
         self.lock().pending.values().min().copied()
@@ -222,6 +236,23 @@ mod tests {
         tokio::task::yield_now().await;
         q.close();
         assert_eq!(w.await.unwrap(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queue_with_only_later_work_is_settled_but_not_idle() {
+        let q = Queue::new(Duration::from_millis(10));
+        assert!(q.is_settled() && q.is_idle());
+        q.enqueue(&k("p/a"));
+        tokio::time::advance(Duration::from_millis(20)).await;
+        assert!(!q.is_settled(), "due now");
+        let key = q.next().await.unwrap();
+        assert!(!q.is_settled(), "running");
+        q.done(&key);
+        q.requeue_after(&key, Duration::from_secs(60));
+        assert!(q.is_settled(), "only waiting for later");
+        assert!(!q.is_idle());
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(!q.is_settled(), "the wait is over");
     }
 
     #[test]
