@@ -99,6 +99,7 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
         .args(["run", "--once", "--config"])
         .arg(&cfg)
         .env("SMO_LOG", "info")
+        .env("MALLOC_ARENA_MAX", "2")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()

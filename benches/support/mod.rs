@@ -68,12 +68,15 @@ pub async fn wait_idle(fake: &FakeKarmada) {
     }
 }
 
-/// `smo run --config cfg` at `SMO_LOG=level`, stderr to `log` (or dropped).
+/// `smo run --config cfg` at `SMO_LOG=level`, with the packaged unit's
+/// malloc setting, stderr to `log` (or dropped).
 pub fn daemon(cfg: &Path, level: &str, log: Option<&Path>) -> Child {
     Command::new(env!("CARGO_BIN_EXE_smo"))
         .args(["run", "--config"])
         .arg(cfg)
         .env("SMO_LOG", level)
+        // As the packaged unit runs it (systemd/smo.service).
+        .env("MALLOC_ARENA_MAX", "2")
         .stdout(Stdio::null())
         .stderr(log.map_or_else(Stdio::null, |l| std::fs::File::create(l).unwrap().into()))
         .spawn()
