@@ -44,18 +44,12 @@ pub struct Graph {
     pub memo: Memo,
 }
 
-/// Values derived from a [`Graph`] and cached with it. Ignored by
-/// equality: they are functions of the graph.
+/// Values derived from a [`Graph`] and cached with it (graph equality
+/// ignores them: they are functions of the graph).
 #[derive(Debug, Clone, Default)]
 pub struct Memo {
     pub desired_hash: std::sync::OnceLock<String>,
     pub placement_inputs_hash: std::sync::OnceLock<String>,
-}
-
-impl PartialEq for Memo {
-    fn eq(&self, _: &Memo) -> bool {
-        true
-    }
 }
 
 /// A graph pulled from the HDAR: the artifact its reference resolved to.

@@ -22,14 +22,13 @@
 //!   daemon maps it to a graph and enqueues it. Watches restart with
 //!   kube-runtime's backoff and relist on `410 Gone` by themselves.
 
+use super::releases::Labels;
 use futures_util::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef as StoreRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
-
-type Labels = BTreeMap<String, String>;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::mpsc;
