@@ -25,27 +25,17 @@ pub(super) async fn publish(store: &Arc<Store>, shared: &Arc<Shared>, state_dir:
     {
         return;
     }
-    if let Some(snap) = publish_notes(store, state_dir, notes.clone()).await {
+    if let Some(published) = publish_notes(store, state_dir, notes.clone()).await {
         *shared.published.lock_or_recover() = Some((generation, notes, std::time::Instant::now()));
-        publish_history(store, shared, state_dir, &snap).await;
+        publish_history(store, shared, state_dir, published.newest_event).await;
         let m = &shared.metrics;
         m.clear(Family::Graphs);
-        let mut by_condition: BTreeMap<String, u32> = BTreeMap::new();
-        for g in &snap.graphs {
-            for c in g.conditions.iter().filter(|c| c.status) {
-                *by_condition.entry(format!("{:?}", c.kind)).or_default() += 1;
-            }
-        }
-        for (condition, n) in by_condition {
-            m.set(Family::Graphs, &[&condition], f64::from(n));
+        for (condition, n) in &published.conditions {
+            m.set(Family::Graphs, &[condition], f64::from(*n));
         }
         m.clear(Family::Services);
-        let mut by_phase: BTreeMap<String, u32> = BTreeMap::new();
-        for s in &snap.services {
-            *by_phase.entry(format!("{:?}", s.phase)).or_default() += 1;
-        }
-        for (phase, n) in by_phase {
-            m.set(Family::Services, &[&phase], f64::from(n));
+        for (phase, n) in &published.phases {
+            m.set(Family::Services, &[phase], f64::from(*n));
         }
     }
 }
@@ -56,9 +46,9 @@ async fn publish_history(
     store: &Arc<Store>,
     shared: &Arc<Shared>,
     state_dir: &Path,
-    snap: &snapshot::StatusSnapshot,
+    newest: Option<u64>,
 ) {
-    let newest = snap.events.first().map_or(0, |e| e.seq);
+    let newest = newest.unwrap_or(0);
     if *shared.history_seq.lock_or_recover() == Some(newest) {
         return;
     }
@@ -80,16 +70,14 @@ pub(super) async fn publish_notes(
     store: &Arc<Store>,
     state_dir: &Path,
     notes: Vec<String>,
-) -> Option<snapshot::StatusSnapshot> {
+) -> Option<crate::store::Published> {
     let (store, dir) = (Arc::clone(store), state_dir.to_owned());
     let r = tokio::task::spawn_blocking(move || {
-        let snap = store.status_snapshot(notes).map_err(|e| e.to_string())?;
-        snapshot::publish(&dir, &snap).map_err(|e| e.to_string())?;
-        Ok::<_, String>(snap)
+        store.publish_status(&dir, notes).map_err(|e| e.to_string())
     })
     .await;
     match r.map_err(|e| e.to_string()) {
-        Ok(Ok(snap)) => Some(snap),
+        Ok(Ok(published)) => Some(published),
         Ok(Err(e)) | Err(e) => {
             tracing::warn!(error = %e, "could not publish the status snapshot");
             None

@@ -44,6 +44,7 @@ mod journal;
 mod kind;
 pub mod migrate;
 pub mod outbox;
+mod published;
 pub mod records;
 pub mod snapshot;
 pub mod tables;
@@ -56,6 +57,7 @@ use redb::{Builder, Database, DatabaseError, ReadTransaction, ReadableDatabase};
 pub use kind::{Kind, TYPE_PREFIX};
 pub use migrate::CURRENT_SCHEMA;
 pub use outbox::OutboxStats;
+pub use published::Published;
 pub use records::{
     ClusterRecord, Condition, ConditionKind, Event, FiredEvent, GraphRecord, Intent, IntentEffect,
     NewEvent, NewRun, OwnedObject, ProvisionRecord, ProvisionStatus, RunRecord, ScaleRecord,
@@ -225,6 +227,10 @@ pub struct Store {
     appended: tokio::sync::watch::Sender<u64>,
     /// Commits so far (see [`Store::generation`]).
     commits: std::sync::atomic::AtomicU64,
+    /// Graphs and services written since the last [`Store::publish_status`].
+    touched: std::sync::Mutex<published::Touched>,
+    /// The records as the last [`Store::publish_status`] printed them.
+    printed: std::sync::Mutex<published::Printed>,
 }
 
 impl std::fmt::Debug for Store {
@@ -301,6 +307,8 @@ impl Store {
             redactions: snapshot::RedactionCache::default(),
             appended: tokio::sync::watch::Sender::new(0),
             commits: std::sync::atomic::AtomicU64::new(0),
+            touched: std::sync::Mutex::new(published::Touched::everything()),
+            printed: std::sync::Mutex::default(),
         })
     }
 
@@ -333,10 +341,17 @@ impl Store {
             txn: &txn,
             options: self.options,
             appended: None,
+            touched: published::Touched::default(),
         };
         let value = f(&mut tx)?;
-        let appended = tx.appended;
+        let (appended, touched) = (tx.appended, tx.touched);
         txn.commit().map_err(write_err("a commit"))?;
+        // Noted after the commit and before the generation moves (see
+        // `published`).
+        if !touched.is_empty() {
+            use crate::locks::MutexExt;
+            self.touched.lock_or_recover().merge(touched);
+        }
         self.commits
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Some(seq) = appended {
@@ -452,12 +467,12 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
 
-    fn graph(project: &str, name: &str) -> GraphRecord {
+    pub(super) fn graph(project: &str, name: &str) -> GraphRecord {
         GraphRecord {
             project: project.into(),
             graph: name.into(),
@@ -486,7 +501,7 @@ mod tests {
         }
     }
 
-    fn service(project: &str, graph: &str, name: &str) -> ServiceRecord {
+    pub(super) fn service(project: &str, graph: &str, name: &str) -> ServiceRecord {
         ServiceRecord {
             project: project.into(),
             graph: graph.into(),
@@ -523,7 +538,7 @@ mod tests {
         }
     }
 
-    fn cluster(name: &str) -> ClusterRecord {
+    pub(super) fn cluster(name: &str) -> ClusterRecord {
         ClusterRecord {
             name: name.into(),
             ready: true,
@@ -534,11 +549,11 @@ mod tests {
         }
     }
 
-    fn event(message: &str) -> NewEvent {
+    pub(super) fn event(message: &str) -> NewEvent {
         NewEvent::graph(1, ("p", "g"), None, Kind::Applied, message)
     }
 
-    fn run(errors: u32) -> NewRun {
+    pub(super) fn run(errors: u32) -> NewRun {
         NewRun {
             started_at: 1,
             finished_at: 2,
@@ -548,7 +563,7 @@ mod tests {
         }
     }
 
-    fn open(dir: &tempfile::TempDir) -> Store {
+    pub(super) fn open(dir: &tempfile::TempDir) -> Store {
         Store::open(Store::path_in(dir.path())).unwrap()
     }
 

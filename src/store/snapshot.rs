@@ -108,21 +108,39 @@ fn redact(services: &mut [ServiceRecord], cache: &RedactionCache) -> Vec<Release
             .remove(&key)
             .unwrap_or_else(|| manifest::redact(text, &svc.namespace).ok());
         kept.insert(key, redacted.clone());
-        match redacted {
-            Some(r) => {
-                svc.manifest = Some(r.manifest);
-                out.push(ReleaseObjects {
-                    project: svc.project.clone(),
-                    graph: svc.graph.clone(),
-                    service: svc.service.clone(),
-                    objects: r.objects,
-                });
-            }
-            None => svc.manifest = Some(WITHHELD.to_owned()),
-        }
+        out.extend(apply_redaction(svc, redacted));
     }
     *cache.0.lock_or_recover() = kept;
     out
+}
+
+/// One service's manifest replaced by its redacted form, and the summary of
+/// its objects (`None` without a manifest, or when it is withheld).
+pub(super) fn redact_one(svc: &mut ServiceRecord) -> Option<ReleaseObjects> {
+    let text = svc.manifest.as_ref()?;
+    let redacted = manifest::redact(text, &svc.namespace).ok();
+    apply_redaction(svc, redacted)
+}
+
+fn apply_redaction(
+    svc: &mut ServiceRecord,
+    redacted: Option<manifest::Redacted>,
+) -> Option<ReleaseObjects> {
+    match redacted {
+        Some(r) => {
+            svc.manifest = Some(r.manifest);
+            Some(ReleaseObjects {
+                project: svc.project.clone(),
+                graph: svc.graph.clone(),
+                service: svc.service.clone(),
+                objects: r.objects,
+            })
+        }
+        None => {
+            svc.manifest = Some(WITHHELD.to_owned());
+            None
+        }
+    }
 }
 
 impl Store {
@@ -173,14 +191,22 @@ fn write_atomically<T: Serialize + ?Sized>(
     name: &str,
     value: &T,
 ) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::PublishSnapshot {
+        path: dir.join(name),
+        source: e.into(),
+    })?;
+    write_bytes(dir, name, &bytes)
+}
+
+/// Writes `dir/name` atomically: a reader sees the old file or the new.
+pub(super) fn write_bytes(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
     let path = dir.join(name);
     let failed = |source: std::io::Error| StoreError::PublishSnapshot {
         path: path.clone(),
         source,
     };
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| failed(e.into()))?;
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
-    file.write_all(&bytes).map_err(failed)?;
+    file.write_all(bytes).map_err(failed)?;
     file.as_file().sync_all().map_err(failed)?;
     file.persist(&path).map_err(|e| failed(e.error))?;
     // The rename is durable only once the directory entry is.

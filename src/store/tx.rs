@@ -33,6 +33,8 @@ pub struct Tx<'db> {
     /// The sequence number of the last event this transaction appended:
     /// the store tells the event senders after the commit.
     pub(super) appended: Option<u64>,
+    /// Graphs and services written (see `published`).
+    pub(super) touched: super::published::Touched,
 }
 
 impl Tx<'_> {
@@ -287,7 +289,25 @@ impl Tx<'_> {
         self.open(table)?
             .insert(key, stored)
             .map_err(write_err(table.name()))?;
+        self.touch(table.name(), key, false);
         Ok(())
+    }
+
+    /// Notes a write of the graphs or services table (see `published`).
+    fn touch(&mut self, table: &str, key: &str, prefix: bool) {
+        if table == tables::GRAPHS.name() {
+            if prefix {
+                self.touched.merge(super::published::Touched::everything());
+            } else {
+                self.touched.graph(key);
+            }
+        } else if table == tables::SERVICES.name() {
+            if prefix {
+                self.touched.services_under(key);
+            } else {
+                self.touched.service(key);
+            }
+        }
     }
 
     fn remove<T: Record>(&mut self, table: Table<T>, key: &str) -> Result<bool, StoreError> {
@@ -296,6 +316,7 @@ impl Tx<'_> {
             .remove(key)
             .map_err(write_err(table.name()))?
             .is_some();
+        self.touch(table.name(), key, false);
         Ok(removed)
     }
 
@@ -303,7 +324,9 @@ impl Tx<'_> {
     fn remove_under<T: Record>(&mut self, table: Table<T>, prefix: &str) -> Result<(), StoreError> {
         self.open(table)?
             .retain_in::<&str, _>(prefix..prefix_end(prefix).as_str(), |_, _| false)
-            .map_err(write_err(table.name()))
+            .map_err(write_err(table.name()))?;
+        self.touch(table.name(), prefix, true);
+        Ok(())
     }
 
     /// Appends under the next sequence number and drops the oldest entries
