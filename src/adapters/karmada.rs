@@ -203,7 +203,10 @@ impl Karmada {
     /// The object from the watch cache when it holds it (`true`: it came
     /// from memory, and may lag a write made a moment ago); otherwise read
     /// from the API server, as [`Karmada::get`].
-    pub async fn get_cached(&self, r: &ObjectRef) -> Result<(Option<Value>, bool), KarmadaError> {
+    pub async fn get_cached(
+        &self,
+        r: &ObjectRef,
+    ) -> Result<(Option<Arc<Value>>, bool), KarmadaError> {
         if let Some(w) = &self.watches {
             let kind = match self.resolve(&r.api_version, &r.kind).await {
                 Ok(k) => k,
@@ -219,7 +222,7 @@ impl Karmada {
                 return Ok((Some(v), true));
             }
         }
-        Ok((self.get(r).await?, false))
+        Ok((self.get(r).await?.map(Arc::new), false))
     }
 
     /// Starts watching the kinds of these manifest objects (a no-op

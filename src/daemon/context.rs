@@ -185,6 +185,7 @@ impl Context {
                 base: opts.backoff_base,
                 cap: opts.backoff_cap,
             },
+            clean: Arc::default(),
         };
         let http = if opts.http && !opts.once {
             Some(http_config(&config.http)?)

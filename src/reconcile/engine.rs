@@ -57,6 +57,8 @@ pub struct Engine {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The back-off after a transient failure.
     pub retry: crate::retry::Policy,
+    /// Releases the last drift checks found in sync (see `clean`).
+    pub clean: Arc<super::actions::clean::CleanMemo>,
 }
 
 /// How a reconcile ended, and when the graph wants to be looked at again
@@ -161,7 +163,7 @@ impl Engine {
             let (graph, placement, root) = (graph.clone(), placement.clone(), world.root.clone());
             let charts = Arc::clone(&world.charts);
             match tokio::task::spawn_blocking(move || {
-                release::inputs_with(&graph, &placement, &root, &charts)
+                release::inputs_memo(&graph, &placement, &root, &charts)
             })
             .await
             {
@@ -192,8 +194,16 @@ impl Engine {
         if drift_check {
             facts::canonicalise_manifests(batch);
         }
-        let observed =
-            facts::observe(&self.karmada, &desired, batch, drift_check, &scaled, &owner).await;
+        let observed = facts::observe(
+            &self.karmada,
+            &desired,
+            batch,
+            drift_check,
+            &scaled,
+            &owner,
+            &self.clean,
+        )
+        .await;
         let scale_records: BTreeSet<String> = batch.scales.keys().cloned().collect();
         let plan = plan::plan(
             &desired,

@@ -3,6 +3,7 @@
 //! observations it asks for ([`observe`]), plus what the graph record
 //! keeps of them (the desired hash, why an invalid descriptor holds).
 
+use super::actions::clean::CleanMemo;
 use super::actions::observe;
 use super::batch::Batch;
 use super::error::{Reason, StepError};
@@ -13,8 +14,9 @@ use crate::adapters::karmada::{Karmada, Owner};
 use crate::adapters::manifest;
 use crate::desired::{Graph, GraphEntry};
 use crate::release::ReleaseInput;
-use crate::store::records::FiredEvent;
+use crate::store::records::{FiredEvent, ServiceRecord};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// The live facts the plan needs: drift of installed services (on
 /// resyncs, concurrently: one GET per object), the readiness of the
@@ -27,22 +29,22 @@ pub(super) async fn observe(
     drift_check: bool,
     scaled: &BTreeSet<&str>,
     owner: &Owner,
+    clean: &Arc<CleanMemo>,
 ) -> Observed {
     let mut observed = Observed::default();
     if drift_check {
         let mut set = tokio::task::JoinSet::new();
-        for rec in batch
-            .services
-            .values()
-            .filter(|r| r.release_revision.is_some() && r.manifest.is_some())
-        {
-            let (karmada, rec) = (karmada.clone(), rec.clone());
+        let checked = |r: &ServiceRecord| r.release_revision.is_some() && r.manifest.is_some();
+        for rec in batch.services.values().filter(|r| checked(r)) {
+            let (karmada, rec, clean) = (karmada.clone(), rec.clone(), Arc::clone(clean));
             let ignore_replicas = scaled.contains(rec.service.as_str());
             set.spawn(async move {
-                let drift = observe::drift(&karmada, &rec, ignore_replicas).await;
+                let drift = observe::drift(&karmada, &rec, ignore_replicas, &clean).await;
                 (rec.service, drift)
             });
         }
+        // Services no longer checked are forgotten.
+        clean.retain(&batch.key, |s| batch.services.get(s).is_some_and(checked));
         while let Some(joined) = set.join_next().await {
             match joined {
                 Ok((service, drift)) => {

@@ -10,7 +10,7 @@ use chart::{ChartError, ChartRef};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 pub use values::Placement;
 
 /// One service's release, ready for helm.
@@ -42,8 +42,23 @@ impl ReleaseInput {
 /// thousands of services walks each chart once, not once per graph. The
 /// daemon keeps one per snapshot (a new revision starts empty, so an edited
 /// chart is read again); an entry holds only charts that resolved.
+///
+/// It also keeps each graph's release inputs for the placement they were
+/// made for ([`inputs_memo`]): a resync of an unchanged snapshot makes
+/// them again for nothing (values and their hash were a fifth of its CPU).
 #[derive(Debug, Default)]
-pub struct ChartMemo(Mutex<HashMap<ChartKey, ChartRef>>);
+pub struct ChartMemo(Mutex<HashMap<ChartKey, ChartRef>>, Mutex<InputsMemo>);
+
+/// Release inputs by graph (`project/id`): the descriptor they were made
+/// from (compared by pointer) and the placement.
+type InputsMemo = HashMap<
+    String,
+    (
+        Arc<crate::descriptor::Descriptor>,
+        Placement,
+        Arc<Vec<ReleaseInput>>,
+    ),
+>;
 
 /// (the chart as declared, joined to its descriptor's directory; the
 /// version): what [`chart::resolve`] reads. Graphs of one folder naming one
@@ -65,6 +80,38 @@ impl ChartMemo {
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, chart);
     }
+
+    fn inputs(&self) -> std::sync::MutexGuard<'_, InputsMemo> {
+        self.1.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// [`inputs_with`], kept in `memo` for the graph's descriptor and
+/// placement: a graph reconciled again in the same snapshot with the same
+/// placement reuses them. Failures are not kept.
+pub fn inputs_memo(
+    graph: &Graph,
+    placement: &Placement,
+    root: &Path,
+    memo: &ChartMemo,
+) -> Result<Arc<Vec<ReleaseInput>>, ChartError> {
+    let key = format!("{}/{}", graph.project, graph.id());
+    if let Some((descriptor, placed, inputs)) = memo.inputs().get(&key)
+        && Arc::ptr_eq(descriptor, &graph.descriptor)
+        && placed == placement
+    {
+        return Ok(Arc::clone(inputs));
+    }
+    let inputs = Arc::new(inputs_with(graph, placement, root, memo)?);
+    memo.inputs().insert(
+        key,
+        (
+            Arc::clone(&graph.descriptor),
+            placement.clone(),
+            Arc::clone(&inputs),
+        ),
+    );
+    Ok(inputs)
 }
 
 /// The release inputs of every service of `graph` (descriptor order), with
@@ -185,5 +232,36 @@ mod tests {
         // A new snapshot reads the edited chart.
         let fresh = chart_digests(graph, root.path(), &ChartMemo::default());
         assert_ne!(fresh, first);
+    }
+
+    #[test]
+    fn inputs_are_kept_for_one_descriptor_and_placement() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("state-example");
+        let state = crate::desired::loader::load_root(&example).unwrap();
+        let graph = state.valid_graphs().find(|g| g.project == "demo2").unwrap();
+        let on = |cluster: &str| -> Placement {
+            graph
+                .descriptor
+                .hda_graph
+                .services
+                .iter()
+                .map(|s| (s.id.to_string(), vec![cluster.to_owned()]))
+                .collect()
+        };
+        let memo = ChartMemo::default();
+        let first = inputs_memo(graph, &on("a"), &example, &memo).unwrap();
+        let again = inputs_memo(graph, &on("a"), &example, &memo).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "kept");
+        assert_eq!(*first, inputs(graph, &on("a"), &example).unwrap());
+        // Another placement is made afresh, and is what `inputs` makes.
+        let moved = inputs_memo(graph, &on("b"), &example, &memo).unwrap();
+        assert!(!Arc::ptr_eq(&first, &moved));
+        assert_eq!(*moved, inputs(graph, &on("b"), &example).unwrap());
+        assert_ne!(first[0].hash, moved[0].hash);
+        // So is another descriptor (a new snapshot of the same graph).
+        let mut edited = graph.clone();
+        edited.descriptor = Arc::new((*graph.descriptor).clone());
+        let fresh = inputs_memo(&edited, &on("b"), &example, &memo).unwrap();
+        assert!(!Arc::ptr_eq(&fresh, &moved));
     }
 }

@@ -49,11 +49,65 @@ pub enum Signal {
     Clusters,
 }
 
-/// One watched kind: its reflector's store and whether it can be trusted.
+/// One watched kind: its cache and whether it can be trusted.
 struct Watched {
-    store: Store<DynamicObject>,
+    cache: Cache,
     resource: ApiResource,
     synced: Arc<AtomicBool>,
+}
+
+/// What a watch keeps.
+enum Cache {
+    /// kube-runtime's reflector store (label and cluster watches).
+    Objects(Store<DynamicObject>),
+    /// The objects of release manifests as JSON values, converted once per
+    /// event: a drift check compares values, and a resync of thousands of
+    /// objects converted each one at every lookup.
+    Values(Arc<Values>),
+}
+
+impl Cache {
+    fn len(&self) -> usize {
+        match self {
+            Cache::Objects(store) => store.len(),
+            Cache::Values(values) => values.len(),
+        }
+    }
+
+    fn objects(&self) -> Option<&Store<DynamicObject>> {
+        match self {
+            Cache::Objects(store) => Some(store),
+            Cache::Values(_) => None,
+        }
+    }
+}
+
+/// Objects by namespace and name, as JSON values; replaced whole when a
+/// (re)list completes, as a reflector's store is.
+#[derive(Default)]
+struct Values(std::sync::RwLock<HashMap<SeenKey, Arc<Value>>>);
+
+impl Values {
+    fn len(&self) -> usize {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn get(&self, namespace: Option<&str>, name: &str) -> Option<Arc<Value>> {
+        let key = (namespace.map(str::to_owned), name.to_owned());
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned()
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<SeenKey, Arc<Value>>> {
+        self.0.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn value(o: &DynamicObject) -> Option<Arc<Value>> {
+        serde_json::to_value(o).ok().map(Arc::new)
+    }
 }
 
 /// The watch caches of one Karmada handle (shared by its clones). Dropping
@@ -105,17 +159,21 @@ impl Watches {
         resource: &ApiResource,
         namespace: Option<&str>,
         name: &str,
-    ) -> Option<Value> {
+    ) -> Option<Arc<Value>> {
         let w = self.watched(resource);
         if !w.synced.load(Ordering::Acquire) {
             return None;
         }
-        let mut key = StoreRef::new_with(name, resource.clone());
-        if let Some(ns) = namespace {
-            key = key.within(ns);
+        match &w.cache {
+            Cache::Values(values) => values.get(namespace, name),
+            Cache::Objects(store) => {
+                let mut key = StoreRef::new_with(name, resource.clone());
+                if let Some(ns) = namespace {
+                    key = key.within(ns);
+                }
+                Values::value(&*store.get(&key)?)
+            }
         }
-        let found = w.store.get(&key)?;
-        serde_json::to_value(&*found).ok()
     }
 
     /// Namespace, name and labels of every object of a kind carrying
@@ -138,7 +196,7 @@ impl Watches {
                 Some(w) => Arc::clone(w),
                 None => {
                     let config = watcher::Config::default().labels(selector);
-                    let w = self.spawn(resource.clone(), config, Trim::DropStatus, false);
+                    let w = self.spawn(resource.clone(), config, Trim::DropStatus, false, false);
                     all.insert(key, Arc::clone(&w));
                     w
                 }
@@ -148,7 +206,8 @@ impl Watches {
             return None;
         }
         Some(
-            w.store
+            w.cache
+                .objects()?
                 .state()
                 .iter()
                 .map(|o| {
@@ -179,6 +238,7 @@ impl Watches {
             config,
             Trim::for_kind(&resource.kind),
             false,
+            true,
         );
         tracing::debug!(api_version = %resource.api_version, kind = %resource.kind, "watching kind");
         kinds.insert(key, Arc::clone(&w));
@@ -193,6 +253,7 @@ impl Watches {
                 watcher::Config::default(),
                 Trim::KeepStatus,
                 true,
+                false,
             )
         });
     }
@@ -212,7 +273,8 @@ impl Watches {
     /// Every cached cluster, when the clusters' watch is synced.
     pub(crate) fn clusters(&self) -> Option<Vec<Arc<DynamicObject>>> {
         let w = self.clusters.get()?;
-        w.synced.load(Ordering::Acquire).then(|| w.store.state())
+        let store = w.cache.objects()?;
+        w.synced.load(Ordering::Acquire).then(|| store.state())
     }
 
     /// How many objects the caches hold, by kind (for metrics and tests).
@@ -223,7 +285,7 @@ impl Watches {
             .values()
             .chain(labelled.values())
             .chain(self.clusters.get())
-            .map(|w| (w.resource.kind.clone(), w.store.len()))
+            .map(|w| (w.resource.kind.clone(), w.cache.len()))
             .chain(
                 self.releases
                     .get()
@@ -240,31 +302,38 @@ impl Watches {
         config: watcher::Config,
         trim: Trim,
         clusters: bool,
+        as_values: bool,
     ) -> Arc<Watched> {
-        let writer = reflector::store::Writer::new(resource.clone());
-        let store = writer.as_reader();
         let synced = Arc::new(AtomicBool::new(false));
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
         let stream = watcher(api, config)
             .default_backoff()
-            .modify(move |o: &mut DynamicObject| trim.apply(o))
-            .reflect(writer);
+            .modify(move |o: &mut DynamicObject| trim.apply(o));
         let (flag, signals, kind) = (
             Arc::clone(&synced),
             self.signals.clone(),
             resource.kind.clone(),
         );
-        let task = tokio::spawn(tracing::Instrument::instrument(
-            follow(stream, flag, signals, clusters),
-            // Not a child of whatever reconcile first needed the kind.
-            tracing::info_span!(parent: None, "watch", kind = %kind),
-        ));
+        // Not a child of whatever reconcile first needed the kind.
+        let span = tracing::info_span!(parent: None, "watch", kind = %kind);
+        let (cache, task) = if as_values {
+            let values = Arc::new(Values::default());
+            let follow = follow(stream, flag, signals, clusters, Some(Arc::clone(&values)));
+            let task = tokio::spawn(tracing::Instrument::instrument(follow, span));
+            (Cache::Values(values), task)
+        } else {
+            let writer = reflector::store::Writer::new(resource.clone());
+            let store = writer.as_reader();
+            let follow = follow(stream.reflect(writer), flag, signals, clusters, None);
+            let task = tokio::spawn(tracing::Instrument::instrument(follow, span));
+            (Cache::Objects(store), task)
+        };
         self.tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(task.abort_handle());
         Arc::new(Watched {
-            store,
+            cache,
             resource,
             synced,
         })
@@ -280,15 +349,21 @@ async fn follow<S>(
     synced: Arc<AtomicBool>,
     signals: mpsc::Sender<Signal>,
     clusters: bool,
+    values: Option<Arc<Values>>,
 ) where
     S: futures_util::Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>>,
 {
     let mut stream = std::pin::pin!(stream);
     let mut seen = Seen::default();
     let mut outage = Outage::default();
+    // A (re)list in progress, for `values`.
+    let mut listing: HashMap<SeenKey, Arc<Value>> = HashMap::new();
     while let Some(item) = stream.next().await {
         if item.is_ok() {
             outage.delivered();
+        }
+        if let (Some(values), Ok(event)) = (&values, &item) {
+            keep(values, &mut listing, event);
         }
         let changed: Vec<Signal> = match item {
             Ok(watcher::Event::Init) => {
@@ -330,6 +405,34 @@ async fn follow<S>(
             if signals.send(s).await.is_err() {
                 return;
             }
+        }
+    }
+}
+
+/// Applies a watch event to a value cache, as a reflector applies it to
+/// its store: a list is gathered aside and replaces the cache when done.
+fn keep(
+    values: &Values,
+    listing: &mut HashMap<SeenKey, Arc<Value>>,
+    event: &watcher::Event<DynamicObject>,
+) {
+    match event {
+        watcher::Event::Init => listing.clear(),
+        watcher::Event::InitApply(o) => {
+            if let Some(v) = Values::value(o) {
+                listing.insert(Seen::key(o), v);
+            }
+        }
+        watcher::Event::InitDone => *values.write() = std::mem::take(listing),
+        watcher::Event::Apply(o) => {
+            let mut map = values.write();
+            match Values::value(o) {
+                Some(v) => map.insert(Seen::key(o), v),
+                None => map.remove(&Seen::key(o)),
+            };
+        }
+        watcher::Event::Delete(o) => {
+            values.write().remove(&Seen::key(o));
         }
     }
 }

@@ -173,6 +173,8 @@ pub struct FakeKarmada {
     pub releases: Mutex<BTreeMap<(String, String), BTreeMap<String, String>>>,
     calls: Mutex<Vec<String>>,
     fail: Mutex<BTreeMap<String, bool>>,
+    /// `get_cached` answers from `objects` as a synced watch cache would.
+    pub watched: std::sync::atomic::AtomicBool,
 }
 
 impl FakeKarmada {
@@ -241,6 +243,20 @@ impl KarmadaOps for FakeKarmada {
     async fn get(&self, r: &ObjectRef) -> Result<Option<Value>, KarmadaError> {
         self.call("get", format!("get {} {}", r.kind, r.name))?;
         Ok(self.objects.lock().unwrap().get(r).cloned())
+    }
+    async fn get_cached(
+        &self,
+        r: &ObjectRef,
+    ) -> Result<(Option<std::sync::Arc<Value>>, bool), KarmadaError> {
+        if !self.watched.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok((self.get(r).await?.map(std::sync::Arc::new), false));
+        }
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("cached {} {}", r.kind, r.name));
+        let found = self.objects.lock().unwrap().get(r).cloned();
+        Ok((found.map(std::sync::Arc::new), true))
     }
     async fn delete(&self, r: &ObjectRef) -> Result<(), KarmadaError> {
         self.call("delete", format!("delete {} {}", r.kind, r.name))?;

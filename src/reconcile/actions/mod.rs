@@ -7,6 +7,7 @@
 //! carries it out, writes what it learnt into the service record and
 //! reports success or a typed [`StepError`](super::error::StepError).
 
+pub mod clean;
 pub mod install;
 pub mod journal;
 pub mod observe;
@@ -22,6 +23,7 @@ use crate::adapters::karmada::{Karmada, KarmadaError, ObjectRef, Owner};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 
 /// What the reconciler asks of helm.
 pub trait HelmOps: Send + Sync {
@@ -79,8 +81,8 @@ pub trait KarmadaOps: Send + Sync {
     fn get_cached(
         &self,
         r: &ObjectRef,
-    ) -> impl Future<Output = Result<(Option<Value>, bool), KarmadaError>> + Send {
-        async move { Ok((self.get(r).await?, false)) }
+    ) -> impl Future<Output = Result<(Option<Arc<Value>>, bool), KarmadaError>> + Send {
+        async move { Ok((self.get(r).await?.map(Arc::new), false)) }
     }
     /// Keeps the kinds of these objects watched, when there are watch
     /// caches.
@@ -141,7 +143,7 @@ impl KarmadaOps for Karmada {
     async fn get(&self, r: &ObjectRef) -> Result<Option<Value>, KarmadaError> {
         Karmada::get(self, r).await
     }
-    async fn get_cached(&self, r: &ObjectRef) -> Result<(Option<Value>, bool), KarmadaError> {
+    async fn get_cached(&self, r: &ObjectRef) -> Result<(Option<Arc<Value>>, bool), KarmadaError> {
         Karmada::get_cached(self, r).await
     }
     async fn watch_kinds(&self, objects: &[Value]) {

@@ -6,27 +6,39 @@
 //! are pure functions below.
 
 use super::KarmadaOps;
+use super::clean::{self, CleanMemo};
 use crate::adapters::karmada::{
-    GRAPH_LABEL, MANAGED_BY, MANAGED_BY_LABEL, Owner, PROJECT_LABEL, label_value,
+    GRAPH_LABEL, MANAGED_BY, MANAGED_BY_LABEL, ObjectRef, Owner, PROJECT_LABEL, label_value,
 };
 use crate::adapters::manifest;
+use crate::keys::GraphKey;
 use crate::reconcile::error::{Reason, StepError};
 use crate::reconcile::plan::{Ownership, Readiness};
 use crate::store::records::ServiceRecord;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Paths (`Kind/name/pointer`) of the fields the recorded manifest sets
 /// that differ live; a missing object is drift too. `ignore_replicas` when
-/// the scaler owns the replicas.
+/// the scaler owns the replicas. A release `memo` found in sync whose
+/// objects are all still at the versions it saw is not compared again.
 pub async fn drift<K: KarmadaOps>(
     karmada: &K,
     rec: &ServiceRecord,
     ignore_replicas: bool,
+    memo: &CleanMemo,
 ) -> Result<Vec<String>, StepError> {
     let Some(text) = &rec.manifest else {
         return Ok(Vec::new());
     };
+    let graph = GraphKey::new(&rec.project, &rec.graph);
+    let hash = memo.manifest_hash(text);
+    if let Some(objects) = memo.get(&graph, &rec.service, hash, ignore_replicas)
+        && unchanged(karmada, &objects).await?
+    {
+        return Ok(Vec::new());
+    }
     let objects = manifest::parse(text).map_err(|e| {
         StepError::terminal(
             Reason::Manifest,
@@ -34,6 +46,8 @@ pub async fn drift<K: KarmadaOps>(
         )
     })?;
     let mut out = Vec::new();
+    // The version of every object found in sync, while all are.
+    let mut versions = Some(Vec::new());
     for o in &objects {
         let Some(r) = manifest::object_ref(o, &rec.namespace) else {
             continue;
@@ -49,16 +63,50 @@ pub async fn drift<K: KarmadaOps>(
                     .collect(),
             }
         };
-        let (live, cached) = karmada.get_cached(&r).await?;
-        let mut found = compare(live.as_ref());
+        let (mut live, cached) = karmada.get_cached(&r).await?;
+        let mut found = compare(live.as_deref());
         if cached && !found.is_empty() {
             // A cache may lag smo's own write of a moment ago: drift is
             // only reported as the API server shows it.
-            found = compare(karmada.get(&r).await?.as_ref());
+            live = karmada.get(&r).await?.map(Arc::new);
+            found = compare(live.as_deref());
         }
+        versions = match (versions, live.as_deref().and_then(version)) {
+            (Some(mut v), Some(rv)) if found.is_empty() => {
+                v.push((r, rv.to_owned()));
+                Some(v)
+            }
+            _ => None,
+        };
         out.extend(found);
     }
+    let clean = versions
+        .filter(|_| out.is_empty())
+        .map(|objects| clean::Clean {
+            manifest: hash,
+            ignore_replicas,
+            objects,
+        });
+    memo.put(&graph, &rec.service, clean);
     Ok(out)
+}
+
+/// Whether every object is in a watch cache at the version given.
+async fn unchanged<K: KarmadaOps>(
+    karmada: &K,
+    objects: &[(ObjectRef, String)],
+) -> Result<bool, StepError> {
+    for (r, rv) in objects {
+        match karmada.get_cached(r).await? {
+            (Some(live), true) if version(&live) == Some(rv.as_str()) => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+fn version(live: &Value) -> Option<&str> {
+    live.get("metadata")?.get("resourceVersion")?.as_str()
 }
 
 /// Whether every workload (Deployment, StatefulSet, DaemonSet) of the
@@ -315,7 +363,7 @@ mod tests {
         rec.namespace = "p".into();
         rec.manifest = Some("---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: front\nspec:\n  replicas: 1\n".into());
         assert_eq!(
-            drift(&k, &rec, false).await.unwrap(),
+            drift(&k, &rec, false, &CleanMemo::default()).await.unwrap(),
             ["Deployment/front is missing"]
         );
         k.put(
@@ -324,9 +372,56 @@ mod tests {
             "metadata": {"name": "front", "namespace": "p"}, "spec": {"replicas": 4}}),
         );
         assert_eq!(
-            drift(&k, &rec, false).await.unwrap(),
+            drift(&k, &rec, false, &CleanMemo::default()).await.unwrap(),
             ["Deployment/front/spec/replicas"]
         );
-        assert!(drift(&k, &rec, true).await.unwrap().is_empty());
+        assert!(
+            drift(&k, &rec, true, &CleanMemo::default())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_release_found_in_sync_is_compared_again_only_when_an_object_changed() {
+        let k = FakeKarmada::default();
+        k.watched.store(true, std::sync::atomic::Ordering::SeqCst);
+        let memo = CleanMemo::default();
+        let mut rec = record();
+        rec.namespace = "p".into();
+        rec.manifest = Some("---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: front\nspec:\n  replicas: 1\n".into());
+        let live = |rv: &str, replicas: u32| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "front", "namespace": "p", "resourceVersion": rv},
+            "spec": {"replicas": replicas}})
+        };
+        k.put(r("Deployment", "front"), live("1", 1));
+        assert!(drift(&k, &rec, false, &memo).await.unwrap().is_empty());
+        assert_eq!(memo.len(), 1, "remembered as clean");
+        // The same version: not compared (the object is made to differ
+        // without a new version, which a real server never does, to see it).
+        k.put(r("Deployment", "front"), live("1", 9));
+        assert!(drift(&k, &rec, false, &memo).await.unwrap().is_empty());
+        // A new version is compared, and drift is found and forgotten.
+        k.put(r("Deployment", "front"), live("2", 9));
+        let found = drift(&k, &rec, false, &memo).await.unwrap();
+        assert_eq!(found, ["Deployment/front/spec/replicas"]);
+        assert!(memo.is_empty());
+        // Another manifest, or ignoring replicas, is another check.
+        k.put(r("Deployment", "front"), live("3", 1));
+        assert!(drift(&k, &rec, false, &memo).await.unwrap().is_empty());
+        k.put(r("Deployment", "front"), live("3", 9));
+        let found = drift(&k, &rec, false, &memo).await.unwrap();
+        assert!(found.is_empty(), "same version, same manifest: {found:?}");
+        rec.manifest = Some(rec.manifest.unwrap().replace("replicas: 1", "replicas: 2"));
+        let found = drift(&k, &rec, false, &memo).await.unwrap();
+        assert_eq!(found, ["Deployment/front/spec/replicas"]);
+        // A missing object is always compared.
+        k.objects.lock().unwrap().clear();
+        assert_eq!(
+            drift(&k, &rec, true, &memo).await.unwrap(),
+            ["Deployment/front is missing"]
+        );
     }
 }
