@@ -159,7 +159,9 @@ impl Engine {
                 Ok(p) => p,
                 Err(e) => return outcome(Some(e), None),
             };
-        let inputs = {
+        let inputs = if let Some(kept) = world.charts.kept_inputs(graph, &placement) {
+            kept
+        } else {
             let (graph, placement, root) = (graph.clone(), placement.clone(), world.root.clone());
             let charts = Arc::clone(&world.charts);
             match tokio::task::spawn_blocking(move || {

@@ -84,6 +84,21 @@ impl ChartMemo {
     fn inputs(&self) -> std::sync::MutexGuard<'_, InputsMemo> {
         self.1.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The inputs [`inputs_memo`] kept for this graph and placement (no
+    /// file is read: callers ask before moving the work off the async
+    /// workers).
+    pub fn kept_inputs(
+        &self,
+        graph: &Graph,
+        placement: &Placement,
+    ) -> Option<Arc<Vec<ReleaseInput>>> {
+        let key = format!("{}/{}", graph.project, graph.id());
+        let memo = self.inputs();
+        let (descriptor, placed, inputs) = memo.get(&key)?;
+        (Arc::ptr_eq(descriptor, &graph.descriptor) && placed == placement)
+            .then(|| Arc::clone(inputs))
+    }
 }
 
 /// [`inputs_with`], kept in `memo` for the graph's descriptor and
@@ -95,16 +110,12 @@ pub fn inputs_memo(
     root: &Path,
     memo: &ChartMemo,
 ) -> Result<Arc<Vec<ReleaseInput>>, ChartError> {
-    let key = format!("{}/{}", graph.project, graph.id());
-    if let Some((descriptor, placed, inputs)) = memo.inputs().get(&key)
-        && Arc::ptr_eq(descriptor, &graph.descriptor)
-        && placed == placement
-    {
-        return Ok(Arc::clone(inputs));
+    if let Some(inputs) = memo.kept_inputs(graph, placement) {
+        return Ok(inputs);
     }
     let inputs = Arc::new(inputs_with(graph, placement, root, memo)?);
     memo.inputs().insert(
-        key,
+        format!("{}/{}", graph.project, graph.id()),
         (
             Arc::clone(&graph.descriptor),
             placement.clone(),
