@@ -18,14 +18,14 @@
 
 use crate::adapters::karmada::{Managed, ManagedRelease};
 use crate::keys::GraphKey;
-use crate::store::records::{GraphRecord, OwnedObject, ServicePhase, ServiceRecord};
+use crate::store::records::{GraphRecord, OwnedObject, ReleaseHead, ServicePhase, ServiceRecord};
 use std::collections::BTreeSet;
 
 /// What the store records today.
 #[derive(Debug, Clone, Copy)]
 pub struct Recorded<'a> {
     pub graphs: &'a [GraphRecord],
-    pub services: &'a [ServiceRecord],
+    pub services: &'a [ReleaseHead],
     pub owned: &'a [OwnedObject],
 }
 

@@ -46,7 +46,7 @@ fn what_the_store_already_holds_is_left_alone() {
     web.release_revision = Some(2);
     // Recorded by another graph (it adopted the release): not ours to record.
     let adopted = ServiceRecord::new("p", "other", "db", 0);
-    let services = [web, adopted];
+    let services = [&web, &adopted].map(ReleaseHead::from);
     let owned = [OwnedObject {
         project: "p".into(),
         graph: "g".into(),

@@ -234,6 +234,29 @@ impl ProvisionRecord {
     }
 }
 
+/// Which release a service record holds, read without the rest of the
+/// record (the sweep reads every record; most of their bytes are
+/// manifests it does not need).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseHead {
+    pub project: String,
+    pub graph: String,
+    pub namespace: String,
+    pub release: String,
+}
+
+impl From<&ServiceRecord> for ReleaseHead {
+    fn from(s: &ServiceRecord) -> Self {
+        ReleaseHead {
+            project: s.project.clone(),
+            graph: s.graph.clone(),
+            namespace: s.namespace.clone(),
+            release: s.release.clone(),
+        }
+    }
+}
+
 /// The stored state of one service of a graph (one Helm release).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -7,7 +7,8 @@ use super::access::{all, encode, get, read_err, under, write_err};
 use super::codec::{Json, Record, Stored};
 use super::records::{
     ClusterRecord, FiredEvent, GraphRecord, Intent, NewEvent, NewRun, OwnedObject, ProvisionRecord,
-    ProvisionStatus, ScaleRecord, ServiceRecord, children_prefix, prefix_end, service_key,
+    ProvisionStatus, ReleaseHead, ScaleRecord, ServiceRecord, children_prefix, prefix_end,
+    service_key,
 };
 use super::{Kind, StoreError, StoreOptions, tables};
 use crate::provenance::Cause;
@@ -16,7 +17,8 @@ use crate::provenance::Cause;
 #[derive(Debug, Default)]
 pub struct Everything {
     pub graphs: Vec<GraphRecord>,
-    pub services: Vec<ServiceRecord>,
+    /// Which release each service record holds.
+    pub services: Vec<ReleaseHead>,
     pub owned: Vec<OwnedObject>,
 }
 
@@ -79,7 +81,7 @@ impl Tx<'_> {
     pub fn everything(&self) -> Result<Everything, StoreError> {
         Ok(Everything {
             graphs: all(&self.open(tables::GRAPHS)?, tables::GRAPHS)?,
-            services: all(&self.open(tables::SERVICES)?, tables::SERVICES)?,
+            services: heads(&self.open(tables::SERVICES)?)?,
             owned: all(&self.open(tables::OWNED)?, tables::OWNED)?,
         })
     }
@@ -367,4 +369,24 @@ impl Tx<'_> {
         }
         Ok(seq)
     }
+}
+
+/// The release of every service record, decoded without the rest.
+fn heads(
+    table: &impl ReadableTable<&'static str, Json<ServiceRecord>>,
+) -> Result<Vec<ReleaseHead>, StoreError> {
+    let name = tables::SERVICES.name();
+    let mut out = Vec::new();
+    for entry in table.iter().map_err(read_err(name))? {
+        let (key, stored) = entry.map_err(read_err(name))?;
+        let head = serde_json::from_slice(stored.value().bytes()).map_err(|source| {
+            StoreError::Corrupt {
+                table: name.to_owned(),
+                key: key.value().to_owned(),
+                source,
+            }
+        })?;
+        out.push(head);
+    }
+    Ok(out)
 }
