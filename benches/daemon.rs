@@ -76,11 +76,7 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
     let idle_rss = smo::daemon::usage::of(&child.id().to_string()).map(|u| u.rss_kib);
     let parts = memory_parts(&child.id().to_string());
     support::stop(&mut child);
-    println!(
-        "daemon idle: rss_kib={} ({})",
-        idle_rss.unwrap_or(0),
-        parts
-    );
+    println!("daemon idle: rss_kib={} ({})", idle_rss.unwrap_or(0), parts);
 
     // 2. Seeded state, in sync.
     let dir = tempfile::tempdir().unwrap();
@@ -161,9 +157,10 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
     support::wait_idle(&fake).await;
     let rss = smo::daemon::usage::of(&pid).map(|u| u.rss_kib);
     println!(
-        "daemon with {} services: rss_kib={} status_json_kib={}",
+        "daemon with {} services: rss_kib={} ({}) status_json_kib={}",
         graphs * services,
         rss.unwrap_or(0),
+        memory_parts(&pid),
         std::fs::metadata(&status).map_or(0, |m| m.len() / 1024)
     );
     let cpu = || smo::daemon::usage::of(&pid).map_or(0, |u| u.cpu_ms);
