@@ -225,6 +225,19 @@ impl Karmada {
         Ok((self.get(r).await?.map(Arc::new), false))
     }
 
+    /// The resourceVersion of the object in the watch cache, when a synced
+    /// cache holds it; `None` otherwise (never read from the API server).
+    pub async fn cached_version(&self, r: &ObjectRef) -> Option<String> {
+        let w = self.watches.as_ref()?;
+        let kind = self.resolve(&r.api_version, &r.kind).await.ok()?;
+        let namespace = if kind.namespaced {
+            r.namespace.as_deref()
+        } else {
+            None
+        };
+        w.version(&kind.resource, namespace, &r.name)
+    }
+
     /// Starts watching the kinds of these manifest objects (a no-op
     /// without watch caches, or for kinds not served).
     pub async fn watch_kinds(&self, objects: &[Value]) {

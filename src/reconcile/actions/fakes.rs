@@ -244,6 +244,18 @@ impl KarmadaOps for FakeKarmada {
         self.call("get", format!("get {} {}", r.kind, r.name))?;
         Ok(self.objects.lock().unwrap().get(r).cloned())
     }
+    async fn cached_version(&self, r: &ObjectRef) -> Option<String> {
+        if !self.watched.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("version {} {}", r.kind, r.name));
+        let objects = self.objects.lock().unwrap();
+        let v = &objects.get(r)?["metadata"]["resourceVersion"];
+        v.as_str().map(str::to_owned)
+    }
     async fn get_cached(
         &self,
         r: &ObjectRef,

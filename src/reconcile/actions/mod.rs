@@ -84,6 +84,12 @@ pub trait KarmadaOps: Send + Sync {
     ) -> impl Future<Output = Result<(Option<Arc<Value>>, bool), KarmadaError>> + Send {
         async move { Ok((self.get(r).await?.map(Arc::new), false)) }
     }
+    /// The resourceVersion a synced watch cache holds for the object;
+    /// `None` when no cache holds it.
+    fn cached_version(&self, r: &ObjectRef) -> impl Future<Output = Option<String>> + Send {
+        let _ = r;
+        async { None }
+    }
     /// Keeps the kinds of these objects watched, when there are watch
     /// caches.
     fn watch_kinds(&self, objects: &[Value]) -> impl Future<Output = ()> + Send {
@@ -145,6 +151,9 @@ impl KarmadaOps for Karmada {
     }
     async fn get_cached(&self, r: &ObjectRef) -> Result<(Option<Arc<Value>>, bool), KarmadaError> {
         Karmada::get_cached(self, r).await
+    }
+    async fn cached_version(&self, r: &ObjectRef) -> Option<String> {
+        Karmada::cached_version(self, r).await
     }
     async fn watch_kinds(&self, objects: &[Value]) {
         Karmada::watch_kinds(self, objects).await;

@@ -35,7 +35,7 @@ pub async fn drift<K: KarmadaOps>(
     let graph = GraphKey::new(&rec.project, &rec.graph);
     let hash = memo.manifest_hash(text);
     if let Some(objects) = memo.get(&graph, &rec.service, hash, ignore_replicas)
-        && unchanged(karmada, &objects).await?
+        && unchanged(karmada, &objects).await
     {
         return Ok(Vec::new());
     }
@@ -92,17 +92,13 @@ pub async fn drift<K: KarmadaOps>(
 }
 
 /// Whether every object is in a watch cache at the version given.
-async fn unchanged<K: KarmadaOps>(
-    karmada: &K,
-    objects: &[(ObjectRef, String)],
-) -> Result<bool, StepError> {
+async fn unchanged<K: KarmadaOps>(karmada: &K, objects: &[(ObjectRef, String)]) -> bool {
     for (r, rv) in objects {
-        match karmada.get_cached(r).await? {
-            (Some(live), true) if version(&live) == Some(rv.as_str()) => {}
-            _ => return Ok(false),
+        if karmada.cached_version(r).await.as_ref() != Some(rv) {
+            return false;
         }
     }
-    Ok(true)
+    true
 }
 
 fn version(live: &Value) -> Option<&str> {
