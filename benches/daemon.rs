@@ -233,6 +233,12 @@ async fn bench(graphs: usize, services: usize, helm: &Path) {
         first_requests.len()
     );
     helm_floor(helm);
+    helm_upgrade_floor(
+        helm,
+        &fake,
+        &dir.path().join("state/projects/p0/charts/service"),
+    )
+    .await;
 
     // 6. Out-of-band changes.
     let mut latencies = Vec::new();
@@ -409,6 +415,42 @@ fn read_from(path: &Path, offset: &mut u64) -> Option<String> {
     let n = f.read_to_string(&mut text).ok()?;
     *offset += n as u64;
     Some(text)
+}
+
+/// `helm upgrade --install` of the bench's chart, run directly: from its
+/// start to its first request to Karmada. The floor of "edit → helm's
+/// first request" on this machine, whatever smo does before it.
+async fn helm_upgrade_floor(helm: &Path, fake: &FakeKarmada, chart: &Path) {
+    let mut runs = Vec::new();
+    for i in 0..10 {
+        let before = helm_any(fake);
+        let t = Instant::now();
+        let mut child = Command::new(helm)
+            .args(["upgrade", "--install", &format!("floor-{i}")])
+            .arg(chart)
+            .args(["--namespace", "floor", "--create-namespace", "--kubeconfig"])
+            .arg(fake.kubeconfig_path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        while helm_any(fake) <= before && t.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if helm_any(fake) > before {
+            runs.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        // Not a blocking wait: the fake answers helm on this runtime.
+        while matches!(child.try_wait(), Ok(None)) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        support::wait_idle(fake).await;
+    }
+    let (p50, p95) = percentiles(&mut runs);
+    println!(
+        "helm upgrade's own start → its first request: p50_ms={p50:.1} p95_ms={p95:.1} n={}",
+        runs.len()
+    );
 }
 
 /// helm's own start on this machine (`helm version`, no cluster): the part
