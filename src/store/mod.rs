@@ -218,11 +218,6 @@ pub struct Store {
     db: Database,
     path: PathBuf,
     options: StoreOptions,
-    /// Redacted manifests by digest of what they redact: the status
-    /// snapshot is published every second while work is queued, and
-    /// parsing thousands of unchanged manifests each time would cost more
-    /// than the reconciles (see [`snapshot`]).
-    redactions: snapshot::RedactionCache,
     /// The last event sequence number committed (see [`Store::appended`]).
     appended: tokio::sync::watch::Sender<u64>,
     /// Commits so far (see [`Store::generation`]).
@@ -304,7 +299,6 @@ impl Store {
             db,
             path,
             options,
-            redactions: snapshot::RedactionCache::default(),
             appended: tokio::sync::watch::Sender::new(0),
             commits: std::sync::atomic::AtomicU64::new(0),
             touched: std::sync::Mutex::new(published::Touched::everything()),

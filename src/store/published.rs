@@ -22,10 +22,11 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::{ReadableDatabase, ReadableTable, TableHandle};
 use serde::Serialize;
 
-use super::access::{meta, newest, open_read, read_err};
+use super::access::{meta, newest, open_read, read_err, record};
+use super::codec::Record;
 use super::records::{GraphRecord, ServiceRecord};
 use super::snapshot::{EVENTS, FILE, RUNS, ReleaseObjects, redact_one, write_bytes};
 use super::{Store, StoreError, access::all, tables};
@@ -212,6 +213,30 @@ fn print_service(key: &str, mut s: ServiceRecord) -> Result<ServiceText, StoreEr
     })
 }
 
+/// Every record of `table` as printed: the previous text of a key not
+/// `stale`, otherwise the record read and printed again (keys gone from the
+/// table are dropped).
+fn reprint<T: Record, P>(
+    txn: &redb::ReadTransaction,
+    table: super::tx::Table<T>,
+    mut previous: BTreeMap<String, P>,
+    stale: impl Fn(&str) -> bool,
+    print: impl Fn(&str, T) -> Result<P, StoreError>,
+) -> Result<BTreeMap<String, P>, StoreError> {
+    let name = table.name();
+    let mut out = BTreeMap::new();
+    for entry in open_read(txn, table)?.iter().map_err(read_err(name))? {
+        let (key, stored) = entry.map_err(read_err(name))?;
+        let key = key.value();
+        let text = match previous.remove(key) {
+            Some(t) if !stale(key) => t,
+            _ => print(key, record(table, key, &stored.value())?)?,
+        };
+        out.insert(key.to_owned(), text);
+    }
+    Ok(out)
+}
+
 impl Store {
     /// Publishes the status snapshot to `dir/status.json` (see the module
     /// docs), reading again only the records written since the last time.
@@ -248,36 +273,22 @@ impl Store {
         let txn = self.db.begin_read().map_err(read_err("a transaction"))?;
         let source_revision: Option<String> =
             meta(&open_read(&txn, tables::META)?, tables::SOURCE_REVISION)?;
-        let mut graphs = BTreeMap::new();
-        let table = open_read(&txn, tables::GRAPHS)?;
-        for entry in table.iter().map_err(read_err("graphs"))? {
-            let (key, stored) = entry.map_err(read_err("graphs"))?;
-            let key = key.value();
-            let text = match printed.graphs.remove(key) {
-                Some(t) if !touched.graph_stale(key) => t,
-                _ => print_graph(
-                    key,
-                    &super::access::record(tables::GRAPHS, key, &stored.value())?,
-                )?,
-            };
-            graphs.insert(key.to_owned(), text);
-        }
-        let mut services = BTreeMap::new();
-        let table = open_read(&txn, tables::SERVICES)?;
-        for entry in table.iter().map_err(read_err("services"))? {
-            let (key, stored) = entry.map_err(read_err("services"))?;
-            let key = key.value();
-            let text = match printed.services.remove(key) {
-                Some(t) if !touched.service_stale(key) => t,
-                _ => print_service(
-                    key,
-                    super::access::record(tables::SERVICES, key, &stored.value())?,
-                )?,
-            };
-            services.insert(key.to_owned(), text);
-        }
-        printed.graphs = graphs;
-        printed.services = services;
+        let graphs = std::mem::take(&mut printed.graphs);
+        printed.graphs = reprint(
+            &txn,
+            tables::GRAPHS,
+            graphs,
+            |k| touched.graph_stale(k),
+            |k, g| print_graph(k, &g),
+        )?;
+        let services = std::mem::take(&mut printed.services);
+        printed.services = reprint(
+            &txn,
+            tables::SERVICES,
+            services,
+            |k| touched.service_stale(k),
+            print_service,
+        )?;
         let small = |e: serde_json::Error| StoreError::Encode {
             table: "status".into(),
             key: FILE.into(),

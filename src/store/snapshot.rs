@@ -87,47 +87,12 @@ pub struct ReleaseObjects {
 pub const WITHHELD: &str =
     "# Withheld by smo: this manifest cannot be parsed, so its Secrets cannot be redacted.\n";
 
-/// Redactions of the last snapshot, by digest of the namespace and the
-/// manifest; each snapshot keeps only the entries it used.
-#[derive(Default)]
-pub(crate) struct RedactionCache(
-    std::sync::Mutex<std::collections::HashMap<String, Option<manifest::Redacted>>>,
-);
-
-/// Replaces each service's manifest by its redacted form and returns the
-/// summaries of the objects of each.
-fn redact(services: &mut [ServiceRecord], cache: &RedactionCache) -> Vec<ReleaseObjects> {
-    use crate::locks::MutexExt;
-    let mut previous = std::mem::take(&mut *cache.0.lock_or_recover());
-    let mut kept = std::collections::HashMap::with_capacity(previous.len());
-    let mut out = Vec::new();
-    for svc in services {
-        let Some(text) = &svc.manifest else { continue };
-        let key = crate::digest::sha256_hex(format!("{}\n{text}", svc.namespace).as_bytes());
-        let redacted = previous
-            .remove(&key)
-            .unwrap_or_else(|| manifest::redact(text, &svc.namespace).ok());
-        kept.insert(key, redacted.clone());
-        out.extend(apply_redaction(svc, redacted));
-    }
-    *cache.0.lock_or_recover() = kept;
-    out
-}
-
 /// One service's manifest replaced by its redacted form, and the summary of
 /// its objects (`None` without a manifest, or when it is withheld).
 pub(super) fn redact_one(svc: &mut ServiceRecord) -> Option<ReleaseObjects> {
     let text = svc.manifest.as_ref()?;
-    let redacted = manifest::redact(text, &svc.namespace).ok();
-    apply_redaction(svc, redacted)
-}
-
-fn apply_redaction(
-    svc: &mut ServiceRecord,
-    redacted: Option<manifest::Redacted>,
-) -> Option<ReleaseObjects> {
-    match redacted {
-        Some(r) => {
+    match manifest::redact(text, &svc.namespace) {
+        Ok(r) => {
             svc.manifest = Some(r.manifest);
             Some(ReleaseObjects {
                 project: svc.project.clone(),
@@ -136,7 +101,7 @@ fn apply_redaction(
                 objects: r.objects,
             })
         }
-        None => {
+        Err(_) => {
             svc.manifest = Some(WITHHELD.to_owned());
             None
         }
@@ -165,7 +130,11 @@ impl Store {
                 release_objects: Vec::new(),
             })
         })?;
-        snapshot.release_objects = redact(&mut snapshot.services, &self.redactions);
+        snapshot.release_objects = snapshot
+            .services
+            .iter_mut()
+            .filter_map(redact_one)
+            .collect();
         Ok(snapshot)
     }
 }
