@@ -24,7 +24,13 @@ pub(super) async fn worker(
         let t = std::time::Instant::now();
         tracing::debug!(key = %key, drift, "reconcile started");
         let (outcome, after) = match engine.reconcile(&world, &key, drift).await {
-            Ok(r) => (r.outcome, r.after),
+            Ok(r) => {
+                // Graphs asked to move for this one: their move is recorded.
+                for moved in &r.moved {
+                    queue.enqueue_now(moved);
+                }
+                (r.outcome, r.after)
+            }
             Err(e) => (Outcome::Retry(StepError::from(e)), None),
         };
         let label = outcome.label();

@@ -90,6 +90,7 @@ pub fn placement(
     }
     let current = running.map(|r| r.placement.clone()).unwrap_or_default();
     crate::reconcile::placed::place_graph(graph, facts, &current, settings)
+        .map_err(|e| e.to_string())
 }
 
 /// Where the services of a live graph run, from their releases' values

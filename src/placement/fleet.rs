@@ -72,38 +72,7 @@ pub fn place_fleet_models(
     clusters: &[Cluster],
     graphs: &[FleetGraph],
 ) -> Vec<(Answer, Option<FleetModel>)> {
-    let free = clusters
-        .iter()
-        .map(|c| {
-            [
-                c.free_cpu.max(0.0),
-                c.free_memory_bytes as f64,
-                f64::from(c.free_gpu),
-            ]
-        })
-        .collect();
-    let held = graphs
-        .iter()
-        .map(|g| {
-            let current: Vec<Vec<String>> = g
-                .problem
-                .services
-                .iter()
-                .map(|s| s.current.clone())
-                .collect();
-            usage(clusters, &g.problem, &current)
-        })
-        .collect();
-    let mut fleet = Fleet {
-        clusters,
-        graphs,
-        st: State {
-            free,
-            held,
-            out: vec![None; graphs.len()],
-            solved_on: vec![None; graphs.len()],
-        },
-    };
+    let mut fleet = Fleet::new(clusters, graphs);
     for g in order(graphs) {
         if fleet.st.out[g].is_some() {
             continue;
@@ -139,6 +108,50 @@ pub fn place_fleet_models(
             (answer, model)
         })
         .collect()
+}
+
+/// Room made for one graph: its outcome, and the graphs that move for it
+/// (input index and new outcome; only graphs whose clusters change).
+#[derive(Debug, Clone)]
+pub struct Room {
+    pub outcome: PlacementOutcome,
+    pub moved: Vec<(usize, PlacementOutcome)>,
+}
+
+/// Places graph `target` while every other graph keeps what it holds now
+/// (its `current` placement, counted as allocated by the inventory); when
+/// that fails, flexible graphs standing in its way are re-placed by the
+/// fleet's repair rule (see the module documentation). This is how the
+/// daemon places a graph that cannot be placed on its own: the others are
+/// already running, and only the graphs that must move are touched.
+/// `None`: no such room (the graph's own error stands).
+pub fn make_room(clusters: &[Cluster], graphs: &[FleetGraph], target: usize) -> Option<Room> {
+    let mut fleet = Fleet::new(clusters, graphs);
+    if let Ok(outcome) = fleet.place(target) {
+        return Some(Room {
+            outcome,
+            moved: Vec::new(),
+        });
+    }
+    let outcome = fleet.repair(target)?;
+    let moved = fleet
+        .st
+        .out
+        .into_iter()
+        .enumerate()
+        .filter(|&(h, _)| h != target)
+        .filter_map(|(h, a)| Some((h, a?.ok()?)))
+        .filter(|(h, o)| {
+            let current: Vec<&Vec<String>> = graphs[*h]
+                .problem
+                .services
+                .iter()
+                .map(|s| &s.current)
+                .collect();
+            o.services.iter().map(|s| &s.clusters).ne(current)
+        })
+        .collect();
+    Some(Room { outcome, moved })
 }
 
 /// The model a fleet member's answer came from.
@@ -188,7 +201,44 @@ fn usage(clusters: &[Cluster], p: &PlacementProblem, on: &[Vec<String>]) -> Usag
     u
 }
 
-impl Fleet<'_> {
+impl<'a> Fleet<'a> {
+    /// Every graph holding what its current placement uses, nothing
+    /// placed yet.
+    fn new(clusters: &'a [Cluster], graphs: &'a [FleetGraph]) -> Self {
+        let free = clusters
+            .iter()
+            .map(|c| {
+                [
+                    c.free_cpu.max(0.0),
+                    c.free_memory_bytes as f64,
+                    f64::from(c.free_gpu),
+                ]
+            })
+            .collect();
+        let held = graphs
+            .iter()
+            .map(|g| {
+                let current: Vec<Vec<String>> = g
+                    .problem
+                    .services
+                    .iter()
+                    .map(|s| s.current.clone())
+                    .collect();
+                usage(clusters, &g.problem, &current)
+            })
+            .collect();
+        Fleet {
+            clusters,
+            graphs,
+            st: State {
+                free,
+                held,
+                out: vec![None; graphs.len()],
+                solved_on: vec![None; graphs.len()],
+            },
+        }
+    }
+
     /// Places graph `g` on what is free plus what it holds; on success it
     /// holds its new placement instead.
     fn place(&mut self, g: usize) -> Answer {

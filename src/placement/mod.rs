@@ -46,7 +46,7 @@ mod tests_fleet;
 mod tests_mps;
 
 pub use error::{Infeasibility, PlacementError};
-pub use fleet::{FleetGraph, FleetModel, place_fleet, place_fleet_models};
+pub use fleet::{FleetGraph, FleetModel, Room, make_room, place_fleet, place_fleet_models};
 pub use model::*;
 
 use check::{Assignment, effective_weights, evaluate, violation};

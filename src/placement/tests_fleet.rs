@@ -126,3 +126,56 @@ fn fleet_plan_is_the_same_for_every_input_order() {
     }
     assert_eq!(seen, 24);
 }
+
+/// The running graphs of the daemon's case: a flexible graph fills the
+/// edge cluster, a steady one runs far away; the inventory counts both.
+fn running() -> (Vec<Cluster>, Vec<FleetGraph>) {
+    let mut clusters = edge_and_core();
+    clusters[0].free_cpu = 0.0;
+    clusters[1].free_cpu = 3.0;
+    clusters.push(cluster("c-far", 0.0));
+    let mut web = svc("web", 2.0);
+    web.current = vec!["a-edge".into()];
+    let mut db = svc("db", 1.0);
+    db.current = vec!["c-far".into()];
+    let graphs = vec![
+        fleet_graph("aaa-flexible", vec![web]),
+        fleet_graph("bbb-steady", vec![db]),
+    ];
+    (clusters, graphs)
+}
+
+#[test]
+fn room_is_made_by_moving_only_the_flexible_graph_in_the_way() {
+    let (clusters, mut graphs) = running();
+    graphs.push(fleet_graph(
+        "zzz-edge",
+        vec![pinned(svc("camera", 2.0), "a-edge")],
+    ));
+    let room = make_room(&clusters, &graphs, 2).expect("room by moving aaa-flexible");
+    assert_eq!(room.outcome.assignment(), [["a-edge"]]);
+    let moved: Vec<(usize, Vec<Vec<String>>)> = room
+        .moved
+        .iter()
+        .map(|(h, o)| (*h, o.assignment()))
+        .collect();
+    assert_eq!(moved, [(0, vec![vec!["b-core".to_owned()]])]);
+}
+
+#[test]
+fn room_needs_no_move_when_the_graph_fits_and_none_when_nothing_helps() {
+    let (clusters, mut graphs) = running();
+    graphs.push(fleet_graph("zzz-core", vec![svc("api", 1.0)]));
+    let room = make_room(&clusters, &graphs, 2).expect("fits on b-core");
+    assert_eq!(room.outcome.assignment(), [["b-core"]]);
+    assert!(room.moved.is_empty());
+
+    // The edge cluster has 2 CPUs in all: even with the flexible graph
+    // gone, 3 do not fit, so nothing moves.
+    let (clusters, mut graphs) = running();
+    graphs.push(fleet_graph(
+        "zzz-edge",
+        vec![pinned(svc("camera", 3.0), "a-edge")],
+    ));
+    assert!(make_room(&clusters, &graphs, 2).is_none());
+}

@@ -9,7 +9,8 @@ use crate::keys::GraphKey;
 use crate::provenance::Cause;
 use crate::store::Kind;
 use crate::store::records::{
-    FiredEvent, GraphRecord, NewEvent, OwnedObject, ScaleRecord, ServiceRecord, service_key,
+    FiredEvent, GraphRecord, MoveRecord, NewEvent, OwnedObject, ScaleRecord, ServiceRecord,
+    service_key,
 };
 use crate::store::{Store, StoreError};
 use std::collections::BTreeMap;
@@ -37,6 +38,14 @@ pub struct Batch {
     pub forget_scales: Vec<String>,
     /// Write-ahead intents whose result this batch records.
     pub intents_done: Vec<String>,
+    /// The move asked of this graph, as read (see [`MoveRecord`]).
+    pub move_asked: Option<MoveRecord>,
+    /// The move asked was made or dropped: delete it (if it is still the
+    /// one read).
+    pub move_taken: bool,
+    /// Moves of other graphs that make room for this one, written with
+    /// its placement.
+    pub moves: Vec<MoveRecord>,
     original: (
         Option<GraphRecord>,
         BTreeMap<String, ServiceRecord>,
@@ -60,7 +69,7 @@ impl Batch {
     /// Reads every record of `key` in one go (off the async workers).
     pub async fn load(store: &Arc<Store>, key: &GraphKey) -> Result<Batch, StoreError> {
         let k = key.clone();
-        let (graph, services, owned, triggers, scales) = blocking(store, move |s| {
+        let (graph, services, owned, triggers, scales, move_asked) = blocking(store, move |s| {
             let (p, g) = (&k.project, &k.graph);
             Ok((
                 s.graph(&k.to_string())?,
@@ -68,6 +77,7 @@ impl Batch {
                 s.owned_objects_of(p, g)?,
                 s.triggers_of(p, g)?,
                 s.scales_of(p, g)?,
+                s.move_of(&k.to_string())?,
             ))
         })
         .await?;
@@ -89,6 +99,9 @@ impl Batch {
             scales: scales.into_iter().map(|r| (r.service.clone(), r)).collect(),
             forget_scales: Vec::new(),
             intents_done: Vec::new(),
+            move_asked,
+            move_taken: false,
+            moves: Vec::new(),
         })
     }
 
@@ -140,6 +153,8 @@ impl Batch {
         );
         let (rearm, read_triggers, forget_scales) = (self.rearm, self.triggers, self.forget_scales);
         let intents_done = self.intents_done;
+        let taken = self.move_asked.filter(|_| self.move_taken);
+        let moves = self.moves;
         if !graph_changed
             && rearm.is_empty()
             && services.is_empty()
@@ -149,6 +164,8 @@ impl Batch {
             && events.is_empty()
             && forget_scales.is_empty()
             && intents_done.is_empty()
+            && taken.is_none()
+            && moves.is_empty()
         {
             return Ok(());
         }
@@ -183,6 +200,21 @@ impl Batch {
                 }
                 for o in &deleted_owned {
                     tx.delete_owned(&o.key())?;
+                }
+                // Only the request this reconcile acted on: a newer one
+                // (written meanwhile for another graph) stays.
+                if let Some(m) = &taken
+                    && tx.move_of(&m.key())?.as_ref() == Some(m)
+                {
+                    tx.delete_move(&m.key())?;
+                }
+                for m in &moves {
+                    tx.put_move(m)?;
+                    let key = (m.project.as_str(), m.graph.as_str());
+                    let message = format!("by the fleet: to make room for {}", m.for_graph);
+                    let event =
+                        NewEvent::graph(now, key, None, Kind::ReplacementRequested, message);
+                    tx.append_event(event.caused_by(cause.clone()))?;
                 }
                 for (service, kind, message) in &events {
                     let key = (graph.project.as_str(), graph.graph.as_str());

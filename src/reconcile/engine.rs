@@ -68,6 +68,9 @@ pub struct Engine {
 pub struct Reconciled {
     pub outcome: Outcome,
     pub after: Option<Duration>,
+    /// Graphs asked to move to make room for this one (see `room`): the
+    /// caller reconciles them next.
+    pub moved: Vec<GraphKey>,
 }
 
 impl Engine {
@@ -91,6 +94,7 @@ impl Engine {
                 return Ok(Reconciled {
                     outcome: Outcome::Done,
                     after: None,
+                    moved: Vec::new(),
                 });
             }
             let cx = remove::Context {
@@ -106,6 +110,7 @@ impl Engine {
             return Ok(Reconciled {
                 outcome,
                 after: None,
+                moved: Vec::new(),
             });
         };
         let rec = batch
@@ -139,8 +144,17 @@ impl Engine {
         for (kind, message) in transitions::graph_events(batch.original_graph(), g, invalid) {
             batch.event(None, kind, message);
         }
+        let moved = batch
+            .moves
+            .iter()
+            .map(|m| GraphKey::new(&m.project, &m.graph))
+            .collect();
         batch.commit(&self.store, now).await?;
-        Ok(Reconciled { outcome, after })
+        Ok(Reconciled {
+            outcome,
+            after,
+            moved,
+        })
     }
 
     /// The graph is desired and valid: place, plan, execute.
@@ -155,7 +169,7 @@ impl Engine {
         let hda = &graph.descriptor.hda_graph;
         batch.graph.as_mut().expect("set by reconcile").suspended = hda.suspend;
         let (placement, recheck) =
-            match placed::resolve(world, graph, batch, &self.metrics, now).await {
+            match placed::resolve(world, graph, batch, &self.store, &self.metrics, now).await {
                 Ok(p) => p,
                 Err(e) => return outcome(Some(e), None),
             };

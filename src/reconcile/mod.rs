@@ -34,6 +34,7 @@ pub mod propagation;
 pub mod publish;
 pub mod queue;
 pub mod remove;
+pub mod room;
 pub mod rulesync;
 pub mod status;
 pub mod sweep;

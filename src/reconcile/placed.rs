@@ -6,13 +6,15 @@
 use super::batch::Batch;
 use super::engine::World;
 use super::error::{Reason, StepError};
+use super::room::{self, Room};
 use crate::desired::Graph;
-use crate::placement::place;
+use crate::placement::{PlacementError, place};
 use crate::plan::problem;
 use crate::release::Placement;
-use crate::store::Kind;
-use crate::store::records::GraphRecord;
+use crate::store::records::{GraphRecord, MoveRecord};
+use crate::store::{Kind, Store};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Whether the recorded placement is kept.
@@ -135,10 +137,14 @@ pub async fn resolve(
     world: &World,
     graph: &Graph,
     batch: &mut Batch,
+    store: &Arc<Store>,
     metrics: &crate::metrics::Metrics,
     now: u64,
 ) -> Result<(Placement, Option<Duration>), StepError> {
     let hda = &graph.descriptor.hda_graph;
+    // A move asked of this graph is taken now, made or dropped.
+    let asked = batch.move_asked.clone();
+    batch.move_taken = asked.is_some();
     if hda.services.iter().all(|s| hda.chart_decides(s)) {
         // Static placement with no cluster named anywhere: the charts
         // decide, there is nothing to solve.
@@ -152,6 +158,35 @@ pub async fn resolve(
     }
     let inputs_hash = placement_inputs_hash(graph);
     let revision = placement_revision(graph);
+    if let Some(m) = asked {
+        match move_applies(world, graph, &m, &inputs_hash) {
+            Ok(()) => {
+                let rec = batch
+                    .graph
+                    .as_mut()
+                    .expect("the engine creates the record first");
+                let p = m.placement;
+                if rec.placement != p {
+                    let message = format!(
+                        "re-placed (to make room for {}): {}",
+                        m.for_graph,
+                        describe(&p)
+                    );
+                    batch.event(None, Kind::Replaced, message);
+                }
+                let rec = batch.graph.as_mut().expect("checked above");
+                rec.placement = p.clone();
+                rec.placement_inputs_hash = Some(inputs_hash);
+                rec.placement_revision = revision;
+                return Ok((p, None));
+            }
+            Err(why) => tracing::warn!(
+                for_graph = %m.for_graph,
+                why,
+                "the move asked of this graph is dropped; placing it as usual"
+            ),
+        }
+    }
     let requested = world.replace.get(&batch.key).cloned();
     if let Some(why) = &requested {
         batch.event(
@@ -181,19 +216,34 @@ pub async fn resolve(
         Keep::No(reason) => reason,
     };
     let started = std::time::Instant::now();
-    let placed = solve(world, graph, rec.placement.clone()).await;
+    let current = rec.placement.clone();
+    let placed = solve(world, graph, current.clone()).await;
     metrics.observe(
         crate::metrics::Family::SolverDuration,
         &["placement"],
         started.elapsed().as_secs_f64(),
     );
-    let p = placed?;
+    let (p, moves) = match placed? {
+        Ok(p) => (p, Vec::new()),
+        Err(e) if room_may_help(&e) => with_room(world, graph, &current, store, now, &e).await?,
+        Err(e) => return Err(placement_failed(&e)),
+    };
+    let rec = batch
+        .graph
+        .as_mut()
+        .expect("the engine creates the record first");
+    let making_room = if moves.is_empty() {
+        String::new()
+    } else {
+        let graphs: Vec<String> = moves.iter().map(MoveRecord::key).collect();
+        format!("; moving {} to make room", graphs.join(", "))
+    };
     let event = if rec.placement.is_empty() {
-        Some((Kind::Placed, describe(&p)))
+        Some((Kind::Placed, format!("{}{making_room}", describe(&p))))
     } else if rec.placement != p {
         Some((
             Kind::Replaced,
-            format!("re-placed ({reason}): {}", describe(&p)),
+            format!("re-placed ({reason}): {}{making_room}", describe(&p)),
         ))
     } else {
         None
@@ -204,7 +254,82 @@ pub async fn resolve(
     if let Some((kind, message)) = event {
         batch.event(None, kind, message);
     }
+    batch.moves = moves;
     Ok((p, None))
+}
+
+/// Whether a move asked of the graph can still be made: planned on the
+/// graph's current placement inputs, naming clusters for every service the
+/// model places, all of them known, ready and schedulable.
+fn move_applies(
+    world: &World,
+    graph: &Graph,
+    m: &MoveRecord,
+    inputs_hash: &str,
+) -> Result<(), &'static str> {
+    if m.inputs_hash != inputs_hash {
+        return Err("the graph's placement inputs changed since");
+    }
+    let hda = &graph.descriptor.hda_graph;
+    if hda
+        .services
+        .iter()
+        .filter(|s| !hda.chart_decides(s))
+        .any(|s| m.placement.get(s.id.as_str()).is_none_or(Vec::is_empty))
+    {
+        return Err("it leaves a service without a cluster");
+    }
+    let usable = |name: &String| {
+        world
+            .clusters
+            .iter()
+            .any(|c| &c.name == name && c.ready && c.schedulable)
+    };
+    if !m.placement.values().flatten().all(usable) {
+        return Err("a cluster it names is gone, NotReady or cordoned");
+    }
+    Ok(())
+}
+
+/// Whether moving other graphs could make a failed placement possible: the
+/// model found no answer on the capacity left (an inconsistent input or a
+/// solver failure is not about capacity).
+fn room_may_help(e: &PlacementError) -> bool {
+    !matches!(
+        e,
+        PlacementError::InvalidInput(_) | PlacementError::Solver(_)
+    )
+}
+
+fn placement_failed(e: &PlacementError) -> StepError {
+    StepError::terminal(Reason::Placement, format!("placement failed: {e}"))
+}
+
+/// The graph failed to place on its own (`failed`): room made by moving
+/// flexible graphs, or the failure (held for a retry while earlier moves
+/// are pending).
+async fn with_room(
+    world: &World,
+    graph: &Graph,
+    current: &Placement,
+    store: &Arc<Store>,
+    now: u64,
+    failed: &PlacementError,
+) -> Result<(Placement, Vec<MoveRecord>), StepError> {
+    let room = room::make(world, graph, current, store, now)
+        .await
+        .map_err(|e| StepError::transient(Reason::Internal, format!("reading the store: {e}")))?;
+    match room {
+        Room::Made { placement, moves } => Ok((placement, moves)),
+        Room::None => Err(placement_failed(failed)),
+        Room::Pending(graphs) => Err(StepError::transient(
+            Reason::Placement,
+            format!(
+                "placement failed: {failed}; waiting for {} to move before looking for room",
+                graphs.join(", ")
+            ),
+        )),
+    }
 }
 
 /// Places one graph on `facts`, movement measured from `current` (a
@@ -215,11 +340,11 @@ pub fn place_graph(
     facts: &[crate::observe::clusters::ClusterFacts],
     current: &Placement,
     settings: &crate::spec::settings::Settings,
-) -> Result<Placement, String> {
+) -> Result<Placement, PlacementError> {
     let (clusters, latency) = problem::clusters(facts);
     let (problem, options, _notes) =
         problem::problem(graph, &clusters, &latency, Some(current), settings);
-    let outcome = place(&problem, &options).map_err(|e| e.to_string())?;
+    let outcome = place(&problem, &options)?;
     Ok(outcome
         .services
         .into_iter()
@@ -228,14 +353,15 @@ pub fn place_graph(
 }
 
 /// Places one graph on the current clusters, off the async workers.
-async fn solve(world: &World, graph: &Graph, current: Placement) -> Result<Placement, StepError> {
+async fn solve(
+    world: &World,
+    graph: &Graph,
+    current: Placement,
+) -> Result<Result<Placement, PlacementError>, StepError> {
     let facts = world.clusters.clone();
     let graph = graph.clone();
     let settings = world.desired.settings.clone();
-    let failed =
-        |e: String| StepError::terminal(Reason::Placement, format!("placement failed: {e}"));
     tokio::task::spawn_blocking(move || place_graph(&graph, &facts, &current, &settings))
         .await
-        .map_err(|e| StepError::transient(Reason::Internal, format!("placement task failed: {e}")))?
-        .map_err(failed)
+        .map_err(|e| StepError::transient(Reason::Internal, format!("placement task failed: {e}")))
 }

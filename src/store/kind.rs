@@ -58,7 +58,7 @@ kinds! {
     Rearmed => "Rearmed", "service.rearmed", "an alert resolved: the service was uninstalled and waits again";
     Placed => "Placed", "placement.decided", "a graph was placed for the first time (with the explanation)";
     Replaced => "Replaced", "placement.decided", "a graph was re-placed (with the reason and explanation)";
-    ReplacementRequested => "ReplacementRequested", "placement.requested", "the scaler asked for a re-placement";
+    ReplacementRequested => "ReplacementRequested", "placement.requested", "the scaler, or the fleet (room for another graph), asked for a re-placement";
     ClusterProvisioned => "ClusterProvisioned", "cluster.provisioned", "NFVCL reports a new cluster ready";
     ClusterScaled => "ClusterScaled", "cluster.scaled", "NFVCL finished changing a cluster's workers";
     ClusterDeleted => "ClusterDeleted", "cluster.deleted", "a provisioned cluster was deleted";

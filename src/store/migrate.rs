@@ -29,7 +29,7 @@ use super::records::{GraphRecord, ServicePhase, ServiceRecord, TriggerState};
 use super::{StoreError, tables};
 
 /// The schema version this smo writes.
-pub const CURRENT_SCHEMA: u32 = 7;
+pub const CURRENT_SCHEMA: u32 = 8;
 
 /// Schema version 1: one table of graphs with their services embedded, and
 /// the source revision under [`v1::REVISION`] in the meta table.
@@ -124,6 +124,9 @@ fn step_from(version: u32) -> Option<Step> {
         // Version 7 adds the outbox and the sink cursors (created below)
         // and the store's identity.
         6 => Some(set_store_id),
+        // Version 8 only adds the moves table (room made for a graph by
+        // moving others), created below.
+        7 => Some(|_| Ok(())),
         _ => None,
     }
 }
@@ -282,6 +285,7 @@ fn create_current_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     create(txn, tables::SCALES)?;
     create(txn, tables::PROVISIONS)?;
     create(txn, tables::INTENTS)?;
+    create(txn, tables::MOVES)?;
     create(txn, tables::EVENTS)?;
     create(txn, tables::OUTBOX)?;
     create(txn, tables::SINK_CURSORS)?;

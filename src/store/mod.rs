@@ -60,8 +60,8 @@ pub use outbox::OutboxStats;
 pub use published::Published;
 pub use records::{
     ClusterRecord, Condition, ConditionKind, Event, FiredEvent, GraphRecord, Intent, IntentEffect,
-    NewEvent, NewRun, OwnedObject, ProvisionRecord, ProvisionStatus, RunRecord, ScaleRecord,
-    ServicePhase, ServiceRecord, TriggerState, graph_key, service_key, trigger_key,
+    MoveRecord, NewEvent, NewRun, OwnedObject, ProvisionRecord, ProvisionStatus, RunRecord,
+    ScaleRecord, ServicePhase, ServiceRecord, TriggerState, graph_key, service_key, trigger_key,
 };
 pub use snapshot::StatusSnapshot;
 
@@ -429,6 +429,16 @@ impl Store {
     /// Every scaling decision.
     pub fn scales(&self) -> Result<Vec<ScaleRecord>, StoreError> {
         self.read(|txn| all(&open_read(txn, tables::SCALES)?, tables::SCALES))
+    }
+
+    /// The move asked of a graph, if any (`"{project}/{graph}"`).
+    pub fn move_of(&self, key: &str) -> Result<Option<MoveRecord>, StoreError> {
+        self.read(|txn| get(&open_read(txn, tables::MOVES)?, tables::MOVES, key))
+    }
+
+    /// Every move asked and not yet made.
+    pub fn moves(&self) -> Result<Vec<MoveRecord>, StoreError> {
+        self.read(|txn| all(&open_read(txn, tables::MOVES)?, tables::MOVES))
     }
 
     /// Side effects started and not yet recorded (write-ahead intents).

@@ -234,6 +234,33 @@ impl ProvisionRecord {
     }
 }
 
+/// A graph asked to move so that another graph can be placed (the fleet
+/// repair, see `placement::make_room`), keyed by the graph that moves.
+/// Written with the placement of the graph it makes room for, in one
+/// transaction, and taken by the moving graph's own reconcile: a crash in
+/// between leaves the request, not a half-made room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MoveRecord {
+    pub project: String,
+    pub graph: String,
+    /// Service → clusters: where the graph goes.
+    pub placement: BTreeMap<String, Vec<String>>,
+    /// The graph's placement inputs hash the move was planned on: a move
+    /// planned on other inputs is dropped.
+    pub inputs_hash: String,
+    /// `project/graph` of the graph the room is made for.
+    pub for_graph: String,
+    /// Unix seconds.
+    pub requested_at: u64,
+}
+
+impl MoveRecord {
+    pub fn key(&self) -> String {
+        graph_key(&self.project, &self.graph)
+    }
+}
+
 /// Which release a service record holds, read without the rest of the
 /// record (the sweep reads every record; most of their bytes are
 /// manifests it does not need).
@@ -463,6 +490,7 @@ records!(
     Event,
     RunRecord,
     SinkCursor,
+    MoveRecord,
 );
 
 /// The key of a graph record.

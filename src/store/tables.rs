@@ -14,8 +14,8 @@ use redb::TableDefinition;
 
 use super::codec::Json;
 use super::records::{
-    ClusterRecord, Event, FiredEvent, GraphRecord, Intent, OwnedObject, ProvisionRecord, RunRecord,
-    ScaleRecord, ServiceRecord, SinkCursor,
+    ClusterRecord, Event, FiredEvent, GraphRecord, Intent, MoveRecord, OwnedObject,
+    ProvisionRecord, RunRecord, ScaleRecord, ServiceRecord, SinkCursor,
 };
 
 /// Store-wide facts: [`SCHEMA_VERSION`] (a JSON `u32`) and
@@ -46,6 +46,9 @@ pub const PROVISIONS: TableDefinition<'static, &str, Json<ProvisionRecord>> =
 /// [`Intent::key`](super::Intent::key) → [`Intent`](super::Intent): side
 /// effects started and not yet recorded (write-ahead).
 pub const INTENTS: TableDefinition<'static, &str, Json<Intent>> = TableDefinition::new("intents");
+/// `"{project}/{graph}"` → [`MoveRecord`](super::records::MoveRecord):
+/// graphs asked to move to make room for another (schema 8).
+pub const MOVES: TableDefinition<'static, &str, Json<MoveRecord>> = TableDefinition::new("moves");
 /// Sequence number → [`Event`](super::Event); bounded, oldest trimmed first.
 pub const EVENTS: TableDefinition<'static, u64, Json<Event>> = TableDefinition::new("events");
 /// Journal sequence number → [`Event`](super::Event): the events not yet

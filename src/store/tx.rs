@@ -6,9 +6,9 @@ use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 use super::access::{all, encode, get, read_err, under, write_err};
 use super::codec::{Json, Record, Stored};
 use super::records::{
-    ClusterRecord, FiredEvent, GraphRecord, Intent, NewEvent, NewRun, OwnedObject, ProvisionRecord,
-    ProvisionStatus, ReleaseHead, ScaleRecord, ServiceRecord, children_prefix, prefix_end,
-    service_key,
+    ClusterRecord, FiredEvent, GraphRecord, Intent, MoveRecord, NewEvent, NewRun, OwnedObject,
+    ProvisionRecord, ProvisionStatus, ReleaseHead, ScaleRecord, ServiceRecord, children_prefix,
+    prefix_end, service_key,
 };
 use super::{Kind, StoreError, StoreOptions, tables};
 use crate::provenance::Cause;
@@ -91,9 +91,11 @@ impl Tx<'_> {
     }
 
     /// Deletes a graph with its services, owned objects, fired events and
-    /// scaling decisions; returns whether the graph existed.
+    /// scaling decisions and a move asked of it; returns whether the graph
+    /// existed.
     pub fn delete_graph(&mut self, key: &str) -> Result<bool, StoreError> {
         let existed = self.remove(tables::GRAPHS, key)?;
+        self.remove(tables::MOVES, key)?;
         let prefix = format!("{key}/");
         self.remove_under(tables::SERVICES, &prefix)?;
         self.remove_under(tables::OWNED, &prefix)?;
@@ -153,6 +155,21 @@ impl Tx<'_> {
     /// Every pending intent.
     pub fn intents(&self) -> Result<Vec<Intent>, StoreError> {
         all(&self.open(tables::INTENTS)?, tables::INTENTS)
+    }
+
+    /// The move asked of a graph, if any (`"{project}/{graph}"`).
+    pub fn move_of(&self, key: &str) -> Result<Option<MoveRecord>, StoreError> {
+        get(&self.open(tables::MOVES)?, tables::MOVES, key)
+    }
+
+    /// Asks a graph to move (replacing an older request for it).
+    pub fn put_move(&mut self, record: &MoveRecord) -> Result<(), StoreError> {
+        self.put(tables::MOVES, &record.key(), record)
+    }
+
+    /// The move was made, dropped, or its graph left.
+    pub fn delete_move(&mut self, key: &str) -> Result<bool, StoreError> {
+        self.remove(tables::MOVES, key)
     }
 
     /// Records the scaler's decision for one service.

@@ -24,6 +24,7 @@ mod profile;
 mod prom;
 mod published;
 mod render;
+mod room;
 mod safety;
 mod sources;
 mod store;

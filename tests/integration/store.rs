@@ -440,3 +440,33 @@ fn store_migrates_a_v6_database_by_adding_the_outbox_and_an_identity() {
     drop(store);
     assert_eq!(raw_schema_version(&path), CURRENT_SCHEMA);
 }
+
+/// Version 8 adds the moves table (graphs asked to move to make room for
+/// another). A v7 store — today's layout without it — keeps its records
+/// and gets an empty table.
+#[test]
+fn store_migrates_a_v7_database_by_adding_the_moves_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Store::path_in(dir.path());
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .write(|tx| tx.put_graph(&smo::store::GraphRecord::new("p", "g", "g.yaml", 5)))
+            .unwrap();
+    }
+    {
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        assert!(txn.delete_table(tables::MOVES).unwrap());
+        put_json(&txn, tables::META, tables::SCHEMA_VERSION, &7u32);
+        txn.commit().unwrap();
+    }
+    assert!(!table_names(&path).iter().any(|n| n == "moves"));
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), CURRENT_SCHEMA);
+    assert!(store.moves().unwrap().is_empty());
+    assert_eq!(store.graphs().unwrap().len(), 1);
+    drop(store);
+    assert!(table_names(&path).iter().any(|n| n == "moves"));
+    assert_eq!(raw_schema_version(&path), 8);
+}

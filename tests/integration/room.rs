@@ -1,0 +1,221 @@
+//! Fleet placement in the daemon (issue 17): a graph pinned to a small
+//! edge cluster that a flexible graph already fills is placed there, and
+//! the flexible graph moves, through a persisted move request.
+
+use crate::daemon::{Env, env, wait_for};
+use fake_karmada::{ClusterResources, ResourcePair};
+use smo::daemon::RunOptions;
+use smo::store::Kind;
+use std::time::Duration;
+
+const QUIET: &str = "intervals: {resync: 1h, inventory: 1h}\n";
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// A one-service graph of project brussels on the example's
+/// image-detection chart, needing 4 CPUs (`medium`), optionally pinned.
+fn descriptor(id: &str, service: &str, pin: Option<&str>) -> String {
+    let pin = pin.map_or_else(String::new, |c| format!("\n          clusters: [{c}]"));
+    format!(
+        "hdaGraph:
+  imVersion: 0.4.0
+  id: {id}
+  version: \"1\"
+  designer: t
+  hdaGraphIntent: {{}}
+  services:
+    - id: {service}
+      deployment:
+        trigger: {{auto: {{dependencies: []}}}}
+        intent:
+          compute: {{cpu: medium, ram: small, storage: small, gpu: {{enabled: false}}}}{pin}
+      artifact:
+        ociImage: charts/image-detection
+        ociConfig: {{type: App, implementer: HELM}}
+        ociRun: {{name: HELM, version: v3}}
+"
+    )
+}
+
+/// CPUs `allocatable` with `allocated` of them handed out, and room in
+/// memory.
+fn cpus(allocatable: u32, allocated: u32) -> ClusterResources {
+    ClusterResources {
+        cpu: ResourcePair {
+            allocatable: allocatable.to_string(),
+            allocated: Some(allocated.to_string()),
+        },
+        memory: ResourcePair {
+            allocatable: "64Gi".into(),
+            allocated: Some("0".into()),
+        },
+        gpu: None,
+    }
+}
+
+/// The clusters the generated PropagationPolicy of `service` names.
+fn placed_on(env: &Env, service: &str) -> Option<Vec<String>> {
+    let pp = env.object(
+        "policy.karmada.io/v1alpha1",
+        "PropagationPolicy",
+        "brussels",
+        service,
+    )?;
+    let names = pp["spec"]["placement"]["clusterAffinity"]["clusterNames"].as_array()?;
+    Some(
+        names
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect(),
+    )
+}
+
+fn deployed(env: &Env, release: &str) -> bool {
+    env.releases("brussels")
+        .get(release)
+        .is_some_and(|(_, st)| st == "deployed")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_graph_gets_its_edge_cluster_and_the_flexible_graph_moves() {
+    let Some(env) = env(QUIET).await else { return };
+    let projects = env.descriptor("projects");
+    for gone in ["athens", "demo2"] {
+        std::fs::remove_dir_all(projects.join(gone)).unwrap();
+    }
+    std::fs::remove_file(projects.join("brussels/image-detection-graph.yaml")).unwrap();
+    std::fs::write(
+        projects.join("brussels/a-flex.yaml"),
+        descriptor("a-flex", "flex", None),
+    )
+    .unwrap();
+    // Only the edge cluster has room at first.
+    let set = |name: &str, r: ClusterResources| env.fake.set_cluster_resources(name, &r).unwrap();
+    set("brussels-edge", cpus(6, 0));
+    set("athens-core", cpus(6, 6));
+    set("lyon-gpu", cpus(16, 16));
+
+    let daemon = env.start(RunOptions::default());
+    let first = wait_for(LIMIT, "a-flex deployed on the edge", || {
+        placed_on(&env, "flex").filter(|_| deployed(&env, "flex"))
+    })
+    .await;
+    assert_eq!(first, ["brussels-edge"]);
+
+    // Karmada counts flex on the edge; the core frees up. A graph pinned
+    // to the edge now needs 4 CPUs there, where 2 are free.
+    set("brussels-edge", cpus(6, 4));
+    set("athens-core", cpus(6, 0));
+    std::fs::write(
+        projects.join("brussels/z-pinned.yaml"),
+        descriptor("z-pinned", "camera", Some("brussels-edge")),
+    )
+    .unwrap();
+    let (camera, flex) = wait_for(LIMIT, "camera on the edge, flex moved", || {
+        let camera = placed_on(&env, "camera")?;
+        let flex = placed_on(&env, "flex").filter(|f| f != &first)?;
+        (deployed(&env, "camera") && deployed(&env, "flex")).then_some((camera, flex))
+    })
+    .await;
+    assert_eq!(camera, ["brussels-edge"]);
+    assert_eq!(flex, ["athens-core"]);
+    daemon.stop().await;
+
+    let store = env.store();
+    assert!(
+        store.moves().unwrap().is_empty(),
+        "the move was taken: {:?}",
+        store.moves()
+    );
+    let events = store.events(100).unwrap();
+    let said = |graph: &str, kind: Kind, part: &str| {
+        events
+            .iter()
+            .any(|e| e.graph == graph && e.kind() == Some(kind) && e.message.contains(part))
+    };
+    assert!(
+        said("z-pinned", Kind::Placed, "moving brussels/a-flex"),
+        "{events:#?}"
+    );
+    assert!(
+        said("a-flex", Kind::ReplacementRequested, "brussels/z-pinned"),
+        "{events:#?}"
+    );
+    assert!(
+        said(
+            "a-flex",
+            Kind::Replaced,
+            "to make room for brussels/z-pinned"
+        ),
+        "{events:#?}"
+    );
+}
+
+/// A move request left by a crash (written with the placement of the graph
+/// it made room for, before the moving graph's reconcile took it) is
+/// carried out at the next start; one planned on other inputs is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_left_by_a_crash_is_made_at_the_next_start_and_a_stale_one_dropped() {
+    let Some(env) = env(QUIET).await else { return };
+    let projects = env.descriptor("projects");
+    for gone in ["athens", "demo2"] {
+        std::fs::remove_dir_all(projects.join(gone)).unwrap();
+    }
+    std::fs::remove_file(projects.join("brussels/image-detection-graph.yaml")).unwrap();
+    std::fs::write(
+        projects.join("brussels/a-flex.yaml"),
+        descriptor("a-flex", "flex", None),
+    )
+    .unwrap();
+    let set = |name: &str, r: ClusterResources| env.fake.set_cluster_resources(name, &r).unwrap();
+    set("brussels-edge", cpus(6, 0));
+    set("athens-core", cpus(6, 6));
+    set("lyon-gpu", cpus(16, 16));
+    let daemon = env.start(RunOptions::default());
+    wait_for(LIMIT, "a-flex deployed on the edge", || {
+        placed_on(&env, "flex").filter(|p| p == &["brussels-edge"] && deployed(&env, "flex"))
+    })
+    .await;
+    daemon.stop().await;
+
+    let hash = {
+        let store = env.store();
+        let rec = store.graph("brussels/a-flex").unwrap().unwrap();
+        rec.placement_inputs_hash.unwrap()
+    };
+    let asked = |inputs_hash: &str| smo::store::MoveRecord {
+        project: "brussels".into(),
+        graph: "a-flex".into(),
+        placement: [("flex".to_owned(), vec!["athens-core".to_owned()])].into(),
+        inputs_hash: inputs_hash.into(),
+        for_graph: "brussels/z-gone".into(),
+        requested_at: 1,
+    };
+    let pending = |env: &Env| env.store().moves().unwrap();
+
+    // Planned on other inputs: taken and dropped, nothing moves.
+    env.store()
+        .write(|tx| tx.put_move(&asked("other inputs")))
+        .unwrap();
+    let runs = |env: &Env| env.snapshot().map_or(0, |s| s.runs.len());
+    let before = runs(&env);
+    let daemon = env.start(RunOptions::default());
+    // A pass is recorded when the queue drains: a-flex was reconciled at
+    // this start (the daemon holds the store; its status says so).
+    wait_for(LIMIT, "a pass at the new start", || {
+        (runs(&env) > before).then_some(())
+    })
+    .await;
+    daemon.stop().await;
+    assert!(pending(&env).is_empty(), "{:?}", pending(&env));
+    assert_eq!(placed_on(&env, "flex").unwrap(), ["brussels-edge"]);
+
+    // Planned on its inputs: made.
+    env.store().write(|tx| tx.put_move(&asked(&hash))).unwrap();
+    let daemon = env.start(RunOptions::default());
+    wait_for(LIMIT, "a-flex moved to the core", || {
+        placed_on(&env, "flex").filter(|p| p == &["athens-core"] && deployed(&env, "flex"))
+    })
+    .await;
+    daemon.stop().await;
+    assert!(pending(&env).is_empty(), "{:?}", pending(&env));
+}
