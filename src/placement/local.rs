@@ -34,11 +34,11 @@ const MAX_PASSES: usize = 5;
 /// makes the search cycle or leave an equally good tie-broken answer.
 const MIN_GAIN: f64 = 1e-7;
 
-struct State<'a, 'i> {
+pub(super) struct State<'a, 'i> {
     inst: &'a Instance<'i>,
     w: &'a Weights,
-    a: &'a mut Assignment,
-    units: Vec<Vec<usize>>,
+    pub(super) a: &'a mut Assignment,
+    pub(super) units: Vec<Vec<usize>>,
     /// Edges touching each unit, edges inside the unit left out (its
     /// members share clusters: no traffic, no latency issue).
     incident: Vec<Vec<usize>>,
@@ -79,7 +79,7 @@ pub(crate) fn improve(
 }
 
 impl<'a, 'i> State<'a, 'i> {
-    fn new(inst: &'a Instance<'i>, w: &'a Weights, a: &'a mut Assignment) -> Self {
+    pub(super) fn new(inst: &'a Instance<'i>, w: &'a Weights, a: &'a mut Assignment) -> Self {
         let nc = inst.n_clusters();
         let Units {
             members: units,
@@ -151,7 +151,7 @@ impl<'a, 'i> State<'a, 'i> {
     }
 
     /// Moves u's copy from c to d (no checks).
-    fn apply(&mut self, u: usize, c: usize, d: usize) {
+    pub(super) fn apply(&mut self, u: usize, c: usize, d: usize) {
         for &t in &self.units[u] {
             let list = &mut self.a[t];
             if let Some(p) = list.iter().position(|&x| x == c) {
@@ -169,7 +169,7 @@ impl<'a, 'i> State<'a, 'i> {
 
     /// The objective's decrease if u's copy on c moves to d, or `None` if
     /// the move breaks a constraint. Leaves the state as it found it.
-    fn gain(&mut self, u: usize, c: usize, d: usize) -> Option<f64> {
+    pub(super) fn gain(&mut self, u: usize, c: usize, d: usize) -> Option<f64> {
         let lead = self.units[u][0];
         if !self.eligible[u][d] || self.a[lead].contains(&d) || !self.fits(u, d) {
             return None;

@@ -19,6 +19,7 @@
 //! they stop (the answer is always valid; its quality, not its validity,
 //! depends on machine speed). Ties go to the cluster earlier in name order.
 
+mod anneal;
 mod check;
 mod construct;
 mod error;
@@ -85,6 +86,9 @@ const CONSTRUCT_SHARE: f64 = 0.2;
 /// neighbourhood search on the warm start ends; the full MILP gets the
 /// rest, for its bound and a last improvement.
 const LNS_SHARE: f64 = 0.6;
+/// Share of the time limit by which the annealing of the start ends (the
+/// neighbourhood search continues from its answer).
+const ANNEAL_SHARE: f64 = 0.35;
 
 /// Smaller graphs are solved whole (the MILP closes them quickly).
 const LNS_MIN_SERVICES: usize = 20;
@@ -238,12 +242,16 @@ impl PlacementStrategy for Milp {
                 });
             }
         }
-        // Large-neighbourhood search on the start: most of the answer's
-        // quality on graphs the full model cannot close in time.
+        // Annealing, then a large-neighbourhood search on the start: most
+        // of the answer's quality on graphs the full model cannot close in
+        // time.
         if let Some(wa) = warm.as_mut()
             && inst.n_services() >= LNS_MIN_SERVICES
         {
+            let until = started + Duration::from_secs_f64(limit * ANNEAL_SHARE);
+            anneal::improve(inst, &w, wa, until);
             let until = started + Duration::from_secs_f64(limit * LNS_SHARE);
+            local::improve(inst, &w, wa, until);
             lns::improve(inst, &w, wa, until);
         }
         let pairs = (inst.n_services() * inst.n_clusters()) as f64;

@@ -197,3 +197,62 @@ fn neighbourhood_search_keeps_answers_valid_and_never_worse() {
     }
     assert!(improved > 0, "the search improved no instance");
 }
+
+#[test]
+fn annealing_keeps_answers_valid_never_worse_and_finds_small_optima() {
+    // Tight small instances (capacity, GPUs, pins, strict latency classes,
+    // co-location, high availability): from the constructive search's
+    // answer, every annealed answer must be valid and no worse; most reach
+    // the brute-force optimum (the rest are cases whose optimum a single
+    // copy's move cannot reach from the start: a swap through a full
+    // cluster).
+    let opts = PlacementOptions::default();
+    let far = Instant::now() + Duration::from_secs(3600);
+    let (mut runs, mut optimal) = (0, 0);
+    for case in 0..400u64 {
+        let mut rng = SplitMix64::new(case);
+        let p = instance(&mut rng);
+        let inst = Instance::new(&p, &opts).unwrap();
+        let w = check::effective_weights(&inst, &opts);
+        let Outcome::Found(mut a) = construct::search(&inst, &w, far) else {
+            continue;
+        };
+        let best = brute_force(&p, &opts).expect("the search found an answer");
+        let before = check::evaluate(&inst, &w, &a).total;
+        let until = Instant::now() + Duration::from_millis(20);
+        let stats = super::anneal::improve(&inst, &w, &mut a, until);
+        assert_eq!(violation(&inst, &a), None, "case {case}");
+        let after = check::evaluate(&inst, &w, &a).total;
+        assert!(after <= before + 1e-9, "case {case}: {before} -> {after}");
+        assert!((stats.end - after).abs() < 1e-6, "case {case}: {stats:?}");
+        runs += 1;
+        optimal += usize::from(after <= best + 1e-6);
+    }
+    eprintln!("annealing: {optimal} of {runs} at the optimum");
+    assert!(runs >= 150, "only {runs} feasible cases");
+    assert!(
+        optimal * 10 >= runs * 9,
+        "{optimal} of {runs} at the optimum"
+    );
+}
+
+#[test]
+fn annealing_improves_the_benchmark_graphs_start() {
+    let opts = PlacementOptions::default();
+    let far = Instant::now() + Duration::from_secs(3600);
+    for seed in 1..=3 {
+        let p = crate::bench::placement_instance(60, 8, seed);
+        let inst = Instance::new(&p, &opts).unwrap();
+        let w = check::effective_weights(&inst, &opts);
+        let Outcome::Found(mut a) = construct::search(&inst, &w, far) else {
+            panic!("seed {seed}: no start");
+        };
+        let before = check::evaluate(&inst, &w, &a).total;
+        let until = Instant::now() + Duration::from_millis(300);
+        let stats = super::anneal::improve(&inst, &w, &mut a, until);
+        assert!(stats.moves > 1000, "seed {seed}: {stats:?}");
+        assert_eq!(violation(&inst, &a), None, "seed {seed}");
+        let after = check::evaluate(&inst, &w, &a).total;
+        assert!(after < before, "seed {seed}: {before} -> {after}");
+    }
+}
