@@ -88,7 +88,7 @@ const CONSTRUCT_SHARE: f64 = 0.2;
 const LNS_SHARE: f64 = 0.6;
 /// Share of the time limit by which the annealing of the start ends (the
 /// neighbourhood search continues from its answer).
-const ANNEAL_SHARE: f64 = 0.35;
+const ANNEAL_SHARE: f64 = 0.55;
 
 /// Smaller graphs are solved whole (the MILP closes them quickly).
 const LNS_MIN_SERVICES: usize = 20;
