@@ -23,9 +23,9 @@ use crate::keys::GraphKey;
 use crate::placement::{FleetGraph, make_room};
 use crate::plan::problem;
 use crate::release::Placement;
-use crate::store::records::{GraphRecord, MoveRecord};
+use crate::store::records::{GraphRecord, MoveRecord, ServicePhase, ServiceRecord};
 use crate::store::{Store, StoreError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// What [`make`] found.
@@ -52,24 +52,32 @@ pub async fn make(
     store: &Arc<Store>,
     now: u64,
 ) -> Result<Room, StoreError> {
-    let (records, pending) = blocking(store, |s| Ok((s.graphs()?, s.moves()?))).await?;
+    let (records, services, pending) =
+        blocking(store, |s| Ok((s.graphs()?, s.services()?, s.moves()?))).await?;
     if !pending.is_empty() {
         return Ok(Room::Pending(pending.iter().map(MoveRecord::key).collect()));
     }
     let target = GraphKey::new(&graph.project, graph.id());
     let recorded: BTreeMap<String, GraphRecord> =
         records.into_iter().map(|r| (r.key(), r)).collect();
+    let running: BTreeSet<String> = services
+        .iter()
+        .filter(|s| s.phase == ServicePhase::Deployed)
+        .map(ServiceRecord::key)
+        .collect();
     let others: Vec<(Graph, Placement)> = world
         .desired
         .valid_graphs()
         .filter(|g| GraphKey::new(&g.project, g.id()) != target)
         .filter_map(|g| {
             let rec = recorded.get(&GraphKey::new(&g.project, g.id()).to_string())?;
-            (!rec.placement.is_empty()).then(|| (g.clone(), rec.placement.clone()))
+            let held = holding(g, &rec.placement, &running);
+            (!held.is_empty()).then(|| (g.clone(), held))
         })
         .collect();
     let (facts, settings) = (world.clusters.clone(), world.desired.settings.clone());
-    let (graph, current) = (graph.clone(), current.clone());
+    let current = holding(graph, current, &running);
+    let graph = graph.clone();
     match tokio::task::spawn_blocking(move || {
         room_among(&graph, &current, &others, &facts, &settings, now)
     })
@@ -80,7 +88,22 @@ pub async fn make(
     }
 }
 
-/// [`make`] on given records (pure, blocking).
+/// The part of a recorded placement that holds capacity now: services
+/// deployed (the inventory counts them as allocated). A service waiting
+/// for its trigger, suspended, failed or not installed yet holds nothing,
+/// and counting it would let the planner hand out capacity that is not
+/// there when its graph moves.
+fn holding(graph: &Graph, placement: &Placement, running: &BTreeSet<String>) -> Placement {
+    let key = GraphKey::new(&graph.project, graph.id());
+    placement
+        .iter()
+        .filter(|(service, _)| running.contains(&key.service(service.as_str()).to_string()))
+        .map(|(s, c)| (s.clone(), c.clone()))
+        .collect()
+}
+
+/// [`make`] on given records (pure, blocking); `current` and the others'
+/// placements are what they hold now (see `holding`).
 pub fn room_among(
     graph: &Graph,
     current: &Placement,
@@ -297,5 +320,15 @@ mod tests {
         b.move_taken = true;
         b.commit(&store, 4).await.unwrap();
         assert!(store.moves().unwrap().is_empty());
+    }
+
+    #[test]
+    fn only_deployed_services_hold_capacity() {
+        let (g, _) = running();
+        let placement = at("web", "a-edge");
+        let none = BTreeSet::new();
+        assert!(holding(&g[0], &placement, &none).is_empty());
+        let deployed = BTreeSet::from(["p/a-flex/web".to_owned()]);
+        assert_eq!(holding(&g[0], &placement, &deployed), placement);
     }
 }
