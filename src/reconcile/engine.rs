@@ -121,7 +121,15 @@ impl Engine {
         let outcome = match &entry.graph {
             // Invalid: the last good state is kept; terminal until the
             // file changes.
-            None => Outcome::Stalled(facts::invalid(world, entry)),
+            None => {
+                // A held graph does not move: a move asked of it is
+                // dropped, so that it does not keep others waiting.
+                if let Some(m) = &batch.move_asked {
+                    tracing::warn!(for_graph = %m.for_graph, "the graph is held; the move asked of it is dropped");
+                    batch.move_taken = true;
+                }
+                Outcome::Stalled(facts::invalid(world, entry))
+            }
             Some(graph) => self.apply(world, graph, &mut batch, drift_check, now).await,
         };
         let g = batch.graph.as_mut().expect("set above");

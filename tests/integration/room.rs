@@ -152,7 +152,8 @@ async fn a_pinned_graph_gets_its_edge_cluster_and_the_flexible_graph_moves() {
 
 /// A move request left by a crash (written with the placement of the graph
 /// it made room for, before the moving graph's reconcile took it) is
-/// carried out at the next start; one planned on other inputs is dropped.
+/// carried out at the next start; one planned on other inputs, or asked of
+/// a graph whose file is broken, is dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_left_by_a_crash_is_made_at_the_next_start_and_a_stale_one_dropped() {
     let Some(env) = env(QUIET).await else { return };
@@ -208,6 +209,23 @@ async fn a_move_left_by_a_crash_is_made_at_the_next_start_and_a_stale_one_droppe
     daemon.stop().await;
     assert!(pending(&env).is_empty(), "{:?}", pending(&env));
     assert_eq!(placed_on(&env, "flex").unwrap(), ["brussels-edge"]);
+
+    // Asked of a graph whose file is broken (held): dropped, so that it
+    // does not keep other graphs waiting; nothing moves.
+    let file = projects.join("brussels/a-flex.yaml");
+    let good = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{good}  broken: [\n")).unwrap();
+    env.store().write(|tx| tx.put_move(&asked(&hash))).unwrap();
+    let before = runs(&env);
+    let daemon = env.start(RunOptions::default());
+    wait_for(LIMIT, "a pass with a-flex held", || {
+        (runs(&env) > before).then_some(())
+    })
+    .await;
+    daemon.stop().await;
+    assert!(pending(&env).is_empty(), "{:?}", pending(&env));
+    assert_eq!(placed_on(&env, "flex").unwrap(), ["brussels-edge"]);
+    std::fs::write(&file, good).unwrap();
 
     // Planned on its inputs: made.
     env.store().write(|tx| tx.put_move(&asked(&hash))).unwrap();
