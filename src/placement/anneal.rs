@@ -1,6 +1,6 @@
 //! Simulated annealing over a complete, valid assignment: random moves of
 //! one copy of a unit (a service or a co-location group) to another
-//! cluster, each checked against every constraint (eligibility, capacity,
+//! cluster, or swaps of two units between clusters, each checked against every constraint (eligibility, capacity,
 //! latency classes, one copy per cluster) and priced exactly by the
 //! incremental objective of [`super::local`]; a worsening move is accepted
 //! with probability `exp(-Δ/T)`, the temperature falling geometrically over
@@ -34,8 +34,18 @@ const T_START_SHARE: f64 = 1.0;
 const T_END_SHARE: f64 = 1e-3;
 /// The clock is read (and the temperature lowered) every this many moves.
 const CLOCK_EVERY: usize = 256;
+/// One proposal in this many is a swap of two units between clusters
+/// (on tight clusters a plain move rarely fits).
+const SWAP_ONE_IN: usize = 4;
 /// A new best must be better by this much (rounding noise is no gain).
 const MIN_GAIN: f64 = 1e-7;
+
+/// A proposal: one unit's copy moved, or two units swapped (in order).
+#[derive(Clone, Copy)]
+enum Moves {
+    One(usize, usize, usize),
+    Two([(usize, usize, usize); 2]),
+}
 
 /// What the search did, for tests and figures.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -79,9 +89,9 @@ pub(crate) fn improve(
         if n_units == 0 {
             return stats;
         }
-        // A random copy of a random unit to a random cluster: its gain, if
-        // the move is valid.
-        let propose = |st: &mut State<'_, '_>, rng: &mut Rng| {
+        // A random copy of a random unit to a random cluster, or swapped
+        // with a random unit there: the moves and their gain, if valid.
+        let propose = |st: &mut State<'_, '_>, rng: &mut Rng| -> Option<(Moves, f64)> {
             let u = rng.below(n_units);
             let lead = st.units[u][0];
             let copies = st.a[lead].len();
@@ -93,7 +103,15 @@ pub(crate) fn improve(
             if d == c {
                 return None;
             }
-            st.gain(u, c, d).map(|g| (u, c, d, g))
+            if rng.below(SWAP_ONE_IN) == 0 && !st.on[d].is_empty() {
+                let v = st.on[d][rng.below(st.on[d].len())];
+                if v == u {
+                    return None;
+                }
+                let moves = [(v, d, c), (u, c, d)];
+                return st.gain_of(&moves).map(|g| (Moves::Two(moves), g));
+            }
+            st.gain(u, c, d).map(|g| (Moves::One(u, c, d), g))
         };
         let mut sizes = 0.0;
         let mut probes = 0usize;
@@ -101,7 +119,7 @@ pub(crate) fn improve(
             if probes == PROBES {
                 break;
             }
-            if let Some((.., g)) = propose(&mut st, &mut rng) {
+            if let Some((_, g)) = propose(&mut st, &mut rng) {
                 sizes += g.abs();
                 probes += 1;
             }
@@ -121,7 +139,7 @@ pub(crate) fn improve(
                 t = t_start * T_END_SHARE.powf(frac);
             }
             stats.moves += 1;
-            let Some((u, c, d, gain)) = propose(&mut st, &mut rng) else {
+            let Some((moves, gain)) = propose(&mut st, &mut rng) else {
                 continue;
             };
             let take = gain > 0.0 || {
@@ -131,7 +149,14 @@ pub(crate) fn improve(
             if !take {
                 continue;
             }
-            st.apply(u, c, d);
+            match moves {
+                Moves::One(u, c, d) => st.apply(u, c, d),
+                Moves::Two(both) => {
+                    for (u, c, d) in both {
+                        st.apply(u, c, d);
+                    }
+                }
+            }
             stats.accepted += 1;
             current -= gain;
             if current < best - MIN_GAIN {

@@ -47,7 +47,7 @@ pub(super) struct State<'a, 'i> {
     used: Vec<[f64; 3]>,
     eligible: Vec<Vec<bool>>,
     /// Units with a copy on each cluster.
-    on: Vec<Vec<usize>>,
+    pub(super) on: Vec<Vec<usize>>,
 }
 
 /// Improves `a` in place; returns whether anything changed. `a` must be
@@ -207,6 +207,76 @@ impl<'a, 'i> State<'a, 'i> {
             }
         }
         self.apply(u, d, c);
+        ok.then_some(gain)
+    }
+
+    /// The objective's decrease if the moves `(unit, from, to)` are made
+    /// together (a swap: each may need the room another frees), or `None`
+    /// if the result breaks a constraint. Leaves the state as it found it.
+    pub(super) fn gain_of(&mut self, moves: &[(usize, usize, usize)]) -> Option<f64> {
+        let (inst, w) = (self.inst, self.w);
+        let mut gain = 0.0;
+        let mut edges: Vec<usize> = Vec::new();
+        let mut touched: Vec<usize> = Vec::new();
+        for &(u, c, d) in moves {
+            if !self.eligible[u][d] {
+                return None;
+            }
+            for &t in &self.units[u] {
+                let cpu = inst.demand[t].cpu;
+                gain += (w.energy * (carbon(inst, c) - carbon(inst, d))
+                    + w.cost * (cost(inst, c) - cost(inst, d)))
+                    * cpu;
+                if inst.current[t].contains(&c) {
+                    gain -= w.movement;
+                }
+                if inst.current[t].contains(&d) {
+                    gain += w.movement;
+                }
+            }
+            edges.extend_from_slice(&self.incident[u]);
+            touched.extend([c, d]);
+        }
+        edges.sort_unstable();
+        edges.dedup();
+        touched.sort_unstable();
+        touched.dedup();
+        let traffic = |st: &Self| -> f64 { edges.iter().map(|&e| cross(st.inst, st.a, e)).sum() };
+        let traffic_before = traffic(self);
+        let bal_before = if w.balance > 0.0 {
+            self.max_util()
+        } else {
+            0.0
+        };
+        let used_before: Vec<[f64; 3]> = touched.iter().map(|&x| self.used[x]).collect();
+        let mut applied = 0;
+        let mut ok = true;
+        for &(u, c, d) in moves {
+            let lead = self.units[u][0];
+            if !self.a[lead].contains(&c) || self.a[lead].contains(&d) {
+                ok = false;
+                break;
+            }
+            self.apply(u, c, d);
+            applied += 1;
+        }
+        // Capacity where usage grew, then every latency class touched.
+        ok =
+            ok && touched.iter().zip(&used_before).all(|(&x, before)| {
+                (0..3).all(|r| {
+                    self.used[x][r] <= before[r] + CAP_EPS
+                        || self.used[x][r] <= self.cap[x][r] + CAP_EPS
+                })
+            }) && edges.iter().all(|&e| latency_ok(inst, self.a, e));
+        if ok {
+            gain += w.traffic * (traffic_before - traffic(self));
+            if w.balance > 0.0 {
+                gain += w.balance * (bal_before - self.max_util());
+            }
+        }
+        for &(u, c, d) in moves[..applied].iter().rev() {
+            self.apply(u, d, c);
+        }
         ok.then_some(gain)
     }
 
