@@ -18,6 +18,7 @@ use crate::keys::GraphKey;
 use crate::observe::clusters::{ClusterFacts, merge};
 use crate::reconcile::placed::{placement_inputs_hash, placement_revision};
 use crate::reconcile::propagation;
+use crate::release::Placement;
 use crate::spec::config::{self, Config};
 use crate::store::Store;
 use std::collections::BTreeMap;
@@ -250,6 +251,65 @@ fn live_running(observed: &Observed) -> BTreeMap<GraphKey, Running> {
         .collect()
 }
 
+/// Where every valid graph would run, as the daemon decides it: each graph
+/// alone first; then, in name order, room made for each graph that does
+/// not fit by moving flexible graphs (see `reconcile::room`), whose new
+/// placements replace their own.
+fn placements(
+    state: &crate::desired::DesiredState,
+    facts: &[ClusterFacts],
+    running: &BTreeMap<GraphKey, Running>,
+) -> BTreeMap<GraphKey, Result<Placement, String>> {
+    let graphs: BTreeMap<GraphKey, &crate::desired::Graph> = state
+        .valid_graphs()
+        .filter(|g| !g.descriptor.hda_graph.suspend)
+        .map(|g| (GraphKey::new(&g.project, g.id()), g))
+        .collect();
+    let mut out: BTreeMap<GraphKey, Result<Placement, String>> = graphs
+        .iter()
+        .map(|(k, g)| {
+            (
+                k.clone(),
+                placement(g, facts, &state.settings, running.get(k)),
+            )
+        })
+        .collect();
+    let failed: Vec<GraphKey> = out
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in failed {
+        let others: Vec<(crate::desired::Graph, Placement)> = graphs
+            .iter()
+            .filter(|(k, _)| **k != key)
+            .filter_map(|(k, g)| {
+                let held = &running.get(k)?.placement;
+                (!held.is_empty()).then(|| ((*g).clone(), held.clone()))
+            })
+            .collect();
+        let current = running
+            .get(&key)
+            .map(|r| r.placement.clone())
+            .unwrap_or_default();
+        let room = crate::reconcile::room::room_among(
+            graphs[&key],
+            &current,
+            &others,
+            facts,
+            &state.settings,
+            0,
+        );
+        if let crate::reconcile::room::Room::Made { placement, moves } = room {
+            out.insert(key, Ok(placement));
+            for m in moves {
+                out.insert(GraphKey::new(&m.project, &m.graph), Ok(m.placement));
+            }
+        }
+    }
+    out
+}
+
 /// The desired side: every service of every valid graph, placed and
 /// rendered; the errors met (charts that do not render).
 async fn desired(
@@ -261,6 +321,7 @@ async fn desired(
 ) -> (diff::Desired, Vec<String>) {
     let mut d = skeleton(state);
     let mut errors = Vec::new();
+    let mut placements = placements(state, facts, running);
     for g in state.valid_graphs() {
         let key = GraphKey::new(&g.project, g.id());
         let services = &g.descriptor.hda_graph.services;
@@ -278,7 +339,10 @@ async fn desired(
             d.services.extend(each(&|| Want::Suspended));
             continue;
         }
-        let placed = match placement(g, facts, &state.settings, running.get(&key)) {
+        let placed = match placements
+            .remove(&key)
+            .unwrap_or_else(|| Ok(Placement::new()))
+        {
             Ok(p) => p,
             Err(e) => {
                 let why = format!("its graph cannot be placed ({e}); it keeps running where it is");

@@ -4,8 +4,9 @@
 //! while every service has clusters that are known, ready and
 //! schedulable (and, when the store says so, while the placement inputs
 //! and revision are unchanged); otherwise the graph is placed again,
-//! alone, with that placement as the current one. Pure apart from the
-//! solver.
+//! alone, with that placement as the current one (`smo diff` then makes
+//! room for a graph that does not fit, as the daemon does). Pure apart
+//! from the solver.
 
 use super::Desired;
 use crate::desired::{DesiredState, Graph};

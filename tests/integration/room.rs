@@ -101,6 +101,8 @@ async fn a_pinned_graph_gets_its_edge_cluster_and_the_flexible_graph_moves() {
     .await;
     assert_eq!(first, ["brussels-edge"]);
 
+    daemon.stop().await;
+
     // Karmada counts flex on the edge; the core frees up. A graph pinned
     // to the edge now needs 4 CPUs there, where 2 are free.
     set("brussels-edge", cpus(6, 4));
@@ -110,6 +112,30 @@ async fn a_pinned_graph_gets_its_edge_cluster_and_the_flexible_graph_moves() {
         descriptor("z-pinned", "camera", Some("brussels-edge")),
     )
     .unwrap();
+    // `smo diff` predicts what the daemon will do: install camera, and
+    // upgrade flex (its placement is in its values).
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_smo"))
+        .args(["diff", "--format", "json", "--state"])
+        .arg(env.state.path())
+        .arg("--config")
+        .arg(&env.config)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    let mut verdicts: Vec<String> = report["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{}/{}={}", s["graph"], s["service"], s["verdict"]).replace('"', ""))
+        .collect();
+    verdicts.sort();
+    assert_eq!(
+        verdicts,
+        ["a-flex/flex=upgrade", "z-pinned/camera=install"],
+        "{report:#}"
+    );
+    let daemon = env.start(RunOptions::default());
     let (camera, flex) = wait_for(LIMIT, "camera on the edge, flex moved", || {
         let camera = placed_on(&env, "camera")?;
         let flex = placed_on(&env, "flex").filter(|f| f != &first)?;
