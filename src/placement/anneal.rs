@@ -132,6 +132,9 @@ fn chain(
         return stats;
     }
     let mut rng = Rng(0x00A1_1EA1 ^ (inst.n_services() as u64) << 20 ^ nc as u64 ^ seed << 40);
+    // The walk changes `a` itself; the start is kept to answer with when
+    // nothing better was found.
+    let start_a = a.clone();
     let mut best_a = a.clone();
     let mut best = start;
     {
@@ -221,6 +224,8 @@ fn chain(
     if exact < start - MIN_GAIN {
         *a = best_a;
         stats.end = exact;
+    } else {
+        *a = start_a;
     }
     stats
 }

@@ -167,13 +167,9 @@ impl<'a, 'i> State<'a, 'i> {
         self.on[d].push(u);
     }
 
-    /// The objective's decrease if u's copy on c moves to d, or `None` if
-    /// the move breaks a constraint. Leaves the state as it found it.
-    pub(super) fn gain(&mut self, u: usize, c: usize, d: usize) -> Option<f64> {
-        let lead = self.units[u][0];
-        if !self.eligible[u][d] || self.a[lead].contains(&d) || !self.fits(u, d) {
-            return None;
-        }
+    /// The decrease of the terms linear in the assignment (energy, cost,
+    /// movement) if u's copy on c moves to d.
+    fn linear_gain(&self, u: usize, c: usize, d: usize) -> f64 {
         let (inst, w) = (self.inst, self.w);
         let mut gain = 0.0;
         for &t in &self.units[u] {
@@ -190,6 +186,18 @@ impl<'a, 'i> State<'a, 'i> {
                 gain += w.movement;
             }
         }
+        gain
+    }
+
+    /// The objective's decrease if u's copy on c moves to d, or `None` if
+    /// the move breaks a constraint. Leaves the state as it found it.
+    pub(super) fn gain(&mut self, u: usize, c: usize, d: usize) -> Option<f64> {
+        let lead = self.units[u][0];
+        if !self.eligible[u][d] || self.a[lead].contains(&d) || !self.fits(u, d) {
+            return None;
+        }
+        let (inst, w) = (self.inst, self.w);
+        let mut gain = self.linear_gain(u, c, d);
         let traffic_before = self.traffic(u);
         let bal_before = if w.balance > 0.0 {
             self.max_util()
@@ -222,18 +230,7 @@ impl<'a, 'i> State<'a, 'i> {
             if !self.eligible[u][d] {
                 return None;
             }
-            for &t in &self.units[u] {
-                let cpu = inst.demand[t].cpu;
-                gain += (w.energy * (carbon(inst, c) - carbon(inst, d))
-                    + w.cost * (cost(inst, c) - cost(inst, d)))
-                    * cpu;
-                if inst.current[t].contains(&c) {
-                    gain -= w.movement;
-                }
-                if inst.current[t].contains(&d) {
-                    gain += w.movement;
-                }
-            }
+            gain += self.linear_gain(u, c, d);
             edges.extend_from_slice(&self.incident[u]);
             touched.extend([c, d]);
         }

@@ -202,13 +202,13 @@ fn neighbourhood_search_keeps_answers_valid_and_never_worse() {
 fn annealing_keeps_answers_valid_never_worse_and_finds_small_optima() {
     // Tight small instances (capacity, GPUs, pins, strict latency classes,
     // co-location, high availability): from the constructive search's
-    // answer, every annealed answer must be valid and no worse; most reach
-    // the brute-force optimum (the rest are cases whose optimum a single
-    // copy's move cannot reach from the start: a swap through a full
-    // cluster).
+    // answer, every annealed answer must be valid and no worse; of the
+    // starts that are not optimal already (most are, on instances this
+    // small), most reach the brute-force optimum (the rest need a change
+    // of more than two units at once).
     let opts = PlacementOptions::default();
     let far = Instant::now() + Duration::from_secs(3600);
-    let (mut runs, mut optimal) = (0, 0);
+    let (mut runs, mut improvable, mut optimal) = (0, 0, 0);
     for case in 0..400u64 {
         let mut rng = SplitMix64::new(case);
         let p = instance(&mut rng);
@@ -226,13 +226,17 @@ fn annealing_keeps_answers_valid_never_worse_and_finds_small_optima() {
         assert!(after <= before + 1e-9, "case {case}: {before} -> {after}");
         assert!((stats.end - after).abs() < 1e-6, "case {case}: {stats:?}");
         runs += 1;
-        optimal += usize::from(after <= best + 1e-6);
+        if before > best + 1e-6 {
+            improvable += 1;
+            optimal += usize::from(after <= best + 1e-6);
+        }
     }
-    eprintln!("annealing: {optimal} of {runs} at the optimum");
+    eprintln!("annealing: {optimal} of {improvable} suboptimal starts made optimal ({runs} cases)");
     assert!(runs >= 150, "only {runs} feasible cases");
+    assert!(improvable >= 10, "only {improvable} suboptimal starts");
     assert!(
-        optimal * 10 >= runs * 9,
-        "{optimal} of {runs} at the optimum"
+        optimal * 2 >= improvable,
+        "{optimal} of {improvable} suboptimal starts made optimal"
     );
 }
 

@@ -75,9 +75,10 @@ fn deployed(env: &Env, release: &str) -> bool {
         .is_some_and(|(_, st)| st == "deployed")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pinned_graph_gets_its_edge_cluster_and_the_flexible_graph_moves() {
-    let Some(env) = env(QUIET).await else { return };
+/// The example's state reduced to one flexible graph, `a-flex` (service
+/// `flex`, 4 CPUs), with only the edge cluster free enough for it.
+async fn flexible_graph_alone() -> Option<Env> {
+    let env = env(QUIET).await?;
     let projects = env.descriptor("projects");
     for gone in ["athens", "demo2"] {
         std::fs::remove_dir_all(projects.join(gone)).unwrap();
@@ -88,11 +89,23 @@ async fn a_pinned_graph_gets_its_edge_cluster_and_the_flexible_graph_moves() {
         descriptor("a-flex", "flex", None),
     )
     .unwrap();
-    // Only the edge cluster has room at first.
+    for (name, r) in [
+        ("brussels-edge", cpus(6, 0)),
+        ("athens-core", cpus(6, 6)),
+        ("lyon-gpu", cpus(16, 16)),
+    ] {
+        env.fake.set_cluster_resources(name, &r).unwrap();
+    }
+    Some(env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_graph_gets_its_edge_cluster_and_the_flexible_graph_moves() {
+    let Some(env) = flexible_graph_alone().await else {
+        return;
+    };
+    let projects = env.descriptor("projects");
     let set = |name: &str, r: ClusterResources| env.fake.set_cluster_resources(name, &r).unwrap();
-    set("brussels-edge", cpus(6, 0));
-    set("athens-core", cpus(6, 6));
-    set("lyon-gpu", cpus(16, 16));
 
     let daemon = env.start(RunOptions::default());
     let first = wait_for(LIMIT, "a-flex deployed on the edge", || {
@@ -182,21 +195,10 @@ async fn a_pinned_graph_gets_its_edge_cluster_and_the_flexible_graph_moves() {
 /// a graph whose file is broken, is dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_left_by_a_crash_is_made_at_the_next_start_and_a_stale_one_dropped() {
-    let Some(env) = env(QUIET).await else { return };
+    let Some(env) = flexible_graph_alone().await else {
+        return;
+    };
     let projects = env.descriptor("projects");
-    for gone in ["athens", "demo2"] {
-        std::fs::remove_dir_all(projects.join(gone)).unwrap();
-    }
-    std::fs::remove_file(projects.join("brussels/image-detection-graph.yaml")).unwrap();
-    std::fs::write(
-        projects.join("brussels/a-flex.yaml"),
-        descriptor("a-flex", "flex", None),
-    )
-    .unwrap();
-    let set = |name: &str, r: ClusterResources| env.fake.set_cluster_resources(name, &r).unwrap();
-    set("brussels-edge", cpus(6, 0));
-    set("athens-core", cpus(6, 6));
-    set("lyon-gpu", cpus(16, 16));
     let daemon = env.start(RunOptions::default());
     wait_for(LIMIT, "a-flex deployed on the edge", || {
         placed_on(&env, "flex").filter(|p| p == &["brussels-edge"] && deployed(&env, "flex"))
