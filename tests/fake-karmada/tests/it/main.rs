@@ -8,6 +8,7 @@ mod binary;
 mod faults;
 mod helm;
 mod kube_client;
+mod lease;
 mod metadata;
 mod oci;
 mod robustness;
