@@ -47,13 +47,7 @@ pub fn keep_placement(
     if rec.placement_revision.as_deref() != revision {
         return Keep::No("hdaGraphIntent.placement.revision changed");
     }
-    let hda = &graph.descriptor.hda_graph;
-    if hda
-        .services
-        .iter()
-        .filter(|s| !hda.chart_decides(s))
-        .any(|s| rec.placement.get(s.id.as_str()).is_none_or(Vec::is_empty))
-    {
+    if leaves_a_service_out(graph, &rec.placement) {
         return Keep::No("a service has no placement");
     }
     let mut recheck: Option<Duration> = None;
@@ -75,6 +69,16 @@ pub fn keep_placement(
         }
     }
     Keep::Yes { recheck }
+}
+
+/// Whether a service the model places (not left to its chart) has no
+/// cluster in `placement`.
+fn leaves_a_service_out(graph: &Graph, placement: &Placement) -> bool {
+    let hda = &graph.descriptor.hda_graph;
+    hda.services
+        .iter()
+        .filter(|s| !hda.chart_decides(s))
+        .any(|s| placement.get(s.id.as_str()).is_none_or(Vec::is_empty))
 }
 
 /// `hdaGraphIntent.placement.revision` as recorded (changing it forces a
@@ -270,13 +274,7 @@ fn move_applies(
     if m.inputs_hash != inputs_hash {
         return Err("the graph's placement inputs changed since");
     }
-    let hda = &graph.descriptor.hda_graph;
-    if hda
-        .services
-        .iter()
-        .filter(|s| !hda.chart_decides(s))
-        .any(|s| m.placement.get(s.id.as_str()).is_none_or(Vec::is_empty))
-    {
+    if leaves_a_service_out(graph, &m.placement) {
         return Err("it leaves a service without a cluster");
     }
     let usable = |name: &String| {
