@@ -183,6 +183,24 @@ impl Env {
             .count()
     }
 
+    /// The clusters the PropagationPolicy smo generated for the release
+    /// `service` in `ns` names.
+    pub fn placed_on(&self, ns: &str, service: &str) -> Option<Vec<String>> {
+        let pp = self.object(
+            "policy.karmada.io/v1alpha1",
+            "PropagationPolicy",
+            ns,
+            service,
+        )?;
+        let names = pp["spec"]["placement"]["clusterAffinity"]["clusterNames"].as_array()?;
+        Some(
+            names
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect(),
+        )
+    }
+
     pub fn object(&self, api_version: &str, kind: &str, ns: &str, name: &str) -> Option<Value> {
         self.fake.get_object(api_version, kind, Some(ns), name)
     }

@@ -54,19 +54,7 @@ fn cpus(allocatable: u32, allocated: u32) -> ClusterResources {
 
 /// The clusters the generated PropagationPolicy of `service` names.
 fn placed_on(env: &Env, service: &str) -> Option<Vec<String>> {
-    let pp = env.object(
-        "policy.karmada.io/v1alpha1",
-        "PropagationPolicy",
-        "brussels",
-        service,
-    )?;
-    let names = pp["spec"]["placement"]["clusterAffinity"]["clusterNames"].as_array()?;
-    Some(
-        names
-            .iter()
-            .filter_map(|n| n.as_str().map(str::to_owned))
-            .collect(),
-    )
+    env.placed_on("brussels", service)
 }
 
 fn deployed(env: &Env, release: &str) -> bool {

@@ -115,21 +115,7 @@ async fn a_cluster_turning_not_ready_starts_failover_at_once() {
     );
     let daemon = env.start(RunOptions::default());
     // Where the policy smo generated sends image-detection.
-    let placed_on = |env: &Env| -> Option<Vec<String>> {
-        let pp = env.object(
-            "policy.karmada.io/v1alpha1",
-            "PropagationPolicy",
-            "brussels",
-            "image-detection",
-        )?;
-        let names = pp["spec"]["placement"]["clusterAffinity"]["clusterNames"].as_array()?;
-        Some(
-            names
-                .iter()
-                .filter_map(|n| n.as_str().map(str::to_owned))
-                .collect(),
-        )
-    };
+    let placed_on = |env: &Env| env.placed_on("brussels", "image-detection");
     let used = wait_for(LIMIT, "brussels placed and deployed", || {
         let deployed = env.releases("brussels").len() == 2;
         placed_on(&env).filter(|_| deployed)
