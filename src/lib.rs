@@ -54,6 +54,7 @@ pub mod desired;
 pub mod diff;
 pub mod digest;
 pub mod events;
+pub mod ha;
 pub mod hdar;
 pub mod http;
 pub mod keys;

@@ -34,11 +34,13 @@ pub enum Family {
     EventsSent,
     EventsOutbox,
     EventsOverflow,
+    Leader,
+    LeaderTransitions,
 }
 
 impl Family {
     /// All families, in rendering order (the order of [`SPECS`]).
-    pub const ALL: [Family; 16] = [
+    pub const ALL: [Family; 18] = [
         Family::ReconcileDuration,
         Family::Reconciles,
         Family::ReconcileErrors,
@@ -55,6 +57,8 @@ impl Family {
         Family::EventsSent,
         Family::EventsOutbox,
         Family::EventsOverflow,
+        Family::Leader,
+        Family::LeaderTransitions,
     ];
 
     fn spec(self) -> &'static Spec {
@@ -109,7 +113,7 @@ const RECONCILE_BUCKETS: &[f64] = &[
 const SOLVER_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0];
 
 /// Indexed by `Family as usize`; `specs_follow_the_enum` checks the order.
-const SPECS: [Spec; 16] = [
+const SPECS: [Spec; 18] = [
     Spec {
         name: "smo_reconcile_duration_seconds",
         help: "Time taken by one reconcile of a graph.",
@@ -220,6 +224,20 @@ const SPECS: [Spec; 16] = [
         help: "Undelivered events dropped because the outbox was full (events.outboxSize), counted across restarts.",
         kind: Kind::Counter,
         labels: &[],
+        buckets: &[],
+    },
+    Spec {
+        name: "smo_leader",
+        help: "1 while this instance acts (the leader, or the only instance), 0 on standby.",
+        kind: Kind::Gauge,
+        labels: &[],
+        buckets: &[],
+    },
+    Spec {
+        name: "smo_leader_transitions_total",
+        help: "Changes of this instance's role in the leader election, by the role taken.",
+        kind: Kind::Counter,
+        labels: &["to"],
         buckets: &[],
     },
 ];

@@ -20,9 +20,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod events;
+pub mod ha;
 mod raw;
 
 pub use events::{Events, Sink, SinkAuth, SinkTarget};
+pub use ha::Ha;
 
 use raw::*;
 
@@ -237,6 +239,8 @@ pub struct Config {
     pub inventory_interval: Duration,
     pub log: Log,
     pub events: Events,
+    /// Leader election between management hosts (off by default).
+    pub ha: Ha,
 }
 
 /// Loads and validates the configuration file.
@@ -519,6 +523,7 @@ impl Stage<'_> {
                 level: raw.log.level.unwrap_or_else(|| "info".into()),
             },
             events: self.events(raw.events),
+            ha: self.ha(raw.ha),
         }
     }
 }

@@ -71,7 +71,7 @@ pub enum SinkAuth {
 }
 
 /// This machine's host name (`localhost` when it cannot be read).
-fn hostname() -> String {
+pub(super) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_owned())

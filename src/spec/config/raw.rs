@@ -28,6 +28,8 @@ pub(super) struct Raw {
     pub(super) log: RawLog,
     #[serde(default)]
     pub(super) events: super::events::RawEvents,
+    #[serde(default)]
+    pub(super) ha: super::ha::RawHa,
 }
 
 #[derive(Debug, Deserialize)]
