@@ -120,6 +120,13 @@ pub enum HelmError {
     TimedOut { command: String, after: Duration },
     #[error("`{command}` printed output smo cannot read: {reason}")]
     Output { command: String, reason: String },
+    /// Refused before it ran: another instance holds the leader Lease.
+    #[error("helm {verb} not run: {source}")]
+    NotLeader {
+        verb: String,
+        #[source]
+        source: crate::ha::NotLeader,
+    },
 }
 
 fn hint(kind: HelmErrorKind) -> &'static str {
@@ -151,13 +158,14 @@ impl HelmError {
     /// Worth retrying with backoff (network, busy release, timeouts);
     /// otherwise terminal until the input changes.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self.kind(),
-            HelmErrorKind::RegistryUnreachable
-                | HelmErrorKind::ClusterUnreachable
-                | HelmErrorKind::OperationInProgress
-                | HelmErrorKind::Timeout
-        )
+        matches!(self, HelmError::NotLeader { .. })
+            || matches!(
+                self.kind(),
+                HelmErrorKind::RegistryUnreachable
+                    | HelmErrorKind::ClusterUnreachable
+                    | HelmErrorKind::OperationInProgress
+                    | HelmErrorKind::Timeout
+            )
     }
 }
 
@@ -274,11 +282,26 @@ pub struct Helm {
     cfg: HelmConfig,
     /// Counts calls by verb and outcome (`smo_helm_calls_total`).
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    /// Checked before every call that changes a release.
+    fence: crate::ha::Fence,
 }
+
+/// The verbs that change a release (the others only read).
+const WRITES: &[&str] = &["upgrade", "install", "uninstall", "rollback"];
 
 impl Helm {
     pub fn new(cfg: HelmConfig) -> Self {
-        Helm { cfg, metrics: None }
+        Helm {
+            cfg,
+            metrics: None,
+            fence: crate::ha::Fence::open(),
+        }
+    }
+
+    /// Calls that change a release run only while `fence` admits them.
+    pub fn with_fence(mut self, fence: crate::ha::Fence) -> Self {
+        self.fence = fence;
+        self
     }
 
     pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
@@ -315,6 +338,12 @@ impl Helm {
 
     async fn run(&self, args: Vec<String>, limit: Duration) -> Result<String, HelmError> {
         let verb = args.first().cloned().unwrap_or_default();
+        if WRITES.contains(&verb.as_str()) {
+            self.fence.check().map_err(|source| HelmError::NotLeader {
+                verb: verb.clone(),
+                source,
+            })?;
+        }
         let result = self.run_unmetered(args, limit).await;
         if let Some(m) = &self.metrics {
             let outcome = match &result {

@@ -105,6 +105,8 @@ pub struct Karmada {
     watch_client: kube::Client,
     /// `None`: every read goes to the API server (the CLI, `--once`).
     watches: Option<Arc<watch::Watches>>,
+    /// Checked before every write.
+    fence: crate::ha::Fence,
 }
 
 impl fmt::Debug for Karmada {
@@ -184,7 +186,27 @@ impl Karmada {
             watch_client: build(watch_config)?,
             kinds: Arc::new(Mutex::new(HashMap::new())),
             watches: None,
+            fence: crate::ha::Fence::open(),
         })
+    }
+
+    /// This handle (and its clones) writes only while `fence` admits it.
+    #[must_use]
+    pub fn with_fence(mut self, fence: crate::ha::Fence) -> Self {
+        self.fence = fence;
+        self
+    }
+
+    /// The client for calls of smo's own outside the reconcile (the leader
+    /// Lease), with the same credentials and read timeout.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    fn may_write(&self, operation: &'static str) -> Result<(), KarmadaError> {
+        self.fence
+            .check()
+            .map_err(|source| KarmadaError::NotLeader { operation, source })
     }
 
     /// This handle (and its clones) with watch caches: reads through
@@ -320,6 +342,7 @@ impl Karmada {
     /// project labels; no graph label: graphs of a project share it).
     #[tracing::instrument(name = "karmada.ensure_namespace", skip_all, fields(namespace = name))]
     pub async fn ensure_namespace(&self, name: &str) -> Result<(), KarmadaError> {
+        self.may_write("apply")?;
         let kind = self.resolve("v1", "Namespace").await?;
         let body = json!({
             "apiVersion": "v1",
@@ -358,6 +381,7 @@ impl Karmada {
         )
     )]
     pub async fn apply(&self, obj: &Value, owner: &Owner) -> Result<(), KarmadaError> {
+        self.may_write("apply")?;
         let (Some(api_version), Some(kind), Some(name)) = (
             str_at(obj, "/apiVersion"),
             str_at(obj, "/kind"),
@@ -457,6 +481,7 @@ impl Karmada {
     /// An absent object, or a kind no longer served, is already deleted.
     #[tracing::instrument(name = "karmada.delete", skip_all, fields(object = %r))]
     pub async fn delete(&self, r: &ObjectRef) -> Result<(), KarmadaError> {
+        self.may_write("delete")?;
         let api = match self.api_for(r).await {
             Ok(api) => api,
             Err(KarmadaError::UnknownKind { .. }) => return Ok(()),
@@ -490,6 +515,7 @@ impl Karmada {
         name: &str,
         replicas: u32,
     ) -> Result<(), KarmadaError> {
+        self.may_write("scale")?;
         let resolved = self.resolve("apps/v1", kind).await?;
         let identity = format!("apps/v1 {kind} {namespace}/{name}");
         let params = PatchParams {

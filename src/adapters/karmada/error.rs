@@ -37,6 +37,13 @@ pub enum KarmadaError {
     Decode { what: String, reason: String },
     #[error("cannot send {object}: {reason}; fix the object in the chart or descriptor")]
     Invalid { object: String, reason: String },
+    /// Refused before it was sent: another instance holds the leader Lease.
+    #[error("{operation} not sent: {source}")]
+    NotLeader {
+        operation: &'static str,
+        #[source]
+        source: crate::ha::NotLeader,
+    },
 }
 
 fn api_hint(code: u16) -> &'static str {
@@ -57,7 +64,7 @@ impl KarmadaError {
     /// Everything else is terminal until the input or the cluster changes.
     pub fn is_transient(&self) -> bool {
         match self {
-            KarmadaError::Unreachable { .. } => true,
+            KarmadaError::Unreachable { .. } | KarmadaError::NotLeader { .. } => true,
             KarmadaError::Api {
                 code, operation, ..
             } => *code >= 500 || *code == 429 || (*code == 409 && *operation == "apply"),
