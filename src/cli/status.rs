@@ -38,8 +38,12 @@ pub fn run(args: &StatusArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     } else {
         None
     };
-    let snap: StatusSnapshot = match opened {
-        Some(Ok(store)) => store.status_snapshot(Vec::new())?,
+    let mut daemon_runs = true;
+    let mut snap: StatusSnapshot = match opened {
+        Some(Ok(store)) => {
+            daemon_runs = false;
+            store.status_snapshot(Vec::new())?
+        }
         Some(Err(e)) if !e.is_locked() => {
             eprintln!("smo status: {e}");
             return Ok(2);
@@ -56,6 +60,9 @@ pub fn run(args: &StatusArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
             }
         },
     };
+    if config.ha.enabled && daemon_runs {
+        snap.ha = crate::daemon::role::read_view(dir);
+    }
     match args.format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut *out, &snap)?;
@@ -79,6 +86,9 @@ fn render_text(s: &StatusSnapshot) -> String {
         "revision {}",
         s.source_revision.as_deref().unwrap_or("(none yet)")
     );
+    if let Some(v) = &s.ha {
+        let _ = writeln!(o, "{}", role_line(v));
+    }
     for n in &s.notes {
         let _ = writeln!(o, "note: {n}");
     }
@@ -169,4 +179,52 @@ fn render_text(s: &StatusSnapshot) -> String {
         );
     }
     o
+}
+
+/// The election in one line: this instance's role, the holder and when its
+/// claim ends.
+fn role_line(v: &crate::ha::View) -> String {
+    let until = v
+        .lease_expires
+        .as_deref()
+        .map(|t| format!(" until {t}"))
+        .unwrap_or_default();
+    match v.role {
+        crate::ha::Role::Leader => {
+            format!("role leader ({}, lease {}{until})", v.identity, v.lease)
+        }
+        crate::ha::Role::Standby => format!(
+            "role standby ({}, lease {} held by {}{until})",
+            v.identity,
+            v.lease,
+            v.leader.as_deref().unwrap_or("nobody")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_role_line_names_the_holder_and_the_expiry() {
+        let mut v = crate::ha::View {
+            role: crate::ha::Role::Standby,
+            identity: "host-b".into(),
+            lease: "kube-system/smo-leader".into(),
+            leader: Some("host-a".into()),
+            lease_expires: Some("2026-12-04T09:00:15Z".into()),
+            transitions: 0,
+        };
+        assert_eq!(
+            role_line(&v),
+            "role standby (host-b, lease kube-system/smo-leader held by host-a until 2026-12-04T09:00:15Z)"
+        );
+        v.role = crate::ha::Role::Leader;
+        v.leader = Some("host-b".into());
+        assert_eq!(
+            role_line(&v),
+            "role leader (host-b, lease kube-system/smo-leader until 2026-12-04T09:00:15Z)"
+        );
+    }
 }

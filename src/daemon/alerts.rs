@@ -31,6 +31,9 @@ use std::collections::BTreeSet;
 /// logged with the 503 of a delivery).
 pub const STARTING: &str = "starting: no desired state loaded yet";
 
+/// Why a standby refuses a delivery.
+pub const STANDBY: &str = "standby: another instance holds the leader Lease and takes the alerts";
+
 /// What one payload did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Recorded {
@@ -226,6 +229,12 @@ pub(super) async fn serve(
             continue;
         };
         match request {
+            // Until standbys share what they record with the leader, an
+            // alert acknowledged here might never be acted on: refused, so
+            // that Alertmanager delivers it to the leader and retries here.
+            Request::Alerts { reply, .. } if !shared.leadership.acting() => {
+                let _ = reply.send(AlertsReply::Unavailable(STANDBY.to_owned()));
+            }
             Request::Alerts { payload, reply } => {
                 let desired = shared.world().desired;
                 let matched = deliveries(&desired, &payload);
@@ -287,6 +296,7 @@ fn starting(request: crate::http::Request) {
         }
         Request::Ready { reply } => {
             let _ = reply.send(crate::http::Readiness {
+                standby: false,
                 ready: false,
                 reasons: vec![STARTING.to_owned()],
             });
@@ -319,6 +329,7 @@ async fn readiness(
     crate::http::Readiness {
         ready: reasons.is_empty(),
         reasons,
+        standby: shared.leadership.role() == crate::ha::Role::Standby,
     }
 }
 

@@ -20,6 +20,7 @@ use crate::adapters::karmada::{Karmada, KarmadaError, Signal};
 use crate::adapters::nfvcl::{Nfvcl, NfvclConfig, NfvclError};
 use crate::adapters::prometheus::{Prometheus, PrometheusConfig, PrometheusError};
 use crate::dashboards::DashboardConfig;
+use crate::ha::Leadership;
 use crate::hdar::auth::AuthSource;
 use crate::hdar::{Hdar, Limits, OciConfig, OciRegistry, RegistryError};
 use crate::http::{self, HttpConfig};
@@ -96,6 +97,9 @@ pub(super) struct Context {
     pub(super) loads: Arc<crate::desired::incremental::LoadCache>,
     /// Changes the watch caches saw (`None` with `--once`: no watches).
     pub(super) signals: Option<tokio::sync::mpsc::Receiver<Signal>>,
+    /// Whether this instance acts: always, or while it holds the leader
+    /// Lease (`ha.enabled`); its fence guards helm's and Karmada's writes.
+    pub(super) leadership: Leadership,
 }
 
 /// The HDAR client and its artifact cache.
@@ -158,6 +162,12 @@ impl Context {
             signals = Some(rx);
         }
         let metrics = Arc::new(Metrics::new());
+        let leadership = if config.ha.enabled {
+            Leadership::elected(&ha_settings(&config.ha), Some(Arc::clone(&metrics)))
+        } else {
+            Leadership::single(Some(Arc::clone(&metrics)))
+        };
+        let karmada = karmada.with_fence(leadership.fence());
         let prometheus = prometheus(&config.prometheus)?;
         let scratch = scratch_path(config);
         let dir = scratch.clone();
@@ -174,7 +184,9 @@ impl Context {
         let mut helm = helm_config(config);
         helm.scratch = Some(scratch);
         let engine = Engine {
-            helm: Helm::new(helm).with_metrics(Arc::clone(&metrics)),
+            helm: Helm::new(helm)
+                .with_metrics(Arc::clone(&metrics))
+                .with_fence(leadership.fence()),
             karmada: karmada.clone(),
             store: Arc::clone(&store),
             dependency_poll: Duration::from_secs(5),
@@ -195,6 +207,7 @@ impl Context {
         let nfvcl = nfvcl(config.nfvcl.as_ref())?;
         let hdar = Arc::new(hdar(config, &config.state_dir)?);
         Ok(Context {
+            leadership,
             loads: Arc::default(),
             signals,
             hdar,
@@ -206,6 +219,18 @@ impl Context {
             http,
             nfvcl,
         })
+    }
+}
+
+/// The elector's settings from the `ha` section.
+pub fn ha_settings(c: &config::Ha) -> crate::ha::Settings {
+    crate::ha::Settings {
+        lease_name: c.lease_name.clone(),
+        namespace: c.namespace.clone(),
+        lease_duration: c.lease_duration,
+        renew_deadline: c.renew_deadline,
+        retry_period: c.retry_period,
+        identity: c.identity.clone(),
     }
 }
 

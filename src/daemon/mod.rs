@@ -40,6 +40,7 @@ mod error;
 mod inventory;
 pub mod notify;
 mod provision;
+pub mod role;
 pub mod scaler;
 mod shared;
 mod snapshots;
@@ -101,6 +102,20 @@ pub async fn run(
 ) -> Result<RunReport, DaemonError> {
     let started = std::time::Instant::now();
     let ctx = Context::build(&config, &opts).await?;
+    // Contending for the Lease while the first snapshot loads: a standby
+    // holds a warm world too, and acts as soon as it leads.
+    let election = role::Election::start(&config, &ctx);
+    let leadership = ctx.leadership.clone();
+    let started_up = start(&config, &opts, &ctx, &shutdown).await;
+    let (started_up, election) = match started_up {
+        Ok(Some(s)) => (Some(s), election),
+        Ok(None) | Err(_) => {
+            if let Some(e) = election {
+                e.stop().await;
+            }
+            (started_up?, None)
+        }
+    };
     let Some(Started {
         shared,
         queue,
@@ -109,7 +124,7 @@ pub async fn run(
         snapshots: mut snap_rx,
         source_failures: mut source_fail_rx,
         snapshot_tx: snap_tx,
-    }) = start(&config, &opts, &ctx, &shutdown).await?
+    }) = started_up
     else {
         return Ok(RunReport {
             converged: false,
@@ -202,9 +217,27 @@ pub async fn run(
         let watchdog_every = opts.notify.watchdog_every();
         let mut watchdog =
             tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
+        let mut roles = leadership.subscribe();
+        // The role's file follows the renewals (the lease's expiry moves).
+        let mut view_tick = tokio::time::interval(config.ha.retry_period);
+        let mut view = None;
+        role::publish_view(&shared, &config.state_dir, &mut view).await;
+        if leadership.is_elected() {
+            // Taken before the loop started: the pass is run now.
+            let r = *roles.borrow_and_update();
+            role::took(r, &shared, &store, &queue, &kick_tx, &opts.notify).await?;
+        }
         loop {
             tokio::select! {
                 _ = shutdown.changed() => if *shutdown.borrow() { break },
+                Ok(()) = roles.changed() => {
+                    let r = *roles.borrow_and_update();
+                    role::took(r, &shared, &store, &queue, &kick_tx, &opts.notify).await?;
+                    role::publish_view(&shared, &config.state_dir, &mut view).await;
+                }
+                _ = view_tick.tick(), if election.is_some() => {
+                    role::publish_view(&shared, &config.state_dir, &mut view).await;
+                }
                 _ = watchdog.tick(), if watchdog_every.is_some() => opts.notify.watchdog(),
                 Some(snap) = snap_rx.recv() => {
                     tracing::debug!(revision = %snap.revision, "snapshot received");
@@ -219,7 +252,7 @@ pub async fn run(
                     match load(&snap, &hdar, &loads).await {
                         Ok(desired) => {
                             shared.note("source", None);
-                            opts.notify.status(&format!("revision {}", snap.revision));
+                            opts.notify.status(&role::status_line(&shared, &snap.revision));
                             apply_snapshot(&shared, &store, &queue, snap, desired).await?;
                             // Cluster metadata may have changed: provision now.
                             let _ = kick_tx.try_send(());
@@ -276,6 +309,10 @@ pub async fn run(
             w.abort();
             let _ = w.await;
         }
+    }
+    // Nothing of this instance acts any more: the Lease goes to a standby.
+    if let Some(e) = election {
+        e.stop().await;
     }
     publish(&store, &shared, &config.state_dir).await;
     drop(snap_tx);

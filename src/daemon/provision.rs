@@ -44,7 +44,13 @@ pub(super) async fn provision_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let (next, changed) = pass(client.as_ref(), &shared, &store, &polling).await;
+        // A standby provisions nothing: the leader does, and a new leader
+        // is kicked at once.
+        let (next, changed) = if shared.leadership.acting() {
+            pass(client.as_ref(), &shared, &store, &polling).await
+        } else {
+            (polling.max, false)
+        };
         // The status shows records and holds as this pass left them, not
         // as the next graph reconcile happens to find them.
         if changed {

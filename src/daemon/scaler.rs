@@ -495,6 +495,10 @@ pub(super) async fn scaling_loop(
             _ = tick.tick() => {}
             _ = shutdown.changed() => if *shutdown.borrow() { return },
         }
+        // A standby decides nothing: the leader scales.
+        if !shared.leadership.acting() {
+            continue;
+        }
         let world = shared.world();
         match scaler.tick(&world).await {
             Ok(report) => {

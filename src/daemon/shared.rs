@@ -28,6 +28,8 @@ pub(super) struct Shared {
     /// The store generation and notes of the last published status, and
     /// when it was published.
     pub(super) published: Mutex<Option<(u64, Vec<String>, std::time::Instant)>>,
+    /// Whether this instance acts (see [`crate::ha`]).
+    pub(super) leadership: crate::ha::Leadership,
 }
 
 /// Counters of one pass, appended to the run history when it ends.
@@ -46,6 +48,7 @@ impl Shared {
         first: &Snapshot,
         metrics: Arc<Metrics>,
         dashboards: crate::reconcile::dashsync::DashboardSync,
+        leadership: crate::ha::Leadership,
     ) -> Shared {
         Shared {
             world: RwLock::new(World {
@@ -70,6 +73,7 @@ impl Shared {
             held: Mutex::new(Vec::new()),
             history_seq: Mutex::new(None),
             published: Mutex::new(None),
+            leadership,
         }
     }
 

@@ -84,6 +84,7 @@ pub(super) async fn start(
         &first,
         Arc::clone(&ctx.metrics),
         ctx.engine.dashboards.clone(),
+        ctx.leadership.clone(),
     ));
     // Starts the clusters' watch too; its first list is not waited for.
     refresh_inventory(
@@ -103,7 +104,8 @@ pub(super) async fn start(
     let _ = world_tx.send(Some(Arc::clone(&shared)));
     publish(store, &shared, &config.state_dir).await;
     // The store is open and the desired state loaded: ready.
-    opts.notify.ready(&format!("revision {first_revision}"));
+    opts.notify
+        .ready(&super::role::status_line(&shared, &first_revision));
     // A full pass checks drift everywhere.
     let keys = all_keys(&shared, store).await?;
     shared.drift_due.lock_or_recover().extend(keys);

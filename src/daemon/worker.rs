@@ -17,7 +17,25 @@ pub(super) async fn worker(
     opts: RunOptions,
     state_dir: PathBuf,
 ) {
-    while let Some(key) = queue.next().await {
+    loop {
+        // A standby takes no work: keys wait in the queue until this
+        // instance leads, or the queue closes at shutdown.
+        if !shared.leadership.acting() {
+            tokio::select! {
+                () = shared.leadership.until_acting() => {}
+                () = queue.closed() => return,
+            }
+        }
+        let Some(key) = queue.next().await else {
+            return;
+        };
+        if !shared.leadership.acting() {
+            // The Lease was lost while this worker waited: the key waits
+            // with the others.
+            queue.requeue_after(&key, Duration::ZERO);
+            queue.done(&key);
+            continue;
+        }
         let started_at = now();
         let world = shared.world();
         let drift = shared.drift_due.lock_or_recover().remove(&key);

@@ -134,6 +134,11 @@ impl Handler {
     fn readyz(&self, rt: &tokio::runtime::Runtime) -> Reply {
         let (reply, answer) = oneshot::channel();
         match self.ask(rt, Request::Ready { reply }, answer, READY_TIMEOUT) {
+            Ok(Readiness {
+                ready: true,
+                standby: true,
+                ..
+            }) => Reply::text(200, "ready-standby\n"),
             Ok(Readiness { ready: true, .. }) => Reply::text(200, "ready\n"),
             Ok(Readiness { reasons, .. }) if reasons.is_empty() => Reply::text(503, "not ready\n"),
             Ok(Readiness { reasons, .. }) => {

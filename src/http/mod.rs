@@ -8,7 +8,7 @@
 //! | route           | method | answer                                          |
 //! |-----------------|--------|-------------------------------------------------|
 //! | `/healthz`      | GET    | 200 `ok` (no token: liveness of the process)    |
-//! | `/readyz`       | GET    | 200 `ready`, or 503 with the reasons            |
+//! | `/readyz`       | GET    | 200 `ready` (`ready-standby` on a standby), or 503 with the reasons |
 //! | `/metrics`      | GET    | 200, Prometheus text format 0.0.4               |
 //! | `/alerts`       | POST   | the Alertmanager webhook, bearer token if set   |
 //!
@@ -133,6 +133,9 @@ pub struct Readiness {
     pub ready: bool,
     /// Why not ready, one short line each.
     pub reasons: Vec<String>,
+    /// Ready, but standing by: another instance holds the leader Lease
+    /// (answered 200 `ready-standby`).
+    pub standby: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -362,6 +365,7 @@ mod tests {
             }
             Request::Ready { reply } => {
                 let _ = reply.send(Readiness {
+                    standby: false,
                     ready: true,
                     reasons: vec![],
                 });
@@ -492,6 +496,7 @@ mod tests {
         let not_ready: Answer = Box::new(|request| {
             if let Request::Ready { reply } = request {
                 let _ = reply.send(Readiness {
+                    standby: false,
                     ready: false,
                     reasons: vec!["source not read yet".into(), "store\nlocked".into()],
                 });
@@ -501,6 +506,22 @@ mod tests {
         let r = get(&h, "/readyz");
         assert_eq!(r.status, 503);
         assert_eq!(r.body, "source not read yet\nstore locked\n");
+    }
+
+    #[test]
+    fn readyz_on_a_standby_is_ready_standby() {
+        let standby: Answer = Box::new(|request| {
+            if let Request::Ready { reply } = request {
+                let _ = reply.send(Readiness {
+                    standby: true,
+                    ready: true,
+                    reasons: Vec::new(),
+                });
+            }
+        });
+        let h = harness(Auth::None, DEFAULT_MAX_BODY, Some(standby));
+        let r = get(&h, "/readyz");
+        assert_eq!((r.status, r.body.as_str()), (200, "ready-standby\n"));
     }
 
     #[test]

@@ -168,6 +168,18 @@ impl Queue {
         self.lock().pending.values().min().copied()
     }
 
+    /// Returns once the queue is closed (for a worker that waits on
+    /// something else than the queue).
+    pub async fn closed(&self) {
+        loop {
+            let notified = self.wake.notified();
+            if self.lock().closed {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Stop handing out work: `next` returns `None` from now on.
     pub fn close(&self) {
         self.lock().closed = true;

@@ -70,6 +70,10 @@ pub struct StatusSnapshot {
     /// a recorded manifest (`services[].manifest` is redacted).
     #[serde(default)]
     pub release_objects: Vec<ReleaseObjects>,
+    /// The leader election as the running daemon sees it (`ha.enabled`);
+    /// added by `smo status` from `leader.json`, never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha: Option<crate::ha::View>,
 }
 
 /// The objects a service's release applied, as status shows them.
@@ -128,6 +132,7 @@ impl Store {
                 scales: all(&open_read(txn, tables::SCALES)?, tables::SCALES)?,
                 provisions: all(&open_read(txn, tables::PROVISIONS)?, tables::PROVISIONS)?,
                 release_objects: Vec::new(),
+                ha: None,
             })
         })?;
         snapshot.release_objects = snapshot
@@ -168,6 +173,12 @@ fn write_atomically<T: Serialize + ?Sized>(
 }
 
 /// Writes `dir/name` atomically: a reader sees the old file or the new.
+/// Replaces `dir/name` atomically and durably (for the daemon's other
+/// published files).
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    write_bytes(dir, name, bytes)
+}
+
 pub(super) fn write_bytes(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
     let path = dir.join(name);
     let failed = |source: std::io::Error| StoreError::PublishSnapshot {
@@ -212,6 +223,7 @@ mod tests {
             scales: Vec::new(),
             provisions: Vec::new(),
             release_objects: Vec::new(),
+            ha: None,
             graphs: Vec::new(),
             services: Vec::new(),
             clusters: vec![ClusterRecord {

@@ -13,6 +13,7 @@ mod examples;
 mod fault_matrix;
 mod fixtures;
 mod grafana;
+mod ha;
 mod hdar;
 mod karmada;
 mod loader;

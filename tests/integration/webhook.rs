@@ -158,6 +158,11 @@ pub(crate) fn raw(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8
 }
 
 /// `POST /alerts` with `Authorization: Bearer <token>`.
+/// The VO's firing alert, as the request Alertmanager would send to `env`.
+pub(crate) fn vo_alert_request(env: &Env) -> Vec<u8> {
+    post_alerts(env, &bytes(&payload(&[vo_alert()])))
+}
+
 fn post_alerts(env: &Env, body: &[u8]) -> Vec<u8> {
     let auth = format!("Bearer {}", env.token);
     raw("POST", "/alerts", &[("Authorization", &auth)], body)
