@@ -31,7 +31,7 @@ use std::collections::BTreeSet;
 /// logged with the 503 of a delivery).
 pub const STARTING: &str = "starting: no desired state loaded yet";
 
-/// Why a standby refuses a delivery.
+/// Why an instance that neither acts nor shares refuses a delivery.
 pub const STANDBY: &str = "standby: another instance holds the leader Lease and takes the alerts";
 
 /// What one payload did.
@@ -73,35 +73,53 @@ pub struct Matched {
     pub ignored: usize,
 }
 
+/// Where a delivery goes: `Some(true)` known (a valid descriptor declares
+/// its event), `Some(false)` held (its graph is invalid now: its last good
+/// state may be waiting for it), `None` ignored.
+fn bucket(desired: &DesiredState, d: &Delivery) -> Option<bool> {
+    let entry = desired
+        .graphs
+        .iter()
+        .find(|e| e.project == d.project && e.id.as_deref() == Some(d.graph.as_str()))?;
+    match entry.graph.as_ref() {
+        None => Some(false),
+        Some(g) => g
+            .descriptor
+            .hda_graph
+            .services
+            .iter()
+            .any(|s| {
+                s.id.as_str() == d.service
+                    && s.event_trigger()
+                        .is_some_and(|tr| tr.events.iter().any(|e| e.id.as_str() == d.event))
+            })
+            .then_some(true),
+    }
+}
+
+/// Matches deliveries (shared by another instance) to the desired state.
+pub fn sort(desired: &DesiredState, list: Vec<Delivery>) -> Matched {
+    let mut out = Matched::default();
+    for d in list {
+        match bucket(desired, &d) {
+            Some(true) => out.known.push(d),
+            Some(false) => out.held.push(d),
+            None => out.ignored += 1,
+        }
+    }
+    out
+}
+
 /// Matches the payload's alerts to the desired state's event triggers.
 pub fn deliveries(desired: &DesiredState, payload: &Payload) -> Matched {
-    let mut out = Matched::default();
+    let mut list = Vec::new();
+    let mut without_target = 0;
     for alert in &payload.alerts {
         let Some(t) = alert.target() else {
-            out.ignored += 1;
+            without_target += 1;
             continue;
         };
-        let entry = desired
-            .graphs
-            .iter()
-            .find(|e| e.project == t.project && e.id.as_deref() == Some(t.graph.as_str()));
-        let declared = |g: &crate::desired::Graph| {
-            g.descriptor.hda_graph.services.iter().any(|s| {
-                s.id.as_str() == t.service
-                    && s.event_trigger()
-                        .is_some_and(|tr| tr.events.iter().any(|e| e.id.as_str() == t.event))
-            })
-        };
-        let bucket = match entry.map(|e| e.graph.as_ref()) {
-            Some(Some(g)) if declared(g) => &mut out.known,
-            // Invalid now: its last good state may be waiting for it.
-            Some(None) => &mut out.held,
-            _ => {
-                out.ignored += 1;
-                continue;
-            }
-        };
-        bucket.push(Delivery {
+        list.push(Delivery {
             alert: alert
                 .labels
                 .get("alertname")
@@ -116,6 +134,8 @@ pub fn deliveries(desired: &DesiredState, payload: &Payload) -> Matched {
             firing: alert.status == Status::Firing,
         });
     }
+    let mut out = sort(desired, list);
+    out.ignored += without_target;
     out
 }
 
@@ -220,6 +240,7 @@ pub(super) async fn serve(
     world: tokio::sync::watch::Receiver<Option<std::sync::Arc<super::Shared>>>,
     store: std::sync::Arc<Store>,
     queue: crate::reconcile::queue::Queue,
+    mirror: Option<crate::ha::triggers::TriggerMirror>,
 ) {
     use crate::http::Request;
     while let Some(request) = rx.recv().await {
@@ -229,15 +250,28 @@ pub(super) async fn serve(
             continue;
         };
         match request {
-            // Until standbys share what they record with the leader, an
-            // alert acknowledged here might never be acted on: refused, so
-            // that Alertmanager delivers it to the leader and retries here.
-            Request::Alerts { reply, .. } if !shared.leadership.acting() => {
-                let _ = reply.send(AlertsReply::Unavailable(STANDBY.to_owned()));
-            }
             Request::Alerts { payload, reply } => {
                 let desired = shared.world().desired;
                 let matched = deliveries(&desired, &payload);
+                // With leader election, what is acknowledged is shared on
+                // Karmada first: whichever instance leads next acts on it.
+                if let Some(mirror) = &mirror {
+                    match share(mirror, &matched, shared.leadership.acting()).await {
+                        Sharing::Failed(e) => {
+                            tracing::error!(error = %e, "webhook alerts not shared; answering 503 so Alertmanager retries");
+                            let _ = reply.send(AlertsReply::Unavailable(e));
+                            continue;
+                        }
+                        Sharing::ForTheLeader(answer) => {
+                            let _ = reply.send(answer);
+                            continue;
+                        }
+                        Sharing::Done => {}
+                    }
+                } else if !shared.leadership.acting() {
+                    let _ = reply.send(AlertsReply::Unavailable(STANDBY.to_owned()));
+                    continue;
+                }
                 let answer = if matched.known.is_empty() && matched.held.is_empty() {
                     Ok(Recorded {
                         ignored: matched.ignored,
@@ -284,6 +318,38 @@ pub(super) async fn serve(
             }
         }
     }
+}
+
+/// What sharing a delivery came to.
+enum Sharing {
+    Failed(String),
+    /// Shared by a standby: the leader records and acts on it.
+    ForTheLeader(AlertsReply),
+    /// Shared by the leader, which records it now as well.
+    Done,
+}
+
+async fn share(
+    mirror: &crate::ha::triggers::TriggerMirror,
+    matched: &Matched,
+    leading: bool,
+) -> Sharing {
+    let list: Vec<Delivery> = matched.known.iter().chain(&matched.held).cloned().collect();
+    if !list.is_empty()
+        && let Err(e) = mirror.add(&list).await
+    {
+        return Sharing::Failed(e.to_string());
+    }
+    if leading {
+        return Sharing::Done;
+    }
+    tracing::info!(shared = list.len(), "alerts shared for the leader");
+    Sharing::ForTheLeader(AlertsReply::Accepted {
+        triggered: list.len(),
+        updated: 0,
+        duplicates: 0,
+        ignored: matched.ignored,
+    })
 }
 
 /// The answers before the first snapshot is applied: the daemon cannot act

@@ -100,6 +100,9 @@ pub(super) struct Context {
     /// Whether this instance acts: always, or while it holds the leader
     /// Lease (`ha.enabled`); its fence guards helm's and Karmada's writes.
     pub(super) leadership: Leadership,
+    /// Where acknowledged alerts are shared between instances (`None`
+    /// without leader election).
+    pub(super) mirror: Option<crate::ha::triggers::TriggerMirror>,
 }
 
 /// The HDAR client and its artifact cache.
@@ -206,7 +209,11 @@ impl Context {
         };
         let nfvcl = nfvcl(config.nfvcl.as_ref())?;
         let hdar = Arc::new(hdar(config, &config.state_dir)?);
+        let mirror = config.ha.enabled.then(|| {
+            crate::ha::triggers::TriggerMirror::new(karmada.client(), &config.ha.namespace)
+        });
         Ok(Context {
+            mirror,
             leadership,
             loads: Arc::default(),
             signals,

@@ -37,6 +37,7 @@ pub mod alerts;
 mod artifacts;
 pub mod context;
 mod error;
+mod inbox;
 mod inventory;
 pub mod notify;
 mod provision;
@@ -142,8 +143,10 @@ pub async fn run(
         hdar,
         mut signals,
         loads,
+        mirror,
         ..
     } = ctx;
+    let mut inbox = mirror.map(inbox::Inbox::new);
 
     // Their own stop: they keep delivering while the workers drain, and
     // stop after them (also in `--once` mode, where `shutdown` stays false).
@@ -225,6 +228,9 @@ pub async fn run(
         if leadership.is_elected() {
             // Taken before the loop started: the pass is run now.
             let r = *roles.borrow_and_update();
+            if let Some(i) = &mut inbox {
+                i.ingest(&shared, &store, &queue).await;
+            }
             role::took(r, &shared, &store, &queue, &kick_tx, &opts.notify).await?;
         }
         loop {
@@ -232,11 +238,20 @@ pub async fn run(
                 _ = shutdown.changed() => if *shutdown.borrow() { break },
                 Ok(()) = roles.changed() => {
                     let r = *roles.borrow_and_update();
+                    // A new leader first records what any instance
+                    // acknowledged, then looks at every graph.
+                    if let Some(i) = &mut inbox {
+                        i.reset();
+                        i.ingest(&shared, &store, &queue).await;
+                    }
                     role::took(r, &shared, &store, &queue, &kick_tx, &opts.notify).await?;
                     role::publish_view(&shared, &config.state_dir, &mut view).await;
                 }
                 _ = view_tick.tick(), if election.is_some() => {
                     role::publish_view(&shared, &config.state_dir, &mut view).await;
+                    if let Some(i) = &mut inbox {
+                        i.ingest(&shared, &store, &queue).await;
+                    }
                 }
                 _ = watchdog.tick(), if watchdog_every.is_some() => opts.notify.watchdog(),
                 Some(snap) = snap_rx.recv() => {

@@ -55,7 +55,13 @@ pub(super) async fn start(
     // (`world_tx`): nothing is acknowledged before the daemon can act.
     let (world_tx, world_rx) = watch::channel(None);
     let requests = tokio::spawn(tracing::Instrument::instrument(
-        alerts::serve(http_rx, world_rx, Arc::clone(store), queue.clone()),
+        alerts::serve(
+            http_rx,
+            world_rx,
+            Arc::clone(store),
+            queue.clone(),
+            ctx.mirror.clone(),
+        ),
         tracing::info_span!("http"),
     ));
     // The first snapshot, before anything else: nothing is reconciled

@@ -17,6 +17,7 @@
 pub mod elector;
 pub mod lease;
 pub mod record;
+pub mod triggers;
 
 use crate::locks::MutexExt;
 use crate::metrics::{Family, Metrics};

@@ -15,7 +15,8 @@ use crate::descriptor::model::{EventCondition, EventTrigger};
 use crate::store::FiredEvent;
 
 /// One alert of a delivery, already matched to a service's event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Delivery {
     pub project: String,
     pub graph: String,
