@@ -41,6 +41,7 @@ mod inbox;
 mod inventory;
 pub mod notify;
 mod provision;
+mod provision_facts;
 pub mod role;
 pub mod scaler;
 mod shared;
@@ -198,11 +199,21 @@ pub async fn run(
         });
         provision_task = Some(tokio::spawn(tracing::Instrument::instrument(
             provision::provision_loop(
-                nfvcl,
+                provision::Provisioning {
+                    client: nfvcl,
+                    state_dir: config.state_dir.clone(),
+                    polling: opts.provision_polling,
+                    sharing: config.ha.enabled.then(|| {
+                        provision_facts::SharedProvisions::new(crate::ha::facts::Facts::new(
+                            karmada.client(),
+                            &config.ha.namespace,
+                            provision_facts::NAME,
+                            leadership.fence(),
+                        ))
+                    }),
+                },
                 Arc::clone(&shared),
                 Arc::clone(&store),
-                config.state_dir.clone(),
-                opts.provision_polling,
                 kick_rx,
                 shutdown.clone(),
             ),

@@ -16,6 +16,7 @@
 //! using it (location, cordon, reserve) instead of forgetting it.
 
 use super::Shared;
+use super::provision_facts::SharedProvisions;
 use crate::adapters::nfvcl::Nfvcl;
 use crate::desired::DesiredState;
 use crate::provision::run::{Polling, apply, intent, step};
@@ -34,20 +35,33 @@ use tokio::sync::{mpsc, watch};
 /// can change without smo (an operator's action, a failed node).
 const PASS_EVERY: Duration = Duration::from_secs(300);
 
+/// What the loop works with besides the daemon's shared state.
+pub(super) struct Provisioning {
+    pub(super) client: Option<Nfvcl>,
+    pub(super) state_dir: PathBuf,
+    pub(super) polling: Polling,
+    /// The records shared with other instances (leader election only).
+    pub(super) sharing: Option<SharedProvisions>,
+}
+
 pub(super) async fn provision_loop(
-    client: Option<Nfvcl>,
+    p: Provisioning,
     shared: Arc<Shared>,
     store: Arc<Store>,
-    state_dir: PathBuf,
-    polling: Polling,
     mut kick: mpsc::Receiver<()>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Provisioning {
+        client,
+        state_dir,
+        polling,
+        mut sharing,
+    } = p;
     loop {
         // A standby provisions nothing: the leader does, and a new leader
         // is kicked at once.
         let (next, changed) = if shared.leadership.acting() {
-            pass(client.as_ref(), &shared, &store, &polling).await
+            pass(client.as_ref(), &shared, &store, &polling, sharing.as_mut()).await
         } else {
             (polling.max, false)
         };
@@ -71,6 +85,7 @@ async fn pass(
     shared: &Shared,
     store: &Arc<Store>,
     polling: &Polling,
+    mut sharing: Option<&mut SharedProvisions>,
 ) -> (Duration, bool) {
     let world = shared.world();
     let desired: BTreeMap<String, NfvclProvision> = world
@@ -84,7 +99,7 @@ async fn pass(
         Ok::<_, crate::store::StoreError>((s.provisions()?, s.graphs()?))
     })
     .await;
-    let (recorded, graphs) = match read {
+    let (mut recorded, graphs) = match read {
         Ok(Ok((r, g))) => (
             r.into_iter()
                 .map(|r| (r.cluster.clone(), r))
@@ -100,6 +115,16 @@ async fn pass(
             return (PASS_EVERY, true);
         }
     };
+    // A successor knows its predecessor's clusters before it acts.
+    if let Some(sp) = sharing.as_deref_mut()
+        && let Err(e) = sp.adopt(store, &mut recorded).await
+    {
+        shared.note(
+            "provision",
+            Some(format!("provisioning waits for the shared records: {e}")),
+        );
+        return (polling.initial, true);
+    }
     if desired.is_empty() && recorded.is_empty() {
         shared.note("provision", None);
         return (PASS_EVERY, false);
@@ -145,6 +170,14 @@ async fn pass(
                 problems.push(format!("{}: {p}", action.cluster()));
                 continue;
             }
+            // Shared before NFVCL is asked: a successor then looks for
+            // the blueprint instead of asking for a second one.
+            if let Some(sp) = sharing.as_deref_mut()
+                && let Err(e) = sp.share(store).await
+            {
+                problems.push(format!("{}: intent not shared: {e}", action.cluster()));
+                continue;
+            }
         }
         let outcome = step(client, action, &desired, &recorded, polling, super::now()).await;
         if let Some(change) = outcome.change {
@@ -171,6 +204,13 @@ async fn pass(
     problems.extend(planned.drifted.iter().map(|c| {
         format!("{c}: its provision changed in a way NFVCL cannot apply to a running cluster")
     }));
+    if changed
+        && let Some(sp) = sharing
+        && let Err(e) = sp.share(store).await
+    {
+        problems.push(format!("records not shared: {e}"));
+        next = next.min(polling.initial);
+    }
     let note = (!problems.is_empty()).then(|| format!("provisioning: {}", problems.join("; ")));
     // A note that ends ends with a change of a record (a hold cleared, a
     // step that succeeded), which publishes too.

@@ -15,6 +15,7 @@
 //! its successor starts, whether or not its own elector ran meanwhile.
 
 pub mod elector;
+pub mod facts;
 pub mod lease;
 pub mod record;
 pub mod triggers;

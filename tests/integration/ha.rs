@@ -316,3 +316,61 @@ async fn one_leader_acts_a_killed_leader_is_replaced_and_a_paused_one_is_fenced(
     );
     drop(smo_b);
 }
+
+/// NFVCL's creation is not idempotent: a leader killed after it asked for
+/// a cluster leaves a successor that must continue with that blueprint,
+/// not ask for a second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_successor_continues_the_clusters_its_predecessor_provisioned() {
+    let nfvcl = crate::nfvcl::FakeNfvcl::start(3);
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("vim-password");
+    std::fs::write(&password_file, "vim-secret\n").unwrap();
+    let extra = format!(
+        "{}nfvcl:\n  url: {}\n  timeout: 5s\n",
+        ha_block("host-a"),
+        nfvcl.url
+    );
+    let Some(env) = env(&extra).await else {
+        return;
+    };
+    std::fs::write(
+        env.descriptor("clusters/edge-3.yaml"),
+        crate::nfvcl::daemon::cluster_file(&password_file, 2),
+    )
+    .unwrap();
+    let (a, b) = hosts(&env);
+    let smo_a = a.spawn();
+    wait_for(Duration::from_secs(60), "a leads", || {
+        (a.role() == Some(Role::Leader)).then_some(())
+    })
+    .await;
+    let smo_b = b.spawn();
+    wait_for(Duration::from_secs(60), "a asked NFVCL for edge-3", || {
+        (nfvcl.count("POST", "/blue/k8s") == 1).then_some(())
+    })
+    .await;
+    wait_for(Duration::from_secs(30), "b stands by", || {
+        (b.role() == Some(Role::Standby)).then_some(())
+    })
+    .await;
+    signal(&smo_a, "KILL");
+    drop(smo_a);
+    let ready = wait_for(Duration::from_secs(120), "b finds edge-3 ready", || {
+        let snap = smo::store::snapshot::read(&b.var).ok()?;
+        snap.provisions
+            .into_iter()
+            .find(|r| r.cluster == "edge-3" && r.status == smo::store::ProvisionStatus::Ready)
+    })
+    .await;
+    assert_eq!(b.role(), Some(Role::Leader));
+    assert_eq!(
+        nfvcl.count("POST", "/blue/k8s"),
+        1,
+        "the successor asked for a second cluster:\n{}",
+        b.log()
+    );
+    assert_eq!(nfvcl.blueprints().len(), 1);
+    assert!(ready.blueprint_id.is_some());
+    drop(smo_b);
+}
