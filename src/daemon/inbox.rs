@@ -29,7 +29,9 @@ impl Inbox {
 
     /// Records the deliveries shared since the last look (leader only).
     pub(super) async fn ingest(&mut self, shared: &Arc<Shared>, store: &Arc<Store>, queue: &Queue) {
-        if !shared.leadership.acting() {
+        // The lease, not readiness: a new leader reads the shared alerts
+        // before it lets its tasks act.
+        if !shared.leadership.fence().acting() {
             return;
         }
         let list = match self.mirror.list().await {

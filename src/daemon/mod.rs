@@ -37,9 +37,11 @@ pub mod alerts;
 mod artifacts;
 pub mod context;
 mod error;
+mod heads;
 mod inbox;
 mod inventory;
 pub mod notify;
+mod placement_facts;
 mod provision;
 mod provision_facts;
 pub mod role;
@@ -144,10 +146,11 @@ pub async fn run(
         hdar,
         mut signals,
         loads,
-        mirror,
         ..
     } = ctx;
-    let mut inbox = mirror.map(inbox::Inbox::new);
+    let mut sharing = leadership
+        .is_elected()
+        .then(|| role::Sharing::new(&config, &karmada, &leadership));
 
     // Their own stop: they keep delivering while the workers drain, and
     // stop after them (also in `--once` mode, where `shutdown` stays false).
@@ -239,29 +242,29 @@ pub async fn run(
         if leadership.is_elected() {
             // Taken before the loop started: the pass is run now.
             let r = *roles.borrow_and_update();
-            if let Some(i) = &mut inbox {
-                i.ingest(&shared, &store, &queue).await;
-            }
-            role::took(r, &shared, &store, &queue, &kick_tx, &opts.notify).await?;
+            role::took(
+                r,
+                &shared,
+                &store,
+                &queue,
+                &kick_tx,
+                &opts.notify,
+                sharing.as_mut(),
+            )
+            .await?;
         }
         loop {
             tokio::select! {
                 _ = shutdown.changed() => if *shutdown.borrow() { break },
                 Ok(()) = roles.changed() => {
                     let r = *roles.borrow_and_update();
-                    // A new leader first records what any instance
-                    // acknowledged, then looks at every graph.
-                    if let Some(i) = &mut inbox {
-                        i.reset();
-                        i.ingest(&shared, &store, &queue).await;
-                    }
-                    role::took(r, &shared, &store, &queue, &kick_tx, &opts.notify).await?;
+                    role::took(r, &shared, &store, &queue, &kick_tx, &opts.notify, sharing.as_mut()).await?;
                     role::publish_view(&shared, &config.state_dir, &mut view).await;
                 }
                 _ = view_tick.tick(), if election.is_some() => {
                     role::publish_view(&shared, &config.state_dir, &mut view).await;
-                    if let Some(i) = &mut inbox {
-                        i.ingest(&shared, &store, &queue).await;
+                    if let Some(s) = &mut sharing {
+                        s.round(&shared, &store, &queue).await;
                     }
                 }
                 _ = watchdog.tick(), if watchdog_every.is_some() => opts.notify.watchdog(),

@@ -69,9 +69,88 @@ pub(super) fn status_line(shared: &Shared, revision: &str) -> String {
     }
 }
 
-/// This instance took `role`: a new leader looks at every graph, drift
-/// included (its predecessor may have left anything half done), and
-/// provisions now.
+/// What instances share on Karmada besides the Lease (leader election
+/// only): the alerts any of them acknowledged, and the placements and
+/// replicas in force.
+pub(super) struct Sharing {
+    pub(super) inbox: super::inbox::Inbox,
+    pub(super) placements: super::placement_facts::SharedPlacements,
+    karmada: Karmada,
+}
+
+impl Sharing {
+    pub(super) fn new(
+        config: &Config,
+        karmada: &Karmada,
+        leadership: &crate::ha::Leadership,
+    ) -> Self {
+        let client = karmada.client();
+        let ns = &config.ha.namespace;
+        Sharing {
+            inbox: super::inbox::Inbox::new(crate::ha::triggers::TriggerMirror::new(
+                client.clone(),
+                ns,
+            )),
+            placements: super::placement_facts::SharedPlacements::new(
+                crate::ha::facts::Facts::new(
+                    client,
+                    ns,
+                    super::placement_facts::NAME,
+                    leadership.fence(),
+                ),
+            ),
+            karmada: karmada.clone(),
+        }
+    }
+
+    /// Corrects the release records another leader made stale (see
+    /// [`super::heads`]). A failed listing is logged: the pass then works
+    /// from the records as they are.
+    async fn refresh_heads(&self, store: &Arc<Store>) {
+        let live = match self.karmada.list_managed_releases().await {
+            Ok(l) => l,
+            Err(e) => {
+                return tracing::warn!(error = %e, "releases not listed; the records are taken as they are");
+            }
+        };
+        let s = Arc::clone(store);
+        let job = move || {
+            let fixed = super::heads::corrections(&s.services()?, &live);
+            if !fixed.is_empty() {
+                s.write(|tx| {
+                    for r in &fixed {
+                        tx.put_service(r)?;
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok::<_, crate::store::StoreError>(fixed.len())
+        };
+        match blocking(job).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(
+                services = n,
+                "release records corrected from the live releases another leader changed"
+            ),
+            Ok(Err(e)) => tracing::warn!(error = %e, "release records not corrected"),
+            Err(e) => tracing::warn!(error = %e, "release records not corrected"),
+        }
+    }
+
+    /// Every round: the leader records the alerts shared since, and shares
+    /// its placements when they changed.
+    pub(super) async fn round(&mut self, shared: &Arc<Shared>, store: &Arc<Store>, queue: &Queue) {
+        self.inbox.ingest(shared, store, queue).await;
+        if shared.leadership.acting() {
+            self.placements.share(store).await;
+        }
+    }
+}
+
+/// This instance took `role`. A new leader first adopts what its
+/// predecessor shared (placements, replicas, acknowledged alerts), then
+/// looks at every graph, drift included (its predecessor may have left
+/// anything half done), provisions now, and only then lets its tasks act.
 pub(super) async fn took(
     role: Role,
     shared: &Arc<Shared>,
@@ -79,10 +158,17 @@ pub(super) async fn took(
     queue: &Queue,
     kick: &mpsc::Sender<()>,
     notify: &notify::Notifier,
+    sharing: Option<&mut Sharing>,
 ) -> Result<(), DaemonError> {
     let revision = shared.world.read_or_recover().revision.clone();
     notify.status(&status_line(shared, &revision));
     if role == Role::Leader {
+        if let Some(s) = sharing {
+            s.refresh_heads(store).await;
+            s.placements.adopt(store, &shared.world().desired).await;
+            s.inbox.reset();
+            s.inbox.ingest(shared, store, queue).await;
+        }
         let keys = all_keys(shared, store).await?;
         tracing::info!(graphs = keys.len(), "leading: a full pass");
         shared
@@ -92,6 +178,7 @@ pub(super) async fn took(
         for k in keys {
             queue.enqueue(&k);
         }
+        shared.leadership.mark_ready();
         let _ = kick.try_send(());
     } else {
         tracing::info!("standing by");

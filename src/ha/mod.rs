@@ -120,6 +120,9 @@ pub struct View {
 #[derive(Debug)]
 struct Inner {
     fence: Fence,
+    /// Set by the daemon once it took the lead (adopted the shared facts);
+    /// cleared at every change of role.
+    ready: std::sync::atomic::AtomicBool,
     view: Mutex<Option<View>>,
     role: watch::Sender<Role>,
     metrics: Option<Arc<Metrics>>,
@@ -137,6 +140,7 @@ impl Leadership {
         }
         Leadership(Arc::new(Inner {
             fence: Fence::open(),
+            ready: std::sync::atomic::AtomicBool::new(true),
             view: Mutex::new(None),
             role: watch::channel(Role::Leader).0,
             metrics,
@@ -150,6 +154,7 @@ impl Leadership {
         }
         Leadership(Arc::new(Inner {
             fence: Fence::closed(),
+            ready: std::sync::atomic::AtomicBool::new(false),
             view: Mutex::new(Some(View {
                 role: Role::Standby,
                 identity: settings.identity.clone(),
@@ -172,9 +177,18 @@ impl Leadership {
         self.0.fence.clone()
     }
 
-    /// Whether this instance may act now (its lease unexpired).
+    /// Whether this instance may act now: its lease is unexpired and the
+    /// daemon took the lead ([`Leadership::mark_ready`]).
     pub fn acting(&self) -> bool {
-        self.0.fence.acting()
+        self.0.fence.acting() && self.0.ready.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The daemon took the lead: what a predecessor shared is adopted, and
+    /// the tasks may act.
+    pub fn mark_ready(&self) {
+        self.0
+            .ready
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn role(&self) -> Role {
@@ -224,6 +238,9 @@ impl Leadership {
             }
         }
         if changed {
+            self.0
+                .ready
+                .store(false, std::sync::atomic::Ordering::SeqCst);
             if let Some(m) = &self.0.metrics {
                 m.set(
                     Family::Leader,
@@ -268,6 +285,9 @@ mod tests {
         assert_eq!(fence.check(), Err(NotLeader), "standby at start");
         l.lead(Instant::now() + Duration::from_secs(60), "host-a", None);
         assert!(fence.acting() && l.role() == Role::Leader);
+        assert!(!l.acting(), "not before the daemon took the lead");
+        l.mark_ready();
+        assert!(l.acting());
         // The deadline passed without a renewal: fenced, though the elector
         // has not stepped down yet.
         l.lead(Instant::now(), "host-a", None);

@@ -20,8 +20,12 @@ const RETRY: Duration = Duration::from_secs(1);
 const VO: &str = "image-compression-vo";
 
 fn ha_block(identity: &str) -> String {
+    format!("{}intervals:\n  resync: 5s\n", ha_only(identity))
+}
+
+fn ha_only(identity: &str) -> String {
     format!(
-        "ha:\n  enabled: true\n  identity: {identity}\n  namespace: smo-system\n  leaseDuration: 4s\n  renewDeadline: 3s\n  retryPeriod: 1s\nintervals:\n  resync: 5s\n"
+        "ha:\n  enabled: true\n  identity: {identity}\n  namespace: smo-system\n  leaseDuration: 4s\n  renewDeadline: 3s\n  retryPeriod: 1s\n"
     )
 }
 
@@ -196,6 +200,35 @@ async fn one_leader_acts_a_killed_leader_is_replaced_and_a_paused_one_is_fenced(
     // resync (5 s) passed on both sides.
     let (status, body) = ready_body(b.http).await;
     assert_eq!((status, body.as_str()), (200, "ready-standby\n"));
+    let metrics = crate::webhook::get(b.http, "/metrics").await.body;
+    assert!(metrics.contains("\nsmo_leader 0\n"), "{metrics}");
+    let metrics = crate::webhook::get(a.http, "/metrics").await.body;
+    assert!(metrics.contains("\nsmo_leader 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("smo_leader_transitions_total{to=\"leader\"} 1\n"),
+        "{metrics}"
+    );
+    // smo status on b's host: the role, the holder and the expiry.
+    let out = Command::new(env!("CARGO_BIN_EXE_smo"))
+        .args(["status", "--format", "json", "--config"])
+        .arg(&b.config)
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["ha"]["role"], "standby", "{status}");
+    assert_eq!(status["ha"]["leader"], "host-a");
+    assert!(status["ha"]["leaseExpires"].is_string());
+    let out = Command::new(env!("CARGO_BIN_EXE_smo"))
+        .args(["status", "--config"])
+        .arg(&a.config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("role leader (host-a, lease smo-system/smo-leader until ")),
+        "{text}"
+    );
     let before = a.writes();
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert!(b.calls().is_empty(), "b called helm: {:?}", b.calls());
@@ -519,10 +552,25 @@ async fn failover_figures() {
         signal(&smo, "KILL");
         let killed = now_secs();
         drop(smo);
+        // Something to do for the new leader: demo2 suspended, or resumed.
+        let (from, to) = if run % 2 == 0 {
+            (
+                "  id: gpu-offloading-graph\n",
+                "  id: gpu-offloading-graph\n  suspend: true\n",
+            )
+        } else {
+            ("  suspend: true\n", "")
+        };
+        env.edit("projects/demo2/gpu-offloading-graph.yaml", from, to);
         let first = wait_for(
             Duration::from_secs(120),
-            "the new leader's first helm call",
-            || hosts[standby].0.calls().get(calls_before).map(|(t, _)| *t),
+            "the new leader's first helm write",
+            || {
+                hosts[standby].0.calls()[calls_before..]
+                    .iter()
+                    .find(|(_, a)| a.starts_with("upgrade") || a.starts_with("uninstall"))
+                    .map(|(t, _)| *t)
+            },
         )
         .await;
         times.push(first - killed);
@@ -540,14 +588,12 @@ async fn failover_figures() {
             },
         )
         .await;
-        // The new leader's pass is over before the next kill.
-        wait_for(Duration::from_secs(120), "the new leader converged", || {
-            let s = smo::store::snapshot::read(&hosts[standby].0.var).ok()?;
-            s.graphs
-                .iter()
-                .all(|g| g.last_error.is_none())
-                .then_some(())
-        })
+        // The new leader applied the edit before the next kill.
+        wait_for(
+            Duration::from_secs(120),
+            "the new leader applied the edit",
+            || (env.releases("demo2").is_empty() == (run % 2 == 0)).then_some(()),
+        )
         .await;
         tokio::time::sleep(Duration::from_secs(3)).await;
         leader = standby;
@@ -561,4 +607,55 @@ async fn failover_figures() {
         pick(0.95),
         times.last().unwrap()
     );
+}
+
+/// A successor keeps the placements in force: the flexible graph of the
+/// fleet test sits on the edge; then the edge fills up and the core frees,
+/// so a fresh placement would move it. The leader keeps it where it runs
+/// (its inputs did not change); killed, its successor keeps it there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_successor_keeps_the_placements_in_force() {
+    let Some(env) = crate::room::flexible_graph_alone_with(&ha_only("host-a")).await else {
+        return;
+    };
+    let (a, b) = hosts(&env);
+    let smo_a = a.spawn();
+    wait_for(Duration::from_secs(90), "flex deployed on the edge", || {
+        crate::room::placed_on(&env, "flex").filter(|_| crate::room::deployed(&env, "flex"))
+    })
+    .await;
+    assert_eq!(
+        crate::room::placed_on(&env, "flex").unwrap(),
+        ["brussels-edge"]
+    );
+    let smo_b = b.spawn();
+    wait_for(Duration::from_secs(30), "b stands by", || {
+        (b.role() == Some(Role::Standby)).then_some(())
+    })
+    .await;
+    // Placements are shared every round: wait for one past b's start.
+    tokio::time::sleep(RETRY * 3).await;
+    env.fake
+        .set_cluster_resources("brussels-edge", &crate::room::cpus(6, 6))
+        .unwrap();
+    env.fake
+        .set_cluster_resources("athens-core", &crate::room::cpus(6, 0))
+        .unwrap();
+
+    signal(&smo_a, "KILL");
+    drop(smo_a);
+    let placed = wait_for(Duration::from_secs(90), "b placed a-flex", || {
+        let snap = smo::store::snapshot::read(&b.var).ok()?;
+        let g = snap.graphs.iter().find(|g| g.graph == "a-flex")?;
+        (b.role() == Some(Role::Leader) && g.last_applied_revision.is_some())
+            .then(|| g.placement.clone())
+    })
+    .await;
+    assert_eq!(placed["flex"], ["brussels-edge"], "{}", b.log());
+    assert_eq!(
+        crate::room::placed_on(&env, "flex").unwrap(),
+        ["brussels-edge"]
+    );
+    assert!(b.log().contains("adopted the placements"), "{}", b.log());
+    drop(smo_b);
 }

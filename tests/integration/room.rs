@@ -38,7 +38,7 @@ fn descriptor(id: &str, service: &str, pin: Option<&str>) -> String {
 
 /// CPUs `allocatable` with `allocated` of them handed out, and room in
 /// memory.
-fn cpus(allocatable: u32, allocated: u32) -> ClusterResources {
+pub(crate) fn cpus(allocatable: u32, allocated: u32) -> ClusterResources {
     ClusterResources {
         cpu: ResourcePair {
             allocatable: allocatable.to_string(),
@@ -53,11 +53,11 @@ fn cpus(allocatable: u32, allocated: u32) -> ClusterResources {
 }
 
 /// The clusters the generated PropagationPolicy of `service` names.
-fn placed_on(env: &Env, service: &str) -> Option<Vec<String>> {
+pub(crate) fn placed_on(env: &Env, service: &str) -> Option<Vec<String>> {
     env.placed_on("brussels", service)
 }
 
-fn deployed(env: &Env, release: &str) -> bool {
+pub(crate) fn deployed(env: &Env, release: &str) -> bool {
     env.releases("brussels")
         .get(release)
         .is_some_and(|(_, st)| st == "deployed")
@@ -66,7 +66,12 @@ fn deployed(env: &Env, release: &str) -> bool {
 /// The example's state reduced to one flexible graph, `a-flex` (service
 /// `flex`, 4 CPUs), with only the edge cluster free enough for it.
 async fn flexible_graph_alone() -> Option<Env> {
-    let env = env(QUIET).await?;
+    flexible_graph_alone_with("").await
+}
+
+/// [`flexible_graph_alone`] with more configuration.
+pub(crate) async fn flexible_graph_alone_with(extra: &str) -> Option<Env> {
+    let env = env(&format!("{QUIET}{extra}")).await?;
     let projects = env.descriptor("projects");
     for gone in ["athens", "demo2"] {
         std::fs::remove_dir_all(projects.join(gone)).unwrap();
