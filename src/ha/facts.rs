@@ -6,7 +6,7 @@
 //! successor's facts); every write names the version read.
 
 use super::Fence;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 use serde::Serialize;
@@ -34,7 +34,7 @@ pub enum FactsError {
 /// One kind of shared fact: the ConfigMap `name`.
 pub struct Facts<T> {
     maps: Api<ConfigMap>,
-    namespaces: Api<Namespace>,
+    client: kube::Client,
     namespace: String,
     name: String,
     fence: Fence,
@@ -45,7 +45,7 @@ impl<T> Clone for Facts<T> {
     fn clone(&self) -> Self {
         Facts {
             maps: self.maps.clone(),
-            namespaces: self.namespaces.clone(),
+            client: self.client.clone(),
             namespace: self.namespace.clone(),
             name: self.name.clone(),
             fence: self.fence.clone(),
@@ -65,7 +65,7 @@ impl<T: Serialize + DeserializeOwned> Facts<T> {
     pub fn new(client: kube::Client, namespace: &str, name: &str, fence: Fence) -> Self {
         Facts {
             maps: Api::namespaced(client.clone(), namespace),
-            namespaces: Api::all(client),
+            client,
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             fence,
@@ -146,7 +146,9 @@ impl<T: Serialize + DeserializeOwned> Facts<T> {
                 Some(_) => self.maps.replace(&self.name, &pp, &cm).await,
                 None => match self.maps.create(&pp, &cm).await {
                     Err(kube::Error::Api(s)) if s.code == 404 => {
-                        self.ensure_namespace().await?;
+                        super::ensure_namespace(&self.client, &self.namespace)
+                            .await
+                            .map_err(|e| self.api_error(&e))?;
                         self.maps.create(&pp, &cm).await
                     }
                     other => other,
@@ -162,20 +164,5 @@ impl<T: Serialize + DeserializeOwned> Facts<T> {
             name: self.name.clone(),
             reason: last.unwrap_or_else(|| "conflicting writes".into()),
         })
-    }
-
-    async fn ensure_namespace(&self) -> Result<(), FactsError> {
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(self.namespace.clone()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        match self.namespaces.create(&PostParams::default(), &ns).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            Err(e) => Err(self.api_error(&e)),
-        }
     }
 }

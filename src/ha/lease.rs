@@ -6,7 +6,6 @@
 use super::elector::{LeaseApi, LeaseError, Read};
 use super::record::LeaseRecord;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
 use std::time::Duration;
@@ -15,7 +14,7 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct KubeLease {
     leases: Api<Lease>,
-    namespaces: Api<Namespace>,
+    client: kube::Client,
     namespace: String,
     name: String,
 }
@@ -24,7 +23,7 @@ impl KubeLease {
     pub fn new(client: kube::Client, namespace: &str, name: &str) -> Self {
         KubeLease {
             leases: Api::namespaced(client.clone(), namespace),
-            namespaces: Api::all(client),
+            client,
             namespace: namespace.to_owned(),
             name: name.to_owned(),
         }
@@ -48,23 +47,6 @@ impl KubeLease {
                 lease_transitions: Some(r.transitions),
                 ..LeaseSpec::default()
             }),
-        }
-    }
-
-    /// The namespace, when the Lease's create found none (a fresh Karmada
-    /// has no `kube-system` objects of smo's; creating it twice is fine).
-    async fn ensure_namespace(&self) -> Result<(), LeaseError> {
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(self.namespace.clone()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        match self.namespaces.create(&PostParams::default(), &ns).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            Err(e) => Err(error(e)),
         }
     }
 }
@@ -113,7 +95,9 @@ impl LeaseApi for KubeLease {
         match self.leases.create(&pp, &lease).await {
             Ok(l) => Ok(version_of(&l)),
             Err(kube::Error::Api(s)) if s.code == 404 => {
-                self.ensure_namespace().await?;
+                super::ensure_namespace(&self.client, &self.namespace)
+                    .await
+                    .map_err(error)?;
                 let l = self.leases.create(&pp, &lease).await.map_err(error)?;
                 Ok(version_of(&l))
             }

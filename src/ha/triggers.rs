@@ -8,7 +8,7 @@
 //! delivered to it (redeliveries are duplicates there).
 
 use crate::reconcile::triggers::Delivery;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, PostParams};
 use std::collections::BTreeMap;
@@ -81,7 +81,7 @@ fn deliveries_of(cm: &ConfigMap) -> Vec<Delivery> {
 #[derive(Clone)]
 pub struct TriggerMirror {
     maps: Api<ConfigMap>,
-    namespaces: Api<Namespace>,
+    client: kube::Client,
     namespace: String,
 }
 
@@ -89,7 +89,7 @@ impl TriggerMirror {
     pub fn new(client: kube::Client, namespace: &str) -> Self {
         TriggerMirror {
             maps: Api::namespaced(client.clone(), namespace),
-            namespaces: Api::all(client),
+            client,
             namespace: namespace.to_owned(),
         }
     }
@@ -133,7 +133,9 @@ impl TriggerMirror {
                 Some(_) => self.maps.replace(&name, &pp, &cm).await,
                 None => match self.maps.create(&pp, &cm).await {
                     Err(kube::Error::Api(s)) if s.code == 404 => {
-                        self.ensure_namespace().await?;
+                        super::ensure_namespace(&self.client, &self.namespace)
+                            .await
+                            .map_err(|e| error(&e))?;
                         self.maps.create(&pp, &cm).await
                     }
                     other => other,
@@ -173,21 +175,6 @@ impl TriggerMirror {
             },
             data: Some(BTreeMap::from([(KEY.to_owned(), text)])),
             ..ConfigMap::default()
-        }
-    }
-
-    async fn ensure_namespace(&self) -> Result<(), MirrorError> {
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(self.namespace.clone()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        match self.namespaces.create(&PostParams::default(), &ns).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            Err(e) => Err(error(&e)),
         }
     }
 
