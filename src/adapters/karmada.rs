@@ -36,7 +36,10 @@ mod releases;
 mod watch;
 
 pub use error::KarmadaError;
-pub use labels::{GRAPH_LABEL, MANAGED_BY, MANAGED_BY_LABEL, Owner, PROJECT_LABEL, label_value};
+pub use labels::{
+    GRAPH_LABEL, INPUTS_LABEL, MANAGED_BY, MANAGED_BY_LABEL, Owner, PROJECT_LABEL, inputs_label,
+    label_value,
+};
 pub use listing::{Managed, ManagedRelease};
 pub use watch::Signal;
 

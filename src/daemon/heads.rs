@@ -4,7 +4,8 @@
 //! recorded release with the newest revision live on Karmada (the helm
 //! release records carry smo's labels) and forgets what it can no longer
 //! vouch for: a release gone live is no longer installed, and one at
-//! another revision is upgraded once (its inputs are not known), or
+//! another revision is taken with the inputs its label names (upgraded once
+//! when it has none, or when they are not the desired ones), or
 //! uninstalled if the desired state says so. Releases the store does not
 //! record at all are the sweep's.
 
@@ -14,21 +15,24 @@ use std::collections::BTreeMap;
 
 /// The records that disagree with the live releases, corrected.
 pub fn corrections(services: &[ServiceRecord], live: &[ManagedRelease]) -> Vec<ServiceRecord> {
-    let newest: BTreeMap<(&str, &str), u64> = live
+    let newest: BTreeMap<(&str, &str), &ManagedRelease> = live
         .iter()
-        .map(|r| ((r.namespace.as_str(), r.release.as_str()), r.revision))
+        .map(|r| ((r.namespace.as_str(), r.release.as_str()), r))
         .collect();
     let mut out = Vec::new();
     for rec in services {
-        let now = newest
+        let found = newest
             .get(&(rec.namespace.as_str(), rec.release.as_str()))
             .copied();
+        let now = found.map(|l| l.revision);
         if rec.release_revision == now {
             continue;
         }
         let mut r = rec.clone();
         r.release_revision = now;
-        r.input_hash = None;
+        r.input_hash = found
+            .and_then(|l| l.inputs.as_deref())
+            .map(crate::release::inputs_from_label);
         r.manifest = None;
         r.drifted.clear();
         r.phase = if now.is_some() {
@@ -59,6 +63,7 @@ mod tests {
             namespace: "demo2".into(),
             release: release.into(),
             revision,
+            inputs: None,
             owner: Owner {
                 project: "demo2".into(),
                 graph: "g".into(),

@@ -1,15 +1,17 @@
-//! The placements in force and the scaler's replicas, shared on Karmada
+//! The placements in force and the scaler's decisions, shared on Karmada
 //! ([`crate::ha::facts`]) when leader election is on. A new leader's store
 //! knows its predecessor's releases (the sweep records them from their
 //! labels) but not where each graph was placed nor how far each service was
-//! scaled: without these it could place a graph anew, and would reset every
-//! scaled service to its default replicas. The leader shares them (at most
-//! once per round, when the store changed); a new leader adopts, before its
-//! first pass, what its own records lack.
+//! scaled: without these it could place a graph anew, and the upgrade of
+//! its first pass would reset every scaled service to its chart's replicas
+//! (smo re-asserts the scaler's replicas after an upgrade only when it
+//! knows them). The leader shares them (at most once per round, when the
+//! store changed); a new leader adopts, before its first pass, what its own
+//! records lack.
 
 use crate::ha::facts::Facts;
 use crate::store::Store;
-use crate::store::records::{GraphRecord, ServiceRecord};
+use crate::store::records::{GraphRecord, ScaleRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use std::sync::Arc;
 pub const NAME: &str = "smo-placements";
 
 /// One graph's shared facts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GraphFacts {
     pub project: String,
@@ -27,13 +29,13 @@ pub struct GraphFacts {
     pub placement_inputs_hash: Option<String>,
     #[serde(default)]
     pub placement_revision: Option<String>,
-    /// Service → cluster → replicas chosen by the scaler.
+    /// The scaler's last decision for each scaled service.
     #[serde(default)]
-    pub replicas: BTreeMap<String, BTreeMap<String, u32>>,
+    pub scales: Vec<ScaleRecord>,
 }
 
 /// The facts of the graphs a store records.
-pub fn facts_of(graphs: &[GraphRecord], services: &[ServiceRecord]) -> Vec<GraphFacts> {
+pub fn facts_of(graphs: &[GraphRecord], scales: &[ScaleRecord]) -> Vec<GraphFacts> {
     let mut out: BTreeMap<(String, String), GraphFacts> = graphs
         .iter()
         .filter(|g| !g.placement.is_empty())
@@ -46,32 +48,32 @@ pub fn facts_of(graphs: &[GraphRecord], services: &[ServiceRecord]) -> Vec<Graph
                     placement: g.placement.clone(),
                     placement_inputs_hash: g.placement_inputs_hash.clone(),
                     placement_revision: g.placement_revision.clone(),
-                    replicas: BTreeMap::new(),
+                    scales: Vec::new(),
                 },
             )
         })
         .collect();
-    for s in services.iter().filter(|s| !s.replicas.is_empty()) {
+    for s in scales {
         if let Some(f) = out.get_mut(&(s.project.clone(), s.graph.clone())) {
-            f.replicas.insert(s.service.clone(), s.replicas.clone());
+            f.scales.push(s.clone());
         }
     }
     out.into_values().collect()
 }
 
 /// What a store takes from the shared facts: a placement for each declared
-/// graph whose record has none, and replicas for each recorded service that
-/// has none. Records it already holds are never overwritten (they are at
-/// least as recent as anything another instance shared), and a graph its
-/// desired state does not declare gets no record (that would make it a
-/// removal).
+/// graph whose record has none, and the scaler's decision for each service
+/// of such a graph that has none. Records it already holds are never
+/// overwritten (they are at least as recent as anything another instance
+/// shared), and a graph its desired state does not declare gets no record
+/// (that would make it a removal).
 pub fn adopt(
     shared: &[GraphFacts],
     declared: &std::collections::BTreeSet<String>,
     graphs: &BTreeMap<String, GraphRecord>,
-    services: &BTreeMap<String, ServiceRecord>,
+    scales: &BTreeMap<String, ScaleRecord>,
     now: u64,
-) -> (Vec<GraphRecord>, Vec<ServiceRecord>) {
+) -> (Vec<GraphRecord>, Vec<ScaleRecord>) {
     let mut g_out = Vec::new();
     let mut s_out = Vec::new();
     for f in shared {
@@ -89,14 +91,12 @@ pub fn adopt(
             rec.placement_revision = f.placement_revision.clone();
             g_out.push(rec);
         }
-        for (service, replicas) in &f.replicas {
-            let key = crate::store::records::service_key(&f.project, &f.graph, service);
-            if let Some(s) = services.get(&key).filter(|s| s.replicas.is_empty()) {
-                let mut s = s.clone();
-                s.replicas = replicas.clone();
-                s_out.push(s);
-            }
-        }
+        s_out.extend(
+            f.scales
+                .iter()
+                .filter(|s| !scales.contains_key(&s.key()))
+                .cloned(),
+        );
     }
     (g_out, s_out)
 }
@@ -123,15 +123,15 @@ impl SharedPlacements {
         }
         let s = Arc::clone(store);
         let read = tokio::task::spawn_blocking(move || {
-            Ok::<_, crate::store::StoreError>((s.graphs()?, s.services()?))
+            Ok::<_, crate::store::StoreError>((s.graphs()?, s.scales()?))
         })
         .await;
-        let (graphs, services) = match read {
+        let (graphs, scales) = match read {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => return tracing::warn!(error = %e, "placements not shared"),
             Err(e) => return tracing::warn!(error = %e, "placements not shared"),
         };
-        let facts = facts_of(&graphs, &services);
+        let facts = facts_of(&graphs, &scales);
         if self.shared.as_ref().is_some_and(|(_, f)| *f == facts) {
             self.shared = Some((generation, facts));
             return;
@@ -170,15 +170,15 @@ impl SharedPlacements {
         let now = super::now();
         let job = move || {
             let graphs = s.graphs()?.into_iter().map(|g| (g.key(), g)).collect();
-            let services = s.services()?.into_iter().map(|r| (r.key(), r)).collect();
-            let (g, sv) = adopt(&read.records, &declared, &graphs, &services, now);
+            let scales = s.scales()?.into_iter().map(|r| (r.key(), r)).collect();
+            let (g, sv) = adopt(&read.records, &declared, &graphs, &scales, now);
             if !g.is_empty() || !sv.is_empty() {
                 s.write(|tx| {
                     for r in &g {
                         tx.put_graph(r)?;
                     }
                     for r in &sv {
-                        tx.put_service(r)?;
+                        tx.adopt_scale(r)?;
                     }
                     Ok(())
                 })?;
@@ -187,10 +187,10 @@ impl SharedPlacements {
         };
         match tokio::task::spawn_blocking(job).await {
             Ok(Ok((0, 0))) => {}
-            Ok(Ok((graphs, services))) => tracing::info!(
+            Ok(Ok((graphs, scales))) => tracing::info!(
                 graphs,
-                services,
-                "adopted the placements and replicas another instance shared"
+                scales,
+                "adopted the placements and scaling decisions another instance shared"
             ),
             Ok(Err(e)) => tracing::warn!(error = %e, "shared placements not adopted"),
             Err(e) => tracing::warn!(error = %e, "shared placements not adopted"),
@@ -212,13 +212,17 @@ mod tests {
         g
     }
 
-    fn service(graph: &str, name: &str, replicas: &[(&str, u32)]) -> ServiceRecord {
-        let mut s = ServiceRecord::new("p", graph, name, 1);
-        s.replicas = replicas
-            .iter()
-            .map(|(c, n)| ((*c).to_owned(), *n))
-            .collect();
-        s
+    fn scale(graph: &str, service: &str, replicas: u32) -> ScaleRecord {
+        ScaleRecord {
+            project: "p".into(),
+            graph: graph.into(),
+            service: service.into(),
+            replicas,
+            per_cluster: BTreeMap::from([("edge-1".to_owned(), replicas)]),
+            rate: Some(12.5),
+            note: None,
+            at: 1,
+        }
     }
 
     #[test]
@@ -227,30 +231,26 @@ mod tests {
             graph("g1", &[("web", "edge-1")]),
             graph("g2", &[("db", "core")]),
         ];
-        let leader_services = [
-            service("g1", "web", &[("edge-1", 3)]),
-            service("g2", "db", &[]),
-        ];
-        let shared = facts_of(&leader_graphs, &leader_services);
+        let leader_scales = [scale("g1", "web", 3), scale("g2", "db", 2)];
+        let shared = facts_of(&leader_graphs, &leader_scales);
         assert_eq!(shared.len(), 2);
-        assert_eq!(shared[0].replicas["web"]["edge-1"], 3);
+        assert_eq!(shared[0].scales, [scale("g1", "web", 3)]);
 
         // The successor: g1 unknown (no record), g2 placed elsewhere by
-        // itself already; web recorded by the sweep without replicas.
+        // itself already, with its own decision for db.
         let own_g2 = graph("g2", &[("db", "edge-2")]);
         let graphs = BTreeMap::from([(own_g2.key(), own_g2)]);
-        let web = service("g1", "web", &[]);
-        let services = BTreeMap::from([(web.key(), web)]);
+        let own_db = scale("g2", "db", 5);
+        let scales = BTreeMap::from([(own_db.key(), own_db)]);
         let declared = ["p/g1", "p/g2"].iter().map(|k| (*k).to_owned()).collect();
-        let (g, s) = adopt(&shared, &declared, &graphs, &services, 9);
-        // An undeclared graph gets no record.
-        let only_g2 = std::collections::BTreeSet::from(["p/g2".to_owned()]);
-        assert_eq!(adopt(&shared, &only_g2, &graphs, &services, 9).0, []);
+        let (g, s) = adopt(&shared, &declared, &graphs, &scales, 9);
         assert_eq!(g.len(), 1, "only the graph without a placement");
         assert_eq!(g[0].graph, "g1");
         assert_eq!(g[0].placement["web"], ["edge-1"]);
         assert_eq!(g[0].placement_inputs_hash.as_deref(), Some("h-g1"));
-        assert_eq!(s.len(), 1);
-        assert_eq!(s[0].replicas["edge-1"], 3);
+        assert_eq!(s, [scale("g1", "web", 3)], "its own decision for db stays");
+        // An undeclared graph gets no record.
+        let only_g2 = std::collections::BTreeSet::from(["p/g2".to_owned()]);
+        assert_eq!(adopt(&shared, &only_g2, &graphs, &scales, 9).0, []);
     }
 }

@@ -4,7 +4,7 @@
 //! [`status::record_service`]; decides nothing the plan did not.
 
 use super::actions::journal::{IntentLog, Journal};
-use super::actions::{HelmOps, KarmadaOps, install, uninstall};
+use super::actions::{HelmOps, KarmadaOps, adopt, install, uninstall};
 use super::batch::Batch;
 use super::error::{Reason, StepError};
 use super::plan::{Action, Plan};
@@ -128,6 +128,17 @@ pub async fn run<H: HelmOps, K: KarmadaOps, L: IntentLog>(
                         .map_or(cx.dependency_poll, |r| r.min(cx.dependency_poll)),
                 );
                 Ok(())
+            }
+            // In sync by the inputs its label names: taken as it is.
+            Action::InSync if crate::release::inputs_from_a_label(rec.input_hash.as_deref()) => {
+                match cx.inputs.get(id) {
+                    Some(input) => {
+                        adopt::run(cx.helm, cx.karmada, input, rec)
+                            .instrument(service_span(id))
+                            .await
+                    }
+                    None => Ok(()),
+                }
             }
             Action::ReportDrift(_)
             | Action::InSync

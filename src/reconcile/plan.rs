@@ -279,7 +279,9 @@ fn classify(
     }
     let action = match rec {
         Some(r) if installed => {
-            if r.phase == ServicePhase::Failed || r.input_hash.as_deref() != Some(s.hash) {
+            if r.phase == ServicePhase::Failed
+                || !crate::release::same_inputs(r.input_hash.as_deref(), s.hash)
+            {
                 Action::Upgrade
             } else {
                 Action::InSync

@@ -6,9 +6,9 @@
 //! labels and this module decides which of it the store must record.
 //!
 //! Recording is all the sweep does. The graph's next reconcile then keeps
-//! what the graph wants (an upgrade of a recorded release) and removes the
-//! rest through the one removal path, with its ownership checks and the
-//! prune guard. Graphs that no file declares and the store does not know
+//! what the graph wants (as it is when the release's inputs label names the
+//! desired inputs, otherwise by an upgrade) and removes the rest through
+//! the one removal path, with its ownership checks and the prune guard. Graphs that no file declares and the store does not know
 //! (their objects are orphans) count as removals for the prune guard: a
 //! sweep that would introduce too many of them holds them all and says why.
 //!
@@ -102,6 +102,7 @@ pub fn plan(
         let mut rec = ServiceRecord::new(&r.owner.project, &r.owner.graph, &r.release, now);
         rec.namespace.clone_from(&r.namespace);
         rec.release_revision = Some(r.revision);
+        rec.input_hash = r.inputs.as_deref().map(crate::release::inputs_from_label);
         rec.phase = ServicePhase::Deployed;
         rec.last_error =
             Some("found by smo's labels, not recorded: the next reconcile decides".into());

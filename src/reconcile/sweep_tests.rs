@@ -10,6 +10,7 @@ fn owner(project: &str, graph: &str) -> Owner {
 
 fn release(project: &str, graph: &str, name: &str) -> ManagedRelease {
     ManagedRelease {
+        inputs: None,
         namespace: project.into(),
         release: name.into(),
         revision: 3,

@@ -24,6 +24,32 @@ pub struct ReleaseInput {
     pub hash: String,
 }
 
+/// How a record holds inputs it only knows from a release's label (see
+/// [`crate::adapters::karmada::INPUTS_LABEL`]): a prefix of the hash.
+const FROM_LABEL: &str = "label:";
+
+/// The recorded inputs of a release found live with this inputs label.
+pub fn inputs_from_label(label: &str) -> String {
+    format!("{FROM_LABEL}{label}")
+}
+
+/// Whether recorded inputs are `wanted`: equal, or a label's prefix of it.
+pub fn same_inputs(recorded: Option<&str>, wanted: &str) -> bool {
+    match recorded {
+        None => false,
+        Some(r) => match r.strip_prefix(FROM_LABEL) {
+            Some(prefix) => prefix.len() >= 32 && wanted.starts_with(prefix),
+            None => r == wanted,
+        },
+    }
+}
+
+/// Whether recorded inputs were only taken from a release's label (the
+/// record then lacks the release's manifest too).
+pub fn inputs_from_a_label(recorded: Option<&str>) -> bool {
+    recorded.is_some_and(|r| r.starts_with(FROM_LABEL))
+}
+
 impl ReleaseInput {
     pub fn spec(&self) -> crate::adapters::helm::ReleaseSpec<'_> {
         crate::adapters::helm::ReleaseSpec {
@@ -274,5 +300,25 @@ mod tests {
         edited.descriptor = Arc::new((*graph.descriptor).clone());
         let fresh = inputs_memo(&edited, &on("b"), &example, &memo).unwrap();
         assert!(!Arc::ptr_eq(&fresh, &moved));
+    }
+}
+
+#[cfg(test)]
+mod inputs_tests {
+    use super::*;
+
+    #[test]
+    fn inputs_known_from_a_label_match_the_hash_they_are_a_prefix_of() {
+        let hash = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let label = crate::adapters::karmada::inputs_label(hash);
+        assert_eq!(label.len(), 32);
+        let recorded = inputs_from_label(&label);
+        assert!(same_inputs(Some(&recorded), hash));
+        assert!(inputs_from_a_label(Some(&recorded)));
+        assert!(!same_inputs(Some(&recorded), &hash.replace('0', "f")));
+        assert!(same_inputs(Some(hash), hash) && !inputs_from_a_label(Some(hash)));
+        assert!(!same_inputs(None, hash));
+        // A short label vouches for nothing.
+        assert!(!same_inputs(Some(&inputs_from_label("0123")), hash));
     }
 }

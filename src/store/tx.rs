@@ -195,6 +195,13 @@ impl Tx<'_> {
         self.put(tables::SCALES, &record.key(), record)
     }
 
+    /// Takes a decision another instance's scaler made (leader
+    /// election): recorded as it is, without journaling a scaling that
+    /// this instance did not make.
+    pub fn adopt_scale(&mut self, record: &ScaleRecord) -> Result<(), StoreError> {
+        self.put(tables::SCALES, &record.key(), record)
+    }
+
     /// Forgets the scaler's decision for one service (its `scaling`
     /// block was removed): helm's replicas apply again.
     pub fn delete_scale(&mut self, key: &str) -> Result<bool, StoreError> {

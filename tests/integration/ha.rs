@@ -277,6 +277,18 @@ async fn one_leader_acts_a_killed_leader_is_replaced_and_a_paused_one_is_fenced(
         },
     )
     .await;
+    // What b found live with the desired inputs (their label says so) it
+    // took as it is: no upgrade of athens, nor of brussels' other services.
+    let athens = env.releases("athens");
+    assert!(
+        !athens.is_empty()
+            && athens
+                .values()
+                .all(|(rev, st)| *rev == 1 && st == "deployed"),
+        "b upgraded releases whose inputs had not changed: {athens:?}\n{}",
+        b.log()
+    );
+    assert_eq!(env.releases("brussels")["image-detection"].0, 1);
     let first = b.calls().first().map(|(t, _)| *t).expect("b called helm");
     let failover = first - killed;
     println!("ha: kill -> first helm call of the new leader: {failover:.2} s");

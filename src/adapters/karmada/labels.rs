@@ -14,6 +14,18 @@ pub const PROJECT_LABEL: &str = "smo.nephele.eu/project";
 /// The graph (`hdaGraph.id`) whose desired state holds the object.
 pub const GRAPH_LABEL: &str = "smo.nephele.eu/graph";
 
+/// On a helm release (its storage Secrets): the first 32 hex digits of
+/// the inputs hash of the revision, so that an instance whose store lost
+/// the release (a new leader, a restored store) knows whether its inputs
+/// are still the desired ones without upgrading it.
+pub const INPUTS_LABEL: &str = "smo.nephele.eu/inputs";
+
+/// The value of [`INPUTS_LABEL`] for an inputs hash (label values hold 63
+/// characters at most).
+pub fn inputs_label(hash: &str) -> String {
+    hash.chars().take(32).collect()
+}
+
 /// The graph an object belongs to: `(project, hdaGraph.id)`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Owner {

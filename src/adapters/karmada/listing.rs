@@ -24,6 +24,16 @@ pub struct ManagedRelease {
     pub release: String,
     pub revision: u64,
     pub owner: Owner,
+    /// [`super::INPUTS_LABEL`] of the newest revision, when it is deployed.
+    pub inputs: Option<String>,
+}
+
+/// The inputs label of a release revision that is deployed (a failed or
+/// pending revision vouches for nothing).
+fn inputs_of(labels: &BTreeMap<String, String>) -> Option<String> {
+    (labels.get("status").map(String::as_str) == Some("deployed"))
+        .then(|| labels.get(super::INPUTS_LABEL).cloned())
+        .flatten()
 }
 
 /// The graph smo's labels name, if they are smo's and name one. Project
@@ -185,6 +195,7 @@ impl Karmada {
                             namespace,
                             release,
                             revision,
+                            inputs: inputs_of(&labels),
                             owner: owner_of(&labels)?,
                         })
                     })
@@ -231,6 +242,7 @@ impl Karmada {
                     namespace,
                     release,
                     revision,
+                    inputs: inputs_of(&labels),
                     owner: owner_of(&labels)?,
                 })
             })

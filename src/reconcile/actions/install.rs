@@ -41,7 +41,11 @@ pub async fn run<H: HelmOps, K: KarmadaOps, L: IntentLog>(
             namespace: input.namespace.clone(),
         })
         .await?;
-    let labels = cx.owner.labels();
+    let mut labels = cx.owner.labels();
+    labels.insert(
+        crate::adapters::karmada::INPUTS_LABEL.to_owned(),
+        crate::adapters::karmada::inputs_label(&input.hash),
+    );
     let mut spec = input.spec();
     spec.labels = &labels;
     let status = helm.upgrade_install(&spec).await?;

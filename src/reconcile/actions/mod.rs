@@ -7,6 +7,7 @@
 //! carries it out, writes what it learnt into the service record and
 //! reports success or a typed [`StepError`](super::error::StepError).
 
+pub mod adopt;
 pub mod clean;
 pub mod install;
 pub mod journal;
