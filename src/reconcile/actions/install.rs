@@ -14,6 +14,34 @@ use crate::reconcile::propagation;
 use crate::release::ReleaseInput;
 use crate::store::records::{IntentEffect, OwnedObject, ServicePhase, ServiceRecord};
 
+/// Records the manifest helm applied (as `text`) and watches what it
+/// created; returns its objects. A manifest that cannot be read is kept
+/// as it is, and the step fails.
+pub(super) async fn record_manifest<K: KarmadaOps>(
+    karmada: &K,
+    release: &str,
+    text: String,
+    rec: &mut ServiceRecord,
+) -> Result<Vec<serde_json::Value>, StepError> {
+    let objects = match manifest::parse(&text) {
+        Ok(o) => o,
+        Err(e) => {
+            rec.manifest = Some(text);
+            return Err(StepError::terminal(
+                Reason::Manifest,
+                format!("the release manifest of {release} cannot be read: {e}"),
+            ));
+        }
+    };
+    // Recorded in smo's canonical form (the same objects): every resync
+    // reads it back for the drift check.
+    rec.manifest = Some(manifest::canonical(&objects));
+    // What the release created is watched from now on: an out-of-band
+    // change to it enqueues the graph at once.
+    karmada.watch_kinds(&objects).await;
+    Ok(objects)
+}
+
 /// What an install needs besides the release and its record.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
@@ -56,22 +84,7 @@ pub async fn run<H: HelmOps, K: KarmadaOps, L: IntentLog>(
     rec.drifted.clear();
     rec.phase = ServicePhase::Deployed;
 
-    let objects = manifest::parse(&text).map_err(|e| {
-        rec.manifest = Some(text.clone());
-        StepError::terminal(
-            Reason::Manifest,
-            format!(
-                "the release manifest of {} cannot be read: {e}",
-                input.release
-            ),
-        )
-    })?;
-    // Recorded in smo's canonical form (the same objects): every resync
-    // reads it back for the drift check.
-    rec.manifest = Some(manifest::canonical(&objects));
-    // What the release created is watched from now on: an out-of-band
-    // change to it enqueues the graph at once.
-    karmada.watch_kinds(&objects).await;
+    let objects = record_manifest(karmada, &input.release, text, rec).await?;
     // The scaler's replicas win over the chart's: re-asserted after
     // every upgrade, through the scale subresource and its own field
     // manager, so helm never silently reverts them.
