@@ -273,19 +273,25 @@ impl Leadership {
     }
 }
 
+/// client-go's default timings for `identity` (tests).
+#[cfg(test)]
+pub(crate) fn test_settings(identity: &str) -> Settings {
+    Settings {
+        lease_name: "smo-leader".into(),
+        namespace: "kube-system".into(),
+        lease_duration: Duration::from_secs(15),
+        renew_deadline: Duration::from_secs(10),
+        retry_period: Duration::from_secs(2),
+        identity: identity.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn settings() -> Settings {
-        Settings {
-            lease_name: "smo-leader".into(),
-            namespace: "kube-system".into(),
-            lease_duration: Duration::from_secs(15),
-            renew_deadline: Duration::from_secs(10),
-            retry_period: Duration::from_secs(2),
-            identity: "host-a".into(),
-        }
+        test_settings("host-a")
     }
 
     #[test]

@@ -70,16 +70,7 @@ impl LeaseApi for Member {
     }
 }
 
-fn settings(identity: &str) -> Settings {
-    Settings {
-        lease_name: "smo-leader".into(),
-        namespace: "kube-system".into(),
-        lease_duration: Duration::from_secs(15),
-        renew_deadline: Duration::from_secs(10),
-        retry_period: Duration::from_secs(2),
-        identity: identity.into(),
-    }
-}
+use crate::ha::test_settings as settings;
 
 struct Running {
     leadership: Leadership,

@@ -32,7 +32,6 @@ pub async fn run<H: HelmOps, K: KarmadaOps>(
 mod tests {
     use super::*;
     use crate::reconcile::actions::fakes::{FakeHelm, FakeKarmada};
-    use crate::release::chart::ChartRef;
 
     #[test]
     fn a_release_known_by_its_label_is_taken_without_an_upgrade() {
@@ -47,16 +46,8 @@ mod tests {
             "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n".into();
         let k = FakeKarmada::default();
         let input = ReleaseInput {
-            service: "web".into(),
-            release: "web".into(),
-            namespace: "p".into(),
-            chart: ChartRef {
-                chart: "oci://r/c".into(),
-                version: None,
-                digest: None,
-            },
-            values: serde_json::json!({}),
             hash: "h".repeat(64),
+            ..crate::reconcile::actions::install::tests::input()
         };
         let mut rec = ServiceRecord::new("p", "g", "web", 0);
         rec.release_revision = Some(3);

@@ -147,7 +147,7 @@ pub(crate) mod tests {
         r
     }
 
-    fn input() -> ReleaseInput {
+    pub(crate) fn input() -> ReleaseInput {
         ReleaseInput {
             service: "web".into(),
             release: "web".into(),
