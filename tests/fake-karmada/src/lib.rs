@@ -452,10 +452,12 @@ impl FakeKarmada {
         Ok(())
     }
 
-    /// Drops every open connection, watches included, while still
-    /// listening: clients reconnect at once (a load balancer restarting).
+    /// Closes every open connection, watches included, while still
+    /// listening: clients reconnect at once (an API server restarting).
+    /// Watches end their streams cleanly, as the API server ends them on
+    /// shutdown, so a client sees the end of a stream and not an error.
     pub fn drop_connections(&self) {
-        self.shared.epoch.send_modify(|e| *e += 1);
+        self.shared.closing.send_modify(|e| *e += 1);
     }
 
     /// Compacts the watch history and drops every connection: a watch that

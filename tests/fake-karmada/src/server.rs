@@ -39,6 +39,9 @@ pub(crate) struct Shared {
     pub log: Mutex<Vec<LoggedRequest>>,
     /// Bumped on every outage: connection tasks of older epochs end.
     pub epoch: watch::Sender<u64>,
+    /// Bumped to close every connection cleanly: watches end their streams
+    /// (as an API server does on shutdown), then connections close.
+    pub closing: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -50,6 +53,7 @@ impl Shared {
             latency: Mutex::new(Duration::ZERO),
             log: Mutex::new(Vec::new()),
             epoch: watch::channel(0).0,
+            closing: watch::channel(0).0,
         }
     }
 
@@ -133,6 +137,7 @@ pub(crate) async fn accept_loop(
                 let Ok((stream, _)) = accepted else { continue };
                 let shared = shared.clone();
                 let mut epoch = shared.epoch.subscribe();
+                let mut closing = shared.closing.subscribe();
                 let mut stop = stop.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
@@ -141,6 +146,17 @@ pub(crate) async fn accept_loop(
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => return,
+                        _ = epoch.changed() => return,
+                        _ = stop.changed() => return,
+                        _ = closing.changed() => {}
+                    }
+                    // A clean close: the response in flight (a watch ends
+                    // its stream on the same signal) completes first, so
+                    // a client sees the end of a stream, never an error.
+                    conn.as_mut().graceful_shutdown();
                     tokio::select! {
                         _ = conn => {}
                         _ = epoch.changed() => {}

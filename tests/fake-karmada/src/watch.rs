@@ -115,6 +115,7 @@ pub(crate) fn start(
         (backlog, store.subscribe())
     };
     let mut epoch = shared.epoch.subscribe();
+    let mut closing = shared.closing.subscribe();
     tokio::spawn(async move {
         for b in backlog {
             if tx.send(b).await.is_err() {
@@ -132,6 +133,7 @@ pub(crate) fn start(
             tokio::select! {
                 _ = &mut deadline => return,
                 _ = epoch.changed() => return,
+                _ = closing.changed() => return,
                 _ = tx.closed() => return,
                 ev = live.recv() => match ev {
                     Ok(e) => {
