@@ -3,7 +3,7 @@
 
     smo bench placement --services 100 --clusters 10 --export-mps m.mps ...
     python3 benches/placement-reference.py m.mps --solver scip --time-limit 600 \
-        [--start m.start]
+        [--start m.start] [--solution m.solution]
 
 Prints one JSON object: the solver's objective and proven bound on smo's
 objective (the tie-break costs smo adds, 1e-6 * rank / clusters per chosen
@@ -97,6 +97,9 @@ def main():
     ap.add_argument("--time-limit", type=float, default=600.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--start", help="a start solution (`name value` lines)")
+    ap.add_argument(
+        "--solution", help="write the solver's answer here (`name value` lines, as --start reads)"
+    )
     a = ap.parse_args()
     t0 = time.monotonic()
     run = scip if a.solver == "scip" else highs
@@ -104,6 +107,11 @@ def main():
     obj, bound, status, values, version = run(a.mps, a.time_limit, a.threads, start)
     seconds = time.monotonic() - t0
     ties, chosen = tie_cost(values, clusters_in(a.mps))
+    if a.solution and values:
+        with open(a.solution, "w") as f:
+            for name, v in values.items():
+                if abs(v) > 1e-9:
+                    f.write(f"{name} {v:.9g}\n")
     out = {
         "solver": version,
         "start": bool(start),
