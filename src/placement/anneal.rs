@@ -229,7 +229,7 @@ fn chain(
         // A random copy of a random unit to a random cluster, alone, with
         // some of its neighbours on the same cluster, or swapped with a
         // random unit there: the moves and their gain, if valid.
-        let nbrs = neighbours(inst, &st.units);
+        let nbrs = neighbours(inst, &st);
         let propose = |st: &mut State<'_, '_>, rng: &mut Rng| -> Option<(Moves, f64)> {
             let u = rng.below(n_units);
             let lead = st.units[u][0];
@@ -352,16 +352,10 @@ fn group(
 }
 
 /// Units linked to each unit by a connection edge.
-fn neighbours(inst: &Instance<'_>, units: &[Vec<usize>]) -> Vec<Vec<usize>> {
-    let mut unit_of = vec![0; inst.n_services()];
-    for (u, m) in units.iter().enumerate() {
-        for &t in m {
-            unit_of[t] = u;
-        }
-    }
-    let mut out = vec![Vec::new(); units.len()];
+fn neighbours(inst: &Instance<'_>, st: &State<'_, '_>) -> Vec<Vec<usize>> {
+    let mut out = vec![Vec::new(); st.units.len()];
     for e in &inst.edges {
-        let (a, b) = (unit_of[e.caller], unit_of[e.callee]);
+        let (a, b) = (st.unit_of[e.caller], st.unit_of[e.callee]);
         if a != b {
             out[a].push(b);
             out[b].push(a);
@@ -389,17 +383,23 @@ mod tests {
         )
     }
 
+    /// The constructive search's answer (a valid start).
+    fn built(inst: &Instance<'_>, w: &Weights) -> Assignment {
+        let far = Instant::now() + Duration::from_secs(3600);
+        match construct::search(inst, w, far) {
+            Outcome::Found(a) => a,
+            _ => panic!("no start"),
+        }
+    }
+
     #[test]
     fn a_group_is_the_unit_and_linked_units_on_the_same_cluster() {
         let (p, opts) = start(40, 5);
         let inst = Instance::new(&p, &opts).unwrap();
         let w = effective_weights(&inst, &opts);
-        let far = Instant::now() + Duration::from_secs(3600);
-        let Outcome::Found(mut a) = construct::search(&inst, &w, far) else {
-            panic!("no start");
-        };
+        let mut a = built(&inst, &w);
         let st = State::new(&inst, &w, &mut a);
-        let nbrs = neighbours(&inst, &st.units);
+        let nbrs = neighbours(&inst, &st);
         let mut rng = Rng(7);
         let mut grown = 0;
         for u in 0..st.units.len() {
@@ -430,10 +430,8 @@ mod tests {
         let (p, opts) = start(20, 5);
         let inst = Instance::new(&p, &opts).unwrap();
         let w = effective_weights(&inst, &opts);
+        let first = built(&inst, &w);
         let far = Instant::now() + Duration::from_secs(3600);
-        let Outcome::Found(first) = construct::search(&inst, &w, far) else {
-            panic!("no start");
-        };
         let mut answers = Vec::new();
         for _ in 0..2 {
             let mut a = first.clone();

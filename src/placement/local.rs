@@ -39,6 +39,8 @@ pub(super) struct State<'a, 'i> {
     w: &'a Weights,
     pub(super) a: &'a mut Assignment,
     pub(super) units: Vec<Vec<usize>>,
+    /// Unit of each service.
+    pub(super) unit_of: Vec<usize>,
     /// Edges touching each unit, edges inside the unit left out (its
     /// members share clusters: no traffic, no latency issue).
     incident: Vec<Vec<usize>>,
@@ -119,6 +121,7 @@ impl<'a, 'i> State<'a, 'i> {
             w,
             a,
             units,
+            unit_of,
             incident,
             dem,
             cap,
