@@ -20,6 +20,7 @@
 //! depends on machine speed). Ties go to the cluster earlier in name order.
 
 mod anneal;
+mod bounded;
 mod check;
 mod construct;
 mod error;
@@ -336,7 +337,7 @@ impl PlacementStrategy for Milp {
                 gap: None,
                 build_ms: 0,
                 warnings: vec![format!(
-                    "MILP found no feasible answer within {}s; answered with the constructive heuristic's placement",
+                    "MILP found no feasible answer within {}s; answered with the heuristic searches' placement",
                     opts.time_limit_s
                 )],
             }),

@@ -13,6 +13,8 @@
 use good_lp::solvers::highs::HighsProblem;
 use highs::{HighsModelStatus, HighsOptionValue, HighsSolutionStatus};
 
+use super::bounded;
+
 /// One thread: deterministic, and this daemon runs on small (2-core)
 /// machines where the reconciler and the HTTP endpoint need the other core.
 pub(crate) const HIGHS_THREADS: i32 = 1;
@@ -54,8 +56,36 @@ pub(crate) fn solve(
     solve_until(problem, deadline, mip_gap, initial, small)
 }
 
-/// [`solve`] with an absolute deadline for the whole call.
+/// Solves given up on past their limit and still running (see [`bounded`]).
+static RUNAWAY: bounded::Runaway = bounded::Runaway::new();
+
+/// [`solve`] with an absolute deadline for the whole call. HiGHS runs on
+/// its own thread; still running [`bounded::grace`] past the deadline, it
+/// is left to finish on its own and the call fails with
+/// [`Failure::NoSolutionInTime`] (callers then answer with their start).
 pub(crate) fn solve_until(
+    problem: HighsProblem,
+    deadline: std::time::Instant,
+    mip_gap: f64,
+    initial: Option<&[f64]>,
+    small: bool,
+) -> Result<Solved, Failure> {
+    let initial = initial.map(<[f64]>::to_vec);
+    let budget = deadline.saturating_duration_since(std::time::Instant::now());
+    let grace = bounded::grace(budget);
+    match bounded::run(&RUNAWAY, "highs", deadline, grace, move || {
+        solve_here(problem, deadline, mip_gap, initial.as_deref(), small)
+    }) {
+        Ok(r) => r,
+        Err(bounded::Refused::Abandoned | bounded::Refused::TooManyRunaway) => {
+            Err(Failure::NoSolutionInTime)
+        }
+        Err(bounded::Refused::Panicked) => Err(Failure::Other("HiGHS solve panicked".into())),
+    }
+}
+
+/// [`solve_until`] on the calling thread.
+fn solve_here(
     problem: HighsProblem,
     deadline: std::time::Instant,
     mip_gap: f64,
