@@ -46,6 +46,8 @@ pub(crate) enum Refused {
     TooManyRunaway,
     /// The call panicked.
     Panicked,
+    /// No thread could be started for it.
+    NoThread(String),
 }
 
 /// The hand-over between the caller and the thread, under one lock so
@@ -100,8 +102,8 @@ pub(crate) fn run<T: Send + 'static>(
                 ready.notify_one();
             }
         });
-    if spawned.is_err() {
-        return Err(Refused::Panicked);
+    if let Err(e) = spawned {
+        return Err(Refused::NoThread(e.to_string()));
     }
     let (lock, ready) = &*shared;
     let until = deadline + grace;

@@ -86,10 +86,11 @@ const CONSTRUCT_SHARE: f64 = 0.2;
 /// Share of the time limit by which the annealing of the start ends at
 /// the latest; it ends sooner when a round finds nothing better (see
 /// [`anneal`]). On graphs the full model cannot close in time the
-/// annealing is most of the answer's quality (100 × 10 benchmark at 0.3 s:
-/// 0.55 of the budget gave 0.9 to 1.1 % from the best known on average, 0.9 gives
-/// 0.4 %); the MILP then gets the rest, for its bound and a last
-/// improvement, and all of it when the annealing settled early.
+/// annealing is most of the answer's quality: on the 100 × 10 benchmark
+/// graph at 0.3 s, 0.9 of the budget brings the answer half a point of
+/// percentage closer to the optimum on average than 0.55 did. The MILP
+/// then gets the rest, for its bound and a last improvement, and all of
+/// it when the annealing settled early.
 const ANNEAL_SHARE: f64 = 0.9;
 /// The neighbourhood search after the annealing: until this share of the
 /// time limit at the latest, and for at most [`LNS_SPAN`] of it (after the

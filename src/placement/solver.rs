@@ -81,6 +81,9 @@ pub(crate) fn solve_until(
             Err(Failure::NoSolutionInTime)
         }
         Err(bounded::Refused::Panicked) => Err(Failure::Other("HiGHS solve panicked".into())),
+        Err(bounded::Refused::NoThread(e)) => Err(Failure::Other(format!(
+            "could not start a thread for HiGHS: {e}"
+        ))),
     }
 }
 
