@@ -35,19 +35,19 @@ const MAX_PASSES: usize = 5;
 const MIN_GAIN: f64 = 1e-7;
 
 pub(super) struct State<'a, 'i> {
-    inst: &'a Instance<'i>,
-    w: &'a Weights,
+    pub(super) inst: &'a Instance<'i>,
+    pub(super) w: &'a Weights,
     pub(super) a: &'a mut Assignment,
     pub(super) units: Vec<Vec<usize>>,
     /// Unit of each service.
     pub(super) unit_of: Vec<usize>,
     /// Edges touching each unit, edges inside the unit left out (its
     /// members share clusters: no traffic, no latency issue).
-    incident: Vec<Vec<usize>>,
-    dem: Vec<[f64; 3]>,
-    cap: Vec<[f64; 3]>,
-    used: Vec<[f64; 3]>,
-    eligible: Vec<Vec<bool>>,
+    pub(super) incident: Vec<Vec<usize>>,
+    pub(super) dem: Vec<[f64; 3]>,
+    pub(super) cap: Vec<[f64; 3]>,
+    pub(super) used: Vec<[f64; 3]>,
+    pub(super) eligible: Vec<Vec<bool>>,
     /// Units with a copy on each cluster.
     pub(super) on: Vec<Vec<usize>>,
 }

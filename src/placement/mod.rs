@@ -35,6 +35,7 @@ mod milp;
 mod model;
 mod mps;
 mod precheck;
+mod ruin;
 pub(crate) mod solver;
 mod units;
 
@@ -257,7 +258,15 @@ impl PlacementStrategy for Milp {
             && inst.n_services() >= LNS_MIN_SERVICES
         {
             let until = started + Duration::from_secs_f64(limit * ANNEAL_SHARE);
-            anneal::improve(inst, &w, wa, until);
+            let a = anneal::improve(inst, &w, wa, until);
+            tracing::debug!(
+                rounds = a.rounds,
+                moves = a.moves,
+                accepted = a.accepted,
+                start = a.start,
+                end = a.end,
+                "annealed"
+            );
             let until = (started + Duration::from_secs_f64(limit * LNS_SHARE))
                 .min(Instant::now() + Duration::from_secs_f64(limit * LNS_SPAN));
             local::improve(inst, &w, wa, until);
