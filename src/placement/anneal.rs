@@ -55,15 +55,15 @@ const GROUP_MAX: usize = 3;
 /// One proposal in this many is a ruin and recreate ([`super::ruin`]).
 /// Measured on the 100 × 10 benchmark graph at 0.3 s, mean distance to the
 /// optimum and runs within 1 % of it: without it 1.4 % (6 of 30); one in
-/// 32, 1.0 % (16 of 30); one in 16, 0.9 % (25 of 40); one in 4, 0.8 % (36
-/// of 40); one in 2 or 8 within noise of one in 4 on the mean, more runs
-/// above 1 %.
-const RUIN_ONE_IN: usize = 4;
+/// 32, 1.0 % (16 of 30); one in 16, 0.9 % (25 of 40); one in 8, 0.8 % (22
+/// of 30); one in 4, 0.7 % (28 of 30); one in 2, 0.7 % (70 of 70). One in
+/// 2 also did best at 300 × 20 (3 s) and 1000 × 50 (10 s).
+const RUIN_ONE_IN: usize = 2;
 /// What a ruin and recreate counts for in a round's budget, in plain
 /// moves: about what it costs (the 100 × 10 benchmark graph in 0.27 s:
-/// 1.07 million plain moves, or 140,000 proposals one in four of which
+/// 1.07 million plain moves, or 325,000 proposals one in four of which
 /// ruins and recreates).
-const RUIN_WORK: f64 = 25.0;
+const RUIN_WORK: f64 = 10.0;
 /// Moves of each chain in a round, per service and cluster: a round on
 /// the 100 × 10 benchmark graph is 2 million moves (about 0.3 s).
 const MOVES_PER_PAIR: f64 = 2000.0;
@@ -244,7 +244,7 @@ fn chain(
         // cluster, or swapped with a random unit there: the moves and
         // their gain, if valid.
         let nbrs = neighbours(inst, &st);
-        let mut scratch = Scratch::new(n_units);
+        let mut scratch = Scratch::new(&st);
         let mut propose =
             |st: &mut State<'_, '_>, rng: &mut Rng, ruin: bool| -> Option<(Moves, f64)> {
                 if ruin {

@@ -48,11 +48,39 @@ pub(super) struct Scratch {
     was: Vec<usize>,
     used: Vec<[f64; 3]>,
     choice: Vec<Option<Choice>>,
+    /// Price of each unit on each cluster from the terms linear in the
+    /// assignment (energy, cost, movement), infinite where it is not
+    /// eligible; row by unit.
+    linear: Vec<f64>,
+    price: Vec<f64>,
 }
 
 impl Scratch {
-    pub(super) fn new(units: usize) -> Self {
+    pub(super) fn new(st: &State<'_, '_>) -> Self {
+        let units = st.units.len();
+        let (inst, w) = (st.inst, st.w);
+        let nc = st.cap.len();
+        let mut linear = Vec::with_capacity(units * nc);
+        for (v, members) in st.units.iter().enumerate() {
+            for d in 0..nc {
+                if !st.eligible[v][d] {
+                    linear.push(f64::INFINITY);
+                    continue;
+                }
+                let mut p = 0.0;
+                for &t in members {
+                    let cpu = inst.demand[t].cpu;
+                    p += (w.energy * carbon(inst, d) + w.cost * cost(inst, d)) * cpu;
+                    if !inst.current[t].is_empty() && !inst.current[t].contains(&d) {
+                        p += w.movement;
+                    }
+                }
+                linear.push(p);
+            }
+        }
         Scratch {
+            linear,
+            price: Vec::with_capacity(nc),
             out: Vec::new(),
             left: Vec::new(),
             taken: vec![false; units],
@@ -130,7 +158,8 @@ impl State<'_, '_> {
         let mut left = std::mem::take(&mut sc.left);
         left.clone_from(&sc.out);
         for &v in &left {
-            sc.choice[v] = self.cheapest(v, sc);
+            let c = self.cheapest(v, sc);
+            sc.choice[v] = c;
         }
         let mut ok = true;
         while !left.is_empty() {
@@ -155,12 +184,16 @@ impl State<'_, '_> {
                 sc.used[d][r] += self.dem[v][r];
             }
             // Only the units linked to v, or whose two cheapest clusters
-            // include the one v took room on, can choose differently.
+            // include the one v took room on and who no longer fit there,
+            // can choose differently.
             for &u in &left {
-                let stale = sc.choice[u].is_none_or(|c| c.best == d || c.second == Some(d))
-                    || nbrs[v].binary_search(&u).is_ok();
+                let stale = nbrs[v].binary_search(&u).is_ok()
+                    || sc.choice[u].is_none_or(|c| {
+                        (c.best == d || c.second == Some(d)) && !self.fits_in(u, d, &sc.used)
+                    });
                 if stale {
-                    sc.choice[u] = self.cheapest(u, sc);
+                    let c = self.cheapest(u, sc);
+                    sc.choice[u] = c;
                 }
             }
         }
@@ -180,6 +213,13 @@ impl State<'_, '_> {
         (ok && !moves.is_empty()).then_some(moves)
     }
 
+    /// Whether unit `u` fits on `d` with `used` taken there.
+    fn fits_in(&self, u: usize, d: usize, used: &[[f64; 3]]) -> bool {
+        (0..3).all(|r| {
+            self.dem[u][r] <= 0.0 || used[d][r] + self.dem[u][r] <= self.cap[d][r] + CAP_EPS
+        })
+    }
+
     fn take(&self, v: usize, c: usize, sc: &mut Scratch) {
         sc.taken[v] = true;
         sc.put[v] = None;
@@ -192,40 +232,41 @@ impl State<'_, '_> {
 
     /// The clusters where unit `v` (taken out) costs least, given the units
     /// in place, that it fits and whose latency classes it keeps with them.
-    fn cheapest(&self, v: usize, sc: &Scratch) -> Option<Choice> {
-        let (inst, w) = (self.inst, self.w);
-        let mut best: Option<(f64, usize)> = None;
-        let mut second: Option<(f64, usize)> = None;
-        'cluster: for d in 0..self.cap.len() {
-            if !self.eligible[v][d]
-                || (0..3).any(|r| {
-                    self.dem[v][r] > 0.0
-                        && sc.used[d][r] + self.dem[v][r] > self.cap[d][r] + CAP_EPS
-                })
-            {
-                continue;
+    /// Edge by edge, every cluster at once (the lookups of an edge's other
+    /// end are made once, not once per cluster).
+    fn cheapest(&self, v: usize, sc: &mut Scratch) -> Option<Choice> {
+        let nc = self.cap.len();
+        let inst = self.inst;
+        let price = &mut sc.price;
+        price.clear();
+        price.extend_from_slice(&sc.linear[v * nc..(v + 1) * nc]);
+        for (d, p) in price.iter_mut().enumerate() {
+            if !self.fits_in(v, d, &sc.used) {
+                *p = f64::INFINITY;
             }
-            let mut price = 0.0;
-            for &t in &self.units[v] {
-                let cpu = inst.demand[t].cpu;
-                price += (w.energy * carbon(inst, d) + w.cost * cost(inst, d)) * cpu;
-                if !inst.current[t].is_empty() && !inst.current[t].contains(&d) {
-                    price += w.movement;
-                }
-            }
-            for &e in &self.incident[v] {
-                let edge = &inst.edges[e];
-                let caller = self.unit_of[edge.caller] == v;
-                let o = if caller { edge.callee } else { edge.caller };
-                let ou = self.unit_of[o];
-                let there: &[usize] = if sc.taken[ou] {
-                    match &sc.put[ou] {
-                        Some(x) => std::slice::from_ref(x),
-                        None => continue,
+        }
+        for &e in &self.incident[v] {
+            let edge = &inst.edges[e];
+            let caller = self.unit_of[edge.caller] == v;
+            let o = if caller { edge.callee } else { edge.caller };
+            let ou = self.unit_of[o];
+            let one;
+            let there: &[usize] = if sc.taken[ou] {
+                match sc.put[ou] {
+                    Some(x) => {
+                        one = [x];
+                        &one
                     }
-                } else {
-                    &self.a[o]
-                };
+                    None => continue,
+                }
+            } else {
+                &self.a[o]
+            };
+            let weight = self.w.traffic * edge.traffic;
+            for (d, p) in price.iter_mut().enumerate() {
+                if *p == f64::INFINITY {
+                    continue;
+                }
                 let (crossing, fine) = if caller {
                     (
                         usize::from(!there.contains(&d)),
@@ -237,16 +278,24 @@ impl State<'_, '_> {
                         there.iter().all(|&x| inst.allowed(edge.class, x, d)),
                     )
                 };
-                if !fine {
-                    continue 'cluster;
-                }
-                price += w.traffic * edge.traffic * crossing as f64;
+                *p = if fine {
+                    *p + weight * crossing as f64
+                } else {
+                    f64::INFINITY
+                };
             }
-            if best.is_none_or(|(b, _)| price < b) {
+        }
+        let mut best: Option<(f64, usize)> = None;
+        let mut second: Option<(f64, usize)> = None;
+        for (d, &p) in price.iter().enumerate() {
+            if p == f64::INFINITY {
+                continue;
+            }
+            if best.is_none_or(|(b, _)| p < b) {
                 second = best;
-                best = Some((price, d));
-            } else if second.is_none_or(|(b, _)| price < b) {
-                second = Some((price, d));
+                best = Some((p, d));
+            } else if second.is_none_or(|(b, _)| p < b) {
+                second = Some((p, d));
             }
         }
         // A unit with one cluster left has everything to lose.
@@ -281,7 +330,7 @@ mod tests {
         let mut total = evaluate(&inst, &w, &a).total;
         let mut st = State::new(&inst, &w, &mut a);
         let nbrs = neighbours(&inst, &st);
-        let mut sc = Scratch::new(st.units.len());
+        let mut sc = Scratch::new(&st);
         let mut rng = Rng(11);
         let (mut proposed, mut gained) = (0, 0);
         for _ in 0..3000 {
