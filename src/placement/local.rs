@@ -148,8 +148,13 @@ impl<'a, 'i> State<'a, 'i> {
     }
 
     fn fits(&self, u: usize, d: usize) -> bool {
+        self.fits_in(u, d, &self.used)
+    }
+
+    /// Whether unit `u` fits on `d` with `used` taken there.
+    pub(super) fn fits_in(&self, u: usize, d: usize, used: &[[f64; 3]]) -> bool {
         (0..3).all(|r| {
-            self.dem[u][r] <= 0.0 || self.used[d][r] + self.dem[u][r] <= self.cap[d][r] + CAP_EPS
+            self.dem[u][r] <= 0.0 || used[d][r] + self.dem[u][r] <= self.cap[d][r] + CAP_EPS
         })
     }
 

@@ -21,7 +21,6 @@
 use super::check::{carbon, cost};
 use super::lns::Rng;
 use super::local::State;
-use super::units::CAP_EPS;
 
 /// Linked units taken out by one proposal, at most (the seed included).
 const LINKED_MAX: usize = 8;
@@ -211,13 +210,6 @@ impl State<'_, '_> {
             sc.put[v] = None;
         }
         (ok && !moves.is_empty()).then_some(moves)
-    }
-
-    /// Whether unit `u` fits on `d` with `used` taken there.
-    fn fits_in(&self, u: usize, d: usize, used: &[[f64; 3]]) -> bool {
-        (0..3).all(|r| {
-            self.dem[u][r] <= 0.0 || used[d][r] + self.dem[u][r] <= self.cap[d][r] + CAP_EPS
-        })
     }
 
     fn take(&self, v: usize, c: usize, sc: &mut Scratch) {
