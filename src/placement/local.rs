@@ -175,26 +175,26 @@ impl<'a, 'i> State<'a, 'i> {
         self.on[d].push(u);
     }
 
-    /// The decrease of the terms linear in the assignment (energy, cost,
-    /// movement) if u's copy on c moves to d.
-    fn linear_gain(&self, u: usize, c: usize, d: usize) -> f64 {
+    /// The price of the terms linear in the assignment (energy, cost,
+    /// movement) of u's copy on d: one move for each member with a current
+    /// cluster that d is not.
+    pub(super) fn linear_price(&self, u: usize, d: usize) -> f64 {
         let (inst, w) = (self.inst, self.w);
-        let mut gain = 0.0;
+        let mut price = 0.0;
         for &t in &self.units[u] {
             let cpu = inst.demand[t].cpu;
-            gain += (w.energy * (carbon(inst, c) - carbon(inst, d))
-                + w.cost * (cost(inst, c) - cost(inst, d)))
-                * cpu;
-            // Leaving a current cluster is one more move; arriving on one
-            // is one fewer.
-            if inst.current[t].contains(&c) {
-                gain -= w.movement;
-            }
-            if inst.current[t].contains(&d) {
-                gain += w.movement;
+            price += (w.energy * carbon(inst, d) + w.cost * cost(inst, d)) * cpu;
+            if !inst.current[t].is_empty() && !inst.current[t].contains(&d) {
+                price += w.movement;
             }
         }
-        gain
+        price
+    }
+
+    /// The decrease of the terms linear in the assignment if u's copy on c
+    /// moves to d.
+    fn linear_gain(&self, u: usize, c: usize, d: usize) -> f64 {
+        self.linear_price(u, c) - self.linear_price(u, d)
     }
 
     /// The objective's decrease if u's copy on c moves to d, or `None` if

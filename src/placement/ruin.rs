@@ -18,7 +18,6 @@
 //! Only units with one copy are taken out: the copies of a replicated unit
 //! must stay on distinct clusters, which a greedy put-back does not keep.
 
-use super::check::{carbon, cost};
 use super::lns::Rng;
 use super::local::State;
 
@@ -57,25 +56,16 @@ pub(super) struct Scratch {
 impl Scratch {
     pub(super) fn new(st: &State<'_, '_>) -> Self {
         let units = st.units.len();
-        let (inst, w) = (st.inst, st.w);
         let nc = st.cap.len();
         let mut linear = Vec::with_capacity(units * nc);
-        for (v, members) in st.units.iter().enumerate() {
-            for d in 0..nc {
-                if !st.eligible[v][d] {
-                    linear.push(f64::INFINITY);
-                    continue;
+        for v in 0..units {
+            linear.extend((0..nc).map(|d| {
+                if st.eligible[v][d] {
+                    st.linear_price(v, d)
+                } else {
+                    f64::INFINITY
                 }
-                let mut p = 0.0;
-                for &t in members {
-                    let cpu = inst.demand[t].cpu;
-                    p += (w.energy * carbon(inst, d) + w.cost * cost(inst, d)) * cpu;
-                    if !inst.current[t].is_empty() && !inst.current[t].contains(&d) {
-                        p += w.movement;
-                    }
-                }
-                linear.push(p);
-            }
+            }));
         }
         Scratch {
             linear,
